@@ -1,0 +1,40 @@
+-- otp-edge D1 schema. Idempotent: safe to apply on every deploy.
+-- Times are unix seconds. Secrets are never stored: passwords as Argon2id
+-- PHC strings, codes as HMAC-SHA256 under OTP_PEPPER, session tokens as SHA-256.
+
+CREATE TABLE IF NOT EXISTS users (
+  id            TEXT PRIMARY KEY,
+  email         TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  verified      INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS users_unverified_updated ON users (verified, updated_at);
+
+-- One pending code per (scope, channel, address, purpose); a new code replaces it.
+-- `attempts` counts wrong guesses; it carries over to a replacement code
+-- until `window_ends_at`, so a resend never refills the guess budget.
+CREATE TABLE IF NOT EXISTS codes (
+  id             TEXT PRIMARY KEY,
+  scope          TEXT NOT NULL,
+  channel        TEXT NOT NULL,
+  address        TEXT NOT NULL,
+  purpose        TEXT NOT NULL,
+  digest         TEXT NOT NULL,
+  attempts       INTEGER NOT NULL DEFAULT 0,
+  window_ends_at INTEGER NOT NULL,
+  created_at     INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  UNIQUE (scope, channel, address, purpose)
+);
+CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at);
+
+CREATE TABLE IF NOT EXISTS sessions (
+  token_hash TEXT PRIMARY KEY,
+  user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user_id ON sessions (user_id);
+CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);

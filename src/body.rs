@@ -1,0 +1,118 @@
+//! Turning a raw request body into named fields, with the answers the
+//! contract requires for each way it can be wrong.
+
+use crate::error::ApiError;
+use serde_json::{Map, Value};
+
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// `Content-Type` must be JSON; parameters such as `charset` are allowed.
+pub fn require_json(content_type: Option<&str>) -> Result<(), ApiError> {
+    let essence = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+/// Refuses an oversized body from its declared length, before reading it.
+pub fn check_declared_length(content_length: Option<&str>) -> Result<(), ApiError> {
+    match content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
+        Some(n) if n > MAX_BODY_BYTES as u64 => Err(ApiError::PayloadTooLarge {
+            limit_bytes: MAX_BODY_BYTES,
+        }),
+        _ => Ok(()),
+    }
+}
+
+pub struct JsonBody(Map<String, Value>);
+
+impl JsonBody {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge {
+                limit_bytes: MAX_BODY_BYTES,
+            });
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            Ok(_) => Err(ApiError::InvalidRequest(
+                "the body must be a JSON object".into(),
+            )),
+            Err(e) => Err(ApiError::InvalidRequest(format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))),
+        }
+    }
+
+    pub fn string(&self, name: &str) -> Result<&str, ApiError> {
+        match self.0.get(name) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(ApiError::InvalidRequest(format!(
+                "field `{name}` must be a string"
+            ))),
+            None => Err(ApiError::InvalidRequest(format!(
+                "field `{name}` is required"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_must_be_json() {
+        assert!(require_json(Some("application/json")).is_ok());
+        assert!(require_json(Some("Application/JSON; charset=utf-8")).is_ok());
+        for bad in [
+            None,
+            Some("text/plain"),
+            Some("application/jsonx"),
+            Some(""),
+        ] {
+            assert_eq!(require_json(bad), Err(ApiError::UnsupportedMediaType));
+        }
+    }
+
+    #[test]
+    fn size_limit_by_header_and_by_bytes() {
+        assert!(check_declared_length(Some("16384")).is_ok());
+        assert!(check_declared_length(None).is_ok());
+        assert!(matches!(
+            check_declared_length(Some("16385")),
+            Err(ApiError::PayloadTooLarge { .. })
+        ));
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert!(matches!(
+            JsonBody::parse(&big),
+            Err(ApiError::PayloadTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn fields_are_named_in_errors() {
+        let b = JsonBody::parse(br#"{"email": 5}"#).unwrap();
+        assert!(
+            matches!(b.string("email"), Err(ApiError::InvalidRequest(d)) if d.contains("`email`"))
+        );
+        assert!(
+            matches!(b.string("password"), Err(ApiError::InvalidRequest(d)) if d.contains("`password`"))
+        );
+        for bad in [&b"[1]"[..], b"\"x\"", b"{", b"", b"null"] {
+            assert!(matches!(
+                JsonBody::parse(bad),
+                Err(ApiError::InvalidRequest(_))
+            ));
+        }
+    }
+}

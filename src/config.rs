@@ -1,0 +1,236 @@
+//! Every knob of the service, read once per request from the Worker's vars
+//! and secrets. An invalid value or an unsafe combination is refused with
+//! 503 rather than replaced by a default: an auth service fails closed.
+
+use crate::code::{Pepper, MAX_LENGTH, MIN_LENGTH};
+use crate::error::ApiError;
+use crate::password::HashParams;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailProvider {
+    /// Prints messages to the console: local development only.
+    Log,
+    Resend {
+        api_url: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub app_name: String,
+    pub production: bool,
+    pub otp_length: usize,
+    pub otp_ttl_secs: u64,
+    pub reset_otp_ttl_secs: u64,
+    pub otp_max_attempts: u32,
+    pub resend_cooldown_secs: u64,
+    pub max_sends_per_hour: u32,
+    pub ip_limit_per_minute: u32,
+    pub password_min_length: usize,
+    pub hash_params: HashParams,
+    pub session_ttl_secs: u64,
+    pub unverified_user_ttl_secs: u64,
+    pub mail_provider: MailProvider,
+    pub mail_from: String,
+    pub mail_timeout_ms: u64,
+    pepper: Result<Pepper, String>,
+    mail_api_key: Option<String>,
+    admin_token: Option<String>,
+}
+
+impl Config {
+    /// `get` returns a var or secret by name, `None` when unset.
+    pub fn load(get: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
+        let vars = Vars(&get);
+        let environment = vars.text("ENVIRONMENT", "production");
+        let production = environment == "production";
+        let mail_provider = match vars.text("MAIL_PROVIDER", "resend").as_str() {
+            "log" if production => {
+                return Err(ApiError::Unavailable(
+                    "MAIL_PROVIDER=log prints codes to the console and is refused when ENVIRONMENT=production".into(),
+                ))
+            }
+            "log" => MailProvider::Log,
+            "resend" => MailProvider::Resend {
+                api_url: vars.text("MAIL_API_URL", "https://api.resend.com").trim_end_matches('/').to_owned(),
+            },
+            other => {
+                return Err(ApiError::Unavailable(format!(
+                    "MAIL_PROVIDER `{other}` is not supported (use `resend` or `log`)"
+                )))
+            }
+        };
+        let hash_params = HashParams {
+            memory_kib: vars.int("ARGON2_MEMORY_KIB", 19_456, 8, 262_144)? as u32,
+            iterations: vars.int("ARGON2_ITERATIONS", 2, 1, 10)? as u32,
+            parallelism: vars.int("ARGON2_PARALLELISM", 1, 1, 4)? as u32,
+        }
+        .validate()
+        .map_err(ApiError::Unavailable)?;
+        let secret = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        Ok(Self {
+            app_name: vars.text("APP_NAME", "OTP Edge"),
+            production,
+            otp_length: vars.int("OTP_LENGTH", 6, MIN_LENGTH as u64, MAX_LENGTH as u64)? as usize,
+            otp_ttl_secs: vars.int("OTP_TTL_SECONDS", 600, 60, 86_400)?,
+            reset_otp_ttl_secs: vars.int("RESET_OTP_TTL_SECONDS", 900, 60, 86_400)?,
+            otp_max_attempts: vars.int("OTP_MAX_ATTEMPTS", 5, 1, 100)? as u32,
+            resend_cooldown_secs: vars.int("RESEND_COOLDOWN_SECONDS", 60, 0, 86_400)?,
+            max_sends_per_hour: vars.int("MAX_SENDS_PER_HOUR", 5, 1, 1_000)? as u32,
+            ip_limit_per_minute: vars.int("IP_RATE_LIMIT_PER_MINUTE", 60, 1, 1_000_000)? as u32,
+            password_min_length: vars.int("PASSWORD_MIN_LENGTH", 8, 8, 128)? as usize,
+            hash_params,
+            session_ttl_secs: vars.int("SESSION_TTL_SECONDS", 604_800, 60, 31_536_000)?,
+            unverified_user_ttl_secs: vars.int(
+                "UNVERIFIED_USER_TTL_SECONDS",
+                604_800,
+                3_600,
+                31_536_000,
+            )?,
+            mail_provider,
+            mail_from: vars.text("MAIL_FROM", "OTP Edge <no-reply@example.com>"),
+            mail_timeout_ms: vars.int("MAIL_TIMEOUT_MS", 5_000, 100, 30_000)?,
+            pepper: match secret("OTP_PEPPER") {
+                None => Err("secret OTP_PEPPER is not set (wrangler secret put OTP_PEPPER)".into()),
+                Some(v) => Pepper::new(&v),
+            },
+            mail_api_key: secret("MAIL_API_KEY"),
+            admin_token: secret("ADMIN_TOKEN"),
+        })
+    }
+
+    pub fn pepper(&self) -> Result<&Pepper, ApiError> {
+        self.pepper
+            .as_ref()
+            .map_err(|e| ApiError::Unavailable(e.clone()))
+    }
+
+    pub fn mail_api_key(&self) -> Result<&str, ApiError> {
+        self.mail_api_key.as_deref().ok_or_else(|| {
+            ApiError::Unavailable(
+                "secret MAIL_API_KEY is not set (wrangler secret put MAIL_API_KEY)".into(),
+            )
+        })
+    }
+
+    pub fn admin_token(&self) -> Result<&str, ApiError> {
+        self.admin_token.as_deref().ok_or_else(|| {
+            ApiError::Unavailable(
+                "secret ADMIN_TOKEN is not set (wrangler secret put ADMIN_TOKEN)".into(),
+            )
+        })
+    }
+}
+
+struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
+    fn text(&self, name: &str, default: &str) -> String {
+        (self.0)(name)
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    fn int(&self, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
+        let Some(raw) = (self.0)(name).filter(|v| !v.trim().is_empty()) else {
+            return Ok(default);
+        };
+        raw.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|v| (min..=max).contains(v))
+            .ok_or_else(|| {
+                ApiError::Unavailable(format!("var {name} must be an integer from {min} to {max}"))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ApiError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load(|k| map.get(k).cloned())
+    }
+
+    const PEPPER: (&str, &str) = ("OTP_PEPPER", "0123456789abcdef0123456789abcdef");
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = load(&[PEPPER]).unwrap();
+        assert_eq!(c.otp_length, 6);
+        assert_eq!(c.otp_ttl_secs, 600);
+        assert_eq!(c.reset_otp_ttl_secs, 900);
+        assert_eq!(c.otp_max_attempts, 5);
+        assert_eq!(c.resend_cooldown_secs, 60);
+        assert_eq!(c.max_sends_per_hour, 5);
+        assert_eq!(c.ip_limit_per_minute, 60);
+        assert_eq!(c.password_min_length, 8);
+        assert_eq!(c.hash_params, HashParams::OWASP);
+        assert_eq!(c.session_ttl_secs, 7 * 86_400);
+        assert!(
+            c.production,
+            "no ENVIRONMENT means production: the safe side"
+        );
+        assert_eq!(
+            c.mail_provider,
+            MailProvider::Resend {
+                api_url: "https://api.resend.com".into()
+            }
+        );
+    }
+
+    #[test]
+    fn missing_secrets_fail_closed_with_a_clear_detail() {
+        let c = load(&[]).unwrap();
+        let e = c.pepper().unwrap_err();
+        assert!(matches!(&e, ApiError::Unavailable(d) if d.contains("OTP_PEPPER")));
+        assert!(
+            matches!(c.mail_api_key(), Err(ApiError::Unavailable(d)) if d.contains("MAIL_API_KEY"))
+        );
+        assert!(
+            matches!(c.admin_token(), Err(ApiError::Unavailable(d)) if d.contains("ADMIN_TOKEN"))
+        );
+        let c = load(&[("OTP_PEPPER", "short"), ("ADMIN_TOKEN", "  ")]).unwrap();
+        assert!(c.pepper().is_err());
+        assert!(
+            c.admin_token().is_err(),
+            "a blank secret is a missing secret"
+        );
+    }
+
+    #[test]
+    fn log_mailer_is_refused_in_production() {
+        let e = load(&[PEPPER, ("MAIL_PROVIDER", "log")]).unwrap_err();
+        assert!(matches!(e, ApiError::Unavailable(d) if d.contains("production")));
+        assert!(load(&[
+            PEPPER,
+            ("MAIL_PROVIDER", "log"),
+            ("ENVIRONMENT", "development")
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn out_of_range_or_garbage_vars_are_refused_not_defaulted() {
+        for (k, v) in [
+            ("OTP_LENGTH", "3"),
+            ("OTP_LENGTH", "11"),
+            ("OTP_MAX_ATTEMPTS", "zero"),
+            ("PASSWORD_MIN_LENGTH", "4"),
+            ("MAIL_PROVIDER", "carrier-pigeon"),
+            ("ARGON2_MEMORY_KIB", "1"),
+        ] {
+            let e = load(&[PEPPER, (k, v)]).unwrap_err();
+            assert!(
+                matches!(&e, ApiError::Unavailable(d) if d.contains(k)),
+                "{k}={v}: {e:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The Workers runtime side: entry points, bindings, and the mapping
+//! between HTTP and the domain. Handlers parse, call `Service`, and map.
+
+mod d1_store;
+mod kv_counters;
+mod mailer;
+mod respond;
+
+use crate::body::{check_declared_length, require_json, JsonBody};
+use crate::clock::{rfc3339, Clock};
+use crate::code::Code;
+use crate::config::Config;
+use crate::email::Email;
+use crate::error::{ApiError, ApiResult};
+use crate::limits::check_ip;
+use crate::password::Password;
+use crate::purpose::Purpose;
+use crate::routes::Route;
+use crate::service::Service;
+use crate::session::bearer;
+use crate::store::Store as _;
+use d1_store::D1Store;
+use kv_counters::KvCounters;
+use mailer::EdgeMailer;
+use respond::{json, log_line, problem};
+use serde_json::json as j;
+use worker::{event, Context, Date, Env, Request, Response, ScheduleContext, ScheduledEvent};
+
+struct WorkerClock;
+
+impl Clock for WorkerClock {
+    fn now(&self) -> u64 {
+        Date::now().as_millis() / 1_000
+    }
+}
+
+fn load_config(env: &Env) -> ApiResult<Config> {
+    // Vars and secrets are both string bindings on `env`.
+    Config::load(|name| env.var(name).ok().map(|v| v.to_string()))
+}
+
+fn database(env: &Env) -> ApiResult<D1Store> {
+    env.d1("DB").map(D1Store).map_err(|_| {
+        ApiError::Unavailable("the D1 binding `DB` is missing (see wrangler.toml)".into())
+    })
+}
+
+fn counters(env: &Env) -> ApiResult<KvCounters> {
+    env.kv("RATE_LIMIT").map(KvCounters).map_err(|_| {
+        ApiError::Unavailable("the KV binding `RATE_LIMIT` is missing (see wrangler.toml)".into())
+    })
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let started = Date::now().as_millis();
+    let method = req.inner().method();
+    let path = req.path();
+    let route = Route::resolve(&method, &path);
+    let result = match &route {
+        Ok(route) => handle(*route, &method, &mut req, &env, &ctx).await,
+        Err(e) => Err(e.clone()),
+    };
+    let response = result.unwrap_or_else(|e| {
+        if let ApiError::Internal(detail) = &e {
+            worker::console_error!(
+                "{}",
+                j!({"event": "internal_error", "path": path, "detail": detail})
+            );
+        }
+        problem(&e)
+    });
+    let name = route.map(Route::name).unwrap_or("unmatched");
+    log_line(
+        name,
+        &method,
+        response.status_code(),
+        Date::now().as_millis().saturating_sub(started),
+    );
+    Ok(response)
+}
+
+async fn handle(
+    route: Route,
+    method: &str,
+    req: &mut Request,
+    env: &Env,
+    ctx: &Context,
+) -> ApiResult<Response> {
+    if route == Route::Health {
+        database(env)?.health().await?;
+        return Ok(json(200, &j!({"status": "ok"})));
+    }
+    let cfg = load_config(env)?;
+    let svc = Service {
+        cfg: &cfg,
+        store: database(env)?,
+        counters: counters(env)?,
+        mailer: EdgeMailer::new(&cfg),
+        clock: WorkerClock,
+    };
+    if method == "POST" {
+        let ip = req
+            .headers()
+            .get("cf-connecting-ip")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "unknown".into());
+        check_ip(&svc.counters, &ip, cfg.ip_limit_per_minute, svc.clock.now()).await?;
+    }
+    let body = match route.takes_json() {
+        true => read_json(req).await?,
+        false => JsonBody::parse(b"{}")?,
+    };
+    let token = req.headers().get("authorization").ok().flatten();
+    let token = bearer(token.as_deref());
+    let email = || Email::parse(body.string("email")?);
+    let code = || Code::parse(body.string("code")?, cfg.otp_length);
+
+    match route {
+        Route::Health => unreachable!("answered above"),
+        Route::Register => {
+            let (email, password) = (
+                email()?,
+                Password::parse(
+                    body.string("password")?,
+                    cfg.password_min_length,
+                    "password",
+                )?,
+            );
+            svc.mailer.ready()?;
+            svc.register(&email, &password).await?;
+            Ok(json(202, &j!({"status": "verification_sent"})))
+        }
+        Route::VerifyEmail => {
+            svc.verify_email(&email()?, &code()?).await?;
+            Ok(json(200, &j!({"status": "verified"})))
+        }
+        Route::Resend => {
+            let (email, purpose) = (email()?, Purpose::parse(body.string("purpose")?)?);
+            svc.mailer.ready()?;
+            let deferred = svc.resend(&email, purpose).await?;
+            deliver_later(ctx, &svc.mailer, deferred);
+            Ok(json(202, &j!({"status": "code_sent"})))
+        }
+        Route::Login => {
+            let (email, password) = (
+                email()?,
+                Password::parse(body.string("password")?, 1, "password")?,
+            );
+            let session = svc.login(&email, &password).await?;
+            Ok(json(
+                200,
+                &j!({"token": session.token.expose(), "token_type": "Bearer", "expires_at": session.expires_at}),
+            ))
+        }
+        Route::Me => {
+            let user = svc.me(token).await?;
+            Ok(json(
+                200,
+                &j!({"email": user.email, "verified": user.verified, "created_at": rfc3339(user.created_at)}),
+            ))
+        }
+        Route::Logout => {
+            svc.logout(token).await?;
+            Ok(respond::empty(204))
+        }
+        Route::PasswordReset => {
+            let email = email()?;
+            svc.mailer.ready()?;
+            let deferred = svc.password_reset(&email).await?;
+            deliver_later(ctx, &svc.mailer, deferred);
+            Ok(json(202, &j!({"status": "code_sent"})))
+        }
+        Route::PasswordResetConfirm => {
+            let (email, code) = (email()?, code()?);
+            let password = Password::parse(
+                body.string("new_password")?,
+                cfg.password_min_length,
+                "new_password",
+            )?;
+            svc.confirm_password_reset(&email, &code, &password).await?;
+            Ok(json(200, &j!({"status": "password_reset"})))
+        }
+        Route::AdminStats => Ok(json(200, &svc.admin_stats(token).await?)),
+    }
+}
+
+async fn read_json(req: &mut Request) -> ApiResult<JsonBody> {
+    let headers = req.headers();
+    require_json(headers.get("content-type").ok().flatten().as_deref())?;
+    check_declared_length(headers.get("content-length").ok().flatten().as_deref())?;
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|_| ApiError::InvalidRequest("the body could not be read".into()))?;
+    JsonBody::parse(&bytes)
+}
+
+/// Sends after the answer has gone out, so its timing cannot tell a known
+/// address from an unknown one. A failure is logged, without the message.
+fn deliver_later(ctx: &Context, mailer: &EdgeMailer, message: Option<crate::mail::Message>) {
+    let Some(message) = message else { return };
+    let mailer = mailer.clone();
+    ctx.wait_until(async move {
+        use crate::mail::Mailer as _;
+        if mailer.send(&message).await.is_err() {
+            worker::console_error!("{}", j!({"event": "deferred_mail_failed"}));
+        }
+    });
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let outcome = async {
+        let cfg = load_config(&env)?;
+        let now = WorkerClock.now();
+        database(&env)?
+            .cleanup(now, now.saturating_sub(cfg.unverified_user_ttl_secs))
+            .await
+    }
+    .await;
+    match outcome {
+        Ok(counts) => worker::console_log!("{}", j!({"event": "cleanup", "deleted": counts})),
+        Err(e) => worker::console_error!(
+            "{}",
+            j!({"event": "cleanup_failed", "code": e.code(), "detail": format!("{e:?}")})
+        ),
+    }
+}

@@ -1,0 +1,212 @@
+//! The one error type of the service. Every failure a client can see is a
+//! variant here, and `status`/`code` below are the only place that maps it
+//! to HTTP, so problem codes stay stable.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// `detail` names the offending field.
+    InvalidRequest(String),
+    InvalidCode,
+    ExpiredCode,
+    TooManyAttempts,
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    InvalidCredentials,
+    Unauthorized,
+    EmailNotVerified,
+    NotFound,
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    UnsupportedMediaType,
+    PayloadTooLarge {
+        limit_bytes: usize,
+    },
+    MailDeliveryFailed,
+    /// A missing secret, binding or schema. The detail says which, so an
+    /// operator can fix it; it never contains a secret's value.
+    Unavailable(String),
+    /// The detail is logged, never sent.
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// RFC 9457 problem details, plus our stable `code`.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidRequest(_) | Self::InvalidCode | Self::ExpiredCode => 400,
+            Self::InvalidCredentials | Self::Unauthorized => 401,
+            Self::EmailNotVerified => 403,
+            Self::NotFound => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::TooManyAttempts | Self::RateLimited { .. } => 429,
+            Self::Internal(_) => 500,
+            Self::MailDeliveryFailed => 502,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidCode => "invalid_code",
+            Self::ExpiredCode => "expired_code",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Unauthorized => "unauthorized",
+            Self::EmailNotVerified => "email_not_verified",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::MailDeliveryFailed => "mail_delivery_failed",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "Invalid request",
+            Self::InvalidCode => "Invalid code",
+            Self::ExpiredCode => "Expired code",
+            Self::TooManyAttempts => "Too many attempts",
+            Self::RateLimited { .. } => "Rate limited",
+            Self::InvalidCredentials => "Invalid credentials",
+            Self::Unauthorized => "Unauthorized",
+            Self::EmailNotVerified => "Email not verified",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::PayloadTooLarge { .. } => "Payload too large",
+            Self::MailDeliveryFailed => "Mail delivery failed",
+            Self::Unavailable(_) => "Service unavailable",
+            Self::Internal(_) => "Internal error",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::InvalidRequest(d) | Self::Unavailable(d) => d.clone(),
+            Self::InvalidCode => "The code is wrong, or there is no pending code for this address.".into(),
+            Self::ExpiredCode => "The code has expired. Ask for a new one.".into(),
+            Self::TooManyAttempts => {
+                "Too many wrong codes: this code can no longer be used. Ask for a new one later.".into()
+            }
+            Self::RateLimited { retry_after_secs } => {
+                format!("Too many requests. Retry after {retry_after_secs} seconds.")
+            }
+            Self::InvalidCredentials => "The email or password is wrong.".into(),
+            Self::Unauthorized => "A valid bearer token is required.".into(),
+            Self::EmailNotVerified => {
+                "The email address is not verified yet. A verification code has been sent.".into()
+            }
+            Self::NotFound => "No such route.".into(),
+            Self::MethodNotAllowed { allow } => format!("This route accepts: {allow}."),
+            Self::UnsupportedMediaType => "The request body must be application/json.".into(),
+            Self::PayloadTooLarge { limit_bytes } => {
+                format!("The request body must be at most {limit_bytes} bytes.")
+            }
+            Self::MailDeliveryFailed => {
+                "The mail provider did not accept the message. Nothing was changed that blocks a retry.".into()
+            }
+            // Never echo internals to the client.
+            Self::Internal(_) => "An internal error occurred.".into(),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            type_uri: format!(
+                "https://otp-edge.dev/problems/{}",
+                self.code().replace('_', "-")
+            ),
+            title: self.title(),
+            status: self.status(),
+            detail: self.detail(),
+            code: self.code(),
+        }
+    }
+
+    /// Extra headers the status code requires (`Retry-After` on 429, `Allow` on 405).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                vec![("retry-after", retry_after_secs.max(&1).to_string())]
+            }
+            Self::MethodNotAllowed { allow } => vec![("allow", (*allow).to_string())],
+            _ => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_never_leak_their_detail() {
+        let p = ApiError::Internal("D1_ERROR: no such table: users".into()).problem();
+        assert_eq!(p.status, 500);
+        assert_eq!(p.code, "internal");
+        assert!(!p.detail.contains("D1"));
+    }
+
+    #[test]
+    fn every_variant_has_a_snake_case_code_and_matching_status() {
+        let all = [
+            ApiError::InvalidRequest("email".into()),
+            ApiError::InvalidCode,
+            ApiError::ExpiredCode,
+            ApiError::TooManyAttempts,
+            ApiError::RateLimited {
+                retry_after_secs: 3,
+            },
+            ApiError::InvalidCredentials,
+            ApiError::Unauthorized,
+            ApiError::EmailNotVerified,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed { allow: "POST" },
+            ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge { limit_bytes: 16384 },
+            ApiError::MailDeliveryFailed,
+            ApiError::Unavailable("OTP_PEPPER is not set".into()),
+            ApiError::Internal("x".into()),
+        ];
+        for e in all {
+            let p = e.problem();
+            assert!(p.code.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            assert_eq!(p.status, e.status());
+            assert!(p.type_uri.starts_with("https://"));
+        }
+    }
+
+    #[test]
+    fn rate_limited_carries_retry_after_and_405_carries_allow() {
+        let h = ApiError::RateLimited {
+            retry_after_secs: 42,
+        }
+        .headers();
+        assert_eq!(h, vec![("retry-after", "42".to_string())]);
+        let h = ApiError::MethodNotAllowed { allow: "GET" }.headers();
+        assert_eq!(h, vec![("allow", "GET".to_string())]);
+    }
+}

@@ -1,0 +1,20 @@
+//! An edge one-time-code service. Everything outside `edge` is plain Rust
+//! that never touches the Workers runtime, so it runs under `cargo test`.
+
+pub mod body;
+pub mod clock;
+pub mod code;
+pub mod config;
+pub mod email;
+pub mod error;
+pub mod limits;
+pub mod mail;
+pub mod password;
+pub mod purpose;
+pub mod routes;
+pub mod service;
+pub mod session;
+pub mod store;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

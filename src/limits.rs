@@ -1,0 +1,264 @@
+//! Send and request limits. The decisions are pure; the counters live in a
+//! key-value store behind `Counters` (Workers KV in production).
+//!
+//! KV is eventually consistent and has no atomic increment, so these limits
+//! are coarse: concurrent requests at one edge location may each see the
+//! old count. The hard guarantee against guessing is the per-code attempt
+//! counter, which D1 updates atomically.
+
+use crate::error::{ApiError, ApiResult};
+use crate::purpose::Purpose;
+
+/// KV's smallest allowed expiration TTL.
+const KV_MIN_TTL: u64 = 60;
+
+#[allow(async_fn_in_trait)]
+pub trait Counters {
+    async fn get(&self, key: &str) -> ApiResult<Option<String>>;
+    async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> ApiResult<()>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendDecision {
+    Allowed,
+    /// The previous send to this address and purpose was too recent.
+    Cooldown {
+        retry_after_secs: u64,
+    },
+    /// This address has had its hourly share of mail.
+    HourlyCap {
+        retry_after_secs: u64,
+    },
+}
+
+impl SendDecision {
+    pub fn retry_after(self) -> Option<u64> {
+        match self {
+            Self::Allowed => None,
+            Self::Cooldown { retry_after_secs } | Self::HourlyCap { retry_after_secs } => {
+                Some(retry_after_secs)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SendPolicy {
+    pub cooldown_secs: u64,
+    pub max_per_hour: u32,
+}
+
+impl SendPolicy {
+    /// `address_tag` is a keyed pseudonym, so KV never holds an address.
+    pub async fn check(
+        &self,
+        kv: &impl Counters,
+        address_tag: &str,
+        purpose: Purpose,
+        now: u64,
+    ) -> ApiResult<SendDecision> {
+        if let Some(last) = read_u64(kv, &cooldown_key(address_tag, purpose)).await? {
+            let elapsed = now.saturating_sub(last);
+            if elapsed < self.cooldown_secs {
+                return Ok(SendDecision::Cooldown {
+                    retry_after_secs: self.cooldown_secs - elapsed,
+                });
+            }
+        }
+        let sent = read_u64(kv, &hourly_key(address_tag, now))
+            .await?
+            .unwrap_or(0);
+        if sent >= u64::from(self.max_per_hour) {
+            return Ok(SendDecision::HourlyCap {
+                retry_after_secs: 3_600 - now % 3_600,
+            });
+        }
+        Ok(SendDecision::Allowed)
+    }
+
+    pub async fn record(
+        &self,
+        kv: &impl Counters,
+        address_tag: &str,
+        purpose: Purpose,
+        now: u64,
+    ) -> ApiResult<()> {
+        kv.put(
+            &cooldown_key(address_tag, purpose),
+            &now.to_string(),
+            self.cooldown_secs.max(KV_MIN_TTL),
+        )
+        .await?;
+        let key = hourly_key(address_tag, now);
+        let sent = read_u64(kv, &key).await?.unwrap_or(0);
+        kv.put(&key, &(sent + 1).to_string(), 3_600 + KV_MIN_TTL)
+            .await
+    }
+}
+
+/// Fixed one-minute windows of POSTs per client IP.
+pub async fn check_ip(kv: &impl Counters, ip: &str, per_minute: u32, now: u64) -> ApiResult<()> {
+    let key = format!("ip:{ip}:{}", now / 60);
+    let seen = read_u64(kv, &key).await?.unwrap_or(0);
+    if seen >= u64::from(per_minute) {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 60 - now % 60,
+        });
+    }
+    kv.put(&key, &(seen + 1).to_string(), 2 * KV_MIN_TTL).await
+}
+
+fn cooldown_key(tag: &str, purpose: Purpose) -> String {
+    format!("cd:{}:{tag}", purpose.as_str())
+}
+
+fn hourly_key(tag: &str, now: u64) -> String {
+    format!("hr:{tag}:{}", now / 3_600)
+}
+
+async fn read_u64(kv: &impl Counters, key: &str) -> ApiResult<Option<u64>> {
+    Ok(kv.get(key).await?.and_then(|v| v.parse().ok()))
+}
+
+#[cfg(test)]
+pub mod memory {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// In-memory counters for native tests of the policy.
+    #[derive(Default)]
+    pub struct MemoryCounters(pub RefCell<HashMap<String, String>>);
+
+    impl Counters for MemoryCounters {
+        async fn get(&self, key: &str) -> ApiResult<Option<String>> {
+            Ok(self.0.borrow().get(key).cloned())
+        }
+        async fn put(&self, key: &str, value: &str, _ttl: u64) -> ApiResult<()> {
+            self.0.borrow_mut().insert(key.into(), value.into());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory::MemoryCounters;
+    use super::*;
+    use pollster::block_on;
+
+    const POLICY: SendPolicy = SendPolicy {
+        cooldown_secs: 60,
+        max_per_hour: 3,
+    };
+    const T0: u64 = 1_800_000_000; // on an hour boundary
+
+    #[test]
+    fn cooldown_blocks_until_it_has_passed() {
+        let kv = MemoryCounters::default();
+        block_on(async {
+            assert_eq!(
+                POLICY
+                    .check(&kv, "t", Purpose::VerifyEmail, T0)
+                    .await
+                    .unwrap(),
+                SendDecision::Allowed
+            );
+            POLICY
+                .record(&kv, "t", Purpose::VerifyEmail, T0)
+                .await
+                .unwrap();
+            assert_eq!(
+                POLICY
+                    .check(&kv, "t", Purpose::VerifyEmail, T0 + 15)
+                    .await
+                    .unwrap(),
+                SendDecision::Cooldown {
+                    retry_after_secs: 45
+                }
+            );
+            // Another purpose has its own cooldown.
+            assert_eq!(
+                POLICY
+                    .check(&kv, "t", Purpose::ResetPassword, T0 + 15)
+                    .await
+                    .unwrap(),
+                SendDecision::Allowed
+            );
+            assert_eq!(
+                POLICY
+                    .check(&kv, "t", Purpose::VerifyEmail, T0 + 60)
+                    .await
+                    .unwrap(),
+                SendDecision::Allowed
+            );
+        });
+    }
+
+    #[test]
+    fn hourly_cap_counts_every_purpose_of_an_address() {
+        let kv = MemoryCounters::default();
+        block_on(async {
+            for i in 0..3 {
+                let p = if i % 2 == 0 {
+                    Purpose::VerifyEmail
+                } else {
+                    Purpose::ResetPassword
+                };
+                POLICY.record(&kv, "t", p, T0 + i * 100).await.unwrap();
+            }
+            assert_eq!(
+                POLICY
+                    .check(&kv, "t", Purpose::VerifyEmail, T0 + 1_000)
+                    .await
+                    .unwrap(),
+                SendDecision::HourlyCap {
+                    retry_after_secs: 2_600
+                }
+            );
+            assert_eq!(
+                POLICY
+                    .check(&kv, "other", Purpose::VerifyEmail, T0 + 1_000)
+                    .await
+                    .unwrap(),
+                SendDecision::Allowed
+            );
+            assert_eq!(
+                POLICY
+                    .check(&kv, "t", Purpose::VerifyEmail, T0 + 3_600)
+                    .await
+                    .unwrap(),
+                SendDecision::Allowed
+            );
+        });
+    }
+
+    #[test]
+    fn ip_limit_allows_n_per_minute() {
+        let kv = MemoryCounters::default();
+        block_on(async {
+            for _ in 0..3 {
+                check_ip(&kv, "198.51.100.7", 3, T0 + 5).await.unwrap();
+            }
+            assert_eq!(
+                check_ip(&kv, "198.51.100.7", 3, T0 + 5).await.unwrap_err(),
+                ApiError::RateLimited {
+                    retry_after_secs: 55
+                }
+            );
+            check_ip(&kv, "198.51.100.8", 3, T0 + 5).await.unwrap();
+            check_ip(&kv, "198.51.100.7", 3, T0 + 60).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn keys_never_hold_the_address() {
+        let kv = MemoryCounters::default();
+        block_on(POLICY.record(&kv, "tag123", Purpose::VerifyEmail, T0)).unwrap();
+        assert!(kv
+            .0
+            .borrow()
+            .keys()
+            .all(|k| k.contains("tag123") && !k.contains('@')));
+    }
+}

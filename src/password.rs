@@ -1,0 +1,195 @@
+//! Passwords: length policy, Argon2id hashing in PHC form, verification,
+//! and the equal-cost path for unknown accounts.
+
+use crate::error::ApiError;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+pub const MAX_LENGTH: usize = 256;
+
+/// A password that meets the length policy. Never printed.
+pub struct Password(String);
+
+impl Password {
+    pub fn parse(raw: &str, min_length: usize, field: &str) -> Result<Self, ApiError> {
+        let chars = raw.chars().count();
+        if chars < min_length || chars > MAX_LENGTH {
+            return Err(ApiError::InvalidRequest(format!(
+                "field `{field}` must be {min_length} to {MAX_LENGTH} characters"
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl HashParams {
+    /// OWASP's first Argon2id option: 19 MiB, 2 passes, 1 lane.
+    pub const OWASP: Self = Self {
+        memory_kib: 19_456,
+        iterations: 2,
+        parallelism: 1,
+    };
+
+    pub fn validate(self) -> Result<Self, String> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map(|_| self)
+            .map_err(|e| format!("invalid Argon2 parameters: {e}"))
+    }
+
+    fn argon2(self) -> Argon2<'static> {
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .expect("validated when the configuration was loaded");
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    }
+}
+
+pub enum Verdict {
+    Mismatch,
+    Match { needs_rehash: bool },
+}
+
+pub struct Hasher {
+    params: HashParams,
+}
+
+impl Hasher {
+    pub fn new(params: HashParams) -> Self {
+        Self { params }
+    }
+
+    pub fn hash(&self, password: &Password) -> Result<String, ApiError> {
+        let mut salt = [0u8; 16];
+        getrandom::getrandom(&mut salt)
+            .map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
+        let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.params
+            .argon2()
+            .hash_password(password.bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+    }
+
+    pub fn verify(&self, password: &Password, phc: &str) -> Result<Verdict, ApiError> {
+        let parsed =
+            PasswordHash::new(phc).map_err(|e| ApiError::Internal(format!("stored hash: {e}")))?;
+        // The stored string carries its own parameters; verifying with them
+        // lets old hashes keep working after the configuration changes.
+        match Argon2::default().verify_password(password.bytes(), &parsed) {
+            Ok(()) => Ok(Verdict::Match {
+                needs_rehash: !self.is_current(&parsed),
+            }),
+            Err(argon2::password_hash::Error::Password) => Ok(Verdict::Mismatch),
+            Err(e) => Err(ApiError::Internal(format!("argon2 verify: {e}"))),
+        }
+    }
+
+    /// Spends the same work as a verification, for accounts that do not
+    /// exist, so response time does not tell them apart.
+    pub fn burn(&self, password: &Password) -> Result<(), ApiError> {
+        self.hash(password).map(drop)
+    }
+
+    fn is_current(&self, parsed: &PasswordHash<'_>) -> bool {
+        let Ok(stored) = Params::try_from(parsed) else {
+            return false;
+        };
+        parsed.algorithm.as_str() == "argon2id"
+            && parsed.version == Some(Version::V0x13.into())
+            && stored.m_cost() == self.params.memory_kib
+            && stored.t_cost() == self.params.iterations
+            && stored.p_cost() == self.params.parallelism
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: HashParams = HashParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn pw(s: &str) -> Password {
+        Password::parse(s, 8, "password").unwrap()
+    }
+
+    #[test]
+    fn length_policy_counts_characters() {
+        assert!(Password::parse("1234567", 8, "password").is_err());
+        assert!(Password::parse("12345678", 8, "password").is_ok());
+        assert!(Password::parse(&"é".repeat(256), 8, "password").is_ok());
+        let e = Password::parse(&"x".repeat(257), 8, "new_password").unwrap_err();
+        assert!(matches!(e, ApiError::InvalidRequest(d) if d.contains("new_password")));
+    }
+
+    #[test]
+    fn hashes_are_argon2id_phc_with_the_configured_parameters() {
+        let h = Hasher::new(HashParams::OWASP)
+            .hash(&pw("correct horse"))
+            .unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(!h.contains("correct horse"));
+    }
+
+    #[test]
+    fn verify_accepts_right_and_rejects_wrong() {
+        let hasher = Hasher::new(FAST);
+        let h = hasher.hash(&pw("correct horse")).unwrap();
+        assert!(matches!(
+            hasher.verify(&pw("correct horse"), &h).unwrap(),
+            Verdict::Match {
+                needs_rehash: false
+            }
+        ));
+        assert!(matches!(
+            hasher.verify(&pw("wrong horse!"), &h).unwrap(),
+            Verdict::Mismatch
+        ));
+    }
+
+    #[test]
+    fn same_password_gets_distinct_salts() {
+        let hasher = Hasher::new(FAST);
+        assert_ne!(
+            hasher.hash(&pw("correct horse")).unwrap(),
+            hasher.hash(&pw("correct horse")).unwrap()
+        );
+    }
+
+    #[test]
+    fn changed_parameters_ask_for_a_rehash() {
+        let old = Hasher::new(FAST).hash(&pw("correct horse")).unwrap();
+        let newer = Hasher::new(HashParams {
+            memory_kib: 128,
+            ..FAST
+        });
+        assert!(matches!(
+            newer.verify(&pw("correct horse"), &old).unwrap(),
+            Verdict::Match { needs_rehash: true }
+        ));
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        assert!(!format!("{:?}", pw("correct horse")).contains("horse"));
+    }
+}

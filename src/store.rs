@@ -1,0 +1,126 @@
+//! What the flows need from the database, as one small trait. D1 implements
+//! it in `edge::d1_store`; every multi-step change is one atomic call here.
+
+use crate::email::Email;
+use crate::error::ApiResult;
+use crate::purpose::Purpose;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub verified: bool,
+    pub created_at: u64,
+}
+
+/// Codes are scoped so that, later, each calling app gets its own namespace.
+pub const CORE_SCOPE: &str = "core";
+pub const EMAIL_CHANNEL: &str = "email";
+
+#[derive(Debug, Clone)]
+pub struct PendingCode {
+    pub id: String,
+    pub digest: String,
+    pub attempts: u32,
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCode<'a> {
+    pub id: &'a str,
+    pub purpose: Purpose,
+    pub address: &'a str,
+    pub digest: &'a str,
+    pub now: u64,
+    pub expires_at: u64,
+}
+
+/// What a consumed code unlocks, applied in the same transaction as the consumption.
+#[derive(Debug, Clone)]
+pub enum Effect<'a> {
+    MarkVerified {
+        email: &'a Email,
+    },
+    /// Sets the password, marks the address verified (the code proved
+    /// ownership) and revokes every session of the account.
+    ResetPassword {
+        email: &'a Email,
+        password_hash: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    pub active_codes: u64,
+    pub expired_codes: u64,
+    pub by_purpose: BTreeMap<String, u64>,
+    pub users: UserStats,
+    pub active_sessions: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserStats {
+    pub total: u64,
+    pub verified: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Cleanup {
+    pub expired_codes: u64,
+    pub expired_sessions: u64,
+    pub unverified_users: u64,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>>;
+    /// Creates the account, or replaces the password of an unverified one.
+    /// Returns `false`, changing nothing, when the address is already verified.
+    async fn upsert_unverified_user(
+        &self,
+        id: &str,
+        email: &Email,
+        password_hash: &str,
+        now: u64,
+    ) -> ApiResult<bool>;
+    async fn set_password_hash(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> ApiResult<()>;
+
+    /// Replaces any pending code for (scope, channel, address, purpose). The
+    /// failure count carries over while the replaced code's window is open.
+    async fn issue_code(&self, code: &NewCode<'_>, attempts_window_secs: u64) -> ApiResult<()>;
+    async fn pending_code(&self, purpose: Purpose, address: &str)
+        -> ApiResult<Option<PendingCode>>;
+    /// Counts one wrong guess if the budget allows; returns the new count,
+    /// or `None` when the code is gone or already burned.
+    async fn record_failure(&self, code_id: &str, max_attempts: u32) -> ApiResult<Option<u32>>;
+    /// Deletes the code and applies `effect` in one transaction, only if the
+    /// code still exists unburned. Exactly one concurrent caller gets `true`.
+    async fn consume_code(
+        &self,
+        code_id: &str,
+        max_attempts: u32,
+        effect: Effect<'_>,
+        now: u64,
+    ) -> ApiResult<bool>;
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: u64,
+        expires_at: u64,
+    ) -> ApiResult<()>;
+    async fn session_user(&self, token_hash: &str, now: u64) -> ApiResult<Option<User>>;
+    async fn delete_session(&self, token_hash: &str) -> ApiResult<bool>;
+
+    async fn stats(&self, now: u64) -> ApiResult<Stats>;
+    async fn cleanup(&self, now: u64, unverified_before: u64) -> ApiResult<Cleanup>;
+}
