@@ -96,7 +96,7 @@ impl D1Store {
             )
             .await?;
         match found {
-            Some(Count { n }) if n == 3.0 => Ok(()),
+            Some(Count { n: 3.0 }) => Ok(()),
             _ => Err(ApiError::Unavailable(
                 "the D1 schema is missing: apply schema.sql".into(),
             )),

@@ -109,7 +109,8 @@ async fn handle(
         check_ip(&svc.counters, &ip, cfg.ip_limit_per_minute, svc.clock.now()).await?;
     }
     let body = match route.takes_json() {
-        true => read_json(req).await?,
+        // Every JSON route digests codes or addresses: no pepper, no service.
+        true => cfg.pepper().and(read_json(req).await)?,
         false => JsonBody::parse(b"{}")?,
     };
     let token = req.headers().get("authorization").ok().flatten();

@@ -1,0 +1,222 @@
+"""Starts the real worker under `wrangler dev` on fresh local D1/KV state, and
+a local HTTP server standing in for the Resend mail API."""
+
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from glob import glob
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
+PEPPER = "e2e-pepper-0123456789abcdef0123456789abcdef"
+ADMIN_TOKEN = "e2e-admin-token-abcdefghijklmnopqrstuvwxyz"
+MAIL_API_KEY = "re_e2e_test_key_123"
+CODE_RE = re.compile(r"^\s{4}(\d{4,10})$", re.M)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MailServer:
+    """Captures every request exactly as the worker sent it. Per-recipient
+    behaviour (`fail`, `delay`) lets one test break delivery for its own
+    address without touching the others."""
+
+    def __init__(self):
+        self.requests = []
+        self.behaviour = {}
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = None
+                entry = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "json": body}
+                to = (body or {}).get("to", [None])[0]
+                status, delay = server.behaviour.get(to, (200, 0))
+                if delay:
+                    time.sleep(delay)
+                with server.lock:
+                    server.requests.append(entry)
+                payload = json.dumps({"id": str(uuid.uuid4())} if status < 300 else {"message": "boom"}).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass  # the worker gave up waiting (timeout test)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def set(self, to, status=200, delay=0):
+        self.behaviour[to] = (status, delay)
+
+    def to(self, address):
+        with self.lock:
+            return [r for r in self.requests if r["json"] and r["json"].get("to") == [address]]
+
+    def wait_for(self, address, count=1, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.to(address)
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} mail(s) to {address}, got {len(self.to(address))}")
+
+    def code(self, address, index=-1, timeout=10):
+        """The code in the last (or `index`th) mail to `address`."""
+        mails = self.wait_for(address, count=1 if index < 0 else index + 1, timeout=timeout)
+        m = CODE_RE.search(mails[index]["json"]["text"])
+        assert m, "mail has no code"
+        return m.group(1)
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+class Worker:
+    """One `wrangler dev` process with its own config, secrets and state."""
+
+    def __init__(self, name, mail=None, vars=None, secrets=None, d1=True, kv=True, schema=True, state_dir=None):
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix=f"otp-e2e-{name}-"))
+        self.state = Path(state_dir) if state_dir else self.dir / "state"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.dir / "wrangler.log"
+        config = [
+            f'name = "otp-edge-{name}"',
+            f'main = "{ROOT / "build" / "worker" / "shim.mjs"}"',
+            'compatibility_date = "2026-04-01"',
+        ]
+        if d1:
+            config += ['[[d1_databases]]', 'binding = "DB"', 'database_name = "otp-edge"',
+                       'database_id = "00000000-0000-0000-0000-000000000000"']
+        if kv:
+            config += ['[[kv_namespaces]]', 'binding = "RATE_LIMIT"', 'id = "00000000000000000000000000000000"']
+        (self.dir / "wrangler.toml").write_text("\n".join(config) + "\n")
+        base = {"ENVIRONMENT": "development", "MAIL_PROVIDER": "resend", "IP_RATE_LIMIT_PER_MINUTE": "100000",
+                "MAIL_FROM": "Acme <no-reply@acme.test>", "APP_NAME": "Acme"}
+        if mail:
+            base["MAIL_API_URL"] = mail.url
+        base.update(vars or {})
+        env = {"OTP_PEPPER": PEPPER, "ADMIN_TOKEN": ADMIN_TOKEN, "MAIL_API_KEY": MAIL_API_KEY}
+        env.update(secrets or {})
+        # Secrets go in an env file (as .dev.vars would hold them), vars on the command line.
+        (self.dir / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in env.items() if v is not None))
+        self.vars = base
+        if schema:
+            self.sql(file=ROOT / "schema.sql")
+        self.start()
+
+    def wrangler(self, *args, **kw):
+        return subprocess.run([str(WRANGLER), *args, "-c", str(self.dir / "wrangler.toml")],
+                              cwd=self.dir, capture_output=True, text=True, **kw)
+
+    def sql(self, file=None, command=None):
+        args = ["d1", "execute", "DB", "--local", "--persist-to", str(self.state)]
+        args += ["--file", str(file)] if file else ["--command", command]
+        r = self.wrangler(*args, timeout=120)
+        assert r.returncode == 0, r.stderr
+
+    def db(self):
+        """A read-only look at the SQLite file behind the local D1."""
+        files = [f for f in glob(str(self.state / "v3" / "d1" / "**" / "*.sqlite"), recursive=True)
+                 if not f.endswith("metadata.sqlite")]
+        assert files, "no local D1 database"
+        return sqlite3.connect(f"file:{files[0]}?mode=ro", uri=True)
+
+    def start(self):
+        args = [str(WRANGLER), "dev", "-c", str(self.dir / "wrangler.toml"), "--ip", "127.0.0.1",
+                "--port", str(self.port), "--persist-to", str(self.state), "--env-file", str(self.dir / "secrets.env"),
+                "--test-scheduled", "--show-interactive-dev-session=false", "--inspector-port", str(free_port())]
+        for k, v in self.vars.items():
+            args += ["--var", f"{k}:{v}"]
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     env={**os.environ, "NO_COLOR": "1", "WRANGLER_SEND_METRICS": "false"})
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                requests.get(self.url + "/__probe", timeout=10)
+                return
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.2)
+        raise RuntimeError(f"wrangler dev did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+    def logs(self):
+        return self.log_path.read_text(errors="replace")
+
+    # HTTP helpers -----------------------------------------------------------
+
+    def post(self, path, body=None, ip=None, **kw):
+        headers = kw.pop("headers", {})
+        if ip:
+            headers["cf-connecting-ip"] = ip
+        return requests.post(self.url + path, json=body, headers=headers, timeout=30, **kw)
+
+    def get(self, path, token=None, **kw):
+        headers = kw.pop("headers", {})
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        return requests.get(self.url + path, headers=headers, timeout=30, **kw)
+
+    def scheduled(self):
+        r = requests.get(self.url + "/__scheduled?cron=*/10+*+*+*+*", timeout=30)
+        assert r.status_code == 200, r.text
+        return r
+
+
+def unique_email(tag="user"):
+    return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def problem(r, status, code):
+    """Asserts an RFC 9457 problem answer with our stable code, and returns it."""
+    assert r.status_code == status, f"{r.status_code} {r.text}"
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    body = r.json()
+    assert body["code"] == code, body
+    assert body["status"] == status
+    assert body["type"].startswith("https://") and body["title"] and body["detail"]
+    return body

@@ -1,0 +1,97 @@
+"""The HTTP contract's edges: routing, media types, sizes, validation, headers."""
+
+import requests
+
+from harness import problem, unique_email
+
+
+def test_healthz_reports_ok_when_d1_and_schema_are_there(app):
+    r = app.get("/healthz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
+
+
+def test_unknown_route_is_a_problem_404(app):
+    problem(app.get("/v1/nope"), 404, "not_found")
+    problem(app.post("/v1/register/extra", {}), 404, "not_found")
+
+
+def test_wrong_method_is_405_with_allow(app):
+    r = app.get("/v1/register")
+    problem(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "POST"
+    r = requests.delete(app.url + "/v1/me")
+    problem(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET"
+
+
+def test_body_must_be_json(app):
+    r = requests.post(app.url + "/v1/register", data="email=a@b.co", headers={"content-type": "application/x-www-form-urlencoded"})
+    problem(r, 415, "unsupported_media_type")
+    r = requests.post(app.url + "/v1/login", data='{"email":"a@b.co"}')
+    problem(r, 415, "unsupported_media_type")
+    ok = requests.post(app.url + "/v1/password-reset", data='{"email":"a@example.com"}',
+                       headers={"content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 202
+
+
+def test_body_over_16_kib_is_413(app):
+    big = {"email": unique_email(), "password": "x" * (16 * 1024)}
+    problem(app.post("/v1/register", big), 413, "payload_too_large")
+    # A body without a declared length is measured too.
+    def chunks():
+        yield b'{"email": "a@example.com", "password": "'
+        yield b"y" * 20000
+        yield b'"}'
+    r = requests.post(app.url + "/v1/register", data=chunks(), headers={"content-type": "application/json"})
+    problem(r, 413, "payload_too_large")
+
+
+def test_malformed_json_and_wrong_shapes_are_invalid_request(app):
+    r = requests.post(app.url + "/v1/register", data="{not json", headers={"content-type": "application/json"})
+    problem(r, 400, "invalid_request")
+    problem(app.post("/v1/register", ["a@example.com"]), 400, "invalid_request")
+
+
+def test_detail_names_the_bad_field(app):
+    cases = [
+        ("/v1/register", {"password": "correct horse"}, "email"),
+        ("/v1/register", {"email": "not-an-email", "password": "correct horse"}, "email"),
+        ("/v1/register", {"email": unique_email(), "password": "short"}, "password"),
+        ("/v1/register", {"email": unique_email(), "password": "x" * 257}, "password"),
+        ("/v1/register", {"email": unique_email(), "password": 12345678}, "password"),
+        ("/v1/verify-email", {"email": unique_email(), "code": "12ab56"}, "code"),
+        ("/v1/verify-email", {"email": unique_email()}, "code"),
+        ("/v1/resend", {"email": unique_email(), "purpose": "login"}, "purpose"),
+        ("/v1/password-reset/confirm", {"email": unique_email(), "code": "123456", "new_password": "short"}, "new_password"),
+    ]
+    for path, body, field in cases:
+        detail = problem(app.post(path, body), 400, "invalid_request")["detail"]
+        assert f"`{field}`" in detail, (path, body, detail)
+
+
+def test_every_answer_is_uncacheable_and_nosniff(app):
+    for r in [app.get("/healthz"), app.get("/v1/nope"), app.post("/v1/password-reset", {"email": unique_email()})]:
+        assert r.headers["cache-control"] == "no-store"
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_me_and_logout_need_a_valid_bearer(app):
+    problem(app.get("/v1/me"), 401, "unauthorized")
+    problem(app.get("/v1/me", token="not-a-real-token"), 401, "unauthorized")
+    problem(app.get("/v1/me", headers={"authorization": "Basic dXNlcjpwYXNz"}), 401, "unauthorized")
+    problem(app.post("/v1/logout", headers={"authorization": "Bearer nope"}), 401, "unauthorized")
+
+
+def test_admin_stats_needs_the_admin_token(app, verified_user):
+    from harness import ADMIN_TOKEN
+
+    problem(app.get("/v1/admin/stats"), 401, "unauthorized")
+    problem(app.get("/v1/admin/stats", token="wrong"), 401, "unauthorized")
+    problem(app.get("/v1/admin/stats", token=ADMIN_TOKEN + "x"), 401, "unauthorized")
+    r = app.get("/v1/admin/stats", token=ADMIN_TOKEN)
+    assert r.status_code == 200
+    s = r.json()
+    assert set(s) == {"active_codes", "expired_codes", "by_purpose", "users", "active_sessions"}
+    assert set(s["by_purpose"]) == {"verify_email", "reset_password"}
+    assert s["users"]["total"] >= s["users"]["verified"] >= 1

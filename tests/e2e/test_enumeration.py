@@ -1,0 +1,70 @@
+"""No account enumeration: known and unknown addresses get the same status,
+body and timing. Timing is compared with medians over interleaved samples;
+the margins are wide because the gaps they guard against are large (a
+~45 ms Argon2id hash, or a mail round trip the stand-in slows to 400 ms)."""
+
+import statistics
+import time
+
+from harness import unique_email
+
+
+def timed(fn, n=9):
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def same(r1, r2):
+    assert (r1.status_code, r1.json()) == (r2.status_code, r2.json())
+
+
+def test_register_answers_alike_for_new_and_existing_accounts(app, verified_user):
+    email, _ = verified_user
+    same(app.post("/v1/register", {"email": email, "password": "whatever pw"}),
+         app.post("/v1/register", {"email": unique_email("new"), "password": "whatever pw"}))
+
+
+def test_resend_and_reset_answer_alike(app, verified_user):
+    email, _ = verified_user
+    unknown = unique_email("ghost")
+    for path, body in [("/v1/resend", {"purpose": "verify_email"}), ("/v1/resend", {"purpose": "reset_password"}),
+                       ("/v1/password-reset", {})]:
+        same(app.post(path, {"email": email, **body}), app.post(path, {"email": unknown, **body}))
+
+
+def test_login_answers_alike_for_unknown_email_and_wrong_password(app, verified_user):
+    email, _ = verified_user
+    same(app.post("/v1/login", {"email": email, "password": "wrong password"}),
+         app.post("/v1/login", {"email": unique_email("ghost"), "password": "wrong password"}))
+
+
+def test_login_spends_a_password_hash_on_unknown_emails(app, verified_user):
+    email, _ = verified_user
+    known = timed(lambda: app.post("/v1/login", {"email": email, "password": "wrong password"}))
+    unknown = timed(lambda: app.post("/v1/login", {"email": unique_email("ghost"), "password": "wrong password"}))
+    # Without the dummy hash `unknown` is a few ms against ~45 ms.
+    assert unknown > 0.6 * known, (known, unknown)
+    assert abs(known - unknown) < 0.5 * known, (known, unknown)
+
+
+def test_reset_timing_does_not_wait_for_the_mail_of_known_addresses(app, mail, verified_user):
+    email, _ = verified_user
+    mail.set(email, delay=0.4)
+    try:
+        known = timed(lambda: app.post("/v1/password-reset", {"email": email}), n=5)
+        unknown = timed(lambda: app.post("/v1/password-reset", {"email": unique_email("ghost")}), n=5)
+    finally:
+        mail.set(email)
+    assert known < unknown + 0.2, (known, unknown)
+    mail.wait_for(email, 2)  # the mail still went out, after the answer
+
+
+def test_register_timing_is_alike_for_new_and_existing(app, verified_user):
+    email, _ = verified_user
+    existing = timed(lambda: app.post("/v1/register", {"email": email, "password": "whatever pw"}))
+    new = timed(lambda: app.post("/v1/register", {"email": unique_email("new"), "password": "whatever pw"}))
+    assert abs(existing - new) < 0.5 * max(existing, new), (existing, new)

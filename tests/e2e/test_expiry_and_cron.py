@@ -1,0 +1,59 @@
+"""Lifetimes and the cron cleanup, on a worker whose lifetimes are seconds."""
+
+import json
+import time
+
+import pytest
+
+from conftest import _worker, login
+from harness import ADMIN_TOKEN, problem, unique_email
+
+TTL = 3
+
+
+@pytest.fixture(scope="module")
+def short(mail):
+    w = _worker("short", mail, vars={
+        "RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000",
+        "OTP_TTL_SECONDS": str(TTL), "RESET_OTP_TTL_SECONDS": str(TTL),
+        "SESSION_TTL_SECONDS": str(TTL), "UNVERIFIED_USER_TTL_SECONDS": str(TTL),
+    })
+    yield w
+    w.stop()
+
+
+def test_expired_codes_sessions_and_stale_accounts_go(short, mail):
+    stale = unique_email("stale")
+    short.post("/v1/register", {"email": stale, "password": "correct horse"})
+    stale_code = mail.code(stale)
+
+    email = unique_email("exp")
+    short.post("/v1/register", {"email": email, "password": "correct horse"})
+    assert short.post("/v1/verify-email", {"email": email, "code": mail.code(email)}).status_code == 200
+    token = login(short, email, "correct horse")
+    assert short.get("/v1/me", token=token).status_code == 200
+    stats = short.get("/v1/admin/stats", token=ADMIN_TOKEN).json()
+    assert stats["active_codes"] >= 1 and stats["active_sessions"] == 1
+
+    time.sleep(TTL + 1.5)
+    problem(short.post("/v1/verify-email", {"email": stale, "code": stale_code}), 400, "expired_code")
+    problem(short.get("/v1/me", token=token), 401, "unauthorized")
+    stats = short.get("/v1/admin/stats", token=ADMIN_TOKEN).json()
+    assert stats["active_codes"] == 0 and stats["expired_codes"] >= 1 and stats["active_sessions"] == 0
+
+    short.scheduled()
+    deadline = time.time() + 10
+    while '"event":"cleanup"' not in short.logs() and time.time() < deadline:
+        time.sleep(0.1)
+    line = next(l for l in short.logs().splitlines() if '"event":"cleanup"' in l)
+    counts = json.loads(line[line.index("{"):])["deleted"]
+    assert counts["expired_codes"] >= 1 and counts["expired_sessions"] == 1 and counts["unverified_users"] >= 1
+
+    stats = short.get("/v1/admin/stats", token=ADMIN_TOKEN).json()
+    assert stats["expired_codes"] == 0
+    assert stats["users"]["total"] == stats["users"]["verified"] == 1
+    with short.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM users WHERE email = ?", (stale,)).fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+    # The stale address can register again from scratch.
+    assert short.post("/v1/register", {"email": stale, "password": "correct horse"}).status_code == 202

@@ -1,0 +1,112 @@
+"""Faults and misconfiguration: the mail API failing, and missing secrets,
+bindings or schema, which must fail closed with 503 and a clear detail."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import _worker, login
+from harness import ADMIN_TOKEN, problem, unique_email
+
+MISCONFIGURED = {
+    "nosecrets": dict(secrets={"OTP_PEPPER": None, "ADMIN_TOKEN": None, "MAIL_API_KEY": None}),
+    "shortpepper": dict(secrets={"OTP_PEPPER": "too-short"}),
+    "nomailkey": dict(secrets={"MAIL_API_KEY": None}),
+    "logprod": dict(vars={"ENVIRONMENT": "production", "MAIL_PROVIDER": "log"}),
+    "badvar": dict(vars={"OTP_MAX_ATTEMPTS": "lots"}),
+    "noschema": dict(schema=False),
+    "nodb": dict(d1=False, schema=False),
+    "nokv": dict(kv=False),
+}
+
+
+@pytest.fixture(scope="module")
+def broken(mail):
+    with ThreadPoolExecutor(4) as pool:
+        workers = dict(zip(MISCONFIGURED, pool.map(lambda kv: _worker(kv[0], mail, **kv[1]), MISCONFIGURED.items())))
+    yield workers
+    for w in workers.values():
+        w.stop()
+
+
+def register(w, email=None):
+    return w.post("/v1/register", {"email": email or unique_email("cfg"), "password": "correct horse"})
+
+
+def unavailable(r, mentions):
+    body = problem(r, 503, "unavailable")
+    assert mentions in body["detail"], body
+    return body
+
+
+def test_mail_provider_error_is_502_and_a_retry_works(app, mail):
+    email = unique_email("mailfail")
+    mail.set(email, status=500)
+    problem(register(app, email), 502, "mail_delivery_failed")
+    mail.set(email)
+    assert register(app, email).status_code == 202
+    assert app.post("/v1/verify-email", {"email": email, "code": mail.code(email)}).status_code == 200
+    login(app, email, "correct horse")
+
+
+def test_mail_provider_timeout_is_502_within_the_timeout(app, mail):
+    email = unique_email("mailslow")
+    mail.set(email, delay=4)
+    t = time.perf_counter()
+    r = register(app, email)
+    elapsed = time.perf_counter() - t
+    problem(r, 502, "mail_delivery_failed")
+    assert elapsed < 1.5 + 1.5, elapsed  # MAIL_TIMEOUT_MS=1500 plus the hash and a margin
+    mail.set(email)
+    assert register(app, email).status_code == 202
+
+
+def test_missing_pepper_fails_closed(broken):
+    w = broken["nosecrets"]
+    for path, body in [("/v1/register", {"email": unique_email(), "password": "correct horse"}),
+                       ("/v1/verify-email", {"email": unique_email(), "code": "123456"}),
+                       ("/v1/login", {"email": unique_email(), "password": "correct horse"}),
+                       ("/v1/password-reset", {"email": unique_email()})]:
+        unavailable(w.post(path, body), "OTP_PEPPER")
+    unavailable(register(broken["shortpepper"]), "OTP_PEPPER")
+
+
+def test_missing_admin_token_fails_closed(broken):
+    unavailable(broken["nosecrets"].get("/v1/admin/stats", token=ADMIN_TOKEN), "ADMIN_TOKEN")
+
+
+def test_missing_mail_key_fails_closed_before_writing_anything(broken):
+    w = broken["nomailkey"]
+    email = unique_email("nokey")
+    unavailable(register(w, email), "MAIL_API_KEY")
+    unavailable(w.post("/v1/password-reset", {"email": email}), "MAIL_API_KEY")
+    with w.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM codes").fetchone()[0] == 0
+
+
+def test_log_mailer_is_refused_in_production(broken):
+    unavailable(register(broken["logprod"]), "production")
+
+
+def test_invalid_var_is_refused_not_defaulted(broken):
+    unavailable(register(broken["badvar"]), "OTP_MAX_ATTEMPTS")
+
+
+def test_missing_schema_is_503(broken):
+    w = broken["noschema"]
+    unavailable(w.get("/healthz"), "schema.sql")
+    unavailable(register(w), "schema.sql")
+
+
+def test_missing_bindings_are_503(broken):
+    unavailable(broken["nodb"].get("/healthz"), "`DB`")
+    unavailable(register(broken["nodb"]), "`DB`")
+    unavailable(register(broken["nokv"]), "`RATE_LIMIT`")
+
+
+def test_internal_details_never_reach_the_client(broken):
+    for w in broken.values():
+        r = register(w)
+        assert "D1_ERROR" not in r.text and "at " not in r.text.split('"detail"')[0]

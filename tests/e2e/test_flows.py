@@ -1,0 +1,134 @@
+"""The account flows, end to end, with the mail API stand-in capturing mail."""
+
+import re
+from datetime import datetime, timezone
+
+from conftest import login
+from harness import MAIL_API_KEY, problem, unique_email
+
+
+def test_register_verify_login_me_logout(app, mail, secrets_seen):
+    email, password = unique_email("flow"), "correct horse battery"
+    r = app.post("/v1/register", {"email": email.upper(), "password": password})
+    assert r.status_code == 202 and r.json() == {"status": "verification_sent"}
+    code = mail.code(email)
+    secrets_seen += [code, password]
+    assert len(code) == 6
+
+    problem(app.post("/v1/login", {"email": email, "password": password}), 403, "email_not_verified")
+    code = mail.code(email)  # the 403 mailed a fresh code, which replaced the first
+    secrets_seen.append(code)
+    r = app.post("/v1/verify-email", {"email": email, "code": code})
+    assert r.status_code == 200 and r.json() == {"status": "verified"}
+
+    r = app.post("/v1/login", {"email": email, "password": password})
+    assert r.status_code == 200
+    body = r.json()
+    secrets_seen.append(body["token"])
+    assert body["token_type"] == "Bearer" and len(body["token"]) >= 43
+    expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
+    days = (expires - datetime.now(timezone.utc)).total_seconds() / 86400
+    assert 6.9 < days <= 7.0
+
+    me = app.get("/v1/me", token=body["token"])
+    assert me.status_code == 200
+    assert me.json()["email"] == email and me.json()["verified"] is True
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", me.json()["created_at"])
+
+    r = app.post("/v1/logout", headers={"authorization": f"Bearer {body['token']}"})
+    assert r.status_code == 204 and r.content == b""
+    problem(app.get("/v1/me", token=body["token"]), 401, "unauthorized")
+
+
+def test_mail_request_shape_matches_resend(app, mail):
+    email = unique_email("shape")
+    app.post("/v1/register", {"email": email, "password": "correct horse"})
+    req = mail.wait_for(email)[-1]
+    assert req["path"] == "/emails"
+    assert req["headers"]["authorization"] == f"Bearer {MAIL_API_KEY}"
+    assert req["headers"]["content-type"].startswith("application/json")
+    assert req["headers"]["idempotency-key"]
+    body = req["json"]
+    assert set(body) == {"from", "to", "subject", "text", "html"}
+    assert body["from"] == "Acme <no-reply@acme.test>" and body["to"] == [email]
+    code = mail.code(email)
+    for part in (body["text"], body["html"]):
+        assert code in part and "Acme" in part and "10 minutes" in part and "didn't ask for this" in part
+
+
+def test_registering_an_unverified_address_again_replaces_password_and_code(app, mail):
+    email = unique_email("again")
+    app.post("/v1/register", {"email": email, "password": "first password"})
+    first = mail.code(email)
+    app.post("/v1/register", {"email": email, "password": "second password"})
+    second = mail.code(email, index=1)
+    assert len(mail.to(email)) == 2
+    if first != second:
+        problem(app.post("/v1/verify-email", {"email": email, "code": first}), 400, "invalid_code")
+    assert app.post("/v1/verify-email", {"email": email, "code": second}).status_code == 200
+    problem(app.post("/v1/login", {"email": email, "password": "first password"}), 401, "invalid_credentials")
+    login(app, email, "second password")
+
+
+def test_registering_a_verified_address_changes_nothing_and_mails_a_notice(app, mail, verified_user):
+    email, password = verified_user
+    before = len(mail.to(email))
+    r = app.post("/v1/register", {"email": email, "password": "attacker password"})
+    assert r.status_code == 202 and r.json() == {"status": "verification_sent"}
+    notice = mail.wait_for(email, before + 1)[-1]["json"]
+    assert not re.search(r"\d{4,}", notice["text"]), "the notice must carry no code"
+    assert "already has one" in notice["text"]
+    problem(app.post("/v1/login", {"email": email, "password": "attacker password"}), 401, "invalid_credentials")
+    login(app, email, password)
+
+
+def test_resend_mails_a_fresh_verification_code(app, mail):
+    email = unique_email("resend")
+    app.post("/v1/register", {"email": email, "password": "correct horse"})
+    mail.wait_for(email, 1)
+    r = app.post("/v1/resend", {"email": email, "purpose": "verify_email"})
+    assert r.status_code == 202 and r.json() == {"status": "code_sent"}
+    code = mail.code(email, index=1)
+    assert app.post("/v1/verify-email", {"email": email, "code": code}).status_code == 200
+    # Nothing left to verify: a verified account gets no verification mail.
+    app.post("/v1/resend", {"email": email, "purpose": "verify_email"})
+    assert len(mail.to(email)) == 2
+
+
+def test_password_reset_sets_the_password_and_revokes_every_session(app, mail, verified_user, secrets_seen):
+    email, old = verified_user
+    t1, t2 = login(app, email, old, secrets_seen), login(app, email, old, secrets_seen)
+    r = app.post("/v1/password-reset", {"email": email})
+    assert r.status_code == 202 and r.json() == {"status": "code_sent"}
+    mails = mail.wait_for(email, 2)
+    assert "password reset" in mails[-1]["json"]["subject"] and "15 minutes" in mails[-1]["json"]["text"]
+    code = mail.code(email)
+    secrets_seen.append(code)
+    new = "brand new password"
+    r = app.post("/v1/password-reset/confirm", {"email": email, "code": code, "new_password": new})
+    assert r.status_code == 200 and r.json() == {"status": "password_reset"}
+    for t in (t1, t2):
+        problem(app.get("/v1/me", token=t), 401, "unauthorized")
+    problem(app.post("/v1/login", {"email": email, "password": old}), 401, "invalid_credentials")
+    login(app, email, new)
+    # The code was single use.
+    problem(app.post("/v1/password-reset/confirm", {"email": email, "code": code, "new_password": "another one!"}), 400, "invalid_code")
+
+
+def test_password_reset_proves_ownership_of_an_unverified_address(app, mail):
+    email = unique_email("resetunverified")
+    app.post("/v1/register", {"email": email, "password": "forgotten pw"})
+    mail.wait_for(email, 1)
+    app.post("/v1/password-reset", {"email": email})
+    code = mail.code(email, index=1)
+    assert app.post("/v1/password-reset/confirm", {"email": email, "code": code, "new_password": "remembered pw"}).status_code == 200
+    login(app, email, "remembered pw")
+
+
+def test_codes_are_bound_to_their_purpose(app, mail):
+    email = unique_email("purpose")
+    app.post("/v1/register", {"email": email, "password": "correct horse"})
+    verify_code = mail.code(email)
+    problem(app.post("/v1/password-reset/confirm", {"email": email, "code": verify_code, "new_password": "hijacked pw"}),
+            400, "invalid_code")
+    assert app.post("/v1/verify-email", {"email": email, "code": verify_code}).status_code == 200
