@@ -164,6 +164,14 @@ mod tests {
         assert_eq!(calls, 2, "a whole buffer of biased bytes must be discarded");
     }
 
+    fn chi_squared(counts: &[u64]) -> f64 {
+        let expected = counts.iter().sum::<u64>() as f64 / counts.len() as f64;
+        counts
+            .iter()
+            .map(|&c| (c as f64 - expected).powi(2) / expected)
+            .sum()
+    }
+
     #[test]
     fn digits_are_uniform_chi_squared() {
         let mut counts = [0u64; 10];
@@ -172,12 +180,7 @@ mod tests {
                 counts[(b - b'0') as usize] += 1;
             }
         }
-        let total: u64 = counts.iter().sum();
-        let expected = total as f64 / 10.0;
-        let chi2: f64 = counts
-            .iter()
-            .map(|&c| (c as f64 - expected).powi(2) / expected)
-            .sum();
+        let chi2 = chi_squared(&counts);
         // 9 degrees of freedom: p = 0.0001 at 33.7. A `% 10` over bytes gives ~900 here.
         assert!(chi2 < 33.7, "chi2 = {chi2}, counts = {counts:?}");
     }
@@ -189,12 +192,7 @@ mod tests {
         for b in 0..=255u32 {
             counts[(b % 10) as usize] += 800;
         }
-        let total: u64 = counts.iter().sum();
-        let expected = total as f64 / 10.0;
-        let chi2: f64 = counts
-            .iter()
-            .map(|&c| (c as f64 - expected).powi(2) / expected)
-            .sum();
+        let chi2 = chi_squared(&counts);
         assert!(chi2 > 33.7);
     }
 

@@ -125,16 +125,20 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn code_mail_has_code_lifetime_app_and_ignore_line_in_both_parts() {
-        let m = code_message(
+    fn acme_code(code: &str) -> Message {
+        code_message(
             &cfg("Acme"),
             "a@example.com",
             Purpose::VerifyEmail,
-            "123456",
+            code,
             600,
             "k".into(),
-        );
+        )
+    }
+
+    #[test]
+    fn code_mail_has_code_lifetime_app_and_ignore_line_in_both_parts() {
+        let m = acme_code("123456");
         for body in [&m.text, &m.html] {
             assert!(body.contains("123456"));
             assert!(body.contains("10 minutes"));
@@ -174,14 +178,7 @@ mod tests {
 
     #[test]
     fn resend_payload_shape() {
-        let m = code_message(
-            &cfg("Acme"),
-            "a@example.com",
-            Purpose::VerifyEmail,
-            "123456",
-            600,
-            "k".into(),
-        );
+        let m = acme_code("123456");
         let p = resend_payload("Acme <no-reply@acme.test>", &m);
         assert_eq!(p["to"], json!(["a@example.com"]));
         assert_eq!(p["from"], "Acme <no-reply@acme.test>");
@@ -190,14 +187,7 @@ mod tests {
 
     #[test]
     fn debug_output_hides_bodies() {
-        let m = code_message(
-            &cfg("Acme"),
-            "a@example.com",
-            Purpose::VerifyEmail,
-            "987654",
-            600,
-            "k".into(),
-        );
+        let m = acme_code("987654");
         let d = format!("{m:?}");
         assert!(!d.contains("a@example.com") && !d.contains("987654"));
     }
