@@ -34,6 +34,11 @@ pub fn check_declared_length(content_length: Option<&str>) -> Result<(), ApiErro
 pub struct JsonBody(Map<String, Value>);
 
 impl JsonBody {
+    /// For routes that take no body: every field is missing.
+    pub fn empty() -> Self {
+        Self(Map::new())
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
         if bytes.len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge {

@@ -18,12 +18,7 @@ fn base_headers(content_type: Option<&str>) -> Headers {
 
 pub fn json(status: u16, value: &impl Serialize) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    bytes(
-        status,
-        "application/json",
-        body,
-        base_headers(Some("application/json")),
-    )
+    bytes(status, body, base_headers(Some("application/json")))
 }
 
 pub fn problem(error: &ApiError) -> Response {
@@ -32,7 +27,7 @@ pub fn problem(error: &ApiError) -> Response {
     for (name, value) in error.headers() {
         let _ = headers.set(name, &value);
     }
-    bytes(error.status(), "application/problem+json", body, headers)
+    bytes(error.status(), body, headers)
 }
 
 pub fn empty(status: u16) -> Response {
@@ -41,7 +36,7 @@ pub fn empty(status: u16) -> Response {
         .unwrap_or_else(|_| fallback())
 }
 
-fn bytes(status: u16, _ct: &str, body: Vec<u8>, headers: Headers) -> Response {
+fn bytes(status: u16, body: Vec<u8>, headers: Headers) -> Response {
     Response::from_bytes(body)
         .map(|r| r.with_status(status).with_headers(headers))
         .unwrap_or_else(|_| fallback())
