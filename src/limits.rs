@@ -20,26 +20,18 @@ pub trait Counters {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendDecision {
-    Allowed,
+    /// Only `check` hands out a `Permit`, and only a permit can be recorded.
+    Allowed(Permit),
     /// The previous send to this address and purpose was too recent.
-    Cooldown {
-        retry_after_secs: u64,
-    },
+    Cooldown { retry_after_secs: u64 },
     /// This address has had its hourly share of mail.
-    HourlyCap {
-        retry_after_secs: u64,
-    },
+    HourlyCap { retry_after_secs: u64 },
 }
 
-impl SendDecision {
-    pub fn retry_after(self) -> Option<u64> {
-        match self {
-            Self::Allowed => None,
-            Self::Cooldown { retry_after_secs } | Self::HourlyCap { retry_after_secs } => {
-                Some(retry_after_secs)
-            }
-        }
-    }
+/// What `check` read, so that `record` need not read it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    sent_this_hour: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +65,9 @@ impl SendPolicy {
                 retry_after_secs: 3_600 - now % 3_600,
             });
         }
-        Ok(SendDecision::Allowed)
+        Ok(SendDecision::Allowed(Permit {
+            sent_this_hour: sent,
+        }))
     }
 
     pub async fn record(
@@ -82,6 +76,7 @@ impl SendPolicy {
         address_tag: &str,
         purpose: Purpose,
         now: u64,
+        permit: Permit,
     ) -> ApiResult<()> {
         kv.put(
             &cooldown_key(address_tag, purpose),
@@ -89,10 +84,12 @@ impl SendPolicy {
             self.cooldown_secs.max(KV_MIN_TTL),
         )
         .await?;
-        let key = hourly_key(address_tag, now);
-        let sent = read_u64(kv, &key).await?.unwrap_or(0);
-        kv.put(&key, &(sent + 1).to_string(), 3_600 + KV_MIN_TTL)
-            .await
+        kv.put(
+            &hourly_key(address_tag, now),
+            &(permit.sent_this_hour + 1).to_string(),
+            3_600 + KV_MIN_TTL,
+        )
+        .await
     }
 }
 
@@ -153,21 +150,27 @@ mod tests {
     };
     const T0: u64 = 1_800_000_000; // on an hour boundary
 
+    /// A send as the flows make it: checked, then recorded with its permit.
+    async fn allowed_send(kv: &MemoryCounters, tag: &str, purpose: Purpose, now: u64) {
+        let SendDecision::Allowed(permit) = POLICY.check(kv, tag, purpose, now).await.unwrap()
+        else {
+            panic!("the send was refused");
+        };
+        POLICY.record(kv, tag, purpose, now, permit).await.unwrap();
+    }
+
     #[test]
     fn cooldown_blocks_until_it_has_passed() {
         let kv = MemoryCounters::default();
         block_on(async {
-            assert_eq!(
+            assert!(matches!(
                 POLICY
                     .check(&kv, "t", Purpose::VerifyEmail, T0)
                     .await
                     .unwrap(),
-                SendDecision::Allowed
-            );
-            POLICY
-                .record(&kv, "t", Purpose::VerifyEmail, T0)
-                .await
-                .unwrap();
+                SendDecision::Allowed(_)
+            ));
+            allowed_send(&kv, "t", Purpose::VerifyEmail, T0).await;
             assert_eq!(
                 POLICY
                     .check(&kv, "t", Purpose::VerifyEmail, T0 + 15)
@@ -178,20 +181,20 @@ mod tests {
                 }
             );
             // Another purpose has its own cooldown.
-            assert_eq!(
+            assert!(matches!(
                 POLICY
                     .check(&kv, "t", Purpose::ResetPassword, T0 + 15)
                     .await
                     .unwrap(),
-                SendDecision::Allowed
-            );
-            assert_eq!(
+                SendDecision::Allowed(_)
+            ));
+            assert!(matches!(
                 POLICY
                     .check(&kv, "t", Purpose::VerifyEmail, T0 + 60)
                     .await
                     .unwrap(),
-                SendDecision::Allowed
-            );
+                SendDecision::Allowed(_)
+            ));
         });
     }
 
@@ -205,7 +208,7 @@ mod tests {
                 } else {
                     Purpose::ResetPassword
                 };
-                POLICY.record(&kv, "t", p, T0 + i * 100).await.unwrap();
+                allowed_send(&kv, "t", p, T0 + i * 100).await;
             }
             assert_eq!(
                 POLICY
@@ -216,20 +219,20 @@ mod tests {
                     retry_after_secs: 2_600
                 }
             );
-            assert_eq!(
+            assert!(matches!(
                 POLICY
                     .check(&kv, "other", Purpose::VerifyEmail, T0 + 1_000)
                     .await
                     .unwrap(),
-                SendDecision::Allowed
-            );
-            assert_eq!(
+                SendDecision::Allowed(_)
+            ));
+            assert!(matches!(
                 POLICY
                     .check(&kv, "t", Purpose::VerifyEmail, T0 + 3_600)
                     .await
                     .unwrap(),
-                SendDecision::Allowed
-            );
+                SendDecision::Allowed(_)
+            ));
         });
     }
 
@@ -254,7 +257,7 @@ mod tests {
     #[test]
     fn keys_never_hold_the_address() {
         let kv = MemoryCounters::default();
-        block_on(POLICY.record(&kv, "tag123", Purpose::VerifyEmail, T0)).unwrap();
+        block_on(allowed_send(&kv, "tag123", Purpose::VerifyEmail, T0));
         assert!(kv
             .0
             .borrow()

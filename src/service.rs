@@ -30,6 +30,13 @@ pub struct LoginSession {
     pub expires_at: String,
 }
 
+/// What `register` and `login` mail straight away.
+enum Outgoing {
+    VerificationCode,
+    /// Registering an address that already has an account: no code.
+    AccountExistsNotice,
+}
+
 /// A mail the caller must deliver after answering, so that the answer's
 /// timing does not depend on whether the address has an account.
 pub type Deferred = Option<Message>;
@@ -62,25 +69,11 @@ impl<S: Store, K: Counters, M: Mailer, C: Clock> Service<'_, S, K, M, C> {
             .store
             .upsert_unverified_user(&random_id()?, email, &hash, now)
             .await?;
-        let tag = pepper.address_tag(email.as_str());
-        if self
-            .policy()
-            .check(&self.counters, &tag, Purpose::VerifyEmail, now)
-            .await?
-            != SendDecision::Allowed
-        {
-            return Ok(());
-        }
-        let message = if created {
-            self.issue_code(pepper, Purpose::VerifyEmail, email, now)
-                .await?
-        } else {
-            account_exists_message(self.cfg, email.as_str(), format!("notice-{}", random_id()?))
+        let outgoing = match created {
+            true => Outgoing::VerificationCode,
+            false => Outgoing::AccountExistsNotice,
         };
-        self.mailer.send(&message).await?;
-        self.policy()
-            .record(&self.counters, &tag, Purpose::VerifyEmail, now)
-            .await
+        self.send_within_limits(pepper, email, outgoing, now).await
     }
 
     pub async fn verify_email(&self, email: &Email, code: &Code) -> ApiResult<()> {
@@ -133,21 +126,8 @@ impl<S: Store, K: Counters, M: Mailer, C: Clock> Service<'_, S, K, M, C> {
             self.store.set_password_hash(&user.id, &fresh, now).await?;
         }
         if !user.verified {
-            let tag = pepper.address_tag(email.as_str());
-            if self
-                .policy()
-                .check(&self.counters, &tag, Purpose::VerifyEmail, now)
-                .await?
-                == SendDecision::Allowed
-            {
-                let message = self
-                    .issue_code(pepper, Purpose::VerifyEmail, email, now)
-                    .await?;
-                self.mailer.send(&message).await?;
-                self.policy()
-                    .record(&self.counters, &tag, Purpose::VerifyEmail, now)
-                    .await?;
-            }
+            self.send_within_limits(pepper, email, Outgoing::VerificationCode, now)
+                .await?;
             return Err(ApiError::EmailNotVerified);
         }
         let token = Token::generate()?;
@@ -203,16 +183,20 @@ impl<S: Store, K: Counters, M: Mailer, C: Clock> Service<'_, S, K, M, C> {
         let pepper = self.cfg.pepper()?;
         let now = self.clock.now();
         let tag = pepper.address_tag(email.as_str());
-        let decision = self
+        let permit = match self
             .policy()
             .check(&self.counters, &tag, purpose, now)
-            .await?;
-        if let Some(retry_after_secs) = decision.retry_after() {
-            return match cooldown_is_error {
-                true => Err(ApiError::RateLimited { retry_after_secs }),
-                false => Ok(None),
-            };
-        }
+            .await?
+        {
+            SendDecision::Allowed(permit) => permit,
+            SendDecision::Cooldown { retry_after_secs }
+            | SendDecision::HourlyCap { retry_after_secs }
+                if cooldown_is_error =>
+            {
+                return Err(ApiError::RateLimited { retry_after_secs })
+            }
+            _ => return Ok(None),
+        };
         let user = self.store.user_by_email(email).await?;
         let wanted = match (purpose, &user) {
             (Purpose::VerifyEmail, Some(u)) => !u.verified,
@@ -221,9 +205,40 @@ impl<S: Store, K: Counters, M: Mailer, C: Clock> Service<'_, S, K, M, C> {
         };
         let message = self.issue_code(pepper, purpose, email, now).await?;
         self.policy()
-            .record(&self.counters, &tag, purpose, now)
+            .record(&self.counters, &tag, purpose, now, permit)
             .await?;
         Ok(wanted.then_some(message))
+    }
+
+    /// Mails now, within the send limits of the address's verification
+    /// purpose; outside them it sends nothing, and a pending code stays valid.
+    /// A delivery failure leaves the limits unrecorded, so a retry works.
+    async fn send_within_limits(
+        &self,
+        pepper: &Pepper,
+        email: &Email,
+        outgoing: Outgoing,
+        now: u64,
+    ) -> ApiResult<()> {
+        let tag = pepper.address_tag(email.as_str());
+        let purpose = Purpose::VerifyEmail;
+        let SendDecision::Allowed(permit) = self
+            .policy()
+            .check(&self.counters, &tag, purpose, now)
+            .await?
+        else {
+            return Ok(());
+        };
+        let message = match outgoing {
+            Outgoing::VerificationCode => self.issue_code(pepper, purpose, email, now).await?,
+            Outgoing::AccountExistsNotice => {
+                account_exists_message(self.cfg, email.as_str(), format!("notice-{}", random_id()?))
+            }
+        };
+        self.mailer.send(&message).await?;
+        self.policy()
+            .record(&self.counters, &tag, purpose, now, permit)
+            .await
     }
 
     async fn issue_code(

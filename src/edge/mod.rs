@@ -109,9 +109,12 @@ async fn handle(
         check_ip(&svc.counters, &ip, cfg.ip_limit_per_minute, svc.clock.now()).await?;
     }
     let body = match route.takes_json() {
-        // Every JSON route digests codes or addresses: no pepper, no service.
-        true => cfg.pepper().and(read_json(req).await)?,
         false => JsonBody::empty(),
+        true => {
+            // Every JSON route digests codes or addresses: no pepper, no service.
+            cfg.pepper()?;
+            read_json(req).await?
+        }
     };
     let token = req.headers().get("authorization").ok().flatten();
     let token = bearer(token.as_deref());

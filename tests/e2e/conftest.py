@@ -12,16 +12,11 @@ def mail():
     server.close()
 
 
-def _worker(name, mail, **kw):
-    w = Worker(name, mail=mail, **kw)
-    return w
-
-
 @pytest.fixture(scope="session")
 def app(mail):
     """The main worker: production-like defaults, except that the cooldown is
     off and the hourly/IP caps are high so tests can send freely."""
-    w = _worker("main", mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000", "MAIL_TIMEOUT_MS": "1500"})
+    w = Worker("main", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000", "MAIL_TIMEOUT_MS": "1500"})
     yield w
     w.stop()
 

@@ -5,15 +5,15 @@ import time
 
 import pytest
 
-from conftest import _worker, login
-from harness import ADMIN_TOKEN, problem, unique_email
+from conftest import login
+from harness import ADMIN_TOKEN, Worker, problem, unique_email
 
 TTL = 3
 
 
 @pytest.fixture(scope="module")
 def short(mail):
-    w = _worker("short", mail, vars={
+    w = Worker("short", mail=mail, vars={
         "RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000",
         "OTP_TTL_SECONDS": str(TTL), "RESET_OTP_TTL_SECONDS": str(TTL),
         "SESSION_TTL_SECONDS": str(TTL), "UNVERIFIED_USER_TTL_SECONDS": str(TTL),

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import _worker, login
-from harness import ADMIN_TOKEN, problem, unique_email
+from conftest import login
+from harness import ADMIN_TOKEN, Worker, problem, unique_email
 
 MISCONFIGURED = {
     "nosecrets": dict(secrets={"OTP_PEPPER": None, "ADMIN_TOKEN": None, "MAIL_API_KEY": None}),
@@ -24,7 +24,7 @@ MISCONFIGURED = {
 @pytest.fixture(scope="module")
 def broken(mail):
     with ThreadPoolExecutor(4) as pool:
-        workers = dict(zip(MISCONFIGURED, pool.map(lambda kv: _worker(kv[0], mail, **kv[1]), MISCONFIGURED.items())))
+        workers = dict(zip(MISCONFIGURED, pool.map(lambda kv: Worker(kv[0], mail=mail, **kv[1]), MISCONFIGURED.items())))
     yield workers
     for w in workers.values():
         w.stop()

@@ -3,20 +3,19 @@ on a worker with the production cooldown (60 s)."""
 
 import pytest
 
-from conftest import _worker
-from harness import problem, unique_email
+from harness import Worker, problem, unique_email
 
 
 @pytest.fixture(scope="module")
 def limited(mail):
-    w = _worker("limits", mail, vars={"MAX_SENDS_PER_HOUR": "3", "IP_RATE_LIMIT_PER_MINUTE": "5"})
+    w = Worker("limits", mail=mail, vars={"MAX_SENDS_PER_HOUR": "3", "IP_RATE_LIMIT_PER_MINUTE": "5"})
     yield w
     w.stop()
 
 
 @pytest.fixture(scope="module")
 def uncooled(mail):
-    w = _worker("hourly", mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "3"})
+    w = Worker("hourly", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "3"})
     yield w
     w.stop()
 

@@ -3,7 +3,7 @@ rehash when they change), and session tokens only as their SHA-256."""
 
 import hashlib
 
-from conftest import _worker, login
+from conftest import login
 from harness import Worker, unique_email
 
 
@@ -26,7 +26,7 @@ def test_sessions_store_only_the_token_hash(app, verified_user, secrets_seen):
 
 
 def test_login_rehashes_when_the_parameters_change(mail):
-    old = _worker("oldhash", mail, vars={"ARGON2_MEMORY_KIB": "1024", "ARGON2_ITERATIONS": "1"})
+    old = Worker("oldhash", mail=mail, vars={"ARGON2_MEMORY_KIB": "1024", "ARGON2_ITERATIONS": "1"})
     email = unique_email("rehash")
     try:
         old.post("/v1/register", {"email": email, "password": "correct horse"})
