@@ -71,6 +71,35 @@ impl JsonBody {
     }
 }
 
+impl JsonBody {
+    pub fn optional_string(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.string(name).map(Some),
+        }
+    }
+
+    pub fn optional_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                ApiError::InvalidRequest(format!("field `{name}` must be a positive integer"))
+            }),
+        }
+    }
+
+    pub fn strings(&self, name: &str) -> Result<Vec<&str>, ApiError> {
+        let bad = || ApiError::InvalidRequest(format!("field `{name}` must be an array of strings"));
+        match self.0.get(name) {
+            None => Err(ApiError::InvalidRequest(format!(
+                "field `{name}` is required"
+            ))),
+            Some(Value::Array(items)) => items.iter().map(|v| v.as_str().ok_or_else(bad)).collect(),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +142,14 @@ mod tests {
         assert!(
             matches!(b.string("password"), Err(ApiError::InvalidRequest(d)) if d.contains("`password`"))
         );
+        let b = JsonBody::parse(br#"{"n": 5, "m": -1, "s": null, "a": ["x", "y"], "z": ["x", 1]}"#).unwrap();
+        assert_eq!(b.optional_u64("n").unwrap(), Some(5));
+        assert!(b.optional_u64("m").is_err());
+        assert_eq!(b.optional_u64("s").unwrap(), None);
+        assert_eq!(b.optional_string("nope").unwrap(), None);
+        assert!(b.optional_string("n").is_err());
+        assert_eq!(b.strings("a").unwrap(), vec!["x", "y"]);
+        assert!(b.strings("z").is_err() && b.strings("n").is_err() && b.strings("q").is_err());
         for bad in [&b"[1]"[..], b"\"x\"", b"{", b"", b"null"] {
             assert!(matches!(
                 JsonBody::parse(bad),

@@ -1,22 +1,76 @@
 //! One-time codes: generation without modulo bias, the keyed digest that is
 //! the only form ever stored, and the constant-time comparison.
 
+use crate::channel::Channel;
 use crate::error::ApiError;
-use crate::purpose::Purpose;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
 use subtle::ConstantTimeEq;
 
 pub const DIGITS: &[u8] = b"0123456789";
+/// Digits and upper-case letters without the look-alikes 0/O and 1/I/L.
+pub const UNAMBIGUOUS: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 pub const MIN_LENGTH: usize = 4;
 pub const MAX_LENGTH: usize = 10;
 
-/// A code as a user typed it: exactly `length` ASCII digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alphabet {
+    Digits,
+    Alphanumeric,
+}
+
+impl Alphabet {
+    pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        match raw {
+            "digits" => Ok(Self::Digits),
+            "alphanumeric" => Ok(Self::Alphanumeric),
+            _ => Err(ApiError::InvalidRequest(
+                "field `alphabet` must be `digits` or `alphanumeric`".into(),
+            )),
+        }
+    }
+
+    pub fn symbols(self) -> &'static [u8] {
+        match self {
+            Self::Digits => DIGITS,
+            Self::Alphanumeric => UNAMBIGUOUS,
+        }
+    }
+}
+
+/// The shape of the codes to issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeSpec {
+    pub length: usize,
+    pub alphabet: Alphabet,
+}
+
+impl CodeSpec {
+    pub fn digits(length: usize) -> Self {
+        Self {
+            length,
+            alphabet: Alphabet::Digits,
+        }
+    }
+
+    /// `length` must be within 4..=10: outside it, a caller gets 400.
+    pub fn new(length: usize, alphabet: Alphabet) -> Result<Self, ApiError> {
+        if !(MIN_LENGTH..=MAX_LENGTH).contains(&length) {
+            return Err(ApiError::InvalidRequest(format!(
+                "field `length` must be from {MIN_LENGTH} to {MAX_LENGTH}"
+            )));
+        }
+        Ok(Self { length, alphabet })
+    }
+}
+
+/// A code as issued or as a user typed it, in canonical (upper-case) form.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Code(String);
 
 impl Code {
+    /// Exactly `length` ASCII digits: the codes of the account flows.
     pub fn parse(raw: &str, length: usize) -> Result<Self, ApiError> {
         let trimmed = raw.trim();
         if trimmed.len() != length || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
@@ -27,12 +81,27 @@ impl Code {
         Ok(Self(trimmed.to_owned()))
     }
 
+    /// Any code the generic API can have issued: 4 to 10 letters or digits,
+    /// matched case-insensitively. A well-formed code of the wrong shape
+    /// simply does not match, and counts as a wrong guess.
+    pub fn parse_any(raw: &str) -> Result<Self, ApiError> {
+        let trimmed = raw.trim();
+        if !(MIN_LENGTH..=MAX_LENGTH).contains(&trimmed.len())
+            || !trimmed.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "field `code` must be {MIN_LENGTH} to {MAX_LENGTH} letters or digits"
+            )));
+        }
+        Ok(Self(trimmed.to_ascii_uppercase()))
+    }
+
     /// A fresh code from the platform CSPRNG.
-    pub fn generate(length: usize) -> Result<Self, ApiError> {
+    pub fn generate(spec: CodeSpec) -> Result<Self, ApiError> {
         let mut fill = |buf: &mut [u8]| {
             getrandom::getrandom(buf).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))
         };
-        Ok(Self(sample(length, DIGITS, &mut fill)?))
+        Ok(Self(sample(spec.length, spec.alphabet.symbols(), &mut fill)?))
     }
 
     pub fn expose(&self) -> &str {
@@ -44,6 +113,23 @@ impl fmt::Debug for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Code(<redacted>)")
     }
+}
+
+/// The service's own account flows.
+pub const CORE_SCOPE: &str = "core";
+
+/// The scope of an API key's codes: one app never verifies another's.
+pub fn app_scope(key_id: &str) -> String {
+    format!("key:{key_id}")
+}
+
+/// Everything a pending code is filed under; at most one code per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeKey<'a> {
+    pub scope: &'a str,
+    pub channel: Channel,
+    pub purpose: &'a str,
+    pub address: &'a str,
 }
 
 /// Draws `length` symbols from `alphabet` by rejection sampling: a byte is
@@ -107,8 +193,15 @@ impl Pepper {
         mac.finalize().into_bytes().into()
     }
 
-    pub fn code_digest(&self, purpose: Purpose, address: &str, code: &Code) -> String {
-        hex(&self.digest(&["code", purpose.as_str(), address, code.expose()]))
+    pub fn code_digest(&self, key: &CodeKey<'_>, code: &Code) -> String {
+        hex(&self.digest(&[
+            "code",
+            key.scope,
+            key.channel.as_str(),
+            key.purpose,
+            key.address,
+            code.expose(),
+        ]))
     }
 
     /// A stable pseudonym for an address, for rate-limit keys and logs.
@@ -143,9 +236,45 @@ mod tests {
     #[test]
     fn generated_codes_have_the_requested_length_and_digits() {
         for len in MIN_LENGTH..=MAX_LENGTH {
-            let c = Code::generate(len).unwrap();
+            let c = Code::generate(CodeSpec::digits(len)).unwrap();
             assert_eq!(c.expose().len(), len);
             assert!(c.expose().bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn alphanumeric_codes_have_no_look_alikes_and_use_the_whole_alphabet() {
+        let spec = CodeSpec::new(10, Alphabet::Alphanumeric).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..500 {
+            let c = Code::generate(spec).unwrap();
+            assert_eq!(c.expose().len(), 10);
+            seen.extend(c.expose().bytes());
+        }
+        for b in b"0O1IL" {
+            assert!(!seen.contains(b), "look-alike {} was drawn", *b as char);
+        }
+        assert_eq!(seen.len(), UNAMBIGUOUS.len(), "every symbol shows up in 5,000 draws");
+        assert_eq!(UNAMBIGUOUS.len(), 31);
+    }
+
+    #[test]
+    fn spec_bounds_are_4_to_10() {
+        assert!(CodeSpec::new(3, Alphabet::Digits).is_err());
+        assert!(CodeSpec::new(11, Alphabet::Digits).is_err());
+        assert!(CodeSpec::new(4, Alphabet::Digits).is_ok());
+        assert!(CodeSpec::new(10, Alphabet::Alphanumeric).is_ok());
+    }
+
+    #[test]
+    fn typed_codes_are_matched_case_insensitively() {
+        assert_eq!(Code::parse_any(" ab3k9z ").unwrap().expose(), "AB3K9Z");
+        assert_eq!(
+            Code::parse_any("AB3K9Z").unwrap(),
+            Code::parse_any("ab3K9z").unwrap()
+        );
+        for bad in ["abc", "abcdefghijk", "ab-3k9", "ab 3k9", ""] {
+            assert!(Code::parse_any(bad).is_err(), "{bad:?}");
         }
     }
 
@@ -176,7 +305,7 @@ mod tests {
     fn digits_are_uniform_chi_squared() {
         let mut counts = [0u64; 10];
         for _ in 0..20_000 {
-            for b in Code::generate(10).unwrap().expose().bytes() {
+            for b in Code::generate(CodeSpec::digits(10)).unwrap().expose().bytes() {
                 counts[(b - b'0') as usize] += 1;
             }
         }
@@ -205,30 +334,32 @@ mod tests {
         }
     }
 
+    const KEY: CodeKey<'static> = CodeKey {
+        scope: CORE_SCOPE,
+        channel: Channel::Email,
+        purpose: "verify_email",
+        address: "a@example.com",
+    };
+
     #[test]
-    fn digest_is_keyed_and_bound_to_purpose_and_address() {
+    fn digest_is_keyed_and_bound_to_every_field_of_the_code_key() {
         let p = pepper();
         let code = Code::parse("123456", 6).unwrap();
-        let d = p.code_digest(Purpose::VerifyEmail, "a@example.com", &code);
+        let d = p.code_digest(&KEY, &code);
         assert_eq!(d.len(), 64);
         assert!(!d.contains("123456"));
-        assert_ne!(
-            d,
-            p.code_digest(Purpose::ResetPassword, "a@example.com", &code)
-        );
-        assert_ne!(
-            d,
-            p.code_digest(Purpose::VerifyEmail, "b@example.com", &code)
-        );
+        let scope = app_scope("k1");
+        for other in [
+            CodeKey { purpose: "reset_password", ..KEY },
+            CodeKey { address: "b@example.com", ..KEY },
+            CodeKey { channel: Channel::Sms, ..KEY },
+            CodeKey { scope: &scope, ..KEY },
+        ] {
+            assert_ne!(d, p.code_digest(&other, &code), "{other:?}");
+        }
         let other = Pepper::new("another-pepper-that-is-32-bytes-long!!").unwrap();
-        assert_ne!(
-            d,
-            other.code_digest(Purpose::VerifyEmail, "a@example.com", &code)
-        );
-        assert_eq!(
-            d,
-            p.code_digest(Purpose::VerifyEmail, "a@example.com", &code)
-        );
+        assert_ne!(d, other.code_digest(&KEY, &code));
+        assert_eq!(d, p.code_digest(&KEY, &code));
     }
 
     #[test]

@@ -4,15 +4,43 @@
 
 use crate::code::{Pepper, MAX_LENGTH, MIN_LENGTH};
 use crate::error::ApiError;
+use crate::mail::{MailApi, Sender, APIS};
 use crate::password::HashParams;
+use crate::template::Templates;
+use crate::text::TextChannel;
+use crate::twilio::Twilio;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum MailProvider {
     /// Prints messages to the console: local development only.
     Log,
-    Resend {
+    /// An HTTP mail API (Resend, Postmark, SendGrid) at `api_url`.
+    Api {
+        api: &'static dyn MailApi,
         api_url: String,
     },
+    /// The Workers `send_email` binding of this name.
+    Cloudflare { binding: String },
+}
+
+impl MailProvider {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Log => "log",
+            Self::Api { api, .. } => api.name(),
+            Self::Cloudflare { .. } => "cloudflare",
+        }
+    }
+}
+
+impl std::fmt::Debug for MailProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Api { api_url, .. } => write!(f, "{}({api_url})", self.name()),
+            Self::Cloudflare { binding } => write!(f, "cloudflare({binding})"),
+            Self::Log => f.write_str("log"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -31,8 +59,12 @@ pub struct Config {
     pub session_ttl_secs: u64,
     pub unverified_user_ttl_secs: u64,
     pub mail_provider: MailProvider,
-    pub mail_from: String,
+    pub mail_from: Sender,
     pub mail_timeout_ms: u64,
+    pub templates: Templates,
+    pub api_key_sends_per_hour: u32,
+    pub twilio_timeout_ms: u64,
+    twilio: Twilio,
     pepper: Result<Pepper, String>,
     mail_api_key: Option<String>,
     admin_token: Option<String>,
@@ -51,14 +83,27 @@ impl Config {
                 ))
             }
             "log" => MailProvider::Log,
-            "resend" => MailProvider::Resend {
-                api_url: vars.text("MAIL_API_URL", "https://api.resend.com").trim_end_matches('/').to_owned(),
+            "cloudflare" => MailProvider::Cloudflare {
+                binding: vars.text("MAIL_BINDING", "EMAIL"),
             },
-            other => {
-                return Err(ApiError::Unavailable(format!(
-                    "MAIL_PROVIDER `{other}` is not supported (use `resend` or `log`)"
-                )))
-            }
+            other => match APIS.iter().find(|a| a.name() == other) {
+                Some(api) => MailProvider::Api {
+                    api: *api,
+                    api_url: vars.url("MAIL_API_URL", api.default_url()),
+                },
+                None => {
+                    return Err(ApiError::Unavailable(format!(
+                        "MAIL_PROVIDER `{other}` is not supported (use resend, postmark, sendgrid, cloudflare or log)"
+                    )))
+                }
+            },
+        };
+        let unavailable = ApiError::Unavailable;
+        let mail_from = Sender::parse(&vars.text("MAIL_FROM", "OTP Edge <no-reply@example.com>"))
+            .map_err(unavailable)?;
+        let templates = match get("TEMPLATES").filter(|v| !v.trim().is_empty()) {
+            Some(json) => Templates::parse(&json).map_err(unavailable)?,
+            None => Templates::default(),
         };
         let hash_params = HashParams {
             memory_kib: vars.int("ARGON2_MEMORY_KIB", 19_456, 8, 262_144)? as u32,
@@ -88,8 +133,18 @@ impl Config {
                 31_536_000,
             )?,
             mail_provider,
-            mail_from: vars.text("MAIL_FROM", "OTP Edge <no-reply@example.com>"),
+            mail_from,
             mail_timeout_ms: vars.int("MAIL_TIMEOUT_MS", 5_000, 100, 30_000)?,
+            templates,
+            api_key_sends_per_hour: vars.int("API_KEY_SENDS_PER_HOUR", 1_000, 1, 10_000_000)? as u32,
+            twilio_timeout_ms: vars.int("TWILIO_TIMEOUT_MS", 5_000, 100, 30_000)?,
+            twilio: Twilio {
+                api_url: vars.url("TWILIO_API_URL", "https://api.twilio.com"),
+                account_sid: vars.text("TWILIO_ACCOUNT_SID", ""),
+                auth_token: secret("TWILIO_AUTH_TOKEN").unwrap_or_default(),
+                sms_from: secret("TWILIO_FROM"),
+                whatsapp_from: secret("TWILIO_WHATSAPP_FROM"),
+            },
             pepper: match secret("OTP_PEPPER") {
                 None => Err("secret OTP_PEPPER is not set (wrangler secret put OTP_PEPPER)".into()),
                 Some(v) => Pepper::new(&v),
@@ -113,6 +168,23 @@ impl Config {
         })
     }
 
+    /// Twilio, checked for everything `channel` needs: 503 naming what is missing.
+    pub fn twilio(&self, channel: TextChannel) -> Result<&Twilio, ApiError> {
+        let t = &self.twilio;
+        if t.account_sid.is_empty() {
+            return Err(ApiError::Unavailable(
+                "var TWILIO_ACCOUNT_SID is not set: SMS and WhatsApp need Twilio".into(),
+            ));
+        }
+        if t.auth_token.is_empty() {
+            return Err(ApiError::Unavailable(
+                "secret TWILIO_AUTH_TOKEN is not set (wrangler secret put TWILIO_AUTH_TOKEN)".into(),
+            ));
+        }
+        t.sender(channel).map_err(ApiError::Unavailable)?;
+        Ok(t)
+    }
+
     pub fn admin_token(&self) -> Result<&str, ApiError> {
         self.admin_token.as_deref().ok_or_else(|| {
             ApiError::Unavailable(
@@ -129,6 +201,11 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
         (self.0)(name)
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A base URL without its trailing slash.
+    fn url(&self, name: &str, default: &str) -> String {
+        self.text(name, default).trim_end_matches('/').to_owned()
     }
 
     fn int(&self, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
@@ -177,12 +254,47 @@ mod tests {
             c.production,
             "no ENVIRONMENT means production: the safe side"
         );
-        assert_eq!(
-            c.mail_provider,
-            MailProvider::Resend {
-                api_url: "https://api.resend.com".into()
-            }
-        );
+        assert!(matches!(
+            &c.mail_provider,
+            MailProvider::Api { api, api_url } if api.name() == "resend" && api_url == "https://api.resend.com"
+        ));
+        assert_eq!(c.api_key_sends_per_hour, 1_000);
+        assert_eq!(c.templates, Templates::default());
+    }
+
+    #[test]
+    fn each_provider_is_chosen_by_name_with_its_own_url() {
+        for (name, url) in [
+            ("postmark", "https://api.postmarkapp.com"),
+            ("sendgrid", "https://api.sendgrid.com"),
+        ] {
+            let c = load(&[PEPPER, ("MAIL_PROVIDER", name)]).unwrap();
+            assert_eq!(format!("{:?}", c.mail_provider), format!("{name}({url})"));
+        }
+        let c = load(&[PEPPER, ("MAIL_PROVIDER", "postmark"), ("MAIL_API_URL", "http://127.0.0.1:9/")]).unwrap();
+        assert_eq!(format!("{:?}", c.mail_provider), "postmark(http://127.0.0.1:9)");
+        let c = load(&[PEPPER, ("MAIL_PROVIDER", "cloudflare")]).unwrap();
+        assert_eq!(format!("{:?}", c.mail_provider), "cloudflare(EMAIL)");
+    }
+
+    #[test]
+    fn twilio_fails_closed_naming_what_is_missing() {
+        let c = load(&[PEPPER]).unwrap();
+        let e = c.twilio(TextChannel::Sms).unwrap_err();
+        assert!(matches!(e, ApiError::Unavailable(d) if d.contains("TWILIO_ACCOUNT_SID")));
+        let c = load(&[PEPPER, ("TWILIO_ACCOUNT_SID", "AC1")]).unwrap();
+        let e = c.twilio(TextChannel::Sms).unwrap_err();
+        assert!(matches!(e, ApiError::Unavailable(d) if d.contains("TWILIO_AUTH_TOKEN")));
+        let c = load(&[
+            PEPPER,
+            ("TWILIO_ACCOUNT_SID", "AC1"),
+            ("TWILIO_AUTH_TOKEN", "t"),
+            ("TWILIO_FROM", "+15005550006"),
+        ])
+        .unwrap();
+        assert!(c.twilio(TextChannel::Sms).is_ok());
+        let e = c.twilio(TextChannel::Whatsapp).unwrap_err();
+        assert!(matches!(e, ApiError::Unavailable(d) if d.contains("TWILIO_WHATSAPP_FROM")));
     }
 
     #[test]
@@ -225,6 +337,9 @@ mod tests {
             ("PASSWORD_MIN_LENGTH", "4"),
             ("MAIL_PROVIDER", "carrier-pigeon"),
             ("ARGON2_MEMORY_KIB", "1"),
+            ("MAIL_FROM", "nobody"),
+            ("TEMPLATES", "{\"login\": {\"text\": \"no code\"}}"),
+            ("API_KEY_SENDS_PER_HOUR", "0"),
         ] {
             let e = load(&[PEPPER, (k, v)]).unwrap_err();
             assert!(

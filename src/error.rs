@@ -2,6 +2,7 @@
 //! variant here, and `status`/`code` below are the only place that maps it
 //! to HTTP, so problem codes stay stable.
 
+use crate::channel::Channel;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +18,10 @@ pub enum ApiError {
     InvalidCredentials,
     Unauthorized,
     EmailNotVerified,
+    /// The API key may not send on this channel.
+    ChannelNotAllowed(Channel),
     NotFound,
+    ApiKeyNotFound,
     MethodNotAllowed {
         allow: &'static str,
     },
@@ -26,6 +30,11 @@ pub enum ApiError {
         limit_bytes: usize,
     },
     MailDeliveryFailed,
+    /// Twilio refused or did not answer; the detail says why, without secrets.
+    TextDeliveryFailed {
+        channel: Channel,
+        reason: String,
+    },
     /// A missing secret, binding or schema. The detail says which, so an
     /// operator can fix it; it never contains a secret's value.
     Unavailable(String),
@@ -51,14 +60,14 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) | Self::InvalidCode | Self::ExpiredCode => 400,
             Self::InvalidCredentials | Self::Unauthorized => 401,
-            Self::EmailNotVerified => 403,
-            Self::NotFound => 404,
+            Self::EmailNotVerified | Self::ChannelNotAllowed(_) => 403,
+            Self::NotFound | Self::ApiKeyNotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType => 415,
             Self::TooManyAttempts | Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
-            Self::MailDeliveryFailed => 502,
+            Self::MailDeliveryFailed | Self::TextDeliveryFailed { .. } => 502,
             Self::Unavailable(_) => 503,
         }
     }
@@ -73,11 +82,17 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthorized => "unauthorized",
             Self::EmailNotVerified => "email_not_verified",
-            Self::NotFound => "not_found",
+            Self::ChannelNotAllowed(_) => "channel_not_allowed",
+            Self::NotFound | Self::ApiKeyNotFound => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::MailDeliveryFailed => "mail_delivery_failed",
+            Self::TextDeliveryFailed {
+                channel: Channel::Whatsapp,
+                ..
+            } => "whatsapp_delivery_failed",
+            Self::TextDeliveryFailed { .. } => "sms_delivery_failed",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -93,11 +108,13 @@ impl ApiError {
             Self::InvalidCredentials => "Invalid credentials",
             Self::Unauthorized => "Unauthorized",
             Self::EmailNotVerified => "Email not verified",
-            Self::NotFound => "Not found",
+            Self::ChannelNotAllowed(_) => "Channel not allowed",
+            Self::NotFound | Self::ApiKeyNotFound => "Not found",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::MailDeliveryFailed => "Mail delivery failed",
+            Self::TextDeliveryFailed { .. } => "Message delivery failed",
             Self::Unavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
@@ -119,7 +136,14 @@ impl ApiError {
             Self::EmailNotVerified => {
                 "The email address is not verified yet. A verification code has been sent.".into()
             }
+            Self::ChannelNotAllowed(c) => {
+                format!("This API key may not send on the `{}` channel.", c.as_str())
+            }
             Self::NotFound => "No such route.".into(),
+            Self::ApiKeyNotFound => "No API key has this id.".into(),
+            Self::TextDeliveryFailed { reason, .. } => format!(
+                "The message was not sent: {reason}. Nothing was changed that blocks a retry."
+            ),
             Self::MethodNotAllowed { allow } => format!("This route accepts: {allow}."),
             Self::UnsupportedMediaType => "The request body must be application/json.".into(),
             Self::PayloadTooLarge { limit_bytes } => {
@@ -188,6 +212,12 @@ mod tests {
             ApiError::UnsupportedMediaType,
             ApiError::PayloadTooLarge { limit_bytes: 16384 },
             ApiError::MailDeliveryFailed,
+            ApiError::ChannelNotAllowed(Channel::Sms),
+            ApiError::ApiKeyNotFound,
+            ApiError::TextDeliveryFailed {
+                channel: Channel::Whatsapp,
+                reason: "Twilio answered HTTP 500".into(),
+            },
             ApiError::Unavailable("OTP_PEPPER is not set".into()),
             ApiError::Internal("x".into()),
         ];

@@ -1,9 +1,10 @@
 //! What the flows need from the database, as one small trait. D1 implements
 //! it in `edge::d1_store`; every multi-step change is one atomic call here.
 
+use crate::api_key::{ApiKey, NewApiKey};
+use crate::code::CodeKey;
 use crate::email::Email;
 use crate::error::ApiResult;
-use crate::purpose::Purpose;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -16,10 +17,6 @@ pub struct User {
     pub created_at: u64,
 }
 
-/// Codes are scoped so that, later, each calling app gets its own namespace.
-pub const CORE_SCOPE: &str = "core";
-pub const EMAIL_CHANNEL: &str = "email";
-
 #[derive(Debug, Clone)]
 pub struct PendingCode {
     pub id: String,
@@ -31,8 +28,7 @@ pub struct PendingCode {
 #[derive(Debug, Clone)]
 pub struct NewCode<'a> {
     pub id: &'a str,
-    pub purpose: Purpose,
-    pub address: &'a str,
+    pub key: CodeKey<'a>,
     pub digest: &'a str,
     pub now: u64,
     pub expires_at: u64,
@@ -41,6 +37,8 @@ pub struct NewCode<'a> {
 /// What a consumed code unlocks, applied in the same transaction as the consumption.
 #[derive(Debug, Clone)]
 pub enum Effect<'a> {
+    /// An app's code: consuming it is all there is.
+    Nothing,
     MarkVerified {
         email: &'a Email,
     },
@@ -49,6 +47,13 @@ pub enum Effect<'a> {
     ResetPassword {
         email: &'a Email,
         password_hash: String,
+    },
+    /// Passwordless sign-in: marks the address verified (the code proved
+    /// ownership) and creates the session.
+    SignIn {
+        user_id: &'a str,
+        token_hash: String,
+        expires_at: u64,
     },
 }
 
@@ -59,6 +64,8 @@ pub struct Stats {
     pub by_purpose: BTreeMap<String, u64>,
     pub users: UserStats,
     pub active_sessions: u64,
+    pub app_codes: u64,
+    pub api_keys: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -96,8 +103,7 @@ pub trait Store {
     /// Replaces any pending code for (scope, channel, address, purpose). The
     /// failure count carries over while the replaced code's window is open.
     async fn issue_code(&self, code: &NewCode<'_>, attempts_window_secs: u64) -> ApiResult<()>;
-    async fn pending_code(&self, purpose: Purpose, address: &str)
-        -> ApiResult<Option<PendingCode>>;
+    async fn pending_code(&self, key: &CodeKey<'_>) -> ApiResult<Option<PendingCode>>;
     /// Counts one wrong guess if the budget allows; returns the new count,
     /// or `None` when the code is gone or already burned.
     async fn record_failure(&self, code_id: &str, max_attempts: u32) -> ApiResult<Option<u32>>;
@@ -120,6 +126,21 @@ pub trait Store {
     ) -> ApiResult<()>;
     async fn session_user(&self, token_hash: &str, now: u64) -> ApiResult<Option<User>>;
     async fn delete_session(&self, token_hash: &str) -> ApiResult<bool>;
+
+    async fn create_api_key(
+        &self,
+        id: &str,
+        key_hash: &str,
+        hint: &str,
+        new: &NewApiKey,
+        now: u64,
+    ) -> ApiResult<()>;
+    /// Every key, newest first, revoked ones included.
+    async fn api_keys(&self) -> ApiResult<Vec<ApiKey>>;
+    /// Only a key that is not revoked.
+    async fn api_key_by_hash(&self, key_hash: &str) -> ApiResult<Option<ApiKey>>;
+    /// Revokes the key and drops its pending codes; `false` if no key has this id.
+    async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool>;
 
     async fn stats(&self, now: u64) -> ApiResult<Stats>;
     async fn cleanup(&self, now: u64, unverified_before: u64) -> ApiResult<Cleanup>;

@@ -1,0 +1,191 @@
+//! Mail: the messages the service sends, the trait the flows send through,
+//! and the HTTP mail APIs, one file each behind `MailApi`.
+
+mod postmark;
+mod resend;
+mod sendgrid;
+
+use crate::config::Config;
+use crate::email::Email;
+use crate::error::ApiResult;
+use crate::http_call::HttpCall;
+use crate::template::RenderedMail;
+
+pub use postmark::Postmark;
+pub use resend::Resend;
+pub use sendgrid::SendGrid;
+
+#[derive(Clone)]
+pub struct Message {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Lets the provider drop a duplicate if a send is retried.
+    pub idempotency_key: String,
+}
+
+impl std::fmt::Debug for Message {
+    // Bodies carry codes: keep them out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Message(<redacted>)")
+    }
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Mailer {
+    /// Checked before a flow writes anything, so a missing key or binding
+    /// fails closed with 503 instead of half-way through.
+    fn ready(&self) -> ApiResult<()>;
+    /// Errors are `MailDeliveryFailed`; the provider's answer is logged, not returned.
+    async fn send(&self, message: &Message) -> ApiResult<()>;
+}
+
+/// An HTTP mail API. Adding a provider is a file implementing this, and a
+/// line in `APIS`.
+pub trait MailApi: Sync {
+    /// The `MAIL_PROVIDER` value that selects it.
+    fn name(&self) -> &'static str;
+    fn default_url(&self) -> &'static str;
+    fn request(&self, api_url: &str, api_key: &str, from: &Sender, m: &Message) -> HttpCall;
+}
+
+pub const APIS: [&dyn MailApi; 3] = [&Resend, &Postmark, &SendGrid];
+
+/// `MAIL_FROM`: `addr@example.com` or `Display Name <addr@example.com>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    pub name: Option<String>,
+    pub email: String,
+}
+
+impl Sender {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("var MAIL_FROM must be `addr@example.com` or `Name <addr@example.com>`, not `{raw}`")
+        };
+        let raw = raw.trim();
+        let (name, addr) = match raw.strip_suffix('>').and_then(|r| r.rsplit_once('<')) {
+            Some((name, addr)) => (Some(name.trim().trim_matches('"').trim()), addr),
+            None => (None, raw),
+        };
+        let email = Email::parse(addr).map_err(|_| bad())?;
+        let name = name.filter(|n| !n.is_empty());
+        if name.is_some_and(|n| n.chars().any(|c| c.is_control() || "<>\"".contains(c))) {
+            return Err(bad());
+        }
+        Ok(Self {
+            name: name.map(str::to_owned),
+            email: email.as_str().to_owned(),
+        })
+    }
+
+    /// RFC 5322 form, as Resend and Postmark take it.
+    pub fn formatted(&self) -> String {
+        match &self.name {
+            Some(n) => format!("\"{n}\" <{}>", self.email),
+            None => self.email.clone(),
+        }
+    }
+}
+
+pub fn code_message(to: &str, rendered: RenderedMail, idempotency_key: String) -> Message {
+    Message {
+        to: to.to_owned(),
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        idempotency_key,
+    }
+}
+
+/// Sent instead of a code when someone registers an address that already
+/// has an account: the owner learns of it, the requester learns nothing.
+pub fn account_exists_message(cfg: &Config, to: &str, idempotency_key: String) -> Message {
+    let app = &cfg.app_name;
+    let text = format!(
+        "Someone tried to create a {app} account with this email address, which already has one.\n\nIf it was you, sign in, or reset your password if you forgot it.\n\nIf you didn't ask for this, ignore this email: your account is unchanged.\n"
+    );
+    let html = format!(
+        "<!doctype html><html><body style=\"font-family:-apple-system,Segoe UI,Roboto,sans-serif;color:#111;max-width:480px;margin:0 auto;padding:24px\">\
+<p>Someone tried to create a <strong>{}</strong> account with this email address, which already has one.</p>\
+<p>If it was you, sign in, or reset your password if you forgot it.</p>\
+<p style=\"color:#666;font-size:13px\">If you didn't ask for this, ignore this email: your account is unchanged.</p>\
+</body></html>",
+        escape_html(app)
+    );
+    Message {
+        to: to.to_owned(),
+        subject: format!("Your {app} account"),
+        text,
+        html,
+        idempotency_key,
+    }
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) fn sample_message() -> Message {
+    Message {
+        to: "ann@example.com".into(),
+        subject: "123456 is your Acme code".into(),
+        text: "Here is your code:\n\n    123456\n".into(),
+        html: "<p>123456</p>".into(),
+        idempotency_key: "code-abc".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_parsing() {
+        let s = Sender::parse("Acme <No-Reply@Acme.test>").unwrap();
+        assert_eq!(s.name.as_deref(), Some("Acme"));
+        assert_eq!(s.email, "no-reply@acme.test");
+        assert_eq!(s.formatted(), "\"Acme\" <no-reply@acme.test>");
+        let s = Sender::parse("\"Acme, Inc.\" <a@acme.test>").unwrap();
+        assert_eq!(s.name.as_deref(), Some("Acme, Inc."));
+        let s = Sender::parse("a@acme.test").unwrap();
+        assert_eq!((s.formatted(), s.name), ("a@acme.test".into(), None));
+        for bad in ["", "Acme", "Acme <>", "Acme <a@acme.test", "A\r\nBcc: x <a@acme.test>"] {
+            assert!(Sender::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn notice_has_no_code() {
+        let cfg = Config::load(|k| (k == "APP_NAME").then(|| "Acme".into())).unwrap();
+        let m = account_exists_message(&cfg, "a@example.com", "k".into());
+        assert!(!m.text.chars().any(|c| c.is_ascii_digit()));
+        assert!(m.text.contains("Acme"));
+    }
+
+    #[test]
+    fn every_api_has_a_distinct_name() {
+        let mut names: Vec<_> = APIS.iter().map(|a| a.name()).collect();
+        names.dedup();
+        assert_eq!(names, ["resend", "postmark", "sendgrid"]);
+    }
+
+    #[test]
+    fn debug_output_hides_bodies() {
+        let d = format!("{:?}", sample_message());
+        assert!(!d.contains("ann@example.com") && !d.contains("123456"));
+    }
+}

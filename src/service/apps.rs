@@ -1,0 +1,328 @@
+//! The generic API of calling apps: send a code to an address or phone for
+//! the app's own purpose, then check what the user typed. Every code is
+//! filed under the calling key's scope.
+
+use super::{Issue, Service};
+use crate::api_key::{ApiKey, PREFIX};
+use crate::channel::Recipient;
+use crate::clock::{rfc3339, Clock};
+use crate::code::{app_scope, Code, CodeKey, CodeSpec};
+use crate::error::{ApiError, ApiResult};
+use crate::limits::{key_quota, Counters, SendDecision};
+use crate::mail::{code_message, Mailer};
+use crate::purpose::AppPurpose;
+use crate::session::token_hash;
+use crate::store::{Effect, Store};
+use crate::template::{Kind, Values};
+use crate::text::{TextChannel, TextMessage, Texter};
+
+pub const MIN_TTL_SECS: u64 = 60;
+pub const MAX_TTL_SECS: u64 = 86_400;
+
+/// A request for a code, as `/v1/otp/send` takes it.
+#[derive(Debug, Clone)]
+pub struct AppCode {
+    pub to: Recipient,
+    pub purpose: AppPurpose,
+    pub spec: CodeSpec,
+    pub ttl_secs: u64,
+}
+
+impl AppCode {
+    /// `ttl_secs` defaults to `OTP_TTL_SECONDS` and must lie within 60 s to 24 h.
+    pub fn new(to: Recipient, purpose: AppPurpose, spec: CodeSpec, ttl_secs: u64) -> ApiResult<Self> {
+        if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl_secs) {
+            return Err(ApiError::InvalidRequest(format!(
+                "field `ttl_seconds` must be from {MIN_TTL_SECS} to {MAX_TTL_SECS}"
+            )));
+        }
+        Ok(Self {
+            to,
+            purpose,
+            spec,
+            ttl_secs,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCode {
+    pub id: String,
+    pub expires_at: String,
+}
+
+fn app_key<'a>(scope: &'a str, to: &'a Recipient, purpose: &'a AppPurpose) -> CodeKey<'a> {
+    CodeKey {
+        scope,
+        channel: to.channel(),
+        purpose: purpose.as_str(),
+        address: to.address(),
+    }
+}
+
+fn text_channel(to: &Recipient) -> Option<(TextChannel, &crate::channel::Phone)> {
+    match to {
+        Recipient::Email(_) => None,
+        Recipient::Sms(p) => Some((TextChannel::Sms, p)),
+        Recipient::Whatsapp(p) => Some((TextChannel::Whatsapp, p)),
+    }
+}
+
+impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M, T, C> {
+    /// The key behind `Authorization: Bearer`, if it exists and is not revoked.
+    pub async fn api_key(&self, bearer: Option<&str>) -> ApiResult<ApiKey> {
+        let given = bearer
+            .filter(|b| b.starts_with(PREFIX))
+            .ok_or(ApiError::Unauthorized)?;
+        self.store
+            .api_key_by_hash(&token_hash(given))
+            .await?
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    pub async fn send_app_code(&self, key: &ApiKey, req: &AppCode) -> ApiResult<SentCode> {
+        let channel = req.to.channel();
+        if !key.channels.allows(channel) {
+            return Err(ApiError::ChannelNotAllowed(channel));
+        }
+        let pepper = self.cfg.pepper()?;
+        match text_channel(&req.to) {
+            None => self.mailer.ready()?,
+            Some((tc, _)) => self.texter.ready(tc)?,
+        }
+        let now = self.clock.now();
+        let quota = key_quota(&self.counters, &key.id, self.cfg.api_key_sends_per_hour, now).await?;
+        let scope = app_scope(&key.id);
+        let code_key = app_key(&scope, &req.to, &req.purpose);
+        let (tag, decision) = self.check_send(pepper, &code_key, now).await?;
+        let permit = match decision {
+            SendDecision::Allowed(permit) => permit,
+            SendDecision::Cooldown { retry_after_secs }
+            | SendDecision::HourlyCap { retry_after_secs } => {
+                return Err(ApiError::RateLimited { retry_after_secs })
+            }
+        };
+        let issue = Issue {
+            key: code_key,
+            spec: req.spec,
+            ttl_secs: req.ttl_secs,
+        };
+        let issued = self.issue_code(pepper, &issue, now).await?;
+        let values = Values {
+            code: issued.code.expose(),
+            ttl_secs: req.ttl_secs,
+            app_name: key.app_name.as_deref().unwrap_or(&self.cfg.app_name),
+        };
+        let kind = Kind::App(&req.purpose);
+        match text_channel(&req.to) {
+            None => {
+                let rendered = self.cfg.templates.mail(kind, &values);
+                let message = code_message(req.to.address(), rendered, format!("code-{}", issued.id));
+                self.mailer.send(&message).await?
+            }
+            Some((channel, phone)) => {
+                let message = TextMessage {
+                    channel,
+                    to: phone.clone(),
+                    body: self.cfg.templates.text_message(kind, &values),
+                };
+                self.texter.send(&message).await?
+            }
+        }
+        // Only a delivered message counts against the limits, so a retry
+        // after a provider failure works.
+        self.record_send(&tag, &code_key, now, permit).await?;
+        quota.bump(&self.counters).await?;
+        Ok(SentCode {
+            id: issued.id,
+            expires_at: rfc3339(issued.expires_at),
+        })
+    }
+
+    pub async fn verify_app_code(
+        &self,
+        key: &ApiKey,
+        to: &Recipient,
+        purpose: &AppPurpose,
+        code: &Code,
+    ) -> ApiResult<()> {
+        if !key.channels.allows(to.channel()) {
+            return Err(ApiError::ChannelNotAllowed(to.channel()));
+        }
+        let scope = app_scope(&key.id);
+        self.redeem(&app_key(&scope, to, purpose), code, || Ok(Effect::Nothing))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::Channel;
+    use crate::code::Alphabet;
+    use crate::service::testkit::{wrong, World, ADMIN};
+    use pollster::block_on;
+
+    fn request(channel: Channel, to: &str, alphabet: Alphabet) -> AppCode {
+        AppCode::new(
+            Recipient::parse(channel, to).unwrap(),
+            AppPurpose::parse("confirm_payment").unwrap(),
+            CodeSpec::new(8, alphabet).unwrap(),
+            300,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn ttl_bounds_are_a_minute_to_a_day() {
+        let r = request(Channel::Email, "a@example.com", Alphabet::Digits);
+        for bad in [59, 86_401] {
+            assert!(AppCode::new(r.to.clone(), r.purpose.clone(), r.spec, bad).is_err());
+        }
+        for ok in [60, 86_400] {
+            assert!(AppCode::new(r.to.clone(), r.purpose.clone(), r.spec, ok).is_ok());
+        }
+    }
+
+    #[test]
+    fn email_code_round_trip_in_the_shape_asked_for() {
+        let w = World::new(&[]);
+        let (key, _) = w.api_key(&["email"]);
+        let svc = w.svc();
+        block_on(async {
+            let req = request(Channel::Email, "ann@example.com", Alphabet::Alphanumeric);
+            let sent = svc.send_app_code(&key, &req).await.unwrap();
+            assert_eq!(sent.expires_at, rfc3339(1_800_000_300));
+            let mail = w.outbox.mails.borrow().last().unwrap().clone();
+            assert!(mail.subject.contains("your Shop code"), "the key's app name: {}", mail.subject);
+            assert!(mail.text.contains("5 minutes"));
+            let code = w.last_code();
+            assert_eq!(code.expose().len(), 8);
+            let typed = Code::parse_any(&code.expose().to_lowercase()).unwrap();
+            svc.verify_app_code(&key, &req.to, &req.purpose, &typed).await.unwrap();
+            assert_eq!(
+                svc.verify_app_code(&key, &req.to, &req.purpose, &typed).await.unwrap_err(),
+                ApiError::InvalidCode
+            );
+        });
+    }
+
+    #[test]
+    fn sms_and_whatsapp_go_to_the_texter() {
+        let w = World::new(&[]);
+        let (key, _) = w.api_key(&["sms", "whatsapp"]);
+        let svc = w.svc();
+        block_on(async {
+            for (channel, tc) in [(Channel::Sms, TextChannel::Sms), (Channel::Whatsapp, TextChannel::Whatsapp)] {
+                let req = request(channel, "+14155550123", Alphabet::Digits);
+                svc.send_app_code(&key, &req).await.unwrap();
+                assert_eq!(w.outbox.texts.borrow().last().unwrap().channel, tc);
+                svc.verify_app_code(&key, &req.to, &req.purpose, &w.last_text_code())
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(w.mails(), 0);
+        });
+    }
+
+    #[test]
+    fn keys_send_only_on_their_channels_and_never_see_each_others_codes() {
+        let w = World::new(&[]);
+        let (a, _) = w.api_key(&["email"]);
+        let (b, _) = w.api_key(&["email"]);
+        let svc = w.svc();
+        block_on(async {
+            let sms = request(Channel::Sms, "+14155550123", Alphabet::Digits);
+            assert_eq!(
+                svc.send_app_code(&a, &sms).await.unwrap_err(),
+                ApiError::ChannelNotAllowed(Channel::Sms)
+            );
+            let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
+            svc.send_app_code(&a, &req).await.unwrap();
+            let code = w.last_code();
+            assert_eq!(
+                svc.verify_app_code(&b, &req.to, &req.purpose, &code).await.unwrap_err(),
+                ApiError::InvalidCode
+            );
+            let other = AppPurpose::parse("login").unwrap();
+            assert_eq!(
+                svc.verify_app_code(&a, &req.to, &other, &code).await.unwrap_err(),
+                ApiError::InvalidCode
+            );
+            svc.verify_app_code(&a, &req.to, &req.purpose, &code).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn attempts_are_capped_and_a_resend_does_not_refill_them() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0"), ("OTP_MAX_ATTEMPTS", "3")]);
+        let (key, _) = w.api_key(&["email"]);
+        let svc = w.svc();
+        block_on(async {
+            let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
+            svc.send_app_code(&key, &req).await.unwrap();
+            for _ in 0..2 {
+                let bad = wrong(&w.last_code());
+                assert_eq!(
+                    svc.verify_app_code(&key, &req.to, &req.purpose, &bad).await.unwrap_err(),
+                    ApiError::InvalidCode
+                );
+            }
+            svc.send_app_code(&key, &req).await.unwrap();
+            let bad = wrong(&w.last_code());
+            assert_eq!(
+                svc.verify_app_code(&key, &req.to, &req.purpose, &bad).await.unwrap_err(),
+                ApiError::TooManyAttempts
+            );
+            assert_eq!(
+                svc.verify_app_code(&key, &req.to, &req.purpose, &w.last_code()).await.unwrap_err(),
+                ApiError::TooManyAttempts
+            );
+        });
+    }
+
+    #[test]
+    fn cooldown_and_key_quota_answer_429_and_failed_sends_use_neither() {
+        let w = World::new(&[("API_KEY_SENDS_PER_HOUR", "2")]);
+        let (key, _) = w.api_key(&["email"]);
+        let svc = w.svc();
+        block_on(async {
+            let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
+            w.outbox.fail_next.set(true);
+            assert_eq!(
+                svc.send_app_code(&key, &req).await.unwrap_err(),
+                ApiError::MailDeliveryFailed
+            );
+            svc.send_app_code(&key, &req).await.unwrap();
+            assert!(matches!(
+                svc.send_app_code(&key, &req).await.unwrap_err(),
+                ApiError::RateLimited { retry_after_secs: 60 }
+            ));
+            let other = request(Channel::Email, "bob@example.com", Alphabet::Digits);
+            svc.send_app_code(&key, &other).await.unwrap();
+            let third = request(Channel::Email, "cy@example.com", Alphabet::Digits);
+            assert!(matches!(
+                svc.send_app_code(&key, &third).await.unwrap_err(),
+                ApiError::RateLimited { .. }
+            ));
+        });
+    }
+
+    #[test]
+    fn revoked_keys_are_refused_and_lose_their_codes() {
+        let w = World::new(&[]);
+        let (key, secret) = w.api_key(&["email"]);
+        let svc = w.svc();
+        block_on(async {
+            assert_eq!(svc.api_key(Some(&secret)).await.unwrap().id, key.id);
+            assert_eq!(svc.api_key(Some("otpk_nope")).await.unwrap_err(), ApiError::Unauthorized);
+            assert_eq!(svc.api_key(Some("admin-secret")).await.unwrap_err(), ApiError::Unauthorized);
+            assert_eq!(svc.api_key(None).await.unwrap_err(), ApiError::Unauthorized);
+            let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
+            svc.send_app_code(&key, &req).await.unwrap();
+            svc.revoke_api_key(ADMIN, &key.id).await.unwrap();
+            assert_eq!(svc.api_key(Some(&secret)).await.unwrap_err(), ApiError::Unauthorized);
+            assert!(w.store.codes.borrow().is_empty());
+        });
+    }
+}

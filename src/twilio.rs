@@ -1,0 +1,181 @@
+//! Twilio's Messages API: the request for an SMS or WhatsApp message, and
+//! the reading of its error answers.
+
+use crate::http_call::HttpCall;
+use crate::text::{TextChannel, TextMessage};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde::Deserialize;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Twilio {
+    pub api_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    /// `From` for SMS, or `MessagingServiceSid` when it starts with `MG`.
+    pub sms_from: Option<String>,
+    /// The WhatsApp sender, `+E164` (the `whatsapp:` prefix is added).
+    pub whatsapp_from: Option<String>,
+}
+
+impl std::fmt::Debug for Twilio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Twilio({}, {}, <token>)", self.api_url, self.account_sid)
+    }
+}
+
+impl Twilio {
+    /// The sender for a channel, or what an operator must set.
+    pub fn sender(&self, channel: TextChannel) -> Result<(&'static str, String), String> {
+        match channel {
+            TextChannel::Sms => match &self.sms_from {
+                Some(s) if s.starts_with("MG") => Ok(("MessagingServiceSid", s.clone())),
+                Some(s) => Ok(("From", s.clone())),
+                None => Err("var TWILIO_FROM is not set (an SMS-capable number or a Messaging Service SID)".into()),
+            },
+            TextChannel::Whatsapp => match &self.whatsapp_from {
+                Some(s) => Ok(("From", whatsapp(s))),
+                None => Err("var TWILIO_WHATSAPP_FROM is not set (your WhatsApp sender number)".into()),
+            },
+        }
+    }
+
+    pub fn request(&self, m: &TextMessage) -> Result<HttpCall, String> {
+        let (from_field, from) = self.sender(m.channel)?;
+        let to = match m.channel {
+            TextChannel::Sms => m.to.as_str().to_owned(),
+            TextChannel::Whatsapp => whatsapp(m.to.as_str()),
+        };
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("To", &to)
+            .append_pair(from_field, &from)
+            .append_pair("Body", &m.body)
+            .finish();
+        let credentials = STANDARD.encode(format!("{}:{}", self.account_sid, self.auth_token));
+        Ok(HttpCall {
+            url: format!(
+                "{}/2010-04-01/Accounts/{}/Messages.json",
+                self.api_url, self.account_sid
+            ),
+            headers: vec![
+                ("content-type", "application/x-www-form-urlencoded".into()),
+                ("accept", "application/json".into()),
+                ("authorization", format!("Basic {credentials}")),
+            ],
+            body,
+        })
+    }
+}
+
+fn whatsapp(number: &str) -> String {
+    match number.strip_prefix("whatsapp:") {
+        Some(_) => number.to_owned(),
+        None => format!("whatsapp:{number}"),
+    }
+}
+
+/// Why Twilio refused a message, from its error body
+/// (`{"code": 21211, "message": "...", "status": 400}`).
+pub fn refusal(status: u16, body: &str) -> String {
+    #[derive(Deserialize)]
+    struct TwilioError {
+        code: Option<u64>,
+    }
+    match serde_json::from_str::<TwilioError>(body).ok().and_then(|e| e.code) {
+        Some(code) => format!(
+            "Twilio refused the message with error {code} (HTTP {status}); see https://www.twilio.com/docs/api/errors/{code}"
+        ),
+        None => format!("Twilio answered HTTP {status}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::Phone;
+
+    fn twilio() -> Twilio {
+        Twilio {
+            api_url: "https://api.twilio.com".into(),
+            account_sid: "AC123".into(),
+            auth_token: "tok3n".into(),
+            sms_from: Some("+15005550006".into()),
+            whatsapp_from: Some("+14155238886".into()),
+        }
+    }
+
+    fn msg(channel: TextChannel) -> TextMessage {
+        TextMessage {
+            channel,
+            to: Phone::parse("+14155550123").unwrap(),
+            body: "123456 is your Acme code & more".into(),
+        }
+    }
+
+    fn form(call: &HttpCall) -> Vec<(String, String)> {
+        form_urlencoded::parse(call.body.as_bytes()).into_owned().collect()
+    }
+
+    #[test]
+    fn sms_request_is_form_encoded_with_basic_auth() {
+        let call = twilio().request(&msg(TextChannel::Sms)).unwrap();
+        assert_eq!(
+            call.url,
+            "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json"
+        );
+        assert_eq!(call.header("authorization"), Some("Basic QUMxMjM6dG9rM24="));
+        assert_eq!(
+            call.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(
+            form(&call),
+            [
+                ("To".into(), "+14155550123".into()),
+                ("From".into(), "+15005550006".into()),
+                ("Body".into(), "123456 is your Acme code & more".into()),
+            ]
+        );
+        assert!(!format!("{call:?}").contains("QUMx"));
+        assert!(!format!("{:?}", twilio()).contains("tok3n"));
+    }
+
+    #[test]
+    fn whatsapp_addresses_are_prefixed() {
+        let call = twilio().request(&msg(TextChannel::Whatsapp)).unwrap();
+        let f = form(&call);
+        assert_eq!(f[0], ("To".into(), "whatsapp:+14155550123".into()));
+        assert_eq!(f[1], ("From".into(), "whatsapp:+14155238886".into()));
+    }
+
+    #[test]
+    fn messaging_service_replaces_from() {
+        let t = Twilio {
+            sms_from: Some("MG0123".into()),
+            ..twilio()
+        };
+        let f = form(&t.request(&msg(TextChannel::Sms)).unwrap());
+        assert_eq!(f[1], ("MessagingServiceSid".into(), "MG0123".into()));
+    }
+
+    #[test]
+    fn missing_senders_say_which_var() {
+        let t = Twilio {
+            sms_from: None,
+            whatsapp_from: None,
+            ..twilio()
+        };
+        assert!(t.request(&msg(TextChannel::Sms)).unwrap_err().contains("TWILIO_FROM"));
+        assert!(t
+            .request(&msg(TextChannel::Whatsapp))
+            .unwrap_err()
+            .contains("TWILIO_WHATSAPP_FROM"));
+    }
+
+    #[test]
+    fn refusals_name_the_twilio_error() {
+        let r = refusal(400, r#"{"code": 21211, "message": "The 'To' number is not valid.", "status": 400}"#);
+        assert!(r.contains("21211") && r.contains("HTTP 400"));
+        assert_eq!(refusal(503, "<html>"), "Twilio answered HTTP 503");
+    }
+}
