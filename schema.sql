@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE INDEX IF NOT EXISTS users_unverified_updated ON users (verified, updated_at);
 
 -- One pending code per (scope, channel, address, purpose); a new code replaces it.
+-- `scope` is `core` for the account flows and `key:<api key id>` for an app's codes.
 -- `attempts` counts wrong guesses; it carries over to a replacement code
 -- until `window_ends_at`, so a resend never refills the guess budget.
 CREATE TABLE IF NOT EXISTS codes (
@@ -38,3 +39,16 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_user_id ON sessions (user_id);
 CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
+
+-- Keys of calling apps. Only the SHA-256 of a key is stored; `hint` is its
+-- last four characters, for telling keys apart. Revoked keys stay listed.
+CREATE TABLE IF NOT EXISTS api_keys (
+  id         TEXT PRIMARY KEY,
+  key_hash   TEXT NOT NULL UNIQUE,
+  hint       TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  app_name   TEXT,
+  channels   TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);

@@ -89,7 +89,8 @@ impl JsonBody {
     }
 
     pub fn strings(&self, name: &str) -> Result<Vec<&str>, ApiError> {
-        let bad = || ApiError::InvalidRequest(format!("field `{name}` must be an array of strings"));
+        let bad =
+            || ApiError::InvalidRequest(format!("field `{name}` must be an array of strings"));
         match self.0.get(name) {
             None => Err(ApiError::InvalidRequest(format!(
                 "field `{name}` is required"
@@ -142,7 +143,8 @@ mod tests {
         assert!(
             matches!(b.string("password"), Err(ApiError::InvalidRequest(d)) if d.contains("`password`"))
         );
-        let b = JsonBody::parse(br#"{"n": 5, "m": -1, "s": null, "a": ["x", "y"], "z": ["x", 1]}"#).unwrap();
+        let b = JsonBody::parse(br#"{"n": 5, "m": -1, "s": null, "a": ["x", "y"], "z": ["x", 1]}"#)
+            .unwrap();
         assert_eq!(b.optional_u64("n").unwrap(), Some(5));
         assert!(b.optional_u64("m").is_err());
         assert_eq!(b.optional_u64("s").unwrap(), None);

@@ -119,7 +119,12 @@ mod tests {
 
     #[test]
     fn phones_must_be_e164() {
-        for ok in ["+14155550123", "+447911123456", " +4915112345678 ", "+3312345"] {
+        for ok in [
+            "+14155550123",
+            "+447911123456",
+            " +4915112345678 ",
+            "+3312345",
+        ] {
             assert!(Phone::parse(ok).is_ok(), "{ok:?}");
         }
         for bad in [
@@ -141,7 +146,10 @@ mod tests {
     #[test]
     fn recipients_follow_their_channel() {
         let r = Recipient::parse(Channel::Email, "Ann@Example.com").unwrap();
-        assert_eq!((r.channel(), r.address()), (Channel::Email, "ann@example.com"));
+        assert_eq!(
+            (r.channel(), r.address()),
+            (Channel::Email, "ann@example.com")
+        );
         let r = Recipient::parse(Channel::Whatsapp, "+14155550123").unwrap();
         assert_eq!(r.channel(), Channel::Whatsapp);
         let e = Recipient::parse(Channel::Sms, "ann@example.com").unwrap_err();

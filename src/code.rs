@@ -101,7 +101,11 @@ impl Code {
         let mut fill = |buf: &mut [u8]| {
             getrandom::getrandom(buf).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))
         };
-        Ok(Self(sample(spec.length, spec.alphabet.symbols(), &mut fill)?))
+        Ok(Self(sample(
+            spec.length,
+            spec.alphabet.symbols(),
+            &mut fill,
+        )?))
     }
 
     pub fn expose(&self) -> &str {
@@ -254,7 +258,11 @@ mod tests {
         for b in b"0O1IL" {
             assert!(!seen.contains(b), "look-alike {} was drawn", *b as char);
         }
-        assert_eq!(seen.len(), UNAMBIGUOUS.len(), "every symbol shows up in 5,000 draws");
+        assert_eq!(
+            seen.len(),
+            UNAMBIGUOUS.len(),
+            "every symbol shows up in 5,000 draws"
+        );
         assert_eq!(UNAMBIGUOUS.len(), 31);
     }
 
@@ -305,7 +313,11 @@ mod tests {
     fn digits_are_uniform_chi_squared() {
         let mut counts = [0u64; 10];
         for _ in 0..20_000 {
-            for b in Code::generate(CodeSpec::digits(10)).unwrap().expose().bytes() {
+            for b in Code::generate(CodeSpec::digits(10))
+                .unwrap()
+                .expose()
+                .bytes()
+            {
                 counts[(b - b'0') as usize] += 1;
             }
         }
@@ -350,10 +362,22 @@ mod tests {
         assert!(!d.contains("123456"));
         let scope = app_scope("k1");
         for other in [
-            CodeKey { purpose: "reset_password", ..KEY },
-            CodeKey { address: "b@example.com", ..KEY },
-            CodeKey { channel: Channel::Sms, ..KEY },
-            CodeKey { scope: &scope, ..KEY },
+            CodeKey {
+                purpose: "reset_password",
+                ..KEY
+            },
+            CodeKey {
+                address: "b@example.com",
+                ..KEY
+            },
+            CodeKey {
+                channel: Channel::Sms,
+                ..KEY
+            },
+            CodeKey {
+                scope: &scope,
+                ..KEY
+            },
         ] {
             assert_ne!(d, p.code_digest(&other, &code), "{other:?}");
         }

@@ -136,7 +136,8 @@ impl Config {
             mail_from,
             mail_timeout_ms: vars.int("MAIL_TIMEOUT_MS", 5_000, 100, 30_000)?,
             templates,
-            api_key_sends_per_hour: vars.int("API_KEY_SENDS_PER_HOUR", 1_000, 1, 10_000_000)? as u32,
+            api_key_sends_per_hour: vars.int("API_KEY_SENDS_PER_HOUR", 1_000, 1, 10_000_000)?
+                as u32,
             twilio_timeout_ms: vars.int("TWILIO_TIMEOUT_MS", 5_000, 100, 30_000)?,
             twilio: Twilio {
                 api_url: vars.url("TWILIO_API_URL", "https://api.twilio.com"),
@@ -178,7 +179,8 @@ impl Config {
         }
         if t.auth_token.is_empty() {
             return Err(ApiError::Unavailable(
-                "secret TWILIO_AUTH_TOKEN is not set (wrangler secret put TWILIO_AUTH_TOKEN)".into(),
+                "secret TWILIO_AUTH_TOKEN is not set (wrangler secret put TWILIO_AUTH_TOKEN)"
+                    .into(),
             ));
         }
         t.sender(channel).map_err(ApiError::Unavailable)?;
@@ -271,8 +273,16 @@ mod tests {
             let c = load(&[PEPPER, ("MAIL_PROVIDER", name)]).unwrap();
             assert_eq!(format!("{:?}", c.mail_provider), format!("{name}({url})"));
         }
-        let c = load(&[PEPPER, ("MAIL_PROVIDER", "postmark"), ("MAIL_API_URL", "http://127.0.0.1:9/")]).unwrap();
-        assert_eq!(format!("{:?}", c.mail_provider), "postmark(http://127.0.0.1:9)");
+        let c = load(&[
+            PEPPER,
+            ("MAIL_PROVIDER", "postmark"),
+            ("MAIL_API_URL", "http://127.0.0.1:9/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            format!("{:?}", c.mail_provider),
+            "postmark(http://127.0.0.1:9)"
+        );
         let c = load(&[PEPPER, ("MAIL_PROVIDER", "cloudflare")]).unwrap();
         assert_eq!(format!("{:?}", c.mail_provider), "cloudflare(EMAIL)");
     }

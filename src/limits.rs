@@ -140,7 +140,12 @@ pub async fn check_ip(kv: &impl Counters, ip: &str, per_minute: u32, now: u64) -
 }
 
 /// The hourly send quota of one API key; checked before a send, bumped after.
-pub async fn key_quota(kv: &impl Counters, key_id: &str, per_hour: u32, now: u64) -> ApiResult<Window> {
+pub async fn key_quota(
+    kv: &impl Counters,
+    key_id: &str,
+    per_hour: u32,
+    now: u64,
+) -> ApiResult<Window> {
     let w = Window::read(kv, "key", key_id, 3_600, now).await?;
     w.admit(per_hour.into(), now)?;
     Ok(w)
@@ -192,8 +197,7 @@ mod tests {
 
     /// A send as the flows make it: checked, then recorded with its permit.
     async fn allowed_send(kv: &MemoryCounters, tag: &str, lane: &str, now: u64) {
-        let SendDecision::Allowed(permit) = POLICY.check(kv, tag, lane, now).await.unwrap()
-        else {
+        let SendDecision::Allowed(permit) = POLICY.check(kv, tag, lane, now).await.unwrap() else {
             panic!("the send was refused");
         };
         POLICY.record(kv, tag, lane, now, permit).await.unwrap();
@@ -204,35 +208,23 @@ mod tests {
         let kv = MemoryCounters::default();
         block_on(async {
             assert!(matches!(
-                POLICY
-                    .check(&kv, "t", VERIFY, T0)
-                    .await
-                    .unwrap(),
+                POLICY.check(&kv, "t", VERIFY, T0).await.unwrap(),
                 SendDecision::Allowed(_)
             ));
             allowed_send(&kv, "t", VERIFY, T0).await;
             assert_eq!(
-                POLICY
-                    .check(&kv, "t", VERIFY, T0 + 15)
-                    .await
-                    .unwrap(),
+                POLICY.check(&kv, "t", VERIFY, T0 + 15).await.unwrap(),
                 SendDecision::Cooldown {
                     retry_after_secs: 45
                 }
             );
             // Another purpose has its own cooldown.
             assert!(matches!(
-                POLICY
-                    .check(&kv, "t", RESET, T0 + 15)
-                    .await
-                    .unwrap(),
+                POLICY.check(&kv, "t", RESET, T0 + 15).await.unwrap(),
                 SendDecision::Allowed(_)
             ));
             assert!(matches!(
-                POLICY
-                    .check(&kv, "t", VERIFY, T0 + 60)
-                    .await
-                    .unwrap(),
+                POLICY.check(&kv, "t", VERIFY, T0 + 60).await.unwrap(),
                 SendDecision::Allowed(_)
             ));
         });
@@ -243,18 +235,11 @@ mod tests {
         let kv = MemoryCounters::default();
         block_on(async {
             for i in 0..3 {
-                let p = if i % 2 == 0 {
-                    VERIFY
-                } else {
-                    RESET
-                };
+                let p = if i % 2 == 0 { VERIFY } else { RESET };
                 allowed_send(&kv, "t", p, T0 + i * 100).await;
             }
             assert_eq!(
-                POLICY
-                    .check(&kv, "t", VERIFY, T0 + 1_000)
-                    .await
-                    .unwrap(),
+                POLICY.check(&kv, "t", VERIFY, T0 + 1_000).await.unwrap(),
                 SendDecision::HourlyCap {
                     retry_after_secs: 2_600
                 }
@@ -267,10 +252,7 @@ mod tests {
                 SendDecision::Allowed(_)
             ));
             assert!(matches!(
-                POLICY
-                    .check(&kv, "t", VERIFY, T0 + 3_600)
-                    .await
-                    .unwrap(),
+                POLICY.check(&kv, "t", VERIFY, T0 + 3_600).await.unwrap(),
                 SendDecision::Allowed(_)
             ));
         });
@@ -303,7 +285,12 @@ mod tests {
                 key_quota(&kv, "k1", 2, T0).await.unwrap();
             }
             for _ in 0..2 {
-                key_quota(&kv, "k1", 2, T0).await.unwrap().bump(&kv).await.unwrap();
+                key_quota(&kv, "k1", 2, T0)
+                    .await
+                    .unwrap()
+                    .bump(&kv)
+                    .await
+                    .unwrap();
             }
             assert_eq!(
                 key_quota(&kv, "k1", 2, T0 + 100).await.unwrap_err(),

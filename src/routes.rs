@@ -9,36 +9,56 @@ pub enum Route {
     VerifyEmail,
     Resend,
     Login,
+    LoginCode,
+    LoginCodeVerify,
     Me,
     Logout,
     PasswordReset,
     PasswordResetConfirm,
+    OtpSend,
+    OtpVerify,
     AdminStats,
+    AdminListKeys,
+    AdminCreateKey,
+    /// `DELETE /v1/admin/api-keys/{id}`; the handler reads the id from the path.
+    AdminRevokeKey,
 }
+
+pub const API_KEYS_PATH: &str = "/v1/admin/api-keys";
 
 impl Route {
     pub fn resolve(method: &str, path: &str) -> Result<Self, ApiError> {
         use Route::*;
-        let (route, allow) = match path {
-            "/healthz" => (Health, "GET"),
-            "/v1/register" => (Register, "POST"),
-            "/v1/verify-email" => (VerifyEmail, "POST"),
-            "/v1/resend" => (Resend, "POST"),
-            "/v1/login" => (Login, "POST"),
-            "/v1/me" => (Me, "GET"),
-            "/v1/logout" => (Logout, "POST"),
-            "/v1/password-reset" => (PasswordReset, "POST"),
-            "/v1/password-reset/confirm" => (PasswordResetConfirm, "POST"),
-            "/v1/admin/stats" => (AdminStats, "GET"),
+        let methods: &[(&str, Route)] = match path {
+            "/healthz" => &[("GET", Health)],
+            "/v1/register" => &[("POST", Register)],
+            "/v1/verify-email" => &[("POST", VerifyEmail)],
+            "/v1/resend" => &[("POST", Resend)],
+            "/v1/login" => &[("POST", Login)],
+            "/v1/login/code" => &[("POST", LoginCode)],
+            "/v1/login/code/verify" => &[("POST", LoginCodeVerify)],
+            "/v1/me" => &[("GET", Me)],
+            "/v1/logout" => &[("POST", Logout)],
+            "/v1/password-reset" => &[("POST", PasswordReset)],
+            "/v1/password-reset/confirm" => &[("POST", PasswordResetConfirm)],
+            "/v1/otp/send" => &[("POST", OtpSend)],
+            "/v1/otp/verify" => &[("POST", OtpVerify)],
+            "/v1/admin/stats" => &[("GET", AdminStats)],
+            API_KEYS_PATH => &[("GET", AdminListKeys), ("POST", AdminCreateKey)],
+            p if key_id(p).is_some() => &[("DELETE", AdminRevokeKey)],
             _ => return Err(ApiError::NotFound),
         };
         // HEAD is GET without a body, as HTTP requires.
-        let head_ok = allow == "GET" && method == "HEAD";
-        if method == allow || head_ok {
-            Ok(route)
-        } else {
-            Err(ApiError::MethodNotAllowed { allow })
+        let wanted = if method == "HEAD" { "GET" } else { method };
+        if let Some((_, route)) = methods.iter().find(|(m, _)| *m == wanted) {
+            return Ok(*route);
         }
+        let allow = match methods {
+            [("GET", _), ("POST", _)] => "GET, POST",
+            [(m, _), ..] => m,
+            [] => unreachable!("every path has a method"),
+        };
+        Err(ApiError::MethodNotAllowed { allow })
     }
 
     pub fn name(self) -> &'static str {
@@ -49,22 +69,56 @@ impl Route {
             VerifyEmail => "verify_email",
             Resend => "resend",
             Login => "login",
+            LoginCode => "login_code",
+            LoginCodeVerify => "login_code_verify",
             Me => "me",
             Logout => "logout",
             PasswordReset => "password_reset",
             PasswordResetConfirm => "password_reset_confirm",
+            OtpSend => "otp_send",
+            OtpVerify => "otp_verify",
             AdminStats => "admin_stats",
+            AdminListKeys => "admin_list_keys",
+            AdminCreateKey => "admin_create_key",
+            AdminRevokeKey => "admin_revoke_key",
         }
     }
 
     /// Routes that read a JSON body.
     pub fn takes_json(self) -> bool {
         use Route::*;
-        matches!(
+        !matches!(
             self,
-            Register | VerifyEmail | Resend | Login | PasswordReset | PasswordResetConfirm
+            Health | Me | Logout | AdminStats | AdminListKeys | AdminRevokeKey
         )
     }
+
+    /// Routes that need the pepper, because they digest codes or addresses.
+    pub fn needs_pepper(self) -> bool {
+        use Route::*;
+        self.takes_json() && self != AdminCreateKey
+    }
+
+    /// Routes behind `ADMIN_TOKEN`.
+    pub fn is_admin(self) -> bool {
+        use Route::*;
+        matches!(
+            self,
+            AdminStats | AdminListKeys | AdminCreateKey | AdminRevokeKey
+        )
+    }
+
+    /// Routes that authenticate with an API key.
+    pub fn takes_api_key(self) -> bool {
+        matches!(self, Route::OtpSend | Route::OtpVerify)
+    }
+}
+
+/// The `{id}` of `/v1/admin/api-keys/{id}`.
+pub fn key_id(path: &str) -> Option<&str> {
+    path.strip_prefix(API_KEYS_PATH)?
+        .strip_prefix('/')
+        .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
 #[cfg(test)]
@@ -88,5 +142,38 @@ mod tests {
             Route::resolve("GET", "/v1/register/"),
             Err(ApiError::NotFound)
         );
+    }
+
+    #[test]
+    fn api_key_routes() {
+        assert_eq!(
+            Route::resolve("GET", API_KEYS_PATH),
+            Ok(Route::AdminListKeys)
+        );
+        assert_eq!(
+            Route::resolve("POST", API_KEYS_PATH),
+            Ok(Route::AdminCreateKey)
+        );
+        assert_eq!(
+            Route::resolve("DELETE", API_KEYS_PATH),
+            Err(ApiError::MethodNotAllowed { allow: "GET, POST" })
+        );
+        let one = "/v1/admin/api-keys/0123abcd";
+        assert_eq!(Route::resolve("DELETE", one), Ok(Route::AdminRevokeKey));
+        assert_eq!(
+            Route::resolve("GET", one),
+            Err(ApiError::MethodNotAllowed { allow: "DELETE" })
+        );
+        assert_eq!(key_id(one), Some("0123abcd"));
+        assert_eq!(
+            Route::resolve("DELETE", "/v1/admin/api-keys/a/b"),
+            Err(ApiError::NotFound)
+        );
+        assert_eq!(
+            Route::resolve("DELETE", "/v1/admin/api-keys/"),
+            Err(ApiError::NotFound)
+        );
+        assert!(Route::OtpSend.takes_api_key() && !Route::Login.takes_api_key());
+        assert!(!Route::AdminCreateKey.needs_pepper() && Route::OtpVerify.needs_pepper());
     }
 }

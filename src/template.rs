@@ -99,10 +99,11 @@ impl Templates {
             1 => "It expires in 1 minute and works once.",
             _ => "It expires in {{minutes}} minutes and works once.",
         };
-        let ignore = "If you didn't ask for this, ignore this email: nothing changes without the code.";
-        let text = o.text.unwrap_or_else(|| {
-            format!("{intro}\n\n    {{{{code}}}}\n\n{expiry}\n\n{ignore}\n")
-        });
+        let ignore =
+            "If you didn't ask for this, ignore this email: nothing changes without the code.";
+        let text = o
+            .text
+            .unwrap_or_else(|| format!("{intro}\n\n    {{{{code}}}}\n\n{expiry}\n\n{ignore}\n"));
         let html = o.html.unwrap_or_else(|| {
             let intro = intro.replace("{{app_name}}", "<strong>{{app_name}}</strong>");
             format!(
@@ -186,10 +187,12 @@ fn check(template: &str, needs_code: bool) -> Result<(), String> {
 
 /// The names inside `{{ }}`, trimmed.
 fn placeholders(t: &str) -> impl Iterator<Item = Result<&str, ()>> {
-    t.split("{{").skip(1).map(|rest| match rest.split_once("}}") {
-        Some((name, _)) => Ok(name.trim()),
-        None => Err(()),
-    })
+    t.split("{{")
+        .skip(1)
+        .map(|rest| match rest.split_once("}}") {
+            Some((name, _)) => Ok(name.trim()),
+            None => Err(()),
+        })
 }
 
 fn render(template: &str, purpose: &str, minutes: u64, v: &Values<'_>, html: bool) -> String {
@@ -240,7 +243,10 @@ mod tests {
                 assert!(body.contains("123456") && body.contains("10 minutes"));
                 assert!(body.contains("Acme") && body.contains("didn't ask for this"));
             }
-            assert!(m.text.contains("\n    123456\n"), "the code stands on its own line");
+            assert!(
+                m.text.contains("\n    123456\n"),
+                "the code stands on its own line"
+            );
         }
         let sms = t.text_message(Kind::Account(Purpose::Login), &values("Acme"));
         assert_eq!(
@@ -251,7 +257,10 @@ mod tests {
 
     #[test]
     fn one_minute_is_singular() {
-        let v = Values { ttl_secs: 60, ..values("Acme") };
+        let v = Values {
+            ttl_secs: 60,
+            ..values("Acme")
+        };
         let t = Templates::default();
         let p = AppPurpose::parse("x").unwrap();
         assert!(t.mail(Kind::App(&p), &v).text.contains("in 1 minute and"));
@@ -285,7 +294,10 @@ mod tests {
         let m = t.mail(Kind::App(&p), &values("<b>Evil & Co</b>"));
         assert!(m.html.contains("&lt;b&gt;Evil &amp; Co&lt;/b&gt;"));
         assert!(!m.html.contains("<b>Evil"));
-        assert!(m.text.contains("<b>Evil & Co</b>"), "plain text is not escaped");
+        assert!(
+            m.text.contains("<b>Evil & Co</b>"),
+            "plain text is not escaped"
+        );
         assert!(!m.subject.contains('\n'));
     }
 
@@ -293,8 +305,14 @@ mod tests {
     fn bad_templates_are_refused_with_the_reason() {
         for (json, why) in [
             ("[]", "JSON object"),
-            (r#"{"login": {"text": "no code here"}}"#, "login.text: must contain {{code}}"),
-            (r#"{"login": {"sms": "{{code}} {{secret}}"}}"#, "unknown placeholder {{secret}}"),
+            (
+                r#"{"login": {"text": "no code here"}}"#,
+                "login.text: must contain {{code}}",
+            ),
+            (
+                r#"{"login": {"sms": "{{code}} {{secret}}"}}"#,
+                "unknown placeholder {{secret}}",
+            ),
             (r#"{"login": {"html": "{{code"}}"#, "never closed"),
             (r#"{"Bad Purpose": {}}"#, "not a purpose"),
             (r#"{"login": {"body": "{{code}}"}}"#, "unknown field"),

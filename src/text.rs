@@ -13,7 +13,11 @@ pub struct TextMessage {
 impl std::fmt::Debug for TextMessage {
     // The body carries a code.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TextMessage({:?}, {:?}, <redacted>)", self.channel, self.to)
+        write!(
+            f,
+            "TextMessage({:?}, {:?}, <redacted>)",
+            self.channel, self.to
+        )
     }
 }
 

@@ -31,11 +31,16 @@ impl Twilio {
             TextChannel::Sms => match &self.sms_from {
                 Some(s) if s.starts_with("MG") => Ok(("MessagingServiceSid", s.clone())),
                 Some(s) => Ok(("From", s.clone())),
-                None => Err("var TWILIO_FROM is not set (an SMS-capable number or a Messaging Service SID)".into()),
+                None => Err(
+                    "var TWILIO_FROM is not set (an SMS-capable number or a Messaging Service SID)"
+                        .into(),
+                ),
             },
             TextChannel::Whatsapp => match &self.whatsapp_from {
                 Some(s) => Ok(("From", whatsapp(s))),
-                None => Err("var TWILIO_WHATSAPP_FROM is not set (your WhatsApp sender number)".into()),
+                None => {
+                    Err("var TWILIO_WHATSAPP_FROM is not set (your WhatsApp sender number)".into())
+                }
             },
         }
     }
@@ -113,7 +118,9 @@ mod tests {
     }
 
     fn form(call: &HttpCall) -> Vec<(String, String)> {
-        form_urlencoded::parse(call.body.as_bytes()).into_owned().collect()
+        form_urlencoded::parse(call.body.as_bytes())
+            .into_owned()
+            .collect()
     }
 
     #[test]
@@ -165,7 +172,10 @@ mod tests {
             whatsapp_from: None,
             ..twilio()
         };
-        assert!(t.request(&msg(TextChannel::Sms)).unwrap_err().contains("TWILIO_FROM"));
+        assert!(t
+            .request(&msg(TextChannel::Sms))
+            .unwrap_err()
+            .contains("TWILIO_FROM"));
         assert!(t
             .request(&msg(TextChannel::Whatsapp))
             .unwrap_err()
@@ -174,7 +184,10 @@ mod tests {
 
     #[test]
     fn refusals_name_the_twilio_error() {
-        let r = refusal(400, r#"{"code": 21211, "message": "The 'To' number is not valid.", "status": 400}"#);
+        let r = refusal(
+            400,
+            r#"{"code": 21211, "message": "The 'To' number is not valid.", "status": 400}"#,
+        );
         assert!(r.contains("21211") && r.contains("HTTP 400"));
         assert_eq!(refusal(503, "<html>"), "Twilio answered HTTP 503");
     }

@@ -1,12 +1,12 @@
 //! `Store` over the D1 binding `DB`. Unix seconds are bound as f64: D1 has
 //! no BigInt and its integer binding is only 32 bits wide.
 
+use crate::api_key::{ApiKey, Channels, NewApiKey};
+use crate::code::{app_scope, CodeKey, CORE_SCOPE};
 use crate::email::Email;
 use crate::error::{ApiError, ApiResult};
 use crate::purpose::Purpose;
-use crate::store::{
-    Cleanup, Effect, NewCode, PendingCode, Stats, Store, User, UserStats, CORE_SCOPE, EMAIL_CHANNEL,
-};
+use crate::store::{Cleanup, Effect, NewCode, PendingCode, Stats, Store, User, UserStats};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -64,6 +64,33 @@ struct CodeRow {
 }
 
 #[derive(Deserialize)]
+struct KeyRow {
+    id: String,
+    name: String,
+    app_name: Option<String>,
+    channels: String,
+    hint: String,
+    created_at: f64,
+    revoked_at: Option<f64>,
+}
+
+impl From<KeyRow> for ApiKey {
+    fn from(r: KeyRow) -> Self {
+        ApiKey {
+            id: r.id,
+            name: r.name,
+            app_name: r.app_name,
+            channels: Channels::from_stored(&r.channels),
+            hint: r.hint,
+            created_at: r.created_at as u64,
+            revoked_at: r.revoked_at.map(|t| t as u64),
+        }
+    }
+}
+
+const KEY_COLUMNS: &str = "id, name, app_name, channels, hint, created_at, revoked_at";
+
+#[derive(Deserialize)]
 struct Count {
     n: f64,
 }
@@ -91,12 +118,12 @@ impl D1Store {
     pub async fn health(&self) -> ApiResult<()> {
         let found: Option<Count> = self
             .first(
-                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'codes', 'sessions')",
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'codes', 'sessions', 'api_keys')",
                 &[],
             )
             .await?;
         match found {
-            Some(Count { n: 3.0 }) => Ok(()),
+            Some(Count { n: 4.0 }) => Ok(()),
             _ => Err(ApiError::Unavailable(
                 "the D1 schema is missing: apply schema.sql".into(),
             )),
@@ -172,10 +199,10 @@ impl Store for D1Store {
                window_ends_at = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.window_ends_at ELSE excluded.window_ends_at END",
             &[
                 s(c.id),
-                s(CORE_SCOPE),
-                s(EMAIL_CHANNEL),
-                s(c.address),
-                s(c.purpose.as_str()),
+                s(c.key.scope),
+                s(c.key.channel.as_str()),
+                s(c.key.address),
+                s(c.key.purpose),
                 s(c.digest),
                 n(c.now + attempts_window_secs),
                 n(c.now),
@@ -188,15 +215,11 @@ impl Store for D1Store {
         .map(drop)
     }
 
-    async fn pending_code(
-        &self,
-        purpose: Purpose,
-        address: &str,
-    ) -> ApiResult<Option<PendingCode>> {
+    async fn pending_code(&self, key: &CodeKey<'_>) -> ApiResult<Option<PendingCode>> {
         let row: Option<CodeRow> = self
             .first(
                 "SELECT id, digest, attempts, expires_at FROM codes WHERE scope = ?1 AND channel = ?2 AND address = ?3 AND purpose = ?4",
-                &[s(CORE_SCOPE), s(EMAIL_CHANNEL), s(address), s(purpose.as_str())],
+                &[s(key.scope), s(key.channel.as_str()), s(key.address), s(key.purpose)],
             )
             .await?;
         Ok(row.map(|r| PendingCode {
@@ -231,6 +254,19 @@ impl Store for D1Store {
         // One batch is one transaction: the effect lands if and only if the
         // final DELETE finds the code, which exactly one caller can do.
         let mut statements = match &effect {
+            Effect::Nothing => vec![],
+            Effect::SignIn { user_id, token_hash, expires_at } => vec![
+                self.stmt(
+                    &format!("UPDATE users SET verified = 1, updated_at = ?3 WHERE id = ?4 AND {CODE_LIVE}"),
+                    &with(&[s(user_id)]),
+                )?,
+                self.stmt(
+                    &format!(
+                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) SELECT ?5, ?4, ?3, ?6 WHERE {CODE_LIVE}"
+                    ),
+                    &with(&[s(user_id), s(token_hash), n(*expires_at)]),
+                )?,
+            ],
             Effect::MarkVerified { email } => vec![self.stmt(
                 &format!("UPDATE users SET verified = 1, updated_at = ?3 WHERE email = ?4 AND {CODE_LIVE}"),
                 &with(&[s(email.as_str())]),
@@ -299,6 +335,57 @@ impl Store for D1Store {
         Ok(row.is_some())
     }
 
+    async fn create_api_key(
+        &self,
+        id: &str,
+        key_hash: &str,
+        hint: &str,
+        new: &NewApiKey,
+        now: u64,
+    ) -> ApiResult<()> {
+        let app_name = new.app_name.as_deref().map_or(JsValue::NULL, s);
+        self.stmt(
+            "INSERT INTO api_keys (id, key_hash, hint, name, app_name, channels, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            &[s(id), s(key_hash), s(hint), s(&new.name), app_name, s(&new.channels.to_stored()), n(now)],
+        )?
+        .run()
+        .await
+        .map_err(db_error)
+        .map(drop)
+    }
+
+    async fn api_keys(&self) -> ApiResult<Vec<ApiKey>> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id");
+        let result = self.stmt(&sql, &[])?.all().await.map_err(db_error)?;
+        Ok(rows::<KeyRow>(&result)?
+            .into_iter()
+            .map(ApiKey::from)
+            .collect())
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> ApiResult<Option<ApiKey>> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
+        );
+        Ok(self
+            .first::<KeyRow>(&sql, &[s(key_hash)])
+            .await?
+            .map(ApiKey::from))
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {
+        let r = self
+            .batch(vec![
+                self.stmt("DELETE FROM codes WHERE scope = ?1", &[s(&app_scope(id))])?,
+                self.stmt(
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1 RETURNING id",
+                    &[s(id), n(now)],
+                )?,
+            ])
+            .await?;
+        Ok(!rows::<serde_json::Value>(&r[1])?.is_empty())
+    }
+
     async fn stats(&self, now: u64) -> ApiResult<Stats> {
         #[derive(Deserialize)]
         struct PurposeCount {
@@ -315,18 +402,21 @@ impl Store for D1Store {
             .batch(vec![
                 self.stmt("SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1", &t)?,
                 self.stmt("SELECT COUNT(*) AS n FROM codes WHERE expires_at <= ?1", &t)?,
-                self.stmt("SELECT purpose, COUNT(*) AS n FROM codes WHERE expires_at > ?1 GROUP BY purpose", &t)?,
+                self.stmt("SELECT purpose, COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope = ?2 GROUP BY purpose", &[n(now), s(CORE_SCOPE)])?,
                 self.stmt("SELECT COUNT(*) AS total, COALESCE(SUM(verified), 0) AS verified FROM users", &[])?,
                 self.stmt("SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?1", &t)?,
+                self.stmt("SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope <> ?2", &[n(now), s(CORE_SCOPE)])?,
+                self.stmt("SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL", &[])?,
             ])
             .await?;
         let count = |i: usize| -> ApiResult<u64> {
             Ok(rows::<Count>(&r[i])?.first().map_or(0, |c| c.n as u64))
         };
-        let mut by_purpose: BTreeMap<String, u64> = [Purpose::VerifyEmail, Purpose::ResetPassword]
-            .iter()
-            .map(|p| (p.as_str().to_owned(), 0))
-            .collect();
+        let mut by_purpose: BTreeMap<String, u64> =
+            [Purpose::VerifyEmail, Purpose::ResetPassword, Purpose::Login]
+                .iter()
+                .map(|p| (p.as_str().to_owned(), 0))
+                .collect();
         for pc in rows::<PurposeCount>(&r[2])? {
             by_purpose.insert(pc.purpose, pc.n as u64);
         }
@@ -346,6 +436,8 @@ impl Store for D1Store {
             by_purpose,
             users,
             active_sessions: count(4)?,
+            app_codes: count(5)?,
+            api_keys: count(6)?,
         })
     }
 

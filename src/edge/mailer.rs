@@ -1,89 +1,80 @@
-//! Mail delivery from the Worker: the `log` mailer for development and the
-//! Resend HTTP API over `fetch`, with a hard timeout.
+//! Mail delivery from the Worker: the `log` mailer for development, the
+//! HTTP mail APIs over `fetch`, and the Workers `send_email` binding.
 
+use super::outbound::{send, Outcome};
 use crate::config::{Config, MailProvider};
 use crate::error::{ApiError, ApiResult};
-use crate::mail::{resend_payload, Mailer, Message};
-use futures_util::future::{select, Either};
+use crate::mail::{Mailer, Message, Sender};
 use serde_json::json;
-use std::time::Duration;
-use worker::wasm_bindgen::JsValue;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{EmailAddress, Env, SendEmail, SendEmailBuilder};
 
 #[derive(Clone)]
 pub struct EdgeMailer {
     provider: MailProvider,
-    from: String,
+    from: Sender,
     api_key: Option<String>,
+    binding: Option<SendEmail>,
     timeout_ms: u64,
 }
 
 impl EdgeMailer {
-    pub fn new(cfg: &Config) -> Self {
+    pub fn new(cfg: &Config, env: &Env) -> Self {
+        let binding = match &cfg.mail_provider {
+            MailProvider::Cloudflare { binding } => env.send_email(binding).ok(),
+            _ => None,
+        };
         Self {
             provider: cfg.mail_provider.clone(),
             from: cfg.mail_from.clone(),
             api_key: cfg.mail_api_key().ok().map(str::to_owned),
+            binding,
             timeout_ms: cfg.mail_timeout_ms,
         }
     }
 
-    /// Checked before a flow writes anything, so a missing key fails closed
-    /// with 503 instead of half-way through.
-    pub fn ready(&self) -> ApiResult<()> {
-        match (&self.provider, &self.api_key) {
-            (MailProvider::Resend { .. }, None) => Err(ApiError::Unavailable(
-                "secret MAIL_API_KEY is not set (wrangler secret put MAIL_API_KEY)".into(),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    async fn send_resend(&self, api_url: &str, message: &Message) -> ApiResult<()> {
-        self.ready()?;
-        let key = self.api_key.as_deref().unwrap_or_default();
-        let headers = Headers::new();
-        let set = |k: &str, v: &str| headers.set(k, v).map_err(|_| ApiError::MailDeliveryFailed);
-        set("content-type", "application/json")?;
-        set("authorization", &format!("Bearer {key}"))?;
-        set("idempotency-key", &message.idempotency_key)?;
-        let body = resend_payload(&self.from, message).to_string();
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(JsValue::from_str(&body)));
-        let request = Request::new_with_init(&format!("{api_url}/emails"), &init)
-            .map_err(|_| ApiError::MailDeliveryFailed)?;
-
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let fetch = Fetch::Request(request);
-        let send = fetch.send_with_signal(&signal);
-        let timeout = Delay::from(Duration::from_millis(self.timeout_ms));
-        futures_util::pin_mut!(send, timeout);
-        let failure = match select(send, timeout).await {
-            Either::Left((Ok(response), _)) if (200..300).contains(&response.status_code()) => {
-                return Ok(())
-            }
-            Either::Left((Ok(response), _)) => json!({"provider_status": response.status_code()}),
-            Either::Left((Err(e), _)) => json!({"fetch_error": e.to_string()}),
-            Either::Right(_) => {
-                controller.abort();
-                json!({"timeout_ms": self.timeout_ms})
-            }
-        };
+    fn failed(&self, cause: serde_json::Value) -> ApiError {
         worker::console_error!(
             "{}",
-            json!({"event": "mail_delivery_failed", "provider": "resend", "cause": failure})
+            json!({"event": "mail_delivery_failed", "provider": self.provider.name(), "cause": cause})
         );
-        Err(ApiError::MailDeliveryFailed)
+        ApiError::MailDeliveryFailed
+    }
+
+    async fn send_with_binding(&self, binding: &SendEmail, m: &Message) -> ApiResult<()> {
+        let builder = match &self.from.name {
+            Some(name) => SendEmailBuilder::new_with_email_address_and_str(
+                &EmailAddress::new(name, &self.from.email),
+                &m.to,
+                &m.subject,
+            ),
+            None => SendEmailBuilder::new(&self.from.email, &m.to, &m.subject),
+        };
+        builder.set_text(&m.text);
+        builder.set_html(&m.html);
+        match binding.send_with_builder(&builder).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.failed(json!({"binding_error": format!("{e:?}")}))),
+        }
     }
 }
 
 impl Mailer for EdgeMailer {
+    fn ready(&self) -> ApiResult<()> {
+        match (&self.provider, &self.api_key, &self.binding) {
+            (MailProvider::Api { .. }, None, _) => Err(ApiError::Unavailable(
+                "secret MAIL_API_KEY is not set (wrangler secret put MAIL_API_KEY)".into(),
+            )),
+            (MailProvider::Cloudflare { binding }, _, None) => Err(ApiError::Unavailable(format!(
+                "MAIL_PROVIDER=cloudflare needs a send_email binding named `{binding}` (see README)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     async fn send(&self, message: &Message) -> ApiResult<()> {
-        match &self.provider {
-            MailProvider::Log => {
+        self.ready()?;
+        match (&self.provider, &self.binding) {
+            (MailProvider::Log, _) => {
                 // Development only: Config refuses this provider in production.
                 worker::console_log!(
                     "\n----- mail (MAIL_PROVIDER=log) -----\nTo: {}\nSubject: {}\n\n{}------------------------------------",
@@ -93,7 +84,21 @@ impl Mailer for EdgeMailer {
                 );
                 Ok(())
             }
-            MailProvider::Resend { api_url } => self.send_resend(api_url, message).await,
+            (MailProvider::Api { api, api_url }, _) => {
+                let key = self.api_key.as_deref().unwrap_or_default();
+                let call = api.request(api_url, key, &self.from, message);
+                match send(&call, self.timeout_ms).await {
+                    Outcome::Delivered => Ok(()),
+                    Outcome::Refused { status, .. } => {
+                        Err(self.failed(json!({"provider_status": status})))
+                    }
+                    Outcome::Failed(cause) => Err(self.failed(cause)),
+                }
+            }
+            (MailProvider::Cloudflare { .. }, Some(binding)) => {
+                self.send_with_binding(binding, message).await
+            }
+            (MailProvider::Cloudflare { .. }, None) => unreachable!("ready() checked the binding"),
         }
     }
 }

@@ -4,26 +4,31 @@
 mod d1_store;
 mod kv_counters;
 mod mailer;
+mod outbound;
 mod respond;
+mod texter;
 
+use crate::api_key::{ApiKey, NewApiKey};
 use crate::body::{check_declared_length, require_json, JsonBody};
+use crate::channel::{Channel, Recipient};
 use crate::clock::{rfc3339, Clock};
-use crate::code::Code;
+use crate::code::{Alphabet, Code, CodeSpec};
 use crate::config::Config;
 use crate::email::Email;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::check_ip;
 use crate::password::Password;
-use crate::purpose::Purpose;
-use crate::routes::Route;
-use crate::service::Service;
+use crate::purpose::{AppPurpose, Purpose};
+use crate::routes::{key_id, Route};
+use crate::service::{AppCode, LoginSession, Service};
 use crate::session::bearer;
 use crate::store::Store as _;
 use d1_store::D1Store;
 use kv_counters::KvCounters;
 use mailer::EdgeMailer;
 use respond::{json, log_line, problem};
-use serde_json::json as j;
+use serde_json::{json as j, Value};
+use texter::TwilioTexter;
 use worker::{event, Context, Date, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
 struct WorkerClock;
@@ -80,6 +85,8 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     Ok(response)
 }
 
+type EdgeService<'a> = Service<'a, D1Store, KvCounters, EdgeMailer, TwilioTexter<'a>, WorkerClock>;
+
 async fn handle(
     route: Route,
     method: &str,
@@ -96,33 +103,120 @@ async fn handle(
         cfg: &cfg,
         store: database(env)?,
         counters: counters(env)?,
-        mailer: EdgeMailer::new(&cfg),
+        mailer: EdgeMailer::new(&cfg, env),
+        texter: TwilioTexter { cfg: &cfg },
         clock: WorkerClock,
-    };
-    if method == "POST" {
-        let ip = req
-            .headers()
-            .get("cf-connecting-ip")
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| "unknown".into());
-        check_ip(&svc.counters, &ip, cfg.ip_limit_per_minute, svc.clock.now()).await?;
-    }
-    let body = match route.takes_json() {
-        false => JsonBody::empty(),
-        true => {
-            // Every JSON route digests codes or addresses: no pepper, no service.
-            cfg.pepper()?;
-            read_json(req).await?
-        }
     };
     let token = req.headers().get("authorization").ok().flatten();
     let token = bearer(token.as_deref());
+    let ip = req
+        .headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into());
+    let limit_ip = || check_ip(&svc.counters, &ip, cfg.ip_limit_per_minute, svc.clock.now());
+    // A valid API key is limited per key instead of per IP: an app's backend
+    // speaks for many users from few addresses. Failed attempts count per IP.
+    let app = match route.takes_api_key() {
+        false => None,
+        true => match svc.api_key(token).await {
+            Ok(key) => Some(key),
+            Err(e) => {
+                limit_ip().await?;
+                return Err(e);
+            }
+        },
+    };
+    if method == "POST" && app.is_none() {
+        limit_ip().await?;
+    }
+    if route.is_admin() {
+        // Before the body: without the token, nothing about the request matters.
+        svc.admin(token)?;
+    }
+    if route.needs_pepper() {
+        // No pepper, no service: answered before the body is read.
+        cfg.pepper()?;
+    }
+    let body = match route.takes_json() {
+        false => JsonBody::empty(),
+        true => read_json(req).await?,
+    };
+    match app {
+        Some(key) => app_route(route, &svc, &key, &body).await,
+        None => account_route(route, &svc, token, &body, req, ctx).await,
+    }
+}
+
+/// `/v1/otp/*`, for the app holding `key`.
+async fn app_route(
+    route: Route,
+    svc: &EdgeService<'_>,
+    key: &ApiKey,
+    body: &JsonBody,
+) -> ApiResult<Response> {
+    let channel = Channel::parse(body.string("channel")?)?;
+    let to = Recipient::parse(channel, body.string("to")?)?;
+    let purpose = AppPurpose::parse(body.string("purpose")?)?;
+    match route {
+        Route::OtpSend => {
+            let length = match body.optional_u64("length")? {
+                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                None => svc.cfg.otp_length,
+            };
+            let alphabet = match body.optional_string("alphabet")? {
+                Some(a) => Alphabet::parse(a)?,
+                None => Alphabet::Digits,
+            };
+            let ttl = body
+                .optional_u64("ttl_seconds")?
+                .unwrap_or(svc.cfg.otp_ttl_secs);
+            let request = AppCode::new(to, purpose, CodeSpec::new(length, alphabet)?, ttl)?;
+            let sent = svc.send_app_code(key, &request).await?;
+            Ok(json(
+                202,
+                &j!({"id": sent.id, "expires_at": sent.expires_at}),
+            ))
+        }
+        Route::OtpVerify => {
+            let code = Code::parse_any(body.string("code")?)?;
+            svc.verify_app_code(key, &to, &purpose, &code).await?;
+            Ok(json(200, &j!({"valid": true})))
+        }
+        _ => unreachable!("only the /v1/otp routes take an API key"),
+    }
+}
+
+fn session_json(session: LoginSession) -> Value {
+    j!({"token": session.token.expose(), "token_type": "Bearer", "expires_at": session.expires_at})
+}
+
+fn key_json(key: &ApiKey) -> Value {
+    j!({
+        "id": key.id,
+        "name": key.name,
+        "app_name": key.app_name,
+        "channels": key.channels.names(),
+        "hint": key.hint,
+        "created_at": rfc3339(key.created_at),
+        "revoked_at": key.revoked_at.map(rfc3339),
+    })
+}
+
+/// The account flows and the admin routes.
+async fn account_route(
+    route: Route,
+    svc: &EdgeService<'_>,
+    token: Option<&str>,
+    body: &JsonBody,
+    req: &Request,
+    ctx: &Context,
+) -> ApiResult<Response> {
+    let cfg = svc.cfg;
     let email = || Email::parse(body.string("email")?);
     let code = || Code::parse(body.string("code")?, cfg.otp_length);
-
     match route {
-        Route::Health => unreachable!("answered above"),
         Route::Register => {
             let (email, password) = (
                 email()?,
@@ -132,7 +226,6 @@ async fn handle(
                     "password",
                 )?,
             );
-            svc.mailer.ready()?;
             svc.register(&email, &password).await?;
             Ok(json(202, &j!({"status": "verification_sent"})))
         }
@@ -141,8 +234,10 @@ async fn handle(
             Ok(json(200, &j!({"status": "verified"})))
         }
         Route::Resend => {
-            let (email, purpose) = (email()?, Purpose::parse(body.string("purpose")?)?);
-            svc.mailer.ready()?;
+            let (email, purpose) = (
+                email()?,
+                Purpose::parse_resendable(body.string("purpose")?)?,
+            );
             let deferred = svc.resend(&email, purpose).await?;
             deliver_later(ctx, &svc.mailer, deferred);
             Ok(json(202, &j!({"status": "code_sent"})))
@@ -152,10 +247,21 @@ async fn handle(
                 email()?,
                 Password::parse(body.string("password")?, 1, "password")?,
             );
-            let session = svc.login(&email, &password).await?;
             Ok(json(
                 200,
-                &j!({"token": session.token.expose(), "token_type": "Bearer", "expires_at": session.expires_at}),
+                &session_json(svc.login(&email, &password).await?),
+            ))
+        }
+        Route::LoginCode => {
+            let deferred = svc.login_code(&email()?).await?;
+            deliver_later(ctx, &svc.mailer, deferred);
+            Ok(json(202, &j!({"status": "code_sent"})))
+        }
+        Route::LoginCodeVerify => {
+            let (email, code) = (email()?, code()?);
+            Ok(json(
+                200,
+                &session_json(svc.login_with_code(&email, &code).await?),
             ))
         }
         Route::Me => {
@@ -170,9 +276,7 @@ async fn handle(
             Ok(respond::empty(204))
         }
         Route::PasswordReset => {
-            let email = email()?;
-            svc.mailer.ready()?;
-            let deferred = svc.password_reset(&email).await?;
+            let deferred = svc.password_reset(&email()?).await?;
             deliver_later(ctx, &svc.mailer, deferred);
             Ok(json(202, &j!({"status": "code_sent"})))
         }
@@ -187,6 +291,28 @@ async fn handle(
             Ok(json(200, &j!({"status": "password_reset"})))
         }
         Route::AdminStats => Ok(json(200, &svc.admin_stats(token).await?)),
+        Route::AdminListKeys => {
+            let keys = svc.api_keys(token).await?;
+            let keys: Vec<Value> = keys.iter().map(key_json).collect();
+            Ok(json(200, &j!({"api_keys": keys})))
+        }
+        Route::AdminCreateKey => {
+            let new = NewApiKey::parse(
+                body.string("name")?,
+                body.optional_string("app_name")?,
+                &body.strings("channels")?,
+            )?;
+            let (key, secret) = svc.create_api_key(token, &new).await?;
+            let mut answer = key_json(&key);
+            answer["key"] = j!(secret.expose());
+            Ok(json(201, &answer))
+        }
+        Route::AdminRevokeKey => {
+            let id = key_id(&req.path()).unwrap_or_default().to_owned();
+            svc.revoke_api_key(token, &id).await?;
+            Ok(respond::empty(204))
+        }
+        Route::Health | Route::OtpSend | Route::OtpVerify => unreachable!("answered in handle"),
     }
 }
 

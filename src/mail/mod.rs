@@ -80,10 +80,14 @@ impl Sender {
         })
     }
 
-    /// RFC 5322 form, as Resend and Postmark take it.
+    /// RFC 5322 form, as Resend and Postmark take it. A name with
+    /// specials such as `,` or `.` must be quoted.
     pub fn formatted(&self) -> String {
         match &self.name {
-            Some(n) => format!("\"{n}\" <{}>", self.email),
+            Some(n) if n.contains(|c| "()<>[]:;@\\,.".contains(c)) => {
+                format!("\"{n}\" <{}>", self.email)
+            }
+            Some(n) => format!("{n} <{}>", self.email),
             None => self.email.clone(),
         }
     }
@@ -158,12 +162,19 @@ mod tests {
         let s = Sender::parse("Acme <No-Reply@Acme.test>").unwrap();
         assert_eq!(s.name.as_deref(), Some("Acme"));
         assert_eq!(s.email, "no-reply@acme.test");
-        assert_eq!(s.formatted(), "\"Acme\" <no-reply@acme.test>");
+        assert_eq!(s.formatted(), "Acme <no-reply@acme.test>");
         let s = Sender::parse("\"Acme, Inc.\" <a@acme.test>").unwrap();
         assert_eq!(s.name.as_deref(), Some("Acme, Inc."));
+        assert_eq!(s.formatted(), "\"Acme, Inc.\" <a@acme.test>");
         let s = Sender::parse("a@acme.test").unwrap();
         assert_eq!((s.formatted(), s.name), ("a@acme.test".into(), None));
-        for bad in ["", "Acme", "Acme <>", "Acme <a@acme.test", "A\r\nBcc: x <a@acme.test>"] {
+        for bad in [
+            "",
+            "Acme",
+            "Acme <>",
+            "Acme <a@acme.test",
+            "A\r\nBcc: x <a@acme.test>",
+        ] {
             assert!(Sender::parse(bad).is_err(), "{bad:?}");
         }
     }

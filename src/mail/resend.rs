@@ -49,7 +49,7 @@ mod tests {
         assert_eq!(call.header("idempotency-key"), Some("code-abc"));
         let body: serde_json::Value = serde_json::from_str(&call.body).unwrap();
         assert_eq!(body["to"], json!(["ann@example.com"]));
-        assert_eq!(body["from"], "\"Acme\" <no-reply@acme.test>");
+        assert_eq!(body["from"], "Acme <no-reply@acme.test>");
         assert!(body["text"].as_str().unwrap().contains("123456"));
         assert!(body["html"].as_str().unwrap().contains("123456"));
     }

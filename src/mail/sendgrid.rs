@@ -53,8 +53,14 @@ mod tests {
         assert_eq!(call.url, "http://sg/v3/mail/send");
         assert_eq!(call.header("authorization"), Some("Bearer SG.key"));
         let body: serde_json::Value = serde_json::from_str(&call.body).unwrap();
-        assert_eq!(body["personalizations"][0]["to"][0]["email"], "ann@example.com");
-        assert_eq!(body["from"], json!({"email": "a@acme.test", "name": "Acme"}));
+        assert_eq!(
+            body["personalizations"][0]["to"][0]["email"],
+            "ann@example.com"
+        );
+        assert_eq!(
+            body["from"],
+            json!({"email": "a@acme.test", "name": "Acme"})
+        );
         assert_eq!(body["content"][0]["type"], "text/plain");
         assert_eq!(body["content"][1]["type"], "text/html");
     }

@@ -234,8 +234,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         };
         let message = match outgoing {
             Outgoing::VerificationCode => {
-                self.issue_account_code(pepper, purpose, email, now)
-                    .await?
+                self.issue_account_code(pepper, purpose, email, now).await?
             }
             Outgoing::AccountExistsNotice => {
                 account_exists_message(self.cfg, email.as_str(), format!("notice-{}", random_id()?))
@@ -476,7 +475,14 @@ mod tests {
             let verification = w.last_code();
             w.keep(svc.login_code(&ann).await.unwrap());
             let code = w.last_code();
-            assert!(w.outbox.mails.borrow().last().unwrap().subject.contains("sign-in code"));
+            assert!(w
+                .outbox
+                .mails
+                .borrow()
+                .last()
+                .unwrap()
+                .subject
+                .contains("sign-in code"));
             // A verification code is not a login code, even while both are pending.
             if verification != code {
                 assert_eq!(

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M, T, C> {
-    fn admin(&self, bearer: Option<&str>) -> ApiResult<()> {
+    /// Every admin route starts here; handlers call it before reading a body.
+    pub fn admin(&self, bearer: Option<&str>) -> ApiResult<()> {
         let expected = self.cfg.admin_token()?;
         let given = bearer.ok_or(ApiError::Unauthorized)?;
         // Hashing first makes the comparison independent of both lengths.
@@ -62,7 +63,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     pub async fn revoke_api_key(&self, bearer: Option<&str>, id: &str) -> ApiResult<()> {
         self.admin(bearer)?;
-        match crate::api_key::is_key_id(id) && self.store.revoke_api_key(id, self.clock.now()).await? {
+        match crate::api_key::is_key_id(id)
+            && self.store.revoke_api_key(id, self.clock.now()).await?
+        {
             true => Ok(()),
             false => Err(ApiError::ApiKeyNotFound),
         }
@@ -87,9 +90,15 @@ mod tests {
         };
         block_on(async {
             for bad in [Some("nope"), None] {
-                assert_eq!(svc.admin_stats(bad).await.unwrap_err(), ApiError::Unauthorized);
+                assert_eq!(
+                    svc.admin_stats(bad).await.unwrap_err(),
+                    ApiError::Unauthorized
+                );
                 assert_eq!(svc.api_keys(bad).await.unwrap_err(), ApiError::Unauthorized);
-                assert_eq!(svc.create_api_key(bad, &new).await.unwrap_err(), ApiError::Unauthorized);
+                assert_eq!(
+                    svc.create_api_key(bad, &new).await.unwrap_err(),
+                    ApiError::Unauthorized
+                );
             }
             svc.admin_stats(ADMIN).await.unwrap();
         });
@@ -107,7 +116,9 @@ mod tests {
             svc.revoke_api_key(ADMIN, &key.id).await.unwrap();
             assert!(svc.api_keys(ADMIN).await.unwrap()[0].revoked_at.is_some());
             assert_eq!(
-                svc.revoke_api_key(ADMIN, &"0".repeat(32)).await.unwrap_err(),
+                svc.revoke_api_key(ADMIN, &"0".repeat(32))
+                    .await
+                    .unwrap_err(),
                 ApiError::ApiKeyNotFound
             );
             assert_eq!(

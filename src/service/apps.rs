@@ -30,7 +30,12 @@ pub struct AppCode {
 
 impl AppCode {
     /// `ttl_secs` defaults to `OTP_TTL_SECONDS` and must lie within 60 s to 24 h.
-    pub fn new(to: Recipient, purpose: AppPurpose, spec: CodeSpec, ttl_secs: u64) -> ApiResult<Self> {
+    pub fn new(
+        to: Recipient,
+        purpose: AppPurpose,
+        spec: CodeSpec,
+        ttl_secs: u64,
+    ) -> ApiResult<Self> {
         if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl_secs) {
             return Err(ApiError::InvalidRequest(format!(
                 "field `ttl_seconds` must be from {MIN_TTL_SECS} to {MAX_TTL_SECS}"
@@ -91,7 +96,13 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Some((tc, _)) => self.texter.ready(tc)?,
         }
         let now = self.clock.now();
-        let quota = key_quota(&self.counters, &key.id, self.cfg.api_key_sends_per_hour, now).await?;
+        let quota = key_quota(
+            &self.counters,
+            &key.id,
+            self.cfg.api_key_sends_per_hour,
+            now,
+        )
+        .await?;
         let scope = app_scope(&key.id);
         let code_key = app_key(&scope, &req.to, &req.purpose);
         let (tag, decision) = self.check_send(pepper, &code_key, now).await?;
@@ -117,7 +128,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         match text_channel(&req.to) {
             None => {
                 let rendered = self.cfg.templates.mail(kind, &values);
-                let message = code_message(req.to.address(), rendered, format!("code-{}", issued.id));
+                let message =
+                    code_message(req.to.address(), rendered, format!("code-{}", issued.id));
                 self.mailer.send(&message).await?
             }
             Some((channel, phone)) => {
@@ -194,14 +206,22 @@ mod tests {
             let sent = svc.send_app_code(&key, &req).await.unwrap();
             assert_eq!(sent.expires_at, rfc3339(1_800_000_300));
             let mail = w.outbox.mails.borrow().last().unwrap().clone();
-            assert!(mail.subject.contains("your Shop code"), "the key's app name: {}", mail.subject);
+            assert!(
+                mail.subject.contains("your Shop code"),
+                "the key's app name: {}",
+                mail.subject
+            );
             assert!(mail.text.contains("5 minutes"));
             let code = w.last_code();
             assert_eq!(code.expose().len(), 8);
             let typed = Code::parse_any(&code.expose().to_lowercase()).unwrap();
-            svc.verify_app_code(&key, &req.to, &req.purpose, &typed).await.unwrap();
+            svc.verify_app_code(&key, &req.to, &req.purpose, &typed)
+                .await
+                .unwrap();
             assert_eq!(
-                svc.verify_app_code(&key, &req.to, &req.purpose, &typed).await.unwrap_err(),
+                svc.verify_app_code(&key, &req.to, &req.purpose, &typed)
+                    .await
+                    .unwrap_err(),
                 ApiError::InvalidCode
             );
         });
@@ -213,7 +233,10 @@ mod tests {
         let (key, _) = w.api_key(&["sms", "whatsapp"]);
         let svc = w.svc();
         block_on(async {
-            for (channel, tc) in [(Channel::Sms, TextChannel::Sms), (Channel::Whatsapp, TextChannel::Whatsapp)] {
+            for (channel, tc) in [
+                (Channel::Sms, TextChannel::Sms),
+                (Channel::Whatsapp, TextChannel::Whatsapp),
+            ] {
                 let req = request(channel, "+14155550123", Alphabet::Digits);
                 svc.send_app_code(&key, &req).await.unwrap();
                 assert_eq!(w.outbox.texts.borrow().last().unwrap().channel, tc);
@@ -241,15 +264,21 @@ mod tests {
             svc.send_app_code(&a, &req).await.unwrap();
             let code = w.last_code();
             assert_eq!(
-                svc.verify_app_code(&b, &req.to, &req.purpose, &code).await.unwrap_err(),
+                svc.verify_app_code(&b, &req.to, &req.purpose, &code)
+                    .await
+                    .unwrap_err(),
                 ApiError::InvalidCode
             );
             let other = AppPurpose::parse("login").unwrap();
             assert_eq!(
-                svc.verify_app_code(&a, &req.to, &other, &code).await.unwrap_err(),
+                svc.verify_app_code(&a, &req.to, &other, &code)
+                    .await
+                    .unwrap_err(),
                 ApiError::InvalidCode
             );
-            svc.verify_app_code(&a, &req.to, &req.purpose, &code).await.unwrap();
+            svc.verify_app_code(&a, &req.to, &req.purpose, &code)
+                .await
+                .unwrap();
         });
     }
 
@@ -264,18 +293,24 @@ mod tests {
             for _ in 0..2 {
                 let bad = wrong(&w.last_code());
                 assert_eq!(
-                    svc.verify_app_code(&key, &req.to, &req.purpose, &bad).await.unwrap_err(),
+                    svc.verify_app_code(&key, &req.to, &req.purpose, &bad)
+                        .await
+                        .unwrap_err(),
                     ApiError::InvalidCode
                 );
             }
             svc.send_app_code(&key, &req).await.unwrap();
             let bad = wrong(&w.last_code());
             assert_eq!(
-                svc.verify_app_code(&key, &req.to, &req.purpose, &bad).await.unwrap_err(),
+                svc.verify_app_code(&key, &req.to, &req.purpose, &bad)
+                    .await
+                    .unwrap_err(),
                 ApiError::TooManyAttempts
             );
             assert_eq!(
-                svc.verify_app_code(&key, &req.to, &req.purpose, &w.last_code()).await.unwrap_err(),
+                svc.verify_app_code(&key, &req.to, &req.purpose, &w.last_code())
+                    .await
+                    .unwrap_err(),
                 ApiError::TooManyAttempts
             );
         });
@@ -296,7 +331,9 @@ mod tests {
             svc.send_app_code(&key, &req).await.unwrap();
             assert!(matches!(
                 svc.send_app_code(&key, &req).await.unwrap_err(),
-                ApiError::RateLimited { retry_after_secs: 60 }
+                ApiError::RateLimited {
+                    retry_after_secs: 60
+                }
             ));
             let other = request(Channel::Email, "bob@example.com", Alphabet::Digits);
             svc.send_app_code(&key, &other).await.unwrap();
@@ -315,13 +352,22 @@ mod tests {
         let svc = w.svc();
         block_on(async {
             assert_eq!(svc.api_key(Some(&secret)).await.unwrap().id, key.id);
-            assert_eq!(svc.api_key(Some("otpk_nope")).await.unwrap_err(), ApiError::Unauthorized);
-            assert_eq!(svc.api_key(Some("admin-secret")).await.unwrap_err(), ApiError::Unauthorized);
+            assert_eq!(
+                svc.api_key(Some("otpk_nope")).await.unwrap_err(),
+                ApiError::Unauthorized
+            );
+            assert_eq!(
+                svc.api_key(Some("admin-secret")).await.unwrap_err(),
+                ApiError::Unauthorized
+            );
             assert_eq!(svc.api_key(None).await.unwrap_err(), ApiError::Unauthorized);
             let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
             svc.send_app_code(&key, &req).await.unwrap();
             svc.revoke_api_key(ADMIN, &key.id).await.unwrap();
-            assert_eq!(svc.api_key(Some(&secret)).await.unwrap_err(), ApiError::Unauthorized);
+            assert_eq!(
+                svc.api_key(Some(&secret)).await.unwrap_err(),
+                ApiError::Unauthorized
+            );
             assert!(w.store.codes.borrow().is_empty());
         });
     }

@@ -79,10 +79,18 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     }
 
     /// The address limits of a send, as a decision the flow acts on.
-    async fn check_send(&self, pepper: &Pepper, key: &CodeKey<'_>, now: u64) -> ApiResult<(String, SendDecision)> {
+    async fn check_send(
+        &self,
+        pepper: &Pepper,
+        key: &CodeKey<'_>,
+        now: u64,
+    ) -> ApiResult<(String, SendDecision)> {
         let tag = pepper.address_tag(key.address);
         let lane = crate::limits::lane(key);
-        let decision = self.policy().check(&self.counters, &tag, &lane, now).await?;
+        let decision = self
+            .policy()
+            .check(&self.counters, &tag, &lane, now)
+            .await?;
         Ok((tag, decision))
     }
 

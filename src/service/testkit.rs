@@ -19,7 +19,12 @@ use std::collections::{BTreeMap, HashMap};
 type CodeId = (String, &'static str, String, String);
 
 fn code_id(k: &CodeKey<'_>) -> CodeId {
-    (k.scope.into(), k.channel.as_str(), k.purpose.into(), k.address.into())
+    (
+        k.scope.into(),
+        k.channel.as_str(),
+        k.purpose.into(),
+        k.address.into(),
+    )
 }
 
 /// Mirrors the D1 store's semantics closely enough to test decisions.
@@ -35,7 +40,13 @@ impl Store for &MemoryStore {
     async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>> {
         Ok(self.users.borrow().get(email.as_str()).cloned())
     }
-    async fn upsert_unverified_user(&self, id: &str, email: &Email, hash: &str, now: u64) -> ApiResult<bool> {
+    async fn upsert_unverified_user(
+        &self,
+        id: &str,
+        email: &Email,
+        hash: &str,
+        now: u64,
+    ) -> ApiResult<bool> {
         let mut users = self.users.borrow_mut();
         match users.get_mut(email.as_str()) {
             Some(u) if u.verified => Ok(false),
@@ -57,7 +68,12 @@ impl Store for &MemoryStore {
         }
     }
     async fn set_password_hash(&self, user_id: &str, hash: &str, _now: u64) -> ApiResult<()> {
-        for u in self.users.borrow_mut().values_mut().filter(|u| u.id == user_id) {
+        for u in self
+            .users
+            .borrow_mut()
+            .values_mut()
+            .filter(|u| u.id == user_id)
+        {
             u.password_hash = hash.into();
         }
         Ok(())
@@ -79,17 +95,30 @@ impl Store for &MemoryStore {
         Ok(())
     }
     async fn pending_code(&self, key: &CodeKey<'_>) -> ApiResult<Option<PendingCode>> {
-        Ok(self.codes.borrow().get(&code_id(key)).map(|(c, _)| c.clone()))
+        Ok(self
+            .codes
+            .borrow()
+            .get(&code_id(key))
+            .map(|(c, _)| c.clone()))
     }
     async fn record_failure(&self, id: &str, max: u32) -> ApiResult<Option<u32>> {
         let mut codes = self.codes.borrow_mut();
-        let Some((c, _)) = codes.values_mut().find(|(c, _)| c.id == id && c.attempts < max) else {
+        let Some((c, _)) = codes
+            .values_mut()
+            .find(|(c, _)| c.id == id && c.attempts < max)
+        else {
             return Ok(None);
         };
         c.attempts += 1;
         Ok(Some(c.attempts))
     }
-    async fn consume_code(&self, id: &str, max: u32, effect: Effect<'_>, now: u64) -> ApiResult<bool> {
+    async fn consume_code(
+        &self,
+        id: &str,
+        max: u32,
+        effect: Effect<'_>,
+        now: u64,
+    ) -> ApiResult<bool> {
         let mut codes = self.codes.borrow_mut();
         let Some(key) = codes
             .iter()
@@ -106,14 +135,23 @@ impl Store for &MemoryStore {
                 .get_mut(email.as_str())
                 .into_iter()
                 .for_each(|u| u.verified = true),
-            Effect::ResetPassword { email, password_hash } => {
+            Effect::ResetPassword {
+                email,
+                password_hash,
+            } => {
                 if let Some(u) = users.get_mut(email.as_str()) {
                     u.password_hash = password_hash;
                     u.verified = true;
-                    self.sessions.borrow_mut().retain(|_, (uid, _)| *uid != u.id);
+                    self.sessions
+                        .borrow_mut()
+                        .retain(|_, (uid, _)| *uid != u.id);
                 }
             }
-            Effect::SignIn { user_id, token_hash, expires_at } => {
+            Effect::SignIn {
+                user_id,
+                token_hash,
+                expires_at,
+            } => {
                 for u in users.values_mut().filter(|u| u.id == user_id) {
                     u.verified = true;
                 }
@@ -124,7 +162,13 @@ impl Store for &MemoryStore {
         }
         Ok(true)
     }
-    async fn create_session(&self, hash: &str, user_id: &str, _now: u64, expires_at: u64) -> ApiResult<()> {
+    async fn create_session(
+        &self,
+        hash: &str,
+        user_id: &str,
+        _now: u64,
+        expires_at: u64,
+    ) -> ApiResult<()> {
         self.sessions
             .borrow_mut()
             .insert(hash.into(), (user_id.into(), expires_at));
@@ -140,7 +184,14 @@ impl Store for &MemoryStore {
     async fn delete_session(&self, hash: &str) -> ApiResult<bool> {
         Ok(self.sessions.borrow_mut().remove(hash).is_some())
     }
-    async fn create_api_key(&self, id: &str, hash: &str, hint: &str, new: &NewApiKey, now: u64) -> ApiResult<()> {
+    async fn create_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+        hint: &str,
+        new: &NewApiKey,
+        now: u64,
+    ) -> ApiResult<()> {
         let key = ApiKey {
             id: id.into(),
             name: new.name.clone(),
@@ -154,7 +205,13 @@ impl Store for &MemoryStore {
         Ok(())
     }
     async fn api_keys(&self) -> ApiResult<Vec<ApiKey>> {
-        Ok(self.keys.borrow().iter().rev().map(|(_, k)| k.clone()).collect())
+        Ok(self
+            .keys
+            .borrow()
+            .iter()
+            .rev()
+            .map(|(_, k)| k.clone())
+            .collect())
     }
     async fn api_key_by_hash(&self, hash: &str) -> ApiResult<Option<ApiKey>> {
         let keys = self.keys.borrow();
@@ -249,7 +306,8 @@ impl Counters for &MemoryCounters {
     }
 }
 
-pub type TestService<'a> = Service<'a, &'a MemoryStore, &'a MemoryCounters, &'a Outbox, &'a Outbox, &'a TestClock>;
+pub type TestService<'a> =
+    Service<'a, &'a MemoryStore, &'a MemoryCounters, &'a Outbox, &'a Outbox, &'a TestClock>;
 
 pub struct World {
     pub cfg: Config,
@@ -292,7 +350,14 @@ impl World {
 
     /// The code on its own line in the last mail, as typed back.
     pub fn last_code(&self) -> Code {
-        let text = self.outbox.mails.borrow().last().expect("a mail").text.clone();
+        let text = self
+            .outbox
+            .mails
+            .borrow()
+            .last()
+            .expect("a mail")
+            .text
+            .clone();
         let code = text
             .lines()
             .filter_map(|l| l.strip_prefix("    "))
@@ -302,7 +367,14 @@ impl World {
     }
 
     pub fn last_text_code(&self) -> Code {
-        let body = self.outbox.texts.borrow().last().expect("a text").body.clone();
+        let body = self
+            .outbox
+            .texts
+            .borrow()
+            .last()
+            .expect("a text")
+            .body
+            .clone();
         Code::parse_any(body.split(' ').next().unwrap()).unwrap()
     }
 
@@ -311,7 +383,10 @@ impl World {
     }
 
     pub fn keep(&self, deferred: Option<Message>) {
-        self.outbox.mails.borrow_mut().push(deferred.expect("a deferred mail"));
+        self.outbox
+            .mails
+            .borrow_mut()
+            .push(deferred.expect("a deferred mail"));
     }
 
     pub fn advance(&self, secs: u64) {

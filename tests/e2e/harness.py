@@ -15,6 +15,7 @@ import uuid
 from glob import glob
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import requests
 
@@ -23,7 +24,10 @@ WRANGLER = ROOT / "node_modules" / ".bin" / "wrangler"
 PEPPER = "e2e-pepper-0123456789abcdef0123456789abcdef"
 ADMIN_TOKEN = "e2e-admin-token-abcdefghijklmnopqrstuvwxyz"
 MAIL_API_KEY = "re_e2e_test_key_123"
-CODE_RE = re.compile(r"^\s{4}(\d{4,10})$", re.M)
+TWILIO_SID = "AC00000000000000000000000000e2e"
+TWILIO_TOKEN = "e2e-twilio-auth-token-0123456789"
+# A code stands on its own line in a mail, and leads an SMS.
+CODE_RES = [re.compile(r"^\s{4}([0-9A-Z]{4,10})$", re.M), re.compile(r"^([0-9A-Z]{4,10}) is your ")]
 
 
 def free_port():
@@ -32,12 +36,28 @@ def free_port():
         return s.getsockname()[1]
 
 
-class MailServer:
-    """Captures every request exactly as the worker sent it. Per-recipient
-    behaviour (`fail`, `delay`) lets one test break delivery for its own
+def recipient_and_text(body, form):
+    """Where a captured request was going and what it said, for every API
+    the worker speaks: Resend, Postmark, SendGrid (JSON) and Twilio (form)."""
+    if form:
+        return form.get("To"), form.get("Body")
+    body = body if isinstance(body, dict) else {}
+    if isinstance(body.get("to"), list):  # Resend
+        return body["to"][0], body.get("text")
+    if "To" in body:  # Postmark
+        return body["To"], body.get("TextBody")
+    if "personalizations" in body:  # SendGrid
+        return body["personalizations"][0]["to"][0]["email"], body["content"][0]["value"]
+    return None, None
+
+
+class StandIn:
+    """A local HTTP server standing in for a third-party API. It captures
+    every request exactly as the worker sent it. Per-recipient behaviour
+    (`status`, `delay`, `body`) lets one test break delivery for its own
     address without touching the others."""
 
-    def __init__(self):
+    def __init__(self, ok_status=200, ok_body=None):
         self.requests = []
         self.behaviour = {}
         self.lock = threading.Lock()
@@ -49,18 +69,26 @@ class MailServer:
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = None
-                entry = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "json": body}
-                to = (body or {}).get("to", [None])[0]
-                status, delay = server.behaviour.get(to, (200, 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                body, form = None, None
+                if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+                    form = dict(parse_qsl(raw.decode(), keep_blank_values=True))
+                else:
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        pass
+                to, text = recipient_and_text(body, form)
+                entry = {"path": self.path, "headers": headers, "raw": raw, "json": body, "form": form,
+                         "to": to, "text": text}
+                status, delay, answer = server.behaviour.get(to, (ok_status, 0, None))
                 if delay:
                     time.sleep(delay)
                 with server.lock:
                     server.requests.append(entry)
-                payload = json.dumps({"id": str(uuid.uuid4())} if status < 300 else {"message": "boom"}).encode()
+                if answer is None:
+                    answer = (ok_body or {"id": str(uuid.uuid4())}) if status < 300 else {"message": "boom"}
+                payload = json.dumps(answer).encode()
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
@@ -75,12 +103,12 @@ class MailServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
-    def set(self, to, status=200, delay=0):
-        self.behaviour[to] = (status, delay)
+    def set(self, to, status=None, delay=0, body=None):
+        self.behaviour[to] = (status or 200, delay, body)
 
     def to(self, address):
         with self.lock:
-            return [r for r in self.requests if r["json"] and r["json"].get("to") == [address]]
+            return [r for r in self.requests if r["to"] == address]
 
     def wait_for(self, address, count=1, timeout=10):
         deadline = time.time() + timeout
@@ -89,23 +117,30 @@ class MailServer:
             if len(got) >= count:
                 return got
             time.sleep(0.05)
-        raise AssertionError(f"expected {count} mail(s) to {address}, got {len(self.to(address))}")
+        raise AssertionError(f"expected {count} message(s) to {address}, got {len(self.to(address))}")
 
     def code(self, address, index=-1, timeout=10):
-        """The code in the last (or `index`th) mail to `address`."""
-        mails = self.wait_for(address, count=1 if index < 0 else index + 1, timeout=timeout)
-        m = CODE_RE.search(mails[index]["json"]["text"])
-        assert m, "mail has no code"
-        return m.group(1)
+        """The code in the last (or `index`th) message to `address`."""
+        sent = self.wait_for(address, count=1 if index < 0 else index + 1, timeout=timeout)
+        return code_in(sent[index]["text"])
 
     def close(self):
         self.httpd.shutdown()
 
 
+def code_in(text):
+    for pattern in CODE_RES:
+        m = pattern.search(text or "")
+        if m:
+            return m.group(1)
+    raise AssertionError("the message has no code")
+
+
 class Worker:
     """One `wrangler dev` process with its own config, secrets and state."""
 
-    def __init__(self, name, mail=None, vars=None, secrets=None, d1=True, kv=True, schema=True, state_dir=None):
+    def __init__(self, name, mail=None, vars=None, secrets=None, d1=True, kv=True, schema=True, state_dir=None,
+                 toml_vars=None, send_email=None):
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"otp-e2e-{name}-"))
         self.state = Path(state_dir) if state_dir else self.dir / "state"
@@ -122,6 +157,11 @@ class Worker:
                        'database_id = "00000000-0000-0000-0000-000000000000"']
         if kv:
             config += ['[[kv_namespaces]]', 'binding = "RATE_LIMIT"', 'id = "00000000000000000000000000000000"']
+        if send_email:
+            config += ['[[send_email]]', f'name = "{send_email}"']
+        if toml_vars:
+            # Values --var cannot carry (JSON with colons and quotes) go in the file.
+            config += ['[vars]'] + [f"{k} = {json.dumps(v)}" for k, v in toml_vars.items()]
         (self.dir / "wrangler.toml").write_text("\n".join(config) + "\n")
         base = {"ENVIRONMENT": "development", "MAIL_PROVIDER": "resend", "IP_RATE_LIMIT_PER_MINUTE": "100000",
                 "MAIL_FROM": "Acme <no-reply@acme.test>", "APP_NAME": "Acme"}
@@ -200,6 +240,9 @@ class Worker:
         if token:
             headers["authorization"] = f"Bearer {token}"
         return requests.get(self.url + path, headers=headers, timeout=30, **kw)
+
+    def session_delete(self, path, **kw):
+        return requests.delete(self.url + path, timeout=30, **kw)
 
     def scheduled(self):
         r = requests.get(self.url + "/__scheduled?cron=*/10+*+*+*+*", timeout=30)

@@ -95,6 +95,6 @@ def test_codes_are_stored_only_as_hmac_under_the_pepper(app, mail):
     assert len(rows) == 1
     row = dict(zip(cols, rows[0]))
     assert all(code not in str(v) for v in row.values()), row
-    fields = [b"code", b"verify_email", email.encode(), code.encode()]
+    fields = [b"code", b"core", b"email", b"verify_email", email.encode(), code.encode()]
     msg = b"".join(struct.pack(">I", len(f)) + f for f in fields)
     assert row["digest"] == hmac.new(PEPPER.encode(), msg, hashlib.sha256).hexdigest()

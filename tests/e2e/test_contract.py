@@ -92,6 +92,6 @@ def test_admin_stats_needs_the_admin_token(app, verified_user):
     r = app.get("/v1/admin/stats", token=ADMIN_TOKEN)
     assert r.status_code == 200
     s = r.json()
-    assert set(s) == {"active_codes", "expired_codes", "by_purpose", "users", "active_sessions"}
-    assert set(s["by_purpose"]) == {"verify_email", "reset_password"}
+    assert set(s) == {"active_codes", "expired_codes", "by_purpose", "users", "active_sessions", "app_codes", "api_keys"}
+    assert set(s["by_purpose"]) == {"verify_email", "reset_password", "login"}
     assert s["users"]["total"] >= s["users"]["verified"] >= 1

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import login
+from conftest import create_key, login, unique_phone
 from harness import ADMIN_TOKEN, Worker, problem, unique_email
 
 MISCONFIGURED = {
@@ -18,6 +18,9 @@ MISCONFIGURED = {
     "noschema": dict(schema=False),
     "nodb": dict(d1=False, schema=False),
     "nokv": dict(kv=False),
+    "nobinding": dict(vars={"MAIL_PROVIDER": "cloudflare"}),
+    "notwiliotoken": dict(vars={"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_FROM": "+15005550006"}),
+    "badtemplates": dict(toml_vars={"TEMPLATES": '{"login": {"text": "no code here"}}'}),
 }
 
 
@@ -107,7 +110,33 @@ def test_missing_bindings_are_503(broken):
 
 
 def test_problem_bodies_hold_only_the_documented_members(broken):
-    for w in broken.values():
+    for name, w in broken.items():
+        if name == "notwiliotoken":
+            continue  # its mail works: only SMS and WhatsApp are broken
         body = register(w).json()
         assert set(body) == {"type", "title", "status", "detail", "code"}
         assert "D1_ERROR" not in body["detail"] and "no such table" not in body["detail"]
+
+
+def test_missing_send_email_binding_fails_closed(broken):
+    unavailable(register(broken["nobinding"]), "send_email binding named `EMAIL`")
+
+
+def test_invalid_templates_are_refused(broken):
+    body = unavailable(register(broken["badtemplates"]), "TEMPLATES")
+    assert "login.text: must contain {{code}}" in body["detail"]
+
+
+def test_missing_twilio_settings_fail_closed_before_writing_anything(broken):
+    w = broken["nomailkey"]
+    key = {"authorization": f"Bearer {create_key(w)['key']}"}
+    send = {"to": unique_phone(), "purpose": "login"}
+    unavailable(w.post("/v1/otp/send", {"channel": "sms", **send}, headers=key), "TWILIO_ACCOUNT_SID")
+    unavailable(w.post("/v1/otp/send", {"channel": "email", **send, "to": unique_email()}, headers=key), "MAIL_API_KEY")
+    w = broken["notwiliotoken"]
+    key = {"authorization": f"Bearer {create_key(w)['key']}"}
+    unavailable(w.post("/v1/otp/send", {"channel": "sms", **send}, headers=key), "TWILIO_AUTH_TOKEN")
+    unavailable(w.post("/v1/otp/send", {"channel": "whatsapp", **send}, headers=key), "TWILIO_AUTH_TOKEN")
+    for w in (broken["nomailkey"], broken["notwiliotoken"]):
+        with w.db() as db:
+            assert db.execute("SELECT COUNT(*) FROM codes WHERE scope LIKE 'key:%'").fetchone()[0] == 0

@@ -1,0 +1,79 @@
+"""Passwordless login by email code: /v1/login/code and /v1/login/code/verify."""
+
+import time
+
+from conftest import login
+from harness import problem, unique_email
+from test_enumeration import same, timed
+
+
+def ask(app, email):
+    return app.post("/v1/login/code", {"email": email})
+
+
+def test_code_login_gives_a_session_and_the_code_works_once(app, mail, verified_user, secrets_seen):
+    email, _ = verified_user
+    r = ask(app, email)
+    assert (r.status_code, r.json()) == (202, {"status": "code_sent"})
+    mail.wait_for(email, 2)
+    req = mail.to(email)[-1]
+    assert "sign-in code" in req["json"]["subject"]
+    code = mail.code(email)
+    secrets_seen.append(code)
+    r = app.post("/v1/login/code/verify", {"email": email, "code": code})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"token", "token_type", "expires_at"} and body["token_type"] == "Bearer"
+    secrets_seen.append(body["token"])
+    assert app.get("/v1/me", token=body["token"]).json()["email"] == email
+    problem(app.post("/v1/login/code/verify", {"email": email, "code": code}), 400, "invalid_code")
+
+
+def test_code_login_verifies_an_unverified_address(app, mail):
+    email = unique_email("codeverify")
+    assert app.post("/v1/register", {"email": email, "password": "correct horse"}).status_code == 202
+    mail.wait_for(email)
+    assert ask(app, email).status_code == 202
+    mail.wait_for(email, 2)
+    r = app.post("/v1/login/code/verify", {"email": email, "code": mail.code(email)})
+    assert r.status_code == 200, r.text
+    assert app.get("/v1/me", token=r.json()["token"]).json()["verified"] is True
+    login(app, email, "correct horse")  # the password works too, now that the address is verified
+
+
+def test_unknown_addresses_get_the_same_answer_and_no_code(app, mail, verified_user):
+    email, _ = verified_user
+    ghost = unique_email("ghost")
+    same(ask(app, email), ask(app, ghost))
+    time.sleep(0.5)
+    assert mail.to(ghost) == []
+    problem(app.post("/v1/login/code/verify", {"email": ghost, "code": "123456"}), 400, "invalid_code")
+
+
+def test_code_login_timing_does_not_tell_known_from_unknown(app, mail, verified_user):
+    email, _ = verified_user
+    mail.set(email, delay=0.4)
+    try:
+        known = timed(lambda: ask(app, email), n=5)
+        unknown = timed(lambda: ask(app, unique_email("ghost")), n=5)
+    finally:
+        mail.set(email)
+    assert known < unknown + 0.2, (known, unknown)
+
+
+def test_wrong_codes_burn_the_login_code(app, mail, verified_user):
+    email, _ = verified_user
+    ask(app, email)
+    mail.wait_for(email, 2)
+    code = mail.code(email)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(4):
+        problem(app.post("/v1/login/code/verify", {"email": email, "code": wrong}), 400, "invalid_code")
+    problem(app.post("/v1/login/code/verify", {"email": email, "code": wrong}), 429, "too_many_attempts")
+    problem(app.post("/v1/login/code/verify", {"email": email, "code": code}), 429, "too_many_attempts")
+
+
+def test_input_is_validated(app):
+    problem(ask(app, "not-an-email"), 400, "invalid_request")
+    problem(app.post("/v1/login/code/verify", {"email": unique_email(), "code": "12ab56"}), 400, "invalid_request")
+    problem(app.post("/v1/login/code/verify", {"email": unique_email()}), 400, "invalid_request")
