@@ -76,12 +76,8 @@ pub enum Recipient {
 
 impl Recipient {
     pub fn parse(channel: Channel, to: &str) -> Result<Self, ApiError> {
-        let to_field = |e: ApiError| match e {
-            ApiError::InvalidRequest(d) => ApiError::InvalidRequest(d.replace("`email`", "`to`")),
-            other => other,
-        };
         Ok(match channel {
-            Channel::Email => Self::Email(Email::parse(to).map_err(to_field)?),
+            Channel::Email => Self::Email(Email::parse_field(to, "to")?),
             Channel::Sms => Self::Sms(Phone::parse(to)?),
             Channel::Whatsapp => Self::Whatsapp(Phone::parse(to)?),
         })

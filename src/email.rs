@@ -10,8 +10,14 @@ impl Email {
     /// Trims and lower-cases the address, so `Ann@Example.com` and
     /// `ann@example.com ` are one account and one rate-limit bucket.
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
+        Self::parse_field(raw, "email")
+    }
+
+    /// As `parse`, naming `field` in the error.
+    pub fn parse_field(raw: &str, field: &str) -> Result<Self, ApiError> {
         let normalised = raw.trim().to_lowercase();
-        let bad = || ApiError::InvalidRequest("field `email` must be a valid email address".into());
+        let bad =
+            || ApiError::InvalidRequest(format!("field `{field}` must be a valid email address"));
         // RFC 5321 caps a forward path at 254 characters.
         if normalised.is_empty() || normalised.len() > 254 {
             return Err(bad());

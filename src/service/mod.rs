@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::code::{digests_match, Code, CodeKey, CodeSpec, Pepper};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{Counters, SendDecision, SendPolicy};
+use crate::limits::{lane, Counters, Permit, SendDecision, SendPolicy};
 use crate::mail::{Mailer, Message};
 use crate::store::{Effect, NewCode, Store};
 use crate::text::Texter;
@@ -86,10 +86,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         now: u64,
     ) -> ApiResult<(String, SendDecision)> {
         let tag = pepper.address_tag(key.address);
-        let lane = crate::limits::lane(key);
         let decision = self
             .policy()
-            .check(&self.counters, &tag, &lane, now)
+            .check(&self.counters, &tag, &lane(key), now)
             .await?;
         Ok((tag, decision))
     }
@@ -99,11 +98,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         tag: &str,
         key: &CodeKey<'_>,
         now: u64,
-        permit: crate::limits::Permit,
+        permit: Permit,
     ) -> ApiResult<()> {
-        let lane = crate::limits::lane(key);
         self.policy()
-            .record(&self.counters, tag, &lane, now, permit)
+            .record(&self.counters, tag, &lane(key), now, permit)
             .await
     }
 
