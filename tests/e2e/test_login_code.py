@@ -1,6 +1,7 @@
 """Passwordless login by email code: /v1/login/code and /v1/login/code/verify."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from conftest import login
 from harness import problem, unique_email
@@ -77,3 +78,20 @@ def test_input_is_validated(app):
     problem(ask(app, "not-an-email"), 400, "invalid_request")
     problem(app.post("/v1/login/code/verify", {"email": unique_email(), "code": "12ab56"}), 400, "invalid_request")
     problem(app.post("/v1/login/code/verify", {"email": unique_email()}), 400, "invalid_request")
+
+
+def test_concurrent_code_logins_create_exactly_one_session(app, mail, verified_user):
+    email, _ = verified_user
+    ask(app, email)
+    mail.wait_for(email, 2)
+    code = mail.code(email)
+    with app.db() as db:
+        before = db.execute("SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = ?",
+                            (email,)).fetchone()[0]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: app.post("/v1/login/code/verify", {"email": email, "code": code}), range(8)))
+    assert [r.status_code for r in answers].count(200) == 1, [r.status_code for r in answers]
+    with app.db() as db:
+        after = db.execute("SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.email = ?",
+                           (email,)).fetchone()[0]
+    assert after == before + 1
