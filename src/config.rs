@@ -145,6 +145,7 @@ impl Config {
                 auth_token: secret("TWILIO_AUTH_TOKEN").unwrap_or_default(),
                 sms_from: secret("TWILIO_FROM"),
                 whatsapp_from: secret("TWILIO_WHATSAPP_FROM"),
+                whatsapp_content_sid: secret("TWILIO_WHATSAPP_CONTENT_SID"),
             },
             pepper: match secret("OTP_PEPPER") {
                 None => Err("secret OTP_PEPPER is not set (wrangler secret put OTP_PEPPER)".into()),

@@ -8,6 +8,8 @@ pub struct TextMessage {
     pub channel: TextChannel,
     pub to: Phone,
     pub body: String,
+    /// The code alone, for providers' pre-approved templates (WhatsApp).
+    pub code: String,
 }
 
 impl std::fmt::Debug for TextMessage {

@@ -16,6 +16,10 @@ pub struct Twilio {
     pub sms_from: Option<String>,
     /// The WhatsApp sender, `+E164` (the `whatsapp:` prefix is added).
     pub whatsapp_from: Option<String>,
+    /// An approved WhatsApp template (`HX…`) whose variable `{{1}}` is the
+    /// code. WhatsApp accepts free-form text only inside a session the user
+    /// opened, so production codes need one.
+    pub whatsapp_content_sid: Option<String>,
 }
 
 impl std::fmt::Debug for Twilio {
@@ -51,11 +55,17 @@ impl Twilio {
             TextChannel::Sms => m.to.as_str().to_owned(),
             TextChannel::Whatsapp => whatsapp(m.to.as_str()),
         };
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("To", &to)
-            .append_pair(from_field, &from)
-            .append_pair("Body", &m.body)
-            .finish();
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("To", &to).append_pair(from_field, &from);
+        match (m.channel, &self.whatsapp_content_sid) {
+            (TextChannel::Whatsapp, Some(sid)) => {
+                let variables = serde_json::json!({ "1": m.code }).to_string();
+                form.append_pair("ContentSid", sid)
+                    .append_pair("ContentVariables", &variables)
+            }
+            _ => form.append_pair("Body", &m.body),
+        };
+        let body = form.finish();
         let credentials = STANDARD.encode(format!("{}:{}", self.account_sid, self.auth_token));
         Ok(HttpCall {
             url: format!(
@@ -106,6 +116,7 @@ mod tests {
             auth_token: "tok3n".into(),
             sms_from: Some("+15005550006".into()),
             whatsapp_from: Some("+14155238886".into()),
+            whatsapp_content_sid: None,
         }
     }
 
@@ -114,6 +125,7 @@ mod tests {
             channel,
             to: Phone::parse("+14155550123").unwrap(),
             body: "123456 is your Acme code & more".into(),
+            code: "123456".into(),
         }
     }
 
@@ -153,6 +165,25 @@ mod tests {
         let f = form(&call);
         assert_eq!(f[0], ("To".into(), "whatsapp:+14155550123".into()));
         assert_eq!(f[1], ("From".into(), "whatsapp:+14155238886".into()));
+    }
+
+    #[test]
+    fn whatsapp_content_templates_carry_the_code_as_variable_1() {
+        let t = Twilio {
+            whatsapp_content_sid: Some("HX0123".into()),
+            ..twilio()
+        };
+        let f = form(&t.request(&msg(TextChannel::Whatsapp)).unwrap());
+        assert_eq!(
+            f[2..],
+            [
+                ("ContentSid".into(), "HX0123".into()),
+                ("ContentVariables".into(), r#"{"1":"123456"}"#.into()),
+            ]
+        );
+        // SMS keeps its body.
+        let f = form(&t.request(&msg(TextChannel::Sms)).unwrap());
+        assert_eq!(f[2].0, "Body");
     }
 
     #[test]

@@ -137,6 +137,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                     channel,
                     to: phone.clone(),
                     body: self.cfg.templates.text_message(kind, &values),
+                    code: issued.code.expose().to_owned(),
                 };
                 self.texter.send(&message).await?
             }

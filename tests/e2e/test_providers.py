@@ -2,6 +2,7 @@
 TEMPLATES override. Postmark and SendGrid run against local stand-ins; the
 Cloudflare `send_email` binding runs in wrangler's own local simulation."""
 
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,9 @@ TEMPLATES = {
 }
 
 
+CONTENT_SID = "HX00000000000000000000000000000e2e"
+
+
 @pytest.fixture(scope="module")
 def stand_ins():
     servers = {"postmark": StandIn(ok_body={"ErrorCode": 0, "Message": "OK", "MessageID": "x"}),
@@ -36,8 +40,9 @@ def workers(stand_ins, twilio):
         "sendgrid": dict(mail=stand_ins["sendgrid"], vars={"MAIL_PROVIDER": "sendgrid"}),
         "cloudflare": dict(vars={"MAIL_PROVIDER": "cloudflare"}, send_email="EMAIL", secrets={"MAIL_API_KEY": None}),
         "templates": dict(mail=stand_ins["postmark"], vars={"MAIL_PROVIDER": "postmark", "APP_NAME": "Acme & <Co>",
+                                                            "TWILIO_WHATSAPP_CONTENT_SID": CONTENT_SID,
                                                             **twilio_vars(twilio)},
-                          toml_vars={"TEMPLATES": __import__("json").dumps(TEMPLATES)},
+                          toml_vars={"TEMPLATES": json.dumps(TEMPLATES)},
                           secrets={"TWILIO_AUTH_TOKEN": TWILIO_TOKEN}),
     }
     with ThreadPoolExecutor(4) as pool:
@@ -135,3 +140,17 @@ def test_templates_override_subject_html_text_and_sms(workers, stand_ins, twilio
     assert r.status_code == 202, r.text
     sms = twilio.wait_for(phone)[-1]["form"]["Body"]
     assert sms == f"{code_in(sms)} is your Acme & <Co> unlock code (1 min)"
+
+
+def test_whatsapp_content_template_carries_the_code(workers, twilio):
+    w = workers["templates"]
+    key = {"authorization": f"Bearer {create_key(w, name='wa')['key']}"}
+    phone = "+15551230001"
+    r = w.post("/v1/otp/send", {"channel": "whatsapp", "to": phone, "purpose": "login"}, headers=key)
+    assert r.status_code == 202, r.text
+    form = twilio.wait_for(f"whatsapp:{phone}")[-1]["form"]
+    assert set(form) == {"To", "From", "ContentSid", "ContentVariables"}
+    assert form["ContentSid"] == CONTENT_SID
+    code = json.loads(form["ContentVariables"])["1"]
+    r = w.post("/v1/otp/verify", {"channel": "whatsapp", "to": phone, "purpose": "login", "code": code}, headers=key)
+    assert (r.status_code, r.json()) == (200, {"valid": True})
