@@ -318,14 +318,7 @@ mod tests {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
             svc.verify_email(&ann, &w.last_code()).await.unwrap();
             svc.register(&ann, &pw("attacker pw")).await.unwrap();
-            assert!(w
-                .outbox
-                .mails
-                .borrow()
-                .last()
-                .unwrap()
-                .subject
-                .starts_with("Your "));
+            assert!(w.last_mail().subject.starts_with("Your "));
             assert_eq!(
                 svc.login(&ann, &pw("attacker pw")).await.unwrap_err(),
                 ApiError::InvalidCredentials
@@ -475,14 +468,7 @@ mod tests {
             let verification = w.last_code();
             w.keep(svc.login_code(&ann).await.unwrap());
             let code = w.last_code();
-            assert!(w
-                .outbox
-                .mails
-                .borrow()
-                .last()
-                .unwrap()
-                .subject
-                .contains("sign-in code"));
+            assert!(w.last_mail().subject.contains("sign-in code"));
             // A verification code is not a login code, even while both are pending.
             if verification != code {
                 assert_eq!(

@@ -206,7 +206,7 @@ mod tests {
             let req = request(Channel::Email, "ann@example.com", Alphabet::Alphanumeric);
             let sent = svc.send_app_code(&key, &req).await.unwrap();
             assert_eq!(sent.expires_at, rfc3339(1_800_000_300));
-            let mail = w.outbox.mails.borrow().last().unwrap().clone();
+            let mail = w.last_mail();
             assert!(
                 mail.subject.contains("your Shop code"),
                 "the key's app name: {}",

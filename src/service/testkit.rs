@@ -348,6 +348,10 @@ impl World {
         }
     }
 
+    pub fn last_mail(&self) -> Message {
+        self.outbox.mails.borrow().last().expect("a mail").clone()
+    }
+
     /// The code on its own line in the last mail, as typed back.
     pub fn last_code(&self) -> Code {
         let text = self
