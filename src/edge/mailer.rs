@@ -12,7 +12,8 @@ use worker::{EmailAddress, Env, SendEmail, SendEmailBuilder};
 pub struct EdgeMailer {
     provider: MailProvider,
     from: Sender,
-    api_key: Option<String>,
+    /// The config's own answer, so a missing key fails with its detail.
+    api_key: ApiResult<String>,
     binding: Option<SendEmail>,
     timeout_ms: u64,
 }
@@ -26,7 +27,7 @@ impl EdgeMailer {
         Self {
             provider: cfg.mail_provider.clone(),
             from: cfg.mail_from.clone(),
-            api_key: cfg.mail_api_key().ok().map(str::to_owned),
+            api_key: cfg.mail_api_key().map(str::to_owned),
             binding,
             timeout_ms: cfg.mail_timeout_ms,
         }
@@ -60,11 +61,9 @@ impl EdgeMailer {
 
 impl Mailer for EdgeMailer {
     fn ready(&self) -> ApiResult<()> {
-        match (&self.provider, &self.api_key, &self.binding) {
-            (MailProvider::Api { .. }, None, _) => Err(ApiError::Unavailable(
-                "secret MAIL_API_KEY is not set (wrangler secret put MAIL_API_KEY)".into(),
-            )),
-            (MailProvider::Cloudflare { binding }, _, None) => Err(ApiError::Unavailable(format!(
+        match (&self.provider, &self.binding) {
+            (MailProvider::Api { .. }, _) => self.api_key.as_ref().map(drop).map_err(Clone::clone),
+            (MailProvider::Cloudflare { binding }, None) => Err(ApiError::Unavailable(format!(
                 "MAIL_PROVIDER=cloudflare needs a send_email binding named `{binding}` (see README)"
             ))),
             _ => Ok(()),
@@ -72,7 +71,6 @@ impl Mailer for EdgeMailer {
     }
 
     async fn send(&self, message: &Message) -> ApiResult<()> {
-        self.ready()?;
         match (&self.provider, &self.binding) {
             (MailProvider::Log, _) => {
                 // Development only: Config refuses this provider in production.
@@ -85,7 +83,7 @@ impl Mailer for EdgeMailer {
                 Ok(())
             }
             (MailProvider::Api { api, api_url }, _) => {
-                let key = self.api_key.as_deref().unwrap_or_default();
+                let key = self.api_key.as_deref().map_err(Clone::clone)?;
                 let call = api.request(api_url, key, &self.from, message);
                 match send(&call, self.timeout_ms).await {
                     Outcome::Delivered => Ok(()),
@@ -98,7 +96,7 @@ impl Mailer for EdgeMailer {
             (MailProvider::Cloudflare { .. }, Some(binding)) => {
                 self.send_with_binding(binding, message).await
             }
-            (MailProvider::Cloudflare { .. }, None) => unreachable!("ready() checked the binding"),
+            (MailProvider::Cloudflare { .. }, None) => self.ready(),
         }
     }
 }
