@@ -52,3 +52,20 @@ CREATE TABLE IF NOT EXISTS api_keys (
   created_at INTEGER NOT NULL,
   revoked_at INTEGER
 );
+
+-- The security audit trail: one row per security event. The address is
+-- only a keyed hash (HMAC under the pepper), never the address itself.
+-- The cron deletes rows older than AUDIT_RETENTION_DAYS.
+CREATE TABLE IF NOT EXISTS auth_events (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  at           INTEGER NOT NULL,
+  event        TEXT NOT NULL,
+  outcome      TEXT NOT NULL,
+  scope        TEXT,
+  purpose      TEXT,
+  channel      TEXT,
+  address_hash TEXT,
+  ip           TEXT
+);
+CREATE INDEX IF NOT EXISTS auth_events_at ON auth_events (at);
+CREATE INDEX IF NOT EXISTS auth_events_address ON auth_events (address_hash, id);

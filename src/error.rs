@@ -22,8 +22,10 @@ pub enum ApiError {
     ChannelNotAllowed(Channel),
     NotFound,
     ApiKeyNotFound,
+    /// A CORS preflight from an origin `CORS_ALLOWED_ORIGINS` does not list.
+    OriginNotAllowed,
     MethodNotAllowed {
-        allow: &'static str,
+        allow: String,
     },
     UnsupportedMediaType,
     PayloadTooLarge {
@@ -60,7 +62,7 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) | Self::InvalidCode | Self::ExpiredCode => 400,
             Self::InvalidCredentials | Self::Unauthorized => 401,
-            Self::EmailNotVerified | Self::ChannelNotAllowed(_) => 403,
+            Self::EmailNotVerified | Self::ChannelNotAllowed(_) | Self::OriginNotAllowed => 403,
             Self::NotFound | Self::ApiKeyNotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge { .. } => 413,
@@ -84,6 +86,7 @@ impl ApiError {
             Self::EmailNotVerified => "email_not_verified",
             Self::ChannelNotAllowed(_) => "channel_not_allowed",
             Self::NotFound | Self::ApiKeyNotFound => "not_found",
+            Self::OriginNotAllowed => "origin_not_allowed",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -110,6 +113,7 @@ impl ApiError {
             Self::EmailNotVerified => "Email not verified",
             Self::ChannelNotAllowed(_) => "Channel not allowed",
             Self::NotFound | Self::ApiKeyNotFound => "Not found",
+            Self::OriginNotAllowed => "Origin not allowed",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge { .. } => "Payload too large",
@@ -141,6 +145,9 @@ impl ApiError {
             }
             Self::NotFound => "No such route.".into(),
             Self::ApiKeyNotFound => "No API key has this id.".into(),
+            Self::OriginNotAllowed => {
+                "This origin may not call the API from a browser (see CORS_ALLOWED_ORIGINS).".into()
+            }
             Self::TextDeliveryFailed { reason, .. } => format!(
                 "The message was not sent: {reason}. Nothing was changed that blocks a retry."
             ),
@@ -176,7 +183,7 @@ impl ApiError {
             Self::RateLimited { retry_after_secs } => {
                 vec![("retry-after", retry_after_secs.max(&1).to_string())]
             }
-            Self::MethodNotAllowed { allow } => vec![("allow", (*allow).to_string())],
+            Self::MethodNotAllowed { allow } => vec![("allow", allow.clone())],
             _ => vec![],
         }
     }
@@ -208,19 +215,44 @@ mod tests {
             ApiError::Unauthorized,
             ApiError::EmailNotVerified,
             ApiError::NotFound,
-            ApiError::MethodNotAllowed { allow: "POST" },
+            ApiError::MethodNotAllowed {
+                allow: "POST".into(),
+            },
             ApiError::UnsupportedMediaType,
             ApiError::PayloadTooLarge { limit_bytes: 16384 },
             ApiError::MailDeliveryFailed,
             ApiError::ChannelNotAllowed(Channel::Sms),
             ApiError::ApiKeyNotFound,
+            ApiError::OriginNotAllowed,
             ApiError::TextDeliveryFailed {
                 channel: Channel::Whatsapp,
+                reason: "Twilio answered HTTP 500".into(),
+            },
+            ApiError::TextDeliveryFailed {
+                channel: Channel::Sms,
                 reason: "Twilio answered HTTP 500".into(),
             },
             ApiError::Unavailable("OTP_PEPPER is not set".into()),
             ApiError::Internal("x".into()),
         ];
+        let spec: serde_json::Value =
+            serde_norway::from_str(include_str!("../openapi.yaml")).unwrap();
+        let documented: Vec<&str> = spec["components"]["schemas"]["Problem"]["properties"]["code"]
+            ["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let mut codes: Vec<&str> = all.iter().map(ApiError::code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let mut sorted = documented.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            codes, sorted,
+            "problem codes and openapi.yaml's Problem.code differ"
+        );
         for e in all {
             let p = e.problem();
             assert!(p.code.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
@@ -236,7 +268,10 @@ mod tests {
         }
         .headers();
         assert_eq!(h, vec![("retry-after", "42".to_string())]);
-        let h = ApiError::MethodNotAllowed { allow: "GET" }.headers();
+        let h = ApiError::MethodNotAllowed {
+            allow: "GET".into(),
+        }
+        .headers();
         assert_eq!(h, vec![("allow", "GET".to_string())]);
     }
 }

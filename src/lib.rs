@@ -2,11 +2,13 @@
 //! that never touches the Workers runtime, so it runs under `cargo test`.
 
 pub mod api_key;
+pub mod audit;
 pub mod body;
 pub mod channel;
 pub mod clock;
 pub mod code;
 pub mod config;
+pub mod cors;
 pub mod email;
 pub mod error;
 pub mod http_call;
@@ -14,6 +16,7 @@ pub mod limits;
 pub mod mail;
 pub mod password;
 pub mod purpose;
+pub mod request_id;
 pub mod routes;
 pub mod service;
 pub mod session;

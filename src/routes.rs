@@ -5,6 +5,7 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Health,
+    OpenApi,
     Register,
     VerifyEmail,
     Resend,
@@ -22,49 +23,74 @@ pub enum Route {
     AdminCreateKey,
     /// `DELETE /v1/admin/api-keys/{id}`; the handler reads the id from the path.
     AdminRevokeKey,
+    AdminEvents,
 }
 
 pub const API_KEYS_PATH: &str = "/v1/admin/api-keys";
 
+/// Every route, as `openapi.yaml` writes it. A `{id}` segment matches one
+/// non-empty path segment. The spec test checks this table against the spec.
+pub const TABLE: [(&str, &str, Route); 19] = {
+    use Route::*;
+    [
+        ("GET", "/healthz", Health),
+        ("GET", "/openapi.json", OpenApi),
+        ("POST", "/v1/register", Register),
+        ("POST", "/v1/verify-email", VerifyEmail),
+        ("POST", "/v1/resend", Resend),
+        ("POST", "/v1/login", Login),
+        ("POST", "/v1/login/code", LoginCode),
+        ("POST", "/v1/login/code/verify", LoginCodeVerify),
+        ("GET", "/v1/me", Me),
+        ("POST", "/v1/logout", Logout),
+        ("POST", "/v1/password-reset", PasswordReset),
+        ("POST", "/v1/password-reset/confirm", PasswordResetConfirm),
+        ("POST", "/v1/otp/send", OtpSend),
+        ("POST", "/v1/otp/verify", OtpVerify),
+        ("GET", "/v1/admin/stats", AdminStats),
+        ("GET", API_KEYS_PATH, AdminListKeys),
+        ("POST", API_KEYS_PATH, AdminCreateKey),
+        ("DELETE", "/v1/admin/api-keys/{id}", AdminRevokeKey),
+        ("GET", "/v1/admin/events", AdminEvents),
+    ]
+};
+
+fn matches(template: &str, path: &str) -> bool {
+    match template.strip_suffix("{id}") {
+        Some(prefix) => path
+            .strip_prefix(prefix)
+            .is_some_and(|id| !id.is_empty() && !id.contains('/')),
+        None => template == path,
+    }
+}
+
 impl Route {
     pub fn resolve(method: &str, path: &str) -> Result<Self, ApiError> {
-        use Route::*;
-        let methods: &[(&str, Route)] = match path {
-            "/healthz" => &[("GET", Health)],
-            "/v1/register" => &[("POST", Register)],
-            "/v1/verify-email" => &[("POST", VerifyEmail)],
-            "/v1/resend" => &[("POST", Resend)],
-            "/v1/login" => &[("POST", Login)],
-            "/v1/login/code" => &[("POST", LoginCode)],
-            "/v1/login/code/verify" => &[("POST", LoginCodeVerify)],
-            "/v1/me" => &[("GET", Me)],
-            "/v1/logout" => &[("POST", Logout)],
-            "/v1/password-reset" => &[("POST", PasswordReset)],
-            "/v1/password-reset/confirm" => &[("POST", PasswordResetConfirm)],
-            "/v1/otp/send" => &[("POST", OtpSend)],
-            "/v1/otp/verify" => &[("POST", OtpVerify)],
-            "/v1/admin/stats" => &[("GET", AdminStats)],
-            API_KEYS_PATH => &[("GET", AdminListKeys), ("POST", AdminCreateKey)],
-            p if key_id(p).is_some() => &[("DELETE", AdminRevokeKey)],
-            _ => return Err(ApiError::NotFound),
-        };
         // HEAD is GET without a body, as HTTP requires.
         let wanted = if method == "HEAD" { "GET" } else { method };
-        if let Some((_, route)) = methods.iter().find(|(m, _)| *m == wanted) {
-            return Ok(*route);
-        }
-        let allow = match methods {
-            [("GET", _), ("POST", _)] => "GET, POST",
-            [(m, _), ..] => m,
-            [] => unreachable!("every path has a method"),
-        };
-        Err(ApiError::MethodNotAllowed { allow })
+        let allow = Self::allow(path).ok_or(ApiError::NotFound)?;
+        TABLE
+            .iter()
+            .find(|(m, t, _)| *m == wanted && matches(t, path))
+            .map(|(_, _, route)| *route)
+            .ok_or(ApiError::MethodNotAllowed { allow })
+    }
+
+    /// The `Allow` list of a path, or `None` when no route has it.
+    pub fn allow(path: &str) -> Option<String> {
+        let methods: Vec<&str> = TABLE
+            .iter()
+            .filter(|(_, t, _)| matches(t, path))
+            .map(|(m, _, _)| *m)
+            .collect();
+        (!methods.is_empty()).then(|| methods.join(", "))
     }
 
     pub fn name(self) -> &'static str {
         use Route::*;
         match self {
             Health => "healthz",
+            OpenApi => "openapi",
             Register => "register",
             VerifyEmail => "verify_email",
             Resend => "resend",
@@ -81,6 +107,7 @@ impl Route {
             AdminListKeys => "admin_list_keys",
             AdminCreateKey => "admin_create_key",
             AdminRevokeKey => "admin_revoke_key",
+            AdminEvents => "admin_events",
         }
     }
 
@@ -89,7 +116,14 @@ impl Route {
         use Route::*;
         !matches!(
             self,
-            Health | Me | Logout | AdminStats | AdminListKeys | AdminRevokeKey
+            Health
+                | OpenApi
+                | Me
+                | Logout
+                | AdminStats
+                | AdminListKeys
+                | AdminRevokeKey
+                | AdminEvents
         )
     }
 
@@ -104,7 +138,7 @@ impl Route {
         use Route::*;
         matches!(
             self,
-            AdminStats | AdminListKeys | AdminCreateKey | AdminRevokeKey
+            AdminStats | AdminListKeys | AdminCreateKey | AdminRevokeKey | AdminEvents
         )
     }
 
@@ -124,6 +158,52 @@ pub fn key_id(path: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_route_table_and_openapi_yaml_list_the_same_operations() {
+        let spec: serde_json::Value =
+            serde_norway::from_str(include_str!("../openapi.yaml")).unwrap();
+        let in_spec: BTreeSet<(String, String)> = spec["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.to_ascii_uppercase(), path.clone()))
+            })
+            .collect();
+        let in_code: BTreeSet<(String, String)> = TABLE
+            .iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        assert_eq!(
+            in_code.difference(&in_spec).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "routes missing from openapi.yaml"
+        );
+        assert_eq!(
+            in_spec.difference(&in_code).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "operations in openapi.yaml that no route serves"
+        );
+    }
+
+    #[test]
+    fn every_route_resolves_to_itself_and_has_a_unique_name() {
+        let mut names = BTreeSet::new();
+        for (method, template, route) in TABLE {
+            let path = template.replace("{id}", "0123abcd");
+            assert_eq!(
+                Route::resolve(method, &path),
+                Ok(route),
+                "{method} {template}"
+            );
+            assert!(names.insert(route.name()), "{route:?}");
+        }
+    }
 
     #[test]
     fn resolves_known_routes_and_refuses_the_rest() {
@@ -131,11 +211,15 @@ mod tests {
         assert_eq!(Route::resolve("HEAD", "/healthz"), Ok(Route::Health));
         assert_eq!(
             Route::resolve("GET", "/v1/register"),
-            Err(ApiError::MethodNotAllowed { allow: "POST" })
+            Err(ApiError::MethodNotAllowed {
+                allow: "POST".into()
+            })
         );
         assert_eq!(
             Route::resolve("POST", "/v1/me"),
-            Err(ApiError::MethodNotAllowed { allow: "GET" })
+            Err(ApiError::MethodNotAllowed {
+                allow: "GET".into()
+            })
         );
         assert_eq!(Route::resolve("GET", "/v1/nope"), Err(ApiError::NotFound));
         assert_eq!(
@@ -156,13 +240,17 @@ mod tests {
         );
         assert_eq!(
             Route::resolve("DELETE", API_KEYS_PATH),
-            Err(ApiError::MethodNotAllowed { allow: "GET, POST" })
+            Err(ApiError::MethodNotAllowed {
+                allow: "GET, POST".into()
+            })
         );
         let one = "/v1/admin/api-keys/0123abcd";
         assert_eq!(Route::resolve("DELETE", one), Ok(Route::AdminRevokeKey));
         assert_eq!(
             Route::resolve("GET", one),
-            Err(ApiError::MethodNotAllowed { allow: "DELETE" })
+            Err(ApiError::MethodNotAllowed {
+                allow: "DELETE".into()
+            })
         );
         assert_eq!(key_id(one), Some("0123abcd"));
         assert_eq!(

@@ -2,6 +2,7 @@
 //! it in `edge::d1_store`; every multi-step change is one atomic call here.
 
 use crate::api_key::{ApiKey, NewApiKey};
+use crate::audit::{Event, EventPage, StoredEvent};
 use crate::code::CodeKey;
 use crate::email::Email;
 use crate::error::ApiResult;
@@ -79,6 +80,7 @@ pub struct Cleanup {
     pub expired_codes: u64,
     pub expired_sessions: u64,
     pub unverified_users: u64,
+    pub audit_events: u64,
 }
 
 #[allow(async_fn_in_trait)]
@@ -125,7 +127,8 @@ pub trait Store {
         expires_at: u64,
     ) -> ApiResult<()>;
     async fn session_user(&self, token_hash: &str, now: u64) -> ApiResult<Option<User>>;
-    async fn delete_session(&self, token_hash: &str) -> ApiResult<bool>;
+    /// Ends the session; returns its account's address, `None` if there was no session.
+    async fn delete_session(&self, token_hash: &str) -> ApiResult<Option<String>>;
 
     async fn create_api_key(
         &self,
@@ -143,5 +146,21 @@ pub trait Store {
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool>;
 
     async fn stats(&self, now: u64) -> ApiResult<Stats>;
-    async fn cleanup(&self, now: u64, unverified_before: u64) -> ApiResult<Cleanup>;
+    /// Deletes expired codes and sessions, accounts left unverified since
+    /// `unverified_before`, and audit events older than `audit_before`.
+    async fn cleanup(
+        &self,
+        now: u64,
+        unverified_before: u64,
+        audit_before: u64,
+    ) -> ApiResult<Cleanup>;
+
+    /// Appends a request's events, all at `now` from `ip`, in one write.
+    async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()>;
+    /// Newest first, optionally only those of one address.
+    async fn events(
+        &self,
+        page: &EventPage,
+        address_hash: Option<&str>,
+    ) -> ApiResult<Vec<StoredEvent>>;
 }

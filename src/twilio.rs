@@ -91,6 +91,11 @@ fn whatsapp(number: &str) -> String {
 
 /// Why Twilio refused a message, from its error body
 /// (`{"code": 21211, "message": "...", "status": 400}`).
+/// A created message resource names its `sid`.
+pub fn confirms(body: &str) -> bool {
+    crate::http_call::names_a(body, "sid")
+}
+
 pub fn refusal(status: u16, body: &str) -> String {
     #[derive(Deserialize)]
     struct TwilioError {

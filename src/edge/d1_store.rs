@@ -2,6 +2,8 @@
 //! no BigInt and its integer binding is only 32 bits wide.
 
 use crate::api_key::{ApiKey, Channels, NewApiKey};
+use crate::audit::{Event, EventPage, StoredEvent};
+use crate::clock::rfc3339;
 use crate::code::{app_scope, CodeKey, CORE_SCOPE};
 use crate::email::Email;
 use crate::error::{ApiError, ApiResult};
@@ -14,6 +16,9 @@ use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, D1Result};
 
 pub struct D1Store(pub D1Database);
+
+/// Every table schema.sql creates.
+const TABLES: [&str; 5] = ["users", "codes", "sessions", "api_keys", "auth_events"];
 
 fn s(v: &str) -> JsValue {
     JsValue::from_str(v)
@@ -116,17 +121,26 @@ impl D1Store {
     }
 
     pub async fn health(&self) -> ApiResult<()> {
-        let found: Option<Count> = self
-            .first(
-                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'codes', 'sessions', 'api_keys')",
-                &[],
-            )
-            .await?;
-        match found {
-            Some(Count { n: 4.0 }) => Ok(()),
-            _ => Err(ApiError::Unavailable(
-                "the D1 schema is missing: apply schema.sql".into(),
-            )),
+        #[derive(Deserialize)]
+        struct Table {
+            name: String,
+        }
+        let r = self
+            .stmt("SELECT name FROM sqlite_master WHERE type = 'table'", &[])?
+            .all()
+            .await
+            .map_err(db_error)?;
+        let present: Vec<String> = rows::<Table>(&r)?.into_iter().map(|t| t.name).collect();
+        let missing: Vec<&str> = TABLES
+            .into_iter()
+            .filter(|t| !present.iter().any(|p| p == t))
+            .collect();
+        match missing.is_empty() {
+            true => Ok(()),
+            false => Err(ApiError::Unavailable(format!(
+                "the D1 schema is missing or outdated (no table {}): apply schema.sql",
+                missing.join(", ")
+            ))),
         }
     }
 }
@@ -325,14 +339,19 @@ impl Store for D1Store {
             .map(User::from))
     }
 
-    async fn delete_session(&self, token_hash: &str) -> ApiResult<bool> {
-        let row: Option<serde_json::Value> = self
+    async fn delete_session(&self, token_hash: &str) -> ApiResult<Option<String>> {
+        #[derive(Deserialize)]
+        struct Ended {
+            email: Option<String>,
+        }
+        let row: Option<Ended> = self
             .first(
-                "DELETE FROM sessions WHERE token_hash = ?1 RETURNING user_id",
+                "DELETE FROM sessions WHERE token_hash = ?1
+                 RETURNING (SELECT email FROM users WHERE users.id = sessions.user_id) AS email",
                 &[s(token_hash)],
             )
             .await?;
-        Ok(row.is_some())
+        Ok(row.map(|r| r.email.unwrap_or_default()))
     }
 
     async fn create_api_key(
@@ -441,7 +460,12 @@ impl Store for D1Store {
         })
     }
 
-    async fn cleanup(&self, now: u64, unverified_before: u64) -> ApiResult<Cleanup> {
+    async fn cleanup(
+        &self,
+        now: u64,
+        unverified_before: u64,
+        audit_before: u64,
+    ) -> ApiResult<Cleanup> {
         let r = self
             .batch(vec![
                 self.stmt("DELETE FROM codes WHERE expires_at <= ?1", &[n(now)])?,
@@ -450,12 +474,86 @@ impl Store for D1Store {
                     "DELETE FROM users WHERE verified = 0 AND updated_at < ?1",
                     &[n(unverified_before)],
                 )?,
+                self.stmt("DELETE FROM auth_events WHERE at < ?1", &[n(audit_before)])?,
             ])
             .await?;
         Ok(Cleanup {
             expired_codes: changes(&r[0]),
             expired_sessions: changes(&r[1]),
             unverified_users: changes(&r[2]),
+            audit_events: changes(&r[3]),
         })
+    }
+
+    async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()> {
+        let opt = |v: Option<&str>| v.map_or(JsValue::NULL, s);
+        let statements = events
+            .iter()
+            .map(|e| {
+                self.stmt(
+                    "INSERT INTO auth_events (at, event, outcome, scope, purpose, channel, address_hash, ip)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    &[
+                        n(now),
+                        s(e.kind.as_str()),
+                        s(e.outcome),
+                        opt(e.scope.as_deref()),
+                        opt(e.purpose.as_deref()),
+                        opt(e.channel.map(|c| c.as_str())),
+                        opt(e.address_hash.as_deref()),
+                        s(ip),
+                    ],
+                )
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        self.batch(statements).await.map(drop)
+    }
+
+    async fn events(
+        &self,
+        page: &EventPage,
+        address_hash: Option<&str>,
+    ) -> ApiResult<Vec<StoredEvent>> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: f64,
+            at: f64,
+            event: String,
+            outcome: String,
+            scope: Option<String>,
+            purpose: Option<String>,
+            channel: Option<String>,
+            address_hash: Option<String>,
+            ip: Option<String>,
+        }
+        // The cursor is an id, so pages stay stable while events arrive.
+        let r = self
+            .stmt(
+                "SELECT id, at, event, outcome, scope, purpose, channel, address_hash, ip FROM auth_events
+                 WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR address_hash = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+                &[
+                    page.before.map_or(JsValue::NULL, n),
+                    address_hash.map_or(JsValue::NULL, s),
+                    n(page.limit.into()),
+                ],
+            )?
+            .all()
+            .await
+            .map_err(db_error)?;
+        Ok(rows::<Row>(&r)?
+            .into_iter()
+            .map(|r| StoredEvent {
+                id: r.id as u64,
+                at: rfc3339(r.at as u64),
+                event: r.event,
+                outcome: r.outcome,
+                scope: r.scope,
+                purpose: r.purpose,
+                channel: r.channel,
+                address_hash: r.address_hash,
+                ip: r.ip,
+            })
+            .collect())
     }
 }

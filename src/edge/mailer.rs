@@ -85,13 +85,14 @@ impl Mailer for EdgeMailer {
             (MailProvider::Api { api, api_url }, _) => {
                 let key = self.api_key.as_deref().map_err(Clone::clone)?;
                 let call = api.request(api_url, key, &self.from, message);
-                match send(&call, self.timeout_ms).await {
-                    Outcome::Delivered => Ok(()),
-                    Outcome::Refused { status, .. } => {
-                        Err(self.failed(json!({"provider_status": status})))
-                    }
-                    Outcome::Failed(cause) => Err(self.failed(cause)),
-                }
+                let (outcome, attempts) = send(&call, self.timeout_ms).await;
+                let cause = match outcome {
+                    Outcome::Answered { body } if api.confirms(&body) => return Ok(()),
+                    Outcome::Answered { .. } => json!({"unconfirmed": "2xx without a message id"}),
+                    Outcome::Refused { status, .. } => json!({"provider_status": status}),
+                    Outcome::Failed(cause) => cause,
+                };
+                Err(self.failed(json!({"attempts": attempts, "last": cause})))
             }
             (MailProvider::Cloudflare { .. }, Some(binding)) => {
                 self.send_with_binding(binding, message).await

@@ -9,16 +9,19 @@ mod respond;
 mod texter;
 
 use crate::api_key::{ApiKey, NewApiKey};
+use crate::audit::{Audit, Event, EventPage};
 use crate::body::{check_declared_length, require_json, JsonBody};
 use crate::channel::{Channel, Recipient};
 use crate::clock::{rfc3339, Clock};
 use crate::code::{Alphabet, Code, CodeSpec};
 use crate::config::Config;
+use crate::cors::Cors;
 use crate::email::Email;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::check_ip;
 use crate::password::Password;
 use crate::purpose::{AppPurpose, Purpose};
+use crate::request_id::request_id;
 use crate::routes::{key_id, Route};
 use crate::service::{AppCode, LoginSession, Service};
 use crate::session::bearer;
@@ -56,32 +59,65 @@ fn counters(env: &Env) -> ApiResult<KvCounters> {
     })
 }
 
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let started = Date::now().as_millis();
+    let request_id = request_id(header(&req, "cf-ray").as_deref());
     let method = req.inner().method();
     let path = req.path();
-    let route = Route::resolve(&method, &path);
-    let result = match &route {
-        Ok(route) => handle(*route, &method, &mut req, &env, &ctx).await,
-        Err(e) => Err(e.clone()),
+    let cors = Cors::parse(
+        env.var("CORS_ALLOWED_ORIGINS")
+            .ok()
+            .map(|v| v.to_string())
+            .as_deref(),
+    )
+    .map_err(ApiError::Unavailable);
+    let origin = header(&req, "origin");
+    let allow_origin = match (&cors, &origin) {
+        (Ok(cors), Some(origin)) => cors.allow(origin),
+        _ => None,
     };
-    let response = result.unwrap_or_else(|e| {
+    let route = Route::resolve(&method, &path);
+    let result = match (&route, cors) {
+        (_, Err(e)) => Err(e),
+        (Err(ApiError::MethodNotAllowed { .. }), Ok(_)) if method == "OPTIONS" => {
+            match (&origin, &allow_origin) {
+                (Some(_), None) => Err(ApiError::OriginNotAllowed),
+                _ => Ok(respond::preflight(
+                    &Route::allow(&path).unwrap_or_default(),
+                    allow_origin.clone(),
+                )),
+            }
+        }
+        (Ok(route), Ok(_)) => handle(*route, &method, &mut req, &env, &ctx).await,
+        (Err(e), Ok(_)) => Err(e.clone()),
+    };
+    let mut response = result.unwrap_or_else(|e| {
         if let ApiError::Internal(detail) = &e {
             worker::console_error!(
                 "{}",
-                j!({"event": "internal_error", "path": path, "detail": detail})
+                j!({"event": "internal_error", "request_id": request_id, "path": path, "detail": detail})
             );
         }
         problem(&e)
     });
-    let name = route.map(Route::name).unwrap_or("unmatched");
+    let name = match (route, method.as_str()) {
+        (Ok(route), _) => route.name(),
+        (Err(ApiError::MethodNotAllowed { .. }), "OPTIONS") => "preflight",
+        _ => "unmatched",
+    };
     log_line(
+        &request_id,
         name,
         &method,
         response.status_code(),
         Date::now().as_millis().saturating_sub(started),
     );
+    respond::finish(&mut response, &request_id, allow_origin.as_deref());
     Ok(response)
 }
 
@@ -94,11 +130,16 @@ async fn handle(
     env: &Env,
     ctx: &Context,
 ) -> ApiResult<Response> {
-    if route == Route::Health {
-        database(env)?.health().await?;
-        return Ok(json(200, &j!({"status": "ok"})));
+    match route {
+        Route::Health => {
+            database(env)?.health().await?;
+            return Ok(json(200, &j!({"status": "ok"})));
+        }
+        Route::OpenApi => return Ok(respond::openapi()),
+        _ => {}
     }
     let cfg = load_config(env)?;
+    let audit = Audit::default();
     let svc = Service {
         cfg: &cfg,
         store: database(env)?,
@@ -106,15 +147,11 @@ async fn handle(
         mailer: EdgeMailer::new(&cfg, env),
         texter: TwilioTexter { cfg: &cfg },
         clock: WorkerClock,
+        audit: &audit,
     };
-    let token = req.headers().get("authorization").ok().flatten();
+    let token = header(req, "authorization");
     let token = bearer(token.as_deref());
-    let ip = req
-        .headers()
-        .get("cf-connecting-ip")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "unknown".into());
+    let ip = header(req, "cf-connecting-ip").unwrap_or_else(|| "unknown".into());
     let limit_ip = || check_ip(&svc.counters, &ip, cfg.ip_limit_per_minute, svc.clock.now());
     // A valid API key is limited per key instead of per IP: an app's backend
     // speaks for many users from few addresses. Failed attempts count per IP.
@@ -143,10 +180,34 @@ async fn handle(
         false => JsonBody::empty(),
         true => read_json(req).await?,
     };
-    match app {
+    let answer = match app {
         Some(key) => app_route(route, &svc, &key, &body).await,
         None => account_route(route, &svc, token, &body, req, ctx).await,
+    };
+    store_events(ctx, env, audit.take(), ip, svc.clock.now());
+    answer
+}
+
+/// Writes the request's audit events after the answer, so the trail costs
+/// the client no time. A failed write is logged; the answer stands, because
+/// what it reports (a consumed code, a session) has already happened.
+fn store_events(ctx: &Context, env: &Env, events: Vec<Event>, ip: String, now: u64) {
+    if events.is_empty() {
+        return;
     }
+    let env = env.clone();
+    ctx.wait_until(async move {
+        let written = match database(&env) {
+            Ok(db) => db.record_events(&events, &ip, now).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            worker::console_error!(
+                "{}",
+                j!({"event": "audit_write_failed", "code": e.code(), "events": events.len()})
+            );
+        }
+    });
 }
 
 /// `/v1/otp/*`, for the app holding `key`.
@@ -312,7 +373,22 @@ async fn account_route(
             svc.revoke_api_key(token, &id).await?;
             Ok(respond::empty(204))
         }
-        Route::Health | Route::OtpSend | Route::OtpVerify => unreachable!("answered in handle"),
+        Route::AdminEvents => {
+            let url = req
+                .url()
+                .map_err(|_| ApiError::InvalidRequest("the URL could not be read".into()))?;
+            let query: std::collections::HashMap<_, _> = url.query_pairs().collect();
+            let get = |name: &str| query.get(name).map(|v| v.as_ref());
+            let page = EventPage::parse(get("limit"), get("before"))?;
+            let events = svc.events(token, &page, get("address")).await?;
+            Ok(json(
+                200,
+                &j!({"events": events, "next_before": page.next_before(&events)}),
+            ))
+        }
+        Route::Health | Route::OpenApi | Route::OtpSend | Route::OtpVerify => {
+            unreachable!("answered in handle")
+        }
     }
 }
 
@@ -346,7 +422,11 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         let cfg = load_config(&env)?;
         let now = WorkerClock.now();
         database(&env)?
-            .cleanup(now, now.saturating_sub(cfg.unverified_user_ttl_secs))
+            .cleanup(
+                now,
+                now.saturating_sub(cfg.unverified_user_ttl_secs),
+                now.saturating_sub(cfg.audit_retention_days * 86_400),
+            )
             .await
     }
     .await;

@@ -1,6 +1,7 @@
 //! Building responses: JSON bodies, problem documents, and the headers
 //! every answer carries.
 
+use crate::cors;
 use crate::error::ApiError;
 use serde::Serialize;
 use worker::{Headers, Response};
@@ -13,6 +14,12 @@ fn base_headers(content_type: Option<&str>) -> Headers {
     // Auth answers carry tokens and personal data: never cache them.
     let _ = h.set("cache-control", "no-store");
     let _ = h.set("x-content-type-options", "nosniff");
+    // JSON is never a page: nothing may frame it, run in it, or learn where it was read.
+    let _ = h.set(
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    );
+    let _ = h.set("referrer-policy", "no-referrer");
     h
 }
 
@@ -50,9 +57,45 @@ fn fallback() -> Response {
 
 /// One structured line per request. It never includes bodies, headers or
 /// query strings, which is where codes, passwords and tokens travel.
-pub fn log_line(route: &str, method: &str, status: u16, duration_ms: u64) {
+pub fn log_line(request_id: &str, route: &str, method: &str, status: u16, duration_ms: u64) {
     worker::console_log!(
         "{}",
-        serde_json::json!({"event": "request", "route": route, "method": method, "status": status, "duration_ms": duration_ms})
+        serde_json::json!({"event": "request", "request_id": request_id, "route": route, "method": method, "status": status, "duration_ms": duration_ms})
     );
+}
+
+/// `GET /openapi.json`: the contract, converted from openapi.yaml at build time.
+pub fn openapi() -> Response {
+    let spec = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+    bytes(
+        200,
+        spec.as_bytes().to_vec(),
+        base_headers(Some("application/json")),
+    )
+}
+
+/// The answer to a CORS preflight, or to a plain `OPTIONS`.
+pub fn preflight(allow_methods: &str, allow_origin: Option<String>) -> Response {
+    let headers = base_headers(None);
+    let _ = headers.set("allow", &format!("{allow_methods}, OPTIONS"));
+    if let Some(origin) = allow_origin {
+        let _ = headers.set("access-control-allow-origin", &origin);
+        let _ = headers.set("access-control-allow-methods", allow_methods);
+        let _ = headers.set("access-control-allow-headers", cors::ALLOW_HEADERS);
+        let _ = headers.set("access-control-max-age", cors::MAX_AGE_SECS);
+        let _ = headers.set("vary", "origin");
+    }
+    bytes(204, Vec::new(), headers)
+}
+
+/// What every answer carries last: its request id and, for an allowed
+/// origin, the CORS headers a browser needs to read it.
+pub fn finish(response: &mut Response, request_id: &str, allow_origin: Option<&str>) {
+    let headers = response.headers_mut();
+    let _ = headers.set("x-request-id", request_id);
+    if let Some(origin) = allow_origin {
+        let _ = headers.set("access-control-allow-origin", origin);
+        let _ = headers.set("access-control-expose-headers", cors::EXPOSE_HEADERS);
+        let _ = headers.set("vary", "origin");
+    }
 }

@@ -4,7 +4,7 @@ use super::outbound::{send, Outcome};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::text::{TextChannel, TextMessage, Texter};
-use crate::twilio::refusal;
+use crate::twilio::{confirms, refusal};
 use serde_json::json;
 
 pub struct TwilioTexter<'a> {
@@ -20,8 +20,13 @@ impl Texter for TwilioTexter<'_> {
         let channel = m.channel.channel();
         let twilio = self.cfg.twilio(m.channel)?;
         let call = twilio.request(m).map_err(ApiError::Unavailable)?;
-        let (reason, log) = match send(&call, self.cfg.twilio_timeout_ms).await {
-            Outcome::Delivered => return Ok(()),
+        let (outcome, attempts) = send(&call, self.cfg.twilio_timeout_ms).await;
+        let (reason, log) = match outcome {
+            Outcome::Answered { body } if confirms(&body) => return Ok(()),
+            Outcome::Answered { .. } => (
+                "Twilio's answer named no message".to_owned(),
+                json!({"unconfirmed": "2xx without a sid"}),
+            ),
             Outcome::Refused { status, body } => {
                 let reason = refusal(status, &body);
                 (
@@ -33,7 +38,7 @@ impl Texter for TwilioTexter<'_> {
         };
         worker::console_error!(
             "{}",
-            json!({"event": "text_delivery_failed", "provider": "twilio", "channel": channel.as_str(), "cause": log})
+            json!({"event": "text_delivery_failed", "provider": "twilio", "channel": channel.as_str(), "attempts": attempts, "last": log})
         );
         Err(ApiError::TextDeliveryFailed { channel, reason })
     }

@@ -48,6 +48,8 @@ pub trait MailApi: Sync {
     fn name(&self) -> &'static str;
     fn default_url(&self) -> &'static str;
     fn request(&self, api_url: &str, api_key: &str, from: &Sender, m: &Message) -> HttpCall;
+    /// Whether a 2xx body confirms the message was accepted.
+    fn confirms(&self, body: &str) -> bool;
 }
 
 pub const APIS: [&dyn MailApi; 3] = [&Resend, &Postmark, &SendGrid];

@@ -1,7 +1,7 @@
 //! Postmark: `POST /email` with `X-Postmark-Server-Token`.
 
 use super::{MailApi, Message, Sender};
-use crate::http_call::HttpCall;
+use crate::http_call::{names_a, HttpCall};
 use serde_json::json;
 
 pub struct Postmark;
@@ -33,6 +33,10 @@ impl MailApi for Postmark {
             ],
             body: body.to_string(),
         }
+    }
+
+    fn confirms(&self, body: &str) -> bool {
+        names_a(body, "MessageID")
     }
 }
 

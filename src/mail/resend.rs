@@ -1,7 +1,7 @@
 //! Resend: `POST /emails` with a bearer key.
 
 use super::{MailApi, Message, Sender};
-use crate::http_call::HttpCall;
+use crate::http_call::{names_a, HttpCall};
 use serde_json::json;
 
 pub struct Resend;
@@ -32,6 +32,10 @@ impl MailApi for Resend {
             ],
             body: body.to_string(),
         }
+    }
+
+    fn confirms(&self, body: &str) -> bool {
+        names_a(body, "id")
     }
 }
 

@@ -39,6 +39,11 @@ impl MailApi for SendGrid {
             body: body.to_string(),
         }
     }
+
+    /// SendGrid answers 202 with an empty body: the status is the confirmation.
+    fn confirms(&self, _body: &str) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! code, reset the password, sessions.
 
 use super::{random_id, Deferred, Issue, Service};
+use crate::audit::{outcome, Event, EventKind};
 use crate::channel::Channel;
 use crate::clock::{rfc3339, Clock};
 use crate::code::{Code, CodeKey, CodeSpec, Pepper, CORE_SCOPE};
@@ -23,6 +24,7 @@ pub struct LoginSession {
 }
 
 /// What `register` and `login` mail straight away.
+#[derive(Clone, Copy)]
 enum Outgoing {
     VerificationCode,
     /// Registering an address that already has an account: no code.
@@ -103,10 +105,42 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 password_hash,
             })
         })
-        .await
+        .await?;
+        self.audit_account(
+            EventKind::PasswordReset,
+            "ok",
+            email,
+            Purpose::ResetPassword.as_str(),
+        );
+        Ok(())
+    }
+
+    /// An account event; `purpose` says which way in, for logins.
+    fn audit_account(&self, kind: EventKind, outcome: &'static str, email: &Email, purpose: &str) {
+        self.audit.record(Event {
+            scope: Some(CORE_SCOPE.to_owned()),
+            purpose: Some(purpose.to_owned()),
+            channel: Some(Channel::Email),
+            address_hash: self.address_hash(email.as_str()),
+            ..Event::new(kind, outcome)
+        });
+    }
+
+    fn audit_login<R>(&self, email: &Email, way: &str, result: &ApiResult<R>) {
+        let kind = match result {
+            Ok(_) => EventKind::LoginOk,
+            Err(_) => EventKind::LoginFailed,
+        };
+        self.audit_account(kind, outcome(result), email, way);
     }
 
     pub async fn login(&self, email: &Email, password: &Password) -> ApiResult<LoginSession> {
+        let result = self.password_login(email, password).await;
+        self.audit_login(email, "password", &result);
+        result
+    }
+
+    async fn password_login(&self, email: &Email, password: &Password) -> ApiResult<LoginSession> {
         let pepper = self.cfg.pepper()?;
         let hasher = self.hasher();
         let Some(user) = self.store.user_by_email(email).await? else {
@@ -137,6 +171,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     /// `/v1/login/code/verify`: the session is created in the same
     /// transaction that consumes the code.
     pub async fn login_with_code(&self, email: &Email, code: &Code) -> ApiResult<LoginSession> {
+        let result = self.code_login(email, code).await;
+        self.audit_login(email, Purpose::Login.as_str(), &result);
+        result
+    }
+
+    async fn code_login(&self, email: &Email, code: &Code) -> ApiResult<LoginSession> {
         // Looked up for known and unknown addresses alike. An unknown address
         // has a pending code too, which nobody was sent.
         let user = self.store.user_by_email(email).await?;
@@ -175,10 +215,17 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     pub async fn logout(&self, token: Option<&str>) -> ApiResult<()> {
         let token = token.ok_or(ApiError::Unauthorized)?;
-        match self.store.delete_session(&token_hash(token)).await? {
-            true => Ok(()),
-            false => Err(ApiError::Unauthorized),
-        }
+        let email = self
+            .store
+            .delete_session(&token_hash(token))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        self.audit.record(Event {
+            scope: Some(CORE_SCOPE.to_owned()),
+            address_hash: self.address_hash(&email),
+            ..Event::new(EventKind::Logout, "ok")
+        });
+        Ok(())
     }
 
     /// Shared by resend, password reset and code login. Known and unknown
@@ -199,21 +246,23 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let permit = match decision {
             SendDecision::Allowed(permit) => permit,
             SendDecision::Cooldown { retry_after_secs }
-            | SendDecision::HourlyCap { retry_after_secs }
-                if cooldown_is_error =>
-            {
-                return Err(ApiError::RateLimited { retry_after_secs })
+            | SendDecision::HourlyCap { retry_after_secs } => {
+                self.audit_code(EventKind::CodeSent, "rate_limited", &key);
+                return match cooldown_is_error {
+                    true => Err(ApiError::RateLimited { retry_after_secs }),
+                    false => Ok(None),
+                };
             }
-            _ => return Ok(None),
         };
         let user = self.store.user_by_email(email).await?;
-        let wanted = match (purpose, &user) {
-            (Purpose::VerifyEmail, Some(u)) => !u.verified,
-            (Purpose::ResetPassword | Purpose::Login, Some(_)) => true,
-            (_, None) => false,
+        let (wanted, outcome) = match (purpose, &user) {
+            (Purpose::VerifyEmail, Some(u)) if u.verified => (false, "already_verified"),
+            (_, Some(_)) => (true, "queued"),
+            (_, None) => (false, "no_account"),
         };
         let message = self.issue_account_code(pepper, purpose, email, now).await?;
         self.record_send(&tag, &key, now, permit).await?;
+        self.audit_code(EventKind::CodeSent, outcome, &key);
         Ok(wanted.then_some(message))
     }
 
@@ -230,6 +279,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let purpose = Purpose::VerifyEmail;
         let key = account_key(purpose, email);
         let (tag, SendDecision::Allowed(permit)) = self.check_send(pepper, &key, now).await? else {
+            self.audit_code(EventKind::CodeSent, "rate_limited", &key);
             return Ok(());
         };
         let message = match outgoing {
@@ -240,7 +290,14 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 account_exists_message(self.cfg, email.as_str(), format!("notice-{}", random_id()?))
             }
         };
-        self.mailer.send(&message).await?;
+        let sent = self.mailer.send(&message).await;
+        let outcome = match (&sent, outgoing) {
+            (Ok(()), Outgoing::VerificationCode) => "sent",
+            (Ok(()), Outgoing::AccountExistsNotice) => "account_exists_notice",
+            (Err(e), _) => e.code(),
+        };
+        self.audit_code(EventKind::CodeSent, outcome, &key);
+        sent?;
         self.record_send(&tag, &key, now, permit).await
     }
 
@@ -306,6 +363,87 @@ mod tests {
             assert_eq!(
                 svc.me(Some(session.token.expose())).await.unwrap_err(),
                 ApiError::Unauthorized
+            );
+        });
+    }
+
+    #[test]
+    fn every_security_event_lands_in_the_audit_trail() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0"), ("OTP_MAX_ATTEMPTS", "2")]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            svc.register(&ann, &pw("correct horse")).await.unwrap();
+            let code = w.last_code();
+            let _ = svc.verify_email(&ann, &wrong(&code)).await;
+            svc.verify_email(&ann, &code).await.unwrap();
+            let _ = svc.verify_email(&ann, &code).await;
+            assert_eq!(
+                w.events(),
+                [
+                    ("code_sent", "sent"),
+                    ("code_failed", "invalid_code"),
+                    ("code_verified", "ok"),
+                    ("code_failed", "no_pending_code"),
+                ]
+            );
+            let _ = svc.login(&ann, &pw("wrong horse")).await;
+            let session = svc.login(&ann, &pw("correct horse")).await.unwrap();
+            svc.logout(Some(session.token.expose())).await.unwrap();
+            assert_eq!(
+                w.events(),
+                [
+                    ("login_failed", "invalid_credentials"),
+                    ("login_ok", "ok"),
+                    ("logout", "ok")
+                ]
+            );
+            w.keep(svc.password_reset(&ann).await.unwrap());
+            let code = w.last_code();
+            let _ = svc
+                .confirm_password_reset(&ann, &wrong(&code), &pw("new horse 1"))
+                .await;
+            let _ = svc
+                .confirm_password_reset(&ann, &wrong(&code), &pw("new horse 1"))
+                .await;
+            assert!(svc
+                .password_reset(&email("nobody@example.com"))
+                .await
+                .unwrap()
+                .is_none());
+            assert_eq!(
+                w.events(),
+                [
+                    ("code_sent", "queued"),
+                    ("code_failed", "invalid_code"),
+                    ("code_burned", "too_many_attempts"),
+                    ("code_sent", "no_account"),
+                ]
+            );
+        });
+    }
+
+    #[test]
+    fn audit_events_name_addresses_only_by_a_keyed_hash() {
+        let w = World::new(&[]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            svc.register(&ann, &pw("correct horse")).await.unwrap();
+            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            let events = w.audit.take();
+            let hash = events[0].address_hash.clone().unwrap();
+            assert_eq!(hash.len(), 32);
+            assert!(!hash.contains("ann"));
+            assert_eq!(events[1].address_hash.as_deref(), Some(hash.as_str()));
+            assert_eq!(events[1].purpose.as_deref(), Some("verify_email"));
+            let other = World::new(&[("OTP_PEPPER", "another-pepper-0123456789abcdef0123")]);
+            other
+                .svc()
+                .register(&ann, &pw("correct horse"))
+                .await
+                .unwrap();
+            assert_ne!(
+                other.audit.take()[0].address_hash.as_deref(),
+                Some(hash.as_str())
             );
         });
     }

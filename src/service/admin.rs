@@ -2,7 +2,9 @@
 
 use super::{random_id, Service};
 use crate::api_key::{ApiKey, NewApiKey, Secret};
+use crate::audit::{Event, EventKind, EventPage, StoredEvent};
 use crate::clock::Clock;
+use crate::code::app_scope;
 use crate::error::{ApiError, ApiResult};
 use crate::limits::Counters;
 use crate::mail::Mailer;
@@ -44,6 +46,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         self.store
             .create_api_key(&id, &secret.hash(), &secret.hint(), new, now)
             .await?;
+        self.audit_key(EventKind::ApiKeyCreated, &id);
         let key = ApiKey {
             id,
             name: new.name.clone(),
@@ -66,10 +69,52 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         match crate::api_key::is_key_id(id)
             && self.store.revoke_api_key(id, self.clock.now()).await?
         {
-            true => Ok(()),
+            true => {
+                self.audit_key(EventKind::ApiKeyRevoked, id);
+                Ok(())
+            }
             false => Err(ApiError::ApiKeyNotFound),
         }
     }
+
+    fn audit_key(&self, kind: EventKind, id: &str) {
+        self.audit.record(Event {
+            scope: Some(app_scope(id)),
+            ..Event::new(kind, "ok")
+        });
+    }
+
+    /// A page of the audit trail; `address` narrows it to one email
+    /// address or phone number, matched through its keyed hash.
+    pub async fn events(
+        &self,
+        bearer: Option<&str>,
+        page: &EventPage,
+        address: Option<&str>,
+    ) -> ApiResult<Vec<StoredEvent>> {
+        self.admin(bearer)?;
+        let hash = match address {
+            None => None,
+            Some(raw) => {
+                let pepper = self.cfg.pepper()?;
+                Some(pepper.address_tag(&normalized_address(raw)?))
+            }
+        };
+        self.store.events(page, hash.as_deref()).await
+    }
+}
+
+/// An address as the flows file it: email addresses parsed, phones in E.164.
+fn normalized_address(raw: &str) -> ApiResult<String> {
+    let parsed = match raw.contains('@') {
+        true => crate::email::Email::parse_field(raw, "address").map(|e| e.as_str().to_owned()),
+        false => crate::channel::Phone::parse(raw).map(|p| p.as_str().to_owned()),
+    };
+    parsed.map_err(|_| {
+        ApiError::InvalidRequest(
+            "query parameter `address` must be an email address or an E.164 phone number".into(),
+        )
+    })
 }
 
 #[cfg(test)]

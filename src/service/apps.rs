@@ -4,6 +4,7 @@
 
 use super::{Issue, Service};
 use crate::api_key::{ApiKey, PREFIX};
+use crate::audit::EventKind;
 use crate::channel::Recipient;
 use crate::clock::{rfc3339, Clock};
 use crate::code::{app_scope, Code, CodeKey, CodeSpec};
@@ -86,6 +87,23 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     }
 
     pub async fn send_app_code(&self, key: &ApiKey, req: &AppCode) -> ApiResult<SentCode> {
+        let scope = app_scope(&key.id);
+        let code_key = app_key(&scope, &req.to, &req.purpose);
+        let result = self.deliver_app_code(key, req, code_key).await;
+        let outcome = match &result {
+            Ok(_) => "sent",
+            Err(e) => e.code(),
+        };
+        self.audit_code(EventKind::CodeSent, outcome, &code_key);
+        result
+    }
+
+    async fn deliver_app_code(
+        &self,
+        key: &ApiKey,
+        req: &AppCode,
+        code_key: CodeKey<'_>,
+    ) -> ApiResult<SentCode> {
         let channel = req.to.channel();
         if !key.channels.allows(channel) {
             return Err(ApiError::ChannelNotAllowed(channel));
@@ -103,8 +121,6 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             now,
         )
         .await?;
-        let scope = app_scope(&key.id);
-        let code_key = app_key(&scope, &req.to, &req.purpose);
         let (tag, decision) = self.check_send(pepper, &code_key, now).await?;
         let permit = match decision {
             SendDecision::Allowed(permit) => permit,

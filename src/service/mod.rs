@@ -14,6 +14,7 @@ mod testkit;
 pub use account::LoginSession;
 pub use apps::{AppCode, SentCode};
 
+use crate::audit::{Audit, Event, EventKind};
 use crate::clock::Clock;
 use crate::code::{digests_match, Code, CodeKey, CodeSpec, Pepper};
 use crate::config::Config;
@@ -30,6 +31,8 @@ pub struct Service<'a, S, K, M, T, C> {
     pub mailer: M,
     pub texter: T,
     pub clock: C,
+    /// The request's security events, for the caller to store.
+    pub audit: &'a Audit,
 }
 
 /// A mail the caller must deliver after answering, so that the answer's
@@ -116,34 +119,62 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let pepper = self.cfg.pepper()?;
         let max = self.cfg.otp_max_attempts;
         let now = self.clock.now();
-        let pending = self
-            .store
-            .pending_code(key)
-            .await?
-            .ok_or(ApiError::InvalidCode)?;
+        let failed = |outcome, error| {
+            self.audit_code(EventKind::CodeFailed, outcome, key);
+            Err(error)
+        };
+        let Some(pending) = self.store.pending_code(key).await? else {
+            return failed("no_pending_code", ApiError::InvalidCode);
+        };
         if pending.attempts >= max {
-            return Err(ApiError::TooManyAttempts);
+            return failed("too_many_attempts", ApiError::TooManyAttempts);
         }
         if pending.expires_at <= now {
-            return Err(ApiError::ExpiredCode);
+            return failed("expired_code", ApiError::ExpiredCode);
         }
         if !digests_match(&pending.digest, &pepper.code_digest(key, code)) {
             return match self.store.record_failure(&pending.id, max).await? {
-                Some(n) if n < max => Err(ApiError::InvalidCode),
-                // This guess used up the budget, or a concurrent one did.
-                _ => Err(ApiError::TooManyAttempts),
+                Some(n) if n < max => failed("invalid_code", ApiError::InvalidCode),
+                Some(_) => {
+                    self.audit_code(EventKind::CodeBurned, "too_many_attempts", key);
+                    Err(ApiError::TooManyAttempts)
+                }
+                // A concurrent guess used up the budget first.
+                None => failed("too_many_attempts", ApiError::TooManyAttempts),
             };
         }
-        let effect = unlock()?;
+        let effect = match unlock() {
+            Ok(effect) => effect,
+            Err(e) => return failed(e.code(), e),
+        };
         match self
             .store
             .consume_code(&pending.id, max, effect, now)
             .await?
         {
-            true => Ok(()),
+            true => {
+                self.audit_code(EventKind::CodeVerified, "ok", key);
+                Ok(())
+            }
             // A concurrent request consumed, replaced or burned it first.
-            false => Err(ApiError::InvalidCode),
+            false => failed("already_used", ApiError::InvalidCode),
         }
+    }
+
+    /// An event about the code filed under `key`.
+    fn audit_code(&self, kind: EventKind, outcome: &'static str, key: &CodeKey<'_>) {
+        self.audit.record(Event {
+            scope: Some(key.scope.to_owned()),
+            purpose: Some(key.purpose.to_owned()),
+            channel: Some(key.channel),
+            address_hash: self.address_hash(key.address),
+            ..Event::new(kind, outcome)
+        });
+    }
+
+    /// The audit trail's pseudonym for an address; none without a pepper.
+    fn address_hash(&self, address: &str) -> Option<String> {
+        self.cfg.pepper().ok().map(|p| p.address_tag(address))
     }
 }
 

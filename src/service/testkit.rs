@@ -3,6 +3,7 @@
 
 use super::Service;
 use crate::api_key::{ApiKey, Channels, NewApiKey};
+use crate::audit::{Audit, Event, EventPage, StoredEvent};
 use crate::clock::Clock;
 use crate::code::{Code, CodeKey};
 use crate::config::Config;
@@ -34,6 +35,7 @@ pub struct MemoryStore {
     pub codes: RefCell<HashMap<CodeId, (PendingCode, u64)>>,
     pub sessions: RefCell<HashMap<String, (String, u64)>>,
     pub keys: RefCell<Vec<(String, ApiKey)>>,
+    pub events: RefCell<Vec<StoredEvent>>,
 }
 
 impl Store for &MemoryStore {
@@ -181,8 +183,15 @@ impl Store for &MemoryStore {
         };
         Ok(self.users.borrow().values().find(|u| &u.id == uid).cloned())
     }
-    async fn delete_session(&self, hash: &str) -> ApiResult<bool> {
-        Ok(self.sessions.borrow_mut().remove(hash).is_some())
+    async fn delete_session(&self, hash: &str) -> ApiResult<Option<String>> {
+        let Some((uid, _)) = self.sessions.borrow_mut().remove(hash) else {
+            return Ok(None);
+        };
+        let users = self.users.borrow();
+        Ok(users
+            .values()
+            .find(|u| u.id == uid)
+            .map(|u| u.email.clone()))
     }
     async fn create_api_key(
         &self,
@@ -245,8 +254,42 @@ impl Store for &MemoryStore {
             api_keys: self.keys.borrow().len() as u64,
         })
     }
-    async fn cleanup(&self, _now: u64, _before: u64) -> ApiResult<Cleanup> {
+    async fn cleanup(&self, _now: u64, _before: u64, _audit_before: u64) -> ApiResult<Cleanup> {
         unimplemented!("the cron is tested end to end")
+    }
+    async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()> {
+        let mut stored = self.events.borrow_mut();
+        for e in events {
+            let id = stored.len() as u64 + 1;
+            stored.push(StoredEvent {
+                id,
+                at: crate::clock::rfc3339(now),
+                event: e.kind.as_str().into(),
+                outcome: e.outcome.into(),
+                scope: e.scope.clone(),
+                purpose: e.purpose.clone(),
+                channel: e.channel.map(|c| c.as_str().into()),
+                address_hash: e.address_hash.clone(),
+                ip: Some(ip.into()),
+            });
+        }
+        Ok(())
+    }
+    async fn events(
+        &self,
+        page: &EventPage,
+        address_hash: Option<&str>,
+    ) -> ApiResult<Vec<StoredEvent>> {
+        Ok(self
+            .events
+            .borrow()
+            .iter()
+            .rev()
+            .filter(|e| page.before.is_none_or(|b| e.id < b))
+            .filter(|e| address_hash.is_none_or(|h| e.address_hash.as_deref() == Some(h)))
+            .take(page.limit as usize)
+            .cloned()
+            .collect())
     }
 }
 
@@ -315,6 +358,7 @@ pub struct World {
     pub counters: MemoryCounters,
     pub outbox: Outbox,
     pub clock: TestClock,
+    pub audit: Audit,
 }
 
 pub const ADMIN: Option<&str> = Some("admin-secret");
@@ -334,6 +378,7 @@ impl World {
             counters: MemoryCounters::default(),
             outbox: Outbox::default(),
             clock: TestClock(Cell::new(1_800_000_000)),
+            audit: Audit::default(),
         }
     }
 
@@ -345,7 +390,17 @@ impl World {
             mailer: &self.outbox,
             texter: &self.outbox,
             clock: &self.clock,
+            audit: &self.audit,
         }
+    }
+
+    /// The kinds and outcomes recorded since the last call.
+    pub fn events(&self) -> Vec<(&'static str, &'static str)> {
+        self.audit
+            .take()
+            .into_iter()
+            .map(|e| (e.kind.as_str(), e.outcome))
+            .collect()
     }
 
     pub fn last_mail(&self) -> Message {

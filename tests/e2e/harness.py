@@ -54,12 +54,16 @@ def recipient_and_text(body, form):
 class StandIn:
     """A local HTTP server standing in for a third-party API. It captures
     every request exactly as the worker sent it. Per-recipient behaviour
-    (`status`, `delay`, `body`) lets one test break delivery for its own
-    address without touching the others."""
+    lets one test break delivery for its own address without touching the
+    others: `set` fixes one answer, `script` a sequence of answers (the last
+    one repeats). A step may hold `status`, `delay` (seconds), `body` (JSON),
+    `raw` (bytes sent as they are), `headers`, or `close` (drop the
+    connection without answering)."""
 
     def __init__(self, ok_status=200, ok_body=None):
         self.requests = []
         self.behaviour = {}
+        self.ok_status = ok_status
         self.lock = threading.Lock()
         server = self
 
@@ -81,17 +85,27 @@ class StandIn:
                 to, text = recipient_and_text(body, form)
                 entry = {"path": self.path, "headers": headers, "raw": raw, "json": body, "form": form,
                          "to": to, "text": text}
-                status, delay, answer = server.behaviour.get(to, (ok_status, 0, None))
-                if delay:
-                    time.sleep(delay)
+                with server.lock:
+                    steps = server.behaviour.get(to) or [{}]
+                    step = steps.pop(0) if len(steps) > 1 else steps[0]
+                if step.get("delay"):
+                    time.sleep(step["delay"])
                 with server.lock:
                     server.requests.append(entry)
+                if step.get("close"):
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                status = step.get("status", ok_status)
+                answer = step.get("body")
                 if answer is None:
                     answer = (ok_body or {"id": str(uuid.uuid4())}) if status < 300 else {"message": "boom"}
-                payload = json.dumps(answer).encode()
+                payload = step["raw"] if "raw" in step else json.dumps(answer).encode()
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
+                    for k, v in step.get("headers", {}).items():
+                        self.send_header(k, v)
                     self.send_header("content-length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
@@ -104,7 +118,11 @@ class StandIn:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def set(self, to, status=None, delay=0, body=None):
-        self.behaviour[to] = (status or 200, delay, body)
+        self.script(to, {"status": status or self.ok_status, "delay": delay, "body": body})
+
+    def script(self, to, *steps):
+        with self.lock:
+            self.behaviour[to] = list(steps)
 
     def to(self, address):
         with self.lock:

@@ -1,0 +1,200 @@
+//! The security audit trail. Every security event of a request is recorded
+//! here and written to `auth_events` after the answer. An event names the
+//! address only by a keyed hash, so the trail is not a list of users.
+
+use crate::channel::Channel;
+use crate::error::ApiError;
+use serde::Serialize;
+use std::cell::RefCell;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    CodeSent,
+    CodeVerified,
+    CodeFailed,
+    /// The wrong guess that used up a code's attempts.
+    CodeBurned,
+    LoginOk,
+    LoginFailed,
+    PasswordReset,
+    Logout,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CodeSent => "code_sent",
+            Self::CodeVerified => "code_verified",
+            Self::CodeFailed => "code_failed",
+            Self::CodeBurned => "code_burned",
+            Self::LoginOk => "login_ok",
+            Self::LoginFailed => "login_failed",
+            Self::PasswordReset => "password_reset",
+            Self::Logout => "logout",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::ApiKeyRevoked => "api_key_revoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// `ok`, what happened instead (`queued`, `no_account`), or the problem code.
+    pub outcome: &'static str,
+    /// `core`, or `key:<id>` for an app's codes and for key events.
+    pub scope: Option<String>,
+    pub purpose: Option<String>,
+    pub channel: Option<Channel>,
+    pub address_hash: Option<String>,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, outcome: &'static str) -> Self {
+        Self {
+            kind,
+            outcome,
+            scope: None,
+            purpose: None,
+            channel: None,
+            address_hash: None,
+        }
+    }
+}
+
+/// The outcome of a flow's result: `ok` or the problem code.
+pub fn outcome<T>(result: &Result<T, ApiError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    }
+}
+
+/// The events of one request, collected as the flow runs.
+#[derive(Debug, Default)]
+pub struct Audit(RefCell<Vec<Event>>);
+
+impl Audit {
+    pub fn record(&self, event: Event) {
+        self.0.borrow_mut().push(event);
+    }
+
+    pub fn take(&self) -> Vec<Event> {
+        self.0.take()
+    }
+}
+
+/// An event as stored and as `GET /v1/admin/events` lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: u64,
+    pub at: String,
+    pub event: String,
+    pub outcome: String,
+    pub scope: Option<String>,
+    pub purpose: Option<String>,
+    pub channel: Option<String>,
+    pub address_hash: Option<String>,
+    pub ip: Option<String>,
+}
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 500;
+
+/// One page of the trail, newest first: events with an id below `before`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    pub limit: u32,
+    pub before: Option<u64>,
+}
+
+impl EventPage {
+    /// From the query string's `limit` and `before`.
+    pub fn parse(limit: Option<&str>, before: Option<&str>) -> Result<Self, ApiError> {
+        let number = |name: &str, raw: &str, max: u64| match raw.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::InvalidRequest(format!(
+                "query parameter `{name}` must be an integer from 1 to {max}"
+            ))),
+        };
+        Ok(Self {
+            limit: match limit {
+                Some(raw) => number("limit", raw, MAX_PAGE.into())? as u32,
+                None => DEFAULT_PAGE,
+            },
+            before: before
+                .map(|raw| number("before", raw, i64::MAX as u64))
+                .transpose()?,
+        })
+    }
+
+    /// The cursor for the next page, when this one was full.
+    pub fn next_before(&self, events: &[StoredEvent]) -> Option<u64> {
+        match events.last() {
+            Some(last) if events.len() == self.limit as usize => Some(last.id),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_default_to_fifty_and_refuse_nonsense() {
+        assert_eq!(
+            EventPage::parse(None, None).unwrap(),
+            EventPage {
+                limit: 50,
+                before: None
+            }
+        );
+        assert_eq!(
+            EventPage::parse(Some("500"), Some("17")).unwrap(),
+            EventPage {
+                limit: 500,
+                before: Some(17)
+            }
+        );
+        for (limit, before) in [
+            (Some("0"), None),
+            (Some("501"), None),
+            (Some("-1"), None),
+            (Some("ten"), None),
+            (None, Some("0")),
+            (None, Some("1e3")),
+            (None, Some("")),
+        ] {
+            let e = EventPage::parse(limit, before).unwrap_err();
+            assert_eq!(e.code(), "invalid_request");
+        }
+    }
+
+    #[test]
+    fn a_full_page_points_at_the_next() {
+        let event = |id| StoredEvent {
+            id,
+            at: String::new(),
+            event: "logout".into(),
+            outcome: "ok".into(),
+            scope: None,
+            purpose: None,
+            channel: None,
+            address_hash: None,
+            ip: None,
+        };
+        let page = EventPage::parse(Some("2"), None).unwrap();
+        assert_eq!(page.next_before(&[event(9), event(7)]), Some(7));
+        assert_eq!(page.next_before(&[event(9)]), None);
+        assert_eq!(page.next_before(&[]), None);
+    }
+
+    #[test]
+    fn outcomes_are_ok_or_the_problem_code() {
+        assert_eq!(outcome(&Ok::<(), ApiError>(())), "ok");
+        assert_eq!(outcome::<()>(&Err(ApiError::InvalidCode)), "invalid_code");
+    }
+}
