@@ -213,6 +213,17 @@ class Worker:
         return sqlite3.connect(f"file:{files[0]}?mode=ro", uri=True)
 
     def start(self):
+        # A port picked free can be taken by a worker starting beside this
+        # one before wrangler binds it: then start again on another port.
+        for _ in range(3):
+            if self.launch():
+                return
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError(f"wrangler dev found no free port:\n{self.log_path.read_text()[-3000:]}")
+
+    def launch(self):
+        start = self.log_path.stat().st_size if self.log_path.exists() else 0
         args = [str(WRANGLER), "dev", "-c", str(self.dir / "wrangler.toml"), "--ip", "127.0.0.1",
                 "--port", str(self.port), "--persist-to", str(self.state), "--env-file", str(self.dir / "secrets.env"),
                 "--test-scheduled", "--show-interactive-dev-session=false", "--inspector-port", str(free_port())]
@@ -224,13 +235,20 @@ class Worker:
                                      env={**os.environ, "NO_COLOR": "1", "WRANGLER_SEND_METRICS": "false"})
         deadline = time.time() + 90
         while time.time() < deadline:
+            log = self.log_path.read_text(errors="replace")[start:]
             if self.proc.poll() is not None:
-                raise RuntimeError(f"wrangler dev exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                requests.get(self.url + "/__probe", timeout=10)
-                return
-            except (requests.ConnectionError, requests.Timeout):
-                time.sleep(0.2)
+                self.log.close()
+                if "Address already in use" in log:
+                    return False
+                raise RuntimeError(f"wrangler dev exited:\n{log[-3000:]}")
+            # The probe must reach this worker, not one that took the port.
+            if f"Ready on {self.url}" in log:
+                try:
+                    requests.get(self.url + "/__probe", timeout=10)
+                    return True
+                except (requests.ConnectionError, requests.Timeout):
+                    pass
+            time.sleep(0.2)
         raise RuntimeError(f"wrangler dev did not start:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self):
