@@ -32,7 +32,8 @@ fn n(v: u64) -> JsValue {
 /// answer 503 and say how to fix it.
 fn db_error(e: worker::Error) -> ApiError {
     let text = e.to_string();
-    if text.contains("no such table") || text.contains("no such column") {
+    let schema_errors = ["no such table", "no such column", "has no column named"];
+    if schema_errors.iter().any(|e| text.contains(e)) {
         ApiError::Unavailable("the D1 schema is missing or outdated: apply schema.sql".into())
     } else {
         ApiError::Internal(format!("d1: {text}"))

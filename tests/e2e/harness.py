@@ -191,8 +191,10 @@ class Worker:
         # Secrets go in an env file (as .dev.vars would hold them), vars on the command line.
         (self.dir / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in env.items() if v is not None))
         self.vars = base
-        if schema:
+        if schema is True:
             self.sql(file=ROOT / "schema.sql")
+        elif schema:
+            self.sql(command=schema)
         self.start()
 
     def wrangler(self, *args, **kw):
