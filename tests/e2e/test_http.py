@@ -1,0 +1,122 @@
+"""What every answer carries: the request id (echoed and logged as one JSON
+line per request), security headers, CORS for listed origins only, and the
+contract at /openapi.json."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from harness import ROOT, Worker, problem, unique_email
+
+SECURITY_HEADERS = {
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def answers(w):
+    """One answer of each kind: JSON, problem, empty, unmatched, preflight."""
+    email = unique_email("headers")
+    return {
+        "200": w.get("/healthz"),
+        "202": w.post("/v1/password-reset", {"email": email}),
+        "400": w.post("/v1/register", {"email": "nope"}),
+        "401": w.get("/v1/me"),
+        "404": w.get("/nowhere"),
+        "405": w.get("/v1/register"),
+        "415": requests.post(w.url + "/v1/login", data="x"),
+        "options": requests.options(w.url + "/v1/login"),
+    }
+
+
+def test_every_answer_carries_the_security_headers_and_a_request_id(app):
+    ids = set()
+    for kind, r in answers(app).items():
+        for name, value in SECURITY_HEADERS.items():
+            assert r.headers.get(name) == value, (kind, name, r.headers)
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"], kind
+        assert re.fullmatch(r"[0-9a-f]{24}", r.headers["x-request-id"]), (kind, r.headers)
+        ids.add(r.headers["x-request-id"])
+        assert "access-control-allow-origin" not in r.headers, kind
+    assert len(ids) == 8
+
+
+def test_each_request_is_one_json_log_line_with_its_id(app):
+    r = app.post("/v1/login", {"email": unique_email(), "password": "whatever pw"},
+                 headers={"cf-ray": "8f2c1a9b3d4e5f60-AMS"})
+    assert r.headers["x-request-id"] == "8f2c1a9b3d4e5f60-AMS"
+    odd = app.get("/v1/me", headers={"cf-ray": 'x" "forged": 1'})
+    assert re.fullmatch(r"[0-9a-f]{24}", odd.headers["x-request-id"])
+    lines = [json.loads(line) for line in app.logs().splitlines()
+             if line.startswith("{") and '"event":"request"' in line]
+    mine = [line for line in lines if line["request_id"] == "8f2c1a9b3d4e5f60-AMS"]
+    assert len(mine) == 1
+    assert set(mine[0]) == {"event", "request_id", "route", "method", "status", "duration_ms"}
+    assert mine[0]["route"] == "login" and mine[0]["status"] == 401 and mine[0]["method"] == "POST"
+    assert [line for line in lines if line["request_id"] == odd.headers["x-request-id"]]
+    assert "forged" not in app.logs()
+
+
+def test_cors_is_off_by_default(app):
+    r = requests.options(app.url + "/v1/login", headers={
+        "origin": "https://app.example.com", "access-control-request-method": "POST"})
+    problem(r, 403, "origin_not_allowed")
+    assert "access-control-allow-origin" not in r.headers
+    r = app.post("/v1/password-reset", {"email": unique_email()}, headers={"origin": "https://app.example.com"})
+    assert r.status_code == 202 and "access-control-allow-origin" not in r.headers
+
+
+@pytest.fixture(scope="module")
+def browser(mail):
+    w = Worker("cors", mail=mail, vars={"CORS_ALLOWED_ORIGINS": "https://app.example.com,http://localhost:5173"})
+    yield w
+    w.stop()
+
+
+def test_listed_origins_get_preflight_and_readable_answers(browser):
+    r = requests.options(browser.url + "/v1/login", headers={
+        "origin": "http://localhost:5173", "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type"})
+    assert r.status_code == 204
+    assert r.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert r.headers["access-control-allow-methods"] == "POST"
+    assert "content-type" in r.headers["access-control-allow-headers"]
+    assert "authorization" in r.headers["access-control-allow-headers"]
+    assert "access-control-allow-credentials" not in r.headers
+    assert r.headers["vary"].lower() == "origin"
+    r = browser.post("/v1/password-reset", {"email": unique_email()}, headers={"origin": "https://app.example.com"})
+    assert r.status_code == 202
+    assert r.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "x-request-id" in r.headers["access-control-expose-headers"]
+    for other in ("https://evil.example.com", "https://app.example.com.evil.com", "null"):
+        r = requests.options(browser.url + "/v1/login", headers={
+            "origin": other, "access-control-request-method": "POST"})
+        problem(r, 403, "origin_not_allowed")
+        r = browser.get("/healthz", headers={"origin": other})
+        assert "access-control-allow-origin" not in r.headers
+    problem(requests.options(browser.url + "/v1/nowhere", headers={"origin": "https://app.example.com"}),
+            404, "not_found")
+
+
+@pytest.fixture(scope="module")
+def miscors(mail):
+    w = Worker("miscors", mail=mail, vars={"CORS_ALLOWED_ORIGINS": "https://*.example.com"})
+    yield w
+    w.stop()
+
+
+def test_a_malformed_origin_list_fails_closed(miscors):
+    body = problem(miscors.get("/healthz"), 503, "unavailable")
+    assert "CORS_ALLOWED_ORIGINS" in body["detail"]
+
+
+def test_the_contract_is_served_as_json(app):
+    r = app.get("/openapi.json")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.json() == yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    assert r.json()["openapi"].startswith("3.1")
