@@ -1,0 +1,64 @@
+"""schemathesis, a tool nobody here wrote, generates requests for every
+operation in the served contract and checks each answer against it: no 5xx,
+only documented status codes and content types, and bodies that match
+their schemas."""
+
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import create_key, login, twilio_vars
+from harness import ADMIN_TOKEN, TWILIO_TOKEN, Worker, unique_email
+
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+MIN_REQUESTS = 1_000
+
+
+@pytest.fixture(scope="module")
+def contract(mail, twilio):
+    w = Worker("contract", mail=mail, vars=twilio_vars(twilio), secrets={"TWILIO_AUTH_TOKEN": TWILIO_TOKEN})
+    yield w
+    w.stop()
+
+
+def request_lines(w):
+    return w.logs().count('"event":"request"')
+
+
+def test_schemathesis_finds_no_failure_in_at_least_1000_requests(contract, mail, secrets_seen):
+    w = contract
+    email, password = unique_email("fuzzed"), "correct horse battery"
+    assert w.post("/v1/register", {"email": email, "password": password}).status_code == 202
+    assert w.post("/v1/verify-email", {"email": email, "code": mail.code(email)}).status_code == 200
+    session = login(w, email, password, secrets_seen)
+    # Logout gets a session of its own, so /v1/me keeps a live one.
+    doomed = login(w, email, password, secrets_seen)
+    api_key = create_key(w)["key"]
+    work = Path(tempfile.mkdtemp(prefix="otp-schemathesis-"))
+    # Each security scheme of openapi.yaml gets its own credential.
+    (work / "schemathesis.toml").write_text(
+        f'[auth.openapi.SessionToken]\nbearer = "{session}"\n'
+        f'[auth.openapi.ApiKey]\nbearer = "{api_key}"\n'
+        f'[auth.openapi.AdminToken]\nbearer = "{ADMIN_TOKEN}"\n'
+        f'[[operations]]\ninclude-path = "/v1/logout"\nheaders = {{ Authorization = "Bearer {doomed}" }}\n'
+    )
+    before = request_lines(w)
+    cli = Path(sys.executable).with_name("schemathesis")
+    run = subprocess.run(
+        [str(cli), "--no-color", "--config-file", str(work / "schemathesis.toml"), "run", f"{w.url}/openapi.json",
+         "--checks", CHECKS, "--max-examples", "50", "--seed", "20261124", "--workers", "2",
+         "--request-timeout", "30", "--suppress-health-check", "all", "--generation-database", "none",
+         "--report", "junit", "--report-dir", str(work)],
+        cwd=work, capture_output=True, text=True, timeout=1200)
+    summary = run.stdout[-6000:]
+    print(summary)
+    assert run.returncode == 0, summary + run.stderr[-3000:]
+    generated, passed = map(int, re.search(r"(\d+) generated, (\d+) passed", summary).groups())
+    assert generated == passed >= MIN_REQUESTS, summary
+    received = request_lines(w) - before
+    assert received >= MIN_REQUESTS, f"the worker logged only {received} requests"
+    print(f"schemathesis: {generated} test cases, {received} requests received by the worker")
