@@ -1,0 +1,217 @@
+//! Property tests over everything that parses client input: bodies, fields,
+//! codes, routes and query parameters, plus the config parsers that read
+//! operator input. Nothing may panic, every refusal must be a 4xx problem
+//! that names the field without echoing the value, and everything accepted
+//! must hold only valid values.
+//!
+//! CI runs the default 256 cases per property; for a longer run:
+//! `PROPTEST_CASES=200000 cargo test --release --test fuzz`.
+
+use otp_edge::api_key::NewApiKey;
+use otp_edge::audit::EventPage;
+use otp_edge::body::{check_declared_length, require_json, JsonBody};
+use otp_edge::channel::{Channel, Phone, Recipient};
+use otp_edge::code::Code;
+use otp_edge::cors::Cors;
+use otp_edge::email::Email;
+use otp_edge::error::ApiError;
+use otp_edge::password::Password;
+use otp_edge::purpose::{AppPurpose, Purpose};
+use otp_edge::request_id::request_id;
+use otp_edge::routes::{Route, TABLE};
+use otp_edge::template::Templates;
+use proptest::prelude::*;
+
+/// A refusal of client input: 400 `invalid_request` (or 413), whose detail
+/// does not repeat what the client sent.
+fn refused_cleanly(e: &ApiError, raw: &str) {
+    assert!(
+        matches!(e.status(), 400 | 413),
+        "{e:?} is not a client error"
+    );
+    let detail = e.problem().detail;
+    if raw.trim().len() >= 6 {
+        assert!(!detail.contains(raw.trim()), "the detail echoes the input: {detail}");
+    }
+}
+
+/// Text that looks like what clients send, with the odd hostile byte.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[a-zA-Z0-9._%+@ -]{0,40}",
+        "[a-z0-9]{1,12}@[a-z0-9-]{1,12}\\.[a-z]{2,6}",
+        "\\+?[0-9 ()-]{0,20}",
+        "\\s*[0-9A-Za-z]{0,12}\\s*",
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(|f| serde_json::json!(f)),
+        text().prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("email".to_string()),
+                    Just("code".to_string()),
+                    Just("channels".to_string()),
+                    Just("length".to_string()),
+                    "[a-z_]{1,10}"
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_are_a_body_or_a_400_or_413(bytes in prop::collection::vec(any::<u8>(), 0..20_000)) {
+        if let Err(e) = JsonBody::parse(&bytes) {
+            prop_assert!(matches!(e.status(), 400 | 413));
+        }
+    }
+
+    #[test]
+    fn any_json_object_reads_field_by_field_without_panicking(fields in prop::collection::btree_map("[a-z_]{1,10}|email|code|channels|length|ttl_seconds", json_value(), 0..8)) {
+        let bytes = serde_json::to_vec(&serde_json::Value::Object(fields.into_iter().collect())).unwrap();
+        let body = JsonBody::parse(&bytes).unwrap();
+        for name in ["email", "code", "channels", "length", "ttl_seconds", "app_name"] {
+            for outcome in [
+                body.string(name).map(drop),
+                body.optional_string(name).map(drop),
+                body.optional_u64(name).map(drop),
+                body.strings(name).map(drop),
+            ] {
+                if let Err(e) = outcome {
+                    prop_assert_eq!(e.code(), "invalid_request");
+                    prop_assert!(e.problem().detail.contains(name));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn emails_are_valid_normalised_and_stable(raw in text()) {
+        match Email::parse(&raw) {
+            Ok(email) => {
+                let s = email.as_str();
+                prop_assert!(s.len() <= 254 && s.contains('@'));
+                prop_assert!(!s.chars().any(|c| c.is_whitespace() || c.is_control()));
+                let again = Email::parse(s).unwrap();
+                prop_assert_eq!(again.as_str(), s);
+            }
+            Err(e) => refused_cleanly(&e, &raw),
+        }
+    }
+
+    #[test]
+    fn phones_are_e164(raw in text()) {
+        match Phone::parse(&raw) {
+            Ok(phone) => {
+                let digits = phone.as_str().strip_prefix('+').expect("a leading +");
+                prop_assert!((7..=15).contains(&digits.len()));
+                prop_assert!(digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0'));
+                let again = Phone::parse(phone.as_str()).unwrap();
+                prop_assert_eq!(again.as_str(), phone.as_str());
+            }
+            Err(e) => refused_cleanly(&e, &raw),
+        }
+    }
+
+    #[test]
+    fn recipients_match_their_channel(raw in text(), channel in prop::sample::select(Channel::ALL.to_vec())) {
+        match Recipient::parse(channel, &raw) {
+            Ok(to) => prop_assert_eq!(to.channel(), channel),
+            Err(e) => refused_cleanly(&e, &raw),
+        }
+    }
+
+    #[test]
+    fn codes_hold_only_their_alphabet(raw in text(), length in 4usize..=10) {
+        match Code::parse(&raw, length) {
+            Ok(code) => prop_assert!(code.expose().len() == length && code.expose().bytes().all(|b| b.is_ascii_digit())),
+            Err(e) => refused_cleanly(&e, &raw),
+        }
+        match Code::parse_any(&raw) {
+            Ok(code) => {
+                let c = code.expose();
+                prop_assert!((4..=10).contains(&c.len()));
+                prop_assert!(c.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()));
+            }
+            Err(e) => refused_cleanly(&e, &raw),
+        }
+    }
+
+    #[test]
+    fn refused_passwords_are_never_echoed(raw in any::<String>()) {
+        if let Err(e) = Password::parse(&raw, 8, "password") {
+            refused_cleanly(&e, &raw);
+        }
+    }
+
+    #[test]
+    fn purposes_are_short_snake_case(raw in text()) {
+        match AppPurpose::parse(&raw) {
+            Ok(p) => prop_assert!(p.as_str().len() <= 32 && p.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')),
+            Err(e) => refused_cleanly(&e, &raw),
+        }
+        if let Ok(p) = Purpose::parse_resendable(&raw) {
+            prop_assert_eq!(p.as_str(), raw.as_str());
+        }
+    }
+
+    #[test]
+    fn new_api_keys_are_bounded(name in text(), app in proptest::option::of(text()), channels in prop::collection::vec(text(), 0..5)) {
+        let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+        if let Err(e) = NewApiKey::parse(&name, app.as_deref(), &channels) {
+            prop_assert_eq!(e.code(), "invalid_request");
+        }
+    }
+
+    #[test]
+    fn any_method_and_path_resolves_or_is_404_or_405(method in "[A-Z]{1,8}|GET|POST|DELETE|HEAD|OPTIONS", path in "/[a-z0-9/._%-]{0,40}|/v1/admin/api-keys/.{0,20}") {
+        match Route::resolve(&method, &path) {
+            Ok(route) => prop_assert!(TABLE.iter().any(|(_, _, r)| *r == route)),
+            Err(ApiError::NotFound) => prop_assert!(Route::allow(&path).is_none()),
+            Err(ApiError::MethodNotAllowed { allow }) => prop_assert!(!allow.is_empty() && !allow.contains(method.as_str())),
+            Err(e) => prop_assert!(false, "unexpected {e:?}"),
+        }
+    }
+
+    #[test]
+    fn headers_and_query_parameters_parse_or_refuse(raw in text(), other in text()) {
+        let _ = require_json(Some(&raw));
+        if let Err(e) = check_declared_length(Some(&raw)) {
+            prop_assert_eq!(e.status(), 413);
+        }
+        if let Err(e) = EventPage::parse(Some(&raw), Some(&other)) {
+            prop_assert_eq!(e.code(), "invalid_request");
+        }
+        let id = request_id(Some(&raw));
+        prop_assert!(!id.is_empty() && id.len() <= 64);
+        prop_assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    }
+
+    #[test]
+    fn operator_config_parses_or_is_refused_without_panicking(raw in text(), json in json_value()) {
+        if let Ok(Cors::Origins(list)) = Cors::parse(Some(&raw)) {
+            let cors = Cors::parse(Some(&raw)).unwrap();
+            for origin in &list {
+                let allowed = cors.allow(origin);
+                prop_assert_eq!(allowed.as_deref(), Some(origin.as_str()));
+            }
+        }
+        let _ = Templates::parse(&raw);
+        let _ = Templates::parse(&json.to_string());
+    }
+}
