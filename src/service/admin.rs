@@ -172,4 +172,42 @@ mod tests {
             );
         });
     }
+
+    #[test]
+    fn the_trail_pages_back_and_filters_by_address() {
+        use crate::audit::EventPage;
+        use crate::email::Email;
+        use crate::password::Password;
+        use crate::store::Store as _;
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let svc = w.svc();
+        block_on(async {
+            for who in ["ann@example.com", "bob@example.com", "ann@example.com"] {
+                let email = Email::parse(who).unwrap();
+                svc.register(&email, &Password::parse("correct horse", 8, "p").unwrap())
+                    .await
+                    .unwrap();
+            }
+            (&w.store)
+                .record_events(&w.audit.take(), "203.0.113.7", 1)
+                .await
+                .unwrap();
+            let page = EventPage::parse(Some("2"), None).unwrap();
+            let first = svc.events(ADMIN, &page, None).await.unwrap();
+            assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 2]);
+            let next = EventPage::parse(Some("2"), Some("2")).unwrap();
+            assert_eq!(svc.events(ADMIN, &next, None).await.unwrap()[0].id, 1);
+            let all = EventPage::parse(None, None).unwrap();
+            let ann = svc.events(ADMIN, &all, Some(" Ann@Example.com")).await;
+            assert_eq!(ann.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), [3, 1]);
+            assert_eq!(
+                svc.events(ADMIN, &all, Some("no such thing")).await.unwrap_err().code(),
+                "invalid_request"
+            );
+            assert_eq!(
+                svc.events(None, &all, None).await.unwrap_err(),
+                ApiError::Unauthorized
+            );
+        });
+    }
 }

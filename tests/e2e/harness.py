@@ -157,6 +157,8 @@ def code_in(text):
 class Worker:
     """One `wrangler dev` process with its own config, secrets and state."""
 
+    log_paths = []  # every worker's output, for the log scan
+
     def __init__(self, name, mail=None, vars=None, secrets=None, d1=True, kv=True, schema=True, state_dir=None,
                  toml_vars=None, send_email=None):
         self.name = name
@@ -165,6 +167,7 @@ class Worker:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.dir / "wrangler.log"
+        Worker.log_paths.append(self.log_path)
         config = [
             f'name = "otp-edge-{name}"',
             f'main = "{ROOT / "build" / "worker" / "shim.mjs"}"',

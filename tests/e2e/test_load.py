@@ -53,7 +53,7 @@ class Client:
         return r
 
 
-def journey(client, mail, n):
+def journey(client, mail, n, seen):
     email, password, new_password = f"load-{n}-{time.time_ns()}@example.com", "correct horse battery", "a new passphrase"
     client.call("POST", "/v1/register", 202, {"email": email, "password": password})
     code = mail.code(email, timeout=60)
@@ -71,6 +71,7 @@ def journey(client, mail, n):
     token = client.call("POST", "/v1/login", 200, {"email": email, "password": new_password}).json()["token"]
     client.call("GET", "/v1/me", 200, token=token)
     client.call("POST", "/v1/logout", 204, token=token)
+    seen += [code, reset, token, new_password]
     return email
 
 
@@ -79,11 +80,11 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def test_mixed_load_loses_and_duplicates_nothing(loaded, mail, capsys):
+def test_mixed_load_loses_and_duplicates_nothing(loaded, mail, capsys, secrets_seen):
     client = Client(loaded.url)
     started = time.perf_counter()
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
-        emails = list(pool.map(lambda n: journey(client, mail, n), range(USERS)))
+        emails = list(pool.map(lambda n: journey(client, mail, n, secrets_seen), range(USERS)))
     wall = time.perf_counter() - started
 
     statuses = [s for _, s, _ in client.samples]
