@@ -31,7 +31,10 @@ fn refused_cleanly(e: &ApiError, raw: &str) {
     );
     let detail = e.problem().detail;
     if raw.trim().len() >= 6 {
-        assert!(!detail.contains(raw.trim()), "the detail echoes the input: {detail}");
+        assert!(
+            !detail.contains(raw.trim()),
+            "the detail echoes the input: {detail}"
+        );
     }
 }
 
@@ -183,7 +186,7 @@ proptest! {
         match Route::resolve(&method, &path) {
             Ok(route) => prop_assert!(TABLE.iter().any(|(_, _, r)| *r == route)),
             Err(ApiError::NotFound) => prop_assert!(Route::allow(&path).is_none()),
-            Err(ApiError::MethodNotAllowed { allow }) => prop_assert!(!allow.is_empty() && !allow.contains(method.as_str())),
+            Err(ApiError::MethodNotAllowed { allow }) => prop_assert!(!allow.is_empty() && !allow.split(", ").any(|m| m == method)),
             Err(e) => prop_assert!(false, "unexpected {e:?}"),
         }
     }

@@ -199,9 +199,15 @@ mod tests {
             assert_eq!(svc.events(ADMIN, &next, None).await.unwrap()[0].id, 1);
             let all = EventPage::parse(None, None).unwrap();
             let ann = svc.events(ADMIN, &all, Some(" Ann@Example.com")).await;
-            assert_eq!(ann.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(), [3, 1]);
             assert_eq!(
-                svc.events(ADMIN, &all, Some("no such thing")).await.unwrap_err().code(),
+                ann.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(),
+                [3, 1]
+            );
+            assert_eq!(
+                svc.events(ADMIN, &all, Some("no such thing"))
+                    .await
+                    .unwrap_err()
+                    .code(),
                 "invalid_request"
             );
             assert_eq!(
