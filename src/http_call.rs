@@ -43,6 +43,8 @@ pub enum Attempt {
     /// Refused or reset before any answer.
     ConnectionFailed,
     TimedOut,
+    /// The request could not even be built: retrying cannot help.
+    NotSent,
 }
 
 pub const BACKOFF_MS: u64 = 250;
@@ -69,7 +71,7 @@ pub fn retry_delay(attempt: &Attempt, elapsed_ms: u64, budget_ms: u64) -> Option
         },
         Attempt::Answered { status, .. } if *status >= 500 => BACKOFF_MS,
         Attempt::ConnectionFailed => BACKOFF_MS,
-        Attempt::Answered { .. } | Attempt::TimedOut => return None,
+        Attempt::Answered { .. } | Attempt::TimedOut | Attempt::NotSent => return None,
     };
     (elapsed_ms + delay + MIN_RETRY_BUDGET_MS <= budget_ms).then_some(delay)
 }
@@ -151,6 +153,7 @@ mod tests {
             answered(429, Some("3")),
             answered(429, Some("99999999999999999999")),
             Attempt::TimedOut,
+            Attempt::NotSent,
         ] {
             assert_eq!(retry_delay(&final_, 10, 5_000), None, "{final_:?}");
         }

@@ -42,7 +42,7 @@ async fn attempt(call: &HttpCall, timeout_ms: u64) -> Tried {
     let headers = Headers::new();
     for (k, v) in &call.headers {
         if headers.set(k, v).is_err() {
-            return failed(json!({"bad_header": k}), Attempt::TimedOut);
+            return failed(json!({"bad_header": k}), Attempt::NotSent);
         }
     }
     let mut init = RequestInit::new();
@@ -51,7 +51,7 @@ async fn attempt(call: &HttpCall, timeout_ms: u64) -> Tried {
         .with_body(Some(JsValue::from_str(&call.body)));
     let request = match Request::new_with_init(&call.url, &init) {
         Ok(r) => r,
-        Err(e) => return failed(json!({"bad_request": e.to_string()}), Attempt::TimedOut),
+        Err(e) => return failed(json!({"bad_request": e.to_string()}), Attempt::NotSent),
     };
     let controller = AbortController::default();
     let signal = controller.signal();

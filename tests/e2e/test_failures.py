@@ -1,12 +1,11 @@
-"""Faults and misconfiguration: the mail API failing, and missing secrets,
-bindings or schema, which must fail closed with 503 and a clear detail."""
+"""Misconfiguration: missing secrets, bindings or schema, and invalid
+settings, which must fail closed with 503 and a clear detail."""
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import create_key, login, unique_phone
+from conftest import create_key, unique_phone
 from harness import ADMIN_TOKEN, Worker, problem, unique_email
 
 MISCONFIGURED = {

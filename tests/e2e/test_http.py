@@ -4,7 +4,6 @@ contract at /openapi.json."""
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import requests
@@ -71,14 +70,20 @@ def test_cors_is_off_by_default(app):
     assert r.status_code == 202 and "access-control-allow-origin" not in r.headers
 
 
+CORS_SETTINGS = {"cors": "https://app.example.com,http://localhost:5173", "miscors": "https://*.example.com"}
+
+
 @pytest.fixture(scope="module")
-def browser(mail):
-    w = Worker("cors", mail=mail, vars={"CORS_ALLOWED_ORIGINS": "https://app.example.com,http://localhost:5173"})
-    yield w
-    w.stop()
+def cors_workers(mail):
+    workers = {name: Worker(name, mail=mail, vars={"CORS_ALLOWED_ORIGINS": origins})
+               for name, origins in CORS_SETTINGS.items()}
+    yield workers
+    for w in workers.values():
+        w.stop()
 
 
-def test_listed_origins_get_preflight_and_readable_answers(browser):
+def test_listed_origins_get_preflight_and_readable_answers(cors_workers):
+    browser = cors_workers["cors"]
     r = requests.options(browser.url + "/v1/login", headers={
         "origin": "http://localhost:5173", "access-control-request-method": "POST",
         "access-control-request-headers": "content-type"})
@@ -103,15 +108,8 @@ def test_listed_origins_get_preflight_and_readable_answers(browser):
             404, "not_found")
 
 
-@pytest.fixture(scope="module")
-def miscors(mail):
-    w = Worker("miscors", mail=mail, vars={"CORS_ALLOWED_ORIGINS": "https://*.example.com"})
-    yield w
-    w.stop()
-
-
-def test_a_malformed_origin_list_fails_closed(miscors):
-    body = problem(miscors.get("/healthz"), 503, "unavailable")
+def test_a_malformed_origin_list_fails_closed(cors_workers):
+    body = problem(cors_workers["miscors"].get("/healthz"), 503, "unavailable")
     assert "CORS_ALLOWED_ORIGINS" in body["detail"]
 
 
