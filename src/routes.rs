@@ -191,6 +191,29 @@ mod tests {
         );
     }
 
+    /// A comma in an unquoted YAML flow mapping silently makes a key with a
+    /// null value; outside examples the spec has no nulls.
+    #[test]
+    fn openapi_yaml_has_no_accidental_nulls() {
+        fn walk(v: &serde_json::Value, path: &str, found: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(map) => map.iter().for_each(|(k, x)| {
+                    if k != "example" && k != "examples" {
+                        walk(x, &format!("{path}/{k}"), found)
+                    }
+                }),
+                serde_json::Value::Array(items) => items.iter().for_each(|x| walk(x, path, found)),
+                serde_json::Value::Null => found.push(path.to_owned()),
+                _ => {}
+            }
+        }
+        let spec: serde_json::Value =
+            serde_norway::from_str(include_str!("../openapi.yaml")).unwrap();
+        let mut found = Vec::new();
+        walk(&spec, "", &mut found);
+        assert!(found.is_empty(), "{found:?}");
+    }
+
     #[test]
     fn every_route_resolves_to_itself_and_has_a_unique_name() {
         let mut names = BTreeSet::new();
