@@ -19,7 +19,7 @@ impl Email {
         let bad =
             || ApiError::InvalidRequest(format!("field `{field}` must be a valid email address"));
         // RFC 5321 caps a forward path at 254 characters.
-        if normalised.is_empty() || normalised.len() > 254 {
+        if normalised.is_empty() || normalised.len() > 254 || normalised.chars().any(invisible) {
             return Err(bad());
         }
         let parsed = email_address::EmailAddress::parse_with_options(
@@ -41,6 +41,20 @@ impl Email {
     }
 }
 
+/// Characters a reader cannot see, or that reorder what they see: an
+/// address holding one would look like another in a mail, a log or an
+/// admin view. The email_address crate accepts them in quoted and UTF-8
+/// local parts; found by the property tests (`tests/fuzz.rs`).
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{E0000}'..='\u{E007F}')
+}
+
 impl fmt::Debug for Email {
     // Addresses are personal data: debug output shows only the domain.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,6 +66,21 @@ impl fmt::Debug for Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_invisible_and_reordering_characters() {
+        for raw in [
+            "ann\u{2000}x@example.com",
+            "ann\u{200B}@example.com",
+            "ann\u{202E}moc@example.com",
+            "\"ann smith\"@example.com",
+            "ann\u{FEFF}@example.com",
+            "ann@exa\u{00AD}mple.com",
+        ] {
+            assert!(Email::parse(raw).is_err(), "{raw:?}");
+        }
+        assert!(Email::parse("zoë@example.com").is_ok());
+    }
 
     #[test]
     fn normalises_case_and_whitespace() {

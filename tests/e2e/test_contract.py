@@ -57,6 +57,7 @@ def test_detail_names_the_bad_field(app):
     cases = [
         ("/v1/register", {"password": "correct horse"}, "email"),
         ("/v1/register", {"email": "not-an-email", "password": "correct horse"}, "email"),
+        ("/v1/register", {"email": "ann\u200b@example.com", "password": "correct horse"}, "email"),
         ("/v1/register", {"email": unique_email(), "password": "short"}, "password"),
         ("/v1/register", {"email": unique_email(), "password": "x" * 257}, "password"),
         ("/v1/register", {"email": unique_email(), "password": 12345678}, "password"),
@@ -68,12 +69,6 @@ def test_detail_names_the_bad_field(app):
     for path, body, field in cases:
         detail = problem(app.post(path, body), 400, "invalid_request")["detail"]
         assert f"`{field}`" in detail, (path, body, detail)
-
-
-def test_every_answer_is_uncacheable_and_nosniff(app):
-    for r in [app.get("/healthz"), app.get("/v1/nope"), app.post("/v1/password-reset", {"email": unique_email()})]:
-        assert r.headers["cache-control"] == "no-store"
-        assert r.headers["x-content-type-options"] == "nosniff"
 
 
 def test_me_and_logout_need_a_valid_bearer(app):
