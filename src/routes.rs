@@ -68,12 +68,16 @@ impl Route {
     pub fn resolve(method: &str, path: &str) -> Result<Self, ApiError> {
         // HEAD is GET without a body, as HTTP requires.
         let wanted = if method == "HEAD" { "GET" } else { method };
-        let allow = Self::allow(path).ok_or(ApiError::NotFound)?;
-        TABLE
+        if let Some((_, _, route)) = TABLE
             .iter()
             .find(|(m, t, _)| *m == wanted && matches(t, path))
-            .map(|(_, _, route)| *route)
-            .ok_or(ApiError::MethodNotAllowed { allow })
+        {
+            return Ok(*route);
+        }
+        Err(match Self::allow(path) {
+            Some(allow) => ApiError::MethodNotAllowed { allow },
+            None => ApiError::NotFound,
+        })
     }
 
     /// The `Allow` list of a path, or `None` when no route has it.

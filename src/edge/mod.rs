@@ -82,19 +82,19 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         _ => None,
     };
     let route = Route::resolve(&method, &path);
-    let result = match (&route, cors) {
-        (_, Err(e)) => Err(e),
-        (Err(ApiError::MethodNotAllowed { .. }), Ok(_)) if method == "OPTIONS" => {
-            match (&origin, &allow_origin) {
-                (Some(_), None) => Err(ApiError::OriginNotAllowed),
-                _ => Ok(respond::preflight(
-                    &Route::allow(&path).unwrap_or_default(),
-                    allow_origin.clone(),
-                )),
-            }
-        }
-        (Ok(route), Ok(_)) => handle(*route, &method, &mut req, &env, &ctx).await,
-        (Err(e), Ok(_)) => Err(e.clone()),
+    // OPTIONS on an existing path: a CORS preflight, or a plain question.
+    let preflight = method == "OPTIONS" && matches!(route, Err(ApiError::MethodNotAllowed { .. }));
+    let result = match (cors, &route) {
+        (Err(e), _) => Err(e),
+        (Ok(_), _) if preflight => match (&origin, &allow_origin) {
+            (Some(_), None) => Err(ApiError::OriginNotAllowed),
+            _ => Ok(respond::preflight(
+                &Route::allow(&path).unwrap_or_default(),
+                allow_origin.clone(),
+            )),
+        },
+        (Ok(_), Ok(route)) => handle(*route, &method, &mut req, &env, &ctx).await,
+        (Ok(_), Err(e)) => Err(e.clone()),
     };
     let mut response = result.unwrap_or_else(|e| {
         if let ApiError::Internal(detail) = &e {
@@ -105,10 +105,10 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         }
         problem(&e)
     });
-    let name = match (route, method.as_str()) {
+    let name = match (route, preflight) {
         (Ok(route), _) => route.name(),
-        (Err(ApiError::MethodNotAllowed { .. }), "OPTIONS") => "preflight",
-        _ => "unmatched",
+        (Err(_), true) => "preflight",
+        (Err(_), false) => "unmatched",
     };
     log_line(
         &request_id,
