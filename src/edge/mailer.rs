@@ -16,10 +16,12 @@ pub struct EdgeMailer {
     api_key: ApiResult<String>,
     binding: Option<SendEmail>,
     timeout_ms: u64,
+    /// Ties a failure's log line to the request's.
+    request_id: String,
 }
 
 impl EdgeMailer {
-    pub fn new(cfg: &Config, env: &Env) -> Self {
+    pub fn new(cfg: &Config, env: &Env, request_id: &str) -> Self {
         let binding = match &cfg.mail_provider {
             MailProvider::Cloudflare { binding } => env.send_email(binding).ok(),
             _ => None,
@@ -30,13 +32,18 @@ impl EdgeMailer {
             api_key: cfg.mail_api_key().map(str::to_owned),
             binding,
             timeout_ms: cfg.mail_timeout_ms,
+            request_id: request_id.to_owned(),
         }
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
     }
 
     fn failed(&self, cause: serde_json::Value) -> ApiError {
         worker::console_error!(
             "{}",
-            json!({"event": "mail_delivery_failed", "provider": self.provider.name(), "cause": cause})
+            json!({"event": "mail_delivery_failed", "request_id": self.request_id, "provider": self.provider.name(), "cause": cause})
         );
         ApiError::MailDeliveryFailed
     }

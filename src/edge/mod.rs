@@ -93,7 +93,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
                 allow_origin.clone(),
             )),
         },
-        (Ok(_), Ok(route)) => handle(*route, &method, &mut req, &env, &ctx).await,
+        (Ok(_), Ok(route)) => handle(*route, &method, &request_id, &mut req, &env, &ctx).await,
         (Ok(_), Err(e)) => Err(e.clone()),
     };
     let mut response = result.unwrap_or_else(|e| {
@@ -126,6 +126,7 @@ type EdgeService<'a> = Service<'a, D1Store, KvCounters, EdgeMailer, TwilioTexter
 async fn handle(
     route: Route,
     method: &str,
+    request_id: &str,
     req: &mut Request,
     env: &Env,
     ctx: &Context,
@@ -144,8 +145,11 @@ async fn handle(
         cfg: &cfg,
         store: database(env)?,
         counters: counters(env)?,
-        mailer: EdgeMailer::new(&cfg, env),
-        texter: TwilioTexter { cfg: &cfg },
+        mailer: EdgeMailer::new(&cfg, env, request_id),
+        texter: TwilioTexter {
+            cfg: &cfg,
+            request_id,
+        },
         clock: WorkerClock,
         audit: &audit,
     };
@@ -184,18 +188,25 @@ async fn handle(
         Some(key) => app_route(route, &svc, &key, &body).await,
         None => account_route(route, &svc, token, &body, req, ctx).await,
     };
-    store_events(ctx, env, audit.take(), ip, svc.clock.now());
+    store_events(ctx, env, request_id, audit.take(), ip, svc.clock.now());
     answer
 }
 
 /// Writes the request's audit events after the answer, so the trail costs
 /// the client no time. A failed write is logged; the answer stands, because
 /// what it reports (a consumed code, a session) has already happened.
-fn store_events(ctx: &Context, env: &Env, events: Vec<Event>, ip: String, now: u64) {
+fn store_events(
+    ctx: &Context,
+    env: &Env,
+    request_id: &str,
+    events: Vec<Event>,
+    ip: String,
+    now: u64,
+) {
     if events.is_empty() {
         return;
     }
-    let env = env.clone();
+    let (env, request_id) = (env.clone(), request_id.to_owned());
     ctx.wait_until(async move {
         let written = match database(&env) {
             Ok(db) => db.record_events(&events, &ip, now).await,
@@ -204,7 +215,7 @@ fn store_events(ctx: &Context, env: &Env, events: Vec<Event>, ip: String, now: u
         if let Err(e) = written {
             worker::console_error!(
                 "{}",
-                j!({"event": "audit_write_failed", "code": e.code(), "events": events.len()})
+                j!({"event": "audit_write_failed", "request_id": request_id, "code": e.code(), "events": events.len()})
             );
         }
     });
@@ -417,7 +428,10 @@ fn deliver_later(ctx: &Context, mailer: &EdgeMailer, message: Option<crate::mail
     ctx.wait_until(async move {
         use crate::mail::Mailer as _;
         if mailer.send(&message).await.is_err() {
-            worker::console_error!("{}", j!({"event": "deferred_mail_failed"}));
+            worker::console_error!(
+                "{}",
+                j!({"event": "deferred_mail_failed", "request_id": mailer.request_id()})
+            );
         }
     });
 }

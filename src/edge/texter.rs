@@ -9,6 +9,8 @@ use serde_json::json;
 
 pub struct TwilioTexter<'a> {
     pub cfg: &'a Config,
+    /// Ties a failure's log line to the request's.
+    pub request_id: &'a str,
 }
 
 impl Texter for TwilioTexter<'_> {
@@ -38,7 +40,7 @@ impl Texter for TwilioTexter<'_> {
         };
         worker::console_error!(
             "{}",
-            json!({"event": "text_delivery_failed", "provider": "twilio", "channel": channel.as_str(), "attempts": attempts, "last": log})
+            json!({"event": "text_delivery_failed", "request_id": self.request_id, "provider": "twilio", "channel": channel.as_str(), "attempts": attempts, "last": log})
         );
         Err(ApiError::TextDeliveryFailed { channel, reason })
     }

@@ -268,6 +268,16 @@ class Worker:
     def logs(self):
         return self.log_path.read_text(errors="replace")
 
+    def log_line(self, *needles, timeout=5):
+        """The first log line holding every needle; wrangler writes lines a
+        moment after the answer, so this waits for one."""
+        deadline = time.time() + timeout
+        while True:
+            found = [line for line in self.logs().splitlines() if all(n in line for n in needles)]
+            if found or time.time() > deadline:
+                return found[0] if found else None
+            time.sleep(0.05)
+
     # HTTP helpers -----------------------------------------------------------
 
     def post(self, path, body=None, ip=None, **kw):

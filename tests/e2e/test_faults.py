@@ -41,6 +41,9 @@ def test_a_failing_provider_gives_502_in_time_and_a_retry_works(app, mail, fault
     body = problem(r, 502, "mail_delivery_failed")
     assert "retry" in body["detail"]
     assert elapsed < TIMEOUT + MARGIN, f"{fault}: {elapsed:.2f}s"
+    # The operator finds the cause under the id the client was given.
+    cause = app.log_line('"mail_delivery_failed"', f'"request_id":"{r.headers["x-request-id"]}"')
+    assert cause and f'"attempts":{attempts}' in cause, cause
     time.sleep(0.3 if fault != "hang" else TIMEOUT + 1)  # let a hung request finish arriving
     assert len(mail.to(email)) == attempts, f"{fault}: {len(mail.to(email))} requests"
     # Nothing recorded blocks a retry: not the cooldown, the hourly cap, nor the account.
