@@ -265,6 +265,9 @@ mod tests {
         ));
         assert_eq!(c.api_key_sends_per_hour, 1_000);
         assert_eq!(c.templates, Templates::default());
+        assert_eq!((c.mail_timeout_ms, c.twilio_timeout_ms), (5_000, 5_000));
+        assert_eq!(c.audit_retention_days, 30);
+        assert!(load(&[PEPPER, ("AUDIT_RETENTION_DAYS", "0")]).is_err());
     }
 
     #[test]
