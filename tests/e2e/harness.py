@@ -160,7 +160,7 @@ class Worker:
     log_paths = []  # every worker's output, for the log scan
 
     def __init__(self, name, mail=None, vars=None, secrets=None, d1=True, kv=True, schema=True, state_dir=None,
-                 toml_vars=None, send_email=None):
+                 toml_vars=None, send_email=None, main=None):
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"otp-e2e-{name}-"))
         self.state = Path(state_dir) if state_dir else self.dir / "state"
@@ -170,7 +170,7 @@ class Worker:
         Worker.log_paths.append(self.log_path)
         config = [
             f'name = "otp-edge-{name}"',
-            f'main = "{ROOT / "build" / "worker" / "shim.mjs"}"',
+            f'main = "{main or ROOT / "build" / "worker" / "shim.mjs"}"',
             'compatibility_date = "2026-04-01"',
         ]
         if d1:

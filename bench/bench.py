@@ -1,0 +1,246 @@
+"""The benchmark that `bench/run` drives: the release worker and a baseline
+worker under `wrangler dev`, loaded by wrk over loopback, with the report
+written to bench/results/ and the README.
+
+Machines differ and are noisy, so every throughput is also given as a
+ratio of the baseline's, measured in the same run on the same machine.
+"""
+
+import concurrent.futures
+import datetime
+import gzip
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from harness import ADMIN_TOKEN, StandIn, Worker  # noqa: E402
+
+import report  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "3"))
+CONNECTIONS = (1, 32)
+# Each verify pool member takes at most MAX_ATTEMPTS - 1 wrong guesses, so
+# the pools hold POOL * 99 guesses; a run that needs more fails loudly.
+POOL = int(os.environ.get("BENCH_POOL", "300"))
+MAX_ATTEMPTS = 100
+PASSWORD = "bench-password-correct-horse"
+RESULTS = ROOT / "bench" / "results"
+
+# Production settings, except that every request comes from 127.0.0.1: the
+# per-IP cap is raised to its maximum (the limiter still reads and writes
+# KV on every POST), and codes allow 100 guesses so that a small pool of
+# pending users covers a whole run.
+SERVICE_VARS = {
+    "IP_RATE_LIMIT_PER_MINUTE": "1000000",
+    "OTP_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+    "API_KEY_SENDS_PER_HOUR": "10000000",
+}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def wrong(code):
+    """A code of the same shape that is certainly not `code`."""
+    return f"{(int(code) + 1) % 10 ** len(code):0{len(code)}d}"
+
+
+def parallel(fn, items, workers=16):
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def expect(r, status):
+    if r.status_code != status:
+        raise RuntimeError(f"setup: {r.request.method} {r.request.url} gave {r.status_code}: {r.text}")
+    return r
+
+
+class Fixtures:
+    """The accounts, tokens and pending codes the workloads need, made
+    through the public API like any client would."""
+
+    def __init__(self, service, mail, workdir):
+        self.service, self.mail, self.dir = service, mail, workdir
+
+    def bodies(self, name, lines):
+        path = self.dir / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
+        return str(path)
+
+    def verify_email_pool(self):
+        emails = [f"pending-{i}@bench.test" for i in range(POOL)]
+        parallel(lambda e: expect(self.service.post("/v1/register", {"email": e, "password": PASSWORD}), 202), emails)
+        return self.bodies("verify-email", [{"email": e, "code": wrong(self.mail.code(e))} for e in emails])
+
+    def login(self):
+        email = "login@bench.test"
+        expect(self.service.post("/v1/register", {"email": email, "password": PASSWORD}), 202)
+        expect(self.service.post("/v1/verify-email", {"email": email, "code": self.mail.code(email)}), 200)
+        body = {"email": email, "password": PASSWORD}
+        token = expect(self.service.post("/v1/login", body), 200).json()["token"]
+        return self.bodies("login", [body]), token
+
+    def api_key(self):
+        r = self.service.post("/v1/admin/api-keys", {"name": "bench", "channels": ["email"]},
+                              headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        return expect(r, 201).json()["key"]
+
+    def otp_send(self):
+        # load.lua makes every "%d" unique: each send goes to a new address,
+        # out of reach of the per-address caps.
+        return self.bodies("otp-send", [{"channel": "email", "to": "send-%d@bench.test", "purpose": "login"}])
+
+    def otp_verify_pool(self, key):
+        auth = {"authorization": f"Bearer {key}"}
+        to = [f"otp-{i}@bench.test" for i in range(POOL)]
+        parallel(lambda a: expect(self.service.post(
+            "/v1/otp/send", {"channel": "email", "to": a, "purpose": "login"}, headers=auth), 202), to)
+        return self.bodies("otp-verify", [{"channel": "email", "to": a, "purpose": "login",
+                                           "code": wrong(self.mail.code(a))} for a in to])
+
+
+RUNS = iter(range(1, 1 << 30))
+
+
+def wrk(url, connections, seconds, method, path, status, bodies="", token=""):
+    threads = min(connections, os.cpu_count() or 1)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+           "-s", str(ROOT / "bench" / "load.lua"), url + path, "--", method, path, str(status), bodies, token, str(next(RUNS))]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
+    return json.loads(line[len("BENCH "):])
+
+
+def measure(workload, url, connections, **request):
+    """A warm-up, then the measured run; any answer but the expected
+    status, or any socket error, voids the measurement."""
+    wrk(url, connections, WARMUP, **request)
+    raw = wrk(url, connections, SECONDS, **request)
+    failures = raw["unexpected"] + raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
+    if failures:
+        raise RuntimeError(f"{workload} at {connections} connections: {failures} failed answers: {raw}")
+    result = {
+        "workload": workload,
+        "connections": connections,
+        "requests": raw["requests"],
+        "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+    }
+    log(f"  {workload:<28} c={connections:<3} {result['rps']:8.1f} req/s  "
+        f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms")
+    return result
+
+
+def criterion_median_ms(name):
+    path = ROOT / "target" / "criterion" / name / "new" / "estimates.json"
+    return json.loads(path.read_text())["median"]["point_estimate"] / 1e6
+
+
+def wasm_sizes(build_dir, build_log):
+    wasm = (build_dir / "index_bg.wasm").read_bytes()
+    sizes = {"raw": len(wasm), "gzip": len(gzip.compress(wasm, 9))}
+    m = re.search(r"wasm-opt -Oz: (\d+) -> (\d+) bytes", Path(build_log).read_text()) if build_log else None
+    if m:
+        sizes["before_wasm_opt"] = int(m.group(1))
+    return sizes
+
+
+def machine():
+    def first(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unknown"
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor() or "unknown")
+    mem_kb = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
+                  if ln.startswith("MemTotal"))
+    package = lambda name: json.loads((ROOT / "node_modules" / name / "package.json").read_text())["version"]  # noqa: E731
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 2 ** 20, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "rustc": first(["rustc", "--version"]),
+        "wrangler": package("wrangler"),
+        "workerd": package("workerd"),
+        "load_tool": first(["wrk", "--version"]).split(" [")[0],
+    }
+
+
+def run(build_log=None, baseline_log=None):
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="otp-bench-"))
+    started = datetime.datetime.now(datetime.timezone.utc)
+    results = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+               "seconds": SECONDS, "warmup_seconds": WARMUP, "workloads": []}
+
+    results["micro"] = {
+        "argon2id_hash_native_ms": criterion_median_ms("argon2id/hash_owasp"),
+        "code_generate_digest_compare_us": criterion_median_ms("code_generate_digest_compare") * 1000,
+    }
+    results["wasm"] = {"service": wasm_sizes(ROOT / "build", build_log),
+                       "baseline": wasm_sizes(ROOT / "bench" / "baseline" / "build", baseline_log)}
+
+    mail = StandIn()
+    baseline = Worker("bench-baseline", main=ROOT / "bench" / "baseline" / "build" / "worker" / "shim.mjs",
+                      d1=False, kv=False, schema=False)
+    service = Worker("bench-service", mail=mail, vars=SERVICE_VARS)
+    try:
+        log("== fixtures (through the API)")
+        fx = Fixtures(service, mail, workdir)
+        verify_email = fx.verify_email_pool()
+        login, token = fx.login()
+        key = fx.api_key()
+        otp_verify = fx.otp_verify_pool(key)
+        log(f"  {POOL} pending users, {POOL} pending app codes, one account")
+
+        workloads = [
+            ("baseline GET /", baseline.url, dict(method="GET", path="/", status=200)),
+            ("GET /healthz", service.url, dict(method="GET", path="/healthz", status=200)),
+            ("POST /v1/verify-email (wrong)", service.url,
+             dict(method="POST", path="/v1/verify-email", status=400, bodies=verify_email)),
+            ("POST /v1/login", service.url, dict(method="POST", path="/v1/login", status=200, bodies=login)),
+            ("GET /v1/me", service.url, dict(method="GET", path="/v1/me", status=200, token=token)),
+            ("POST /v1/otp/send", service.url,
+             dict(method="POST", path="/v1/otp/send", status=202, bodies=fx.otp_send(), token=key)),
+            ("POST /v1/otp/verify (wrong)", service.url,
+             dict(method="POST", path="/v1/otp/verify", status=400, bodies=otp_verify, token=key)),
+        ]
+        log(f"== load: wrk, {WARMUP} s warm-up + {SECONDS} s per run")
+        for connections in CONNECTIONS:
+            for name, url, request in workloads:
+                results["workloads"].append(measure(name, url, connections, **request))
+    finally:
+        service.stop()
+        baseline.stop()
+        mail.close()
+
+    report.finish(results)
+    report.write(results, RESULTS, ROOT / "README.md")
+    log("")
+    log(report.markdown(results))
+    log(f"Written: {RESULTS.relative_to(ROOT)}/latest.json, latest.md, latest.svg; README updated.")
+    return results
+
+
+if __name__ == "__main__":
+    run(*sys.argv[1:3])

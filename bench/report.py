@@ -1,0 +1,150 @@
+"""Turns a benchmark run into its report: ratios to the baseline, the
+targets, a Markdown table, an SVG chart, and the README's copy of them.
+Pure functions of the results, so they are tested without a load run."""
+
+import json
+from html import escape
+
+BASELINE = "baseline GET /"
+ARGON2_BOUND = {"POST /v1/login"}
+RATIO_TARGETS = ("GET /v1/me", "POST /v1/verify-email (wrong)", "POST /v1/otp/verify (wrong)")
+MIN_RATIO = 0.5
+MAX_GZIP_BYTES = 350_000
+MAX_TAIL = 2.0
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+
+
+def find(results, workload, connections):
+    return next(w for w in results["workloads"] if w["workload"] == workload and w["connections"] == connections)
+
+
+def finish(results):
+    """Adds the ratios, the in-worker hash cost and the targets' verdicts."""
+    for w in results["workloads"]:
+        w["ratio"] = w["rps"] / find(results, BASELINE, w["connections"])["rps"]
+        w["tail"] = w["p99_ms"] / w["p50_ms"] if w["p50_ms"] else 0.0
+    # /v1/login is /v1/me plus one Argon2id verification (and a session
+    # insert), so the difference of their medians at one connection is the
+    # hash as the worker runs it.
+    results["micro"]["argon2id_hash_worker_ms"] = (
+        find(results, "POST /v1/login", 1)["p50_ms"] - find(results, "GET /v1/me", 1)["p50_ms"])
+
+    targets = []
+    for name in RATIO_TARGETS:
+        ratio = find(results, name, 32)["ratio"]
+        targets.append({"target": f"{name}: at least {MIN_RATIO:.0%} of the baseline's req/s at 32 connections",
+                        "value": f"{ratio:.0%}", "met": ratio >= MIN_RATIO})
+    gz = results["wasm"]["service"]["gzip"]
+    targets.append({"target": f"gzipped wasm at most {MAX_GZIP_BYTES // 1000} KB",
+                    "value": f"{gz / 1000:.1f} KB", "met": gz <= MAX_GZIP_BYTES})
+    for w in results["workloads"]:
+        if w["connections"] == 1 and w["workload"] != BASELINE and w["workload"] not in ARGON2_BOUND:
+            targets.append({"target": f"{w['workload']}: p99 at most {MAX_TAIL:g}x p50 at 1 connection",
+                            "value": f"{w['tail']:.2f}x", "met": w["tail"] <= MAX_TAIL})
+    results["targets"] = targets
+    return results
+
+
+def markdown(results):
+    m = results["machine"]
+    rows = [
+        f"Run {results['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}; "
+        f"wrangler {m['wrangler']} (workerd {m['workerd']}), {m['load_tool']}, {m['rustc']}. "
+        f"Each figure is one {results['seconds']} s run after a {results['warmup_seconds']} s warm-up, "
+        "over loopback, with the load tool on the same machine.",
+        "",
+        "| Workload | 1 conn req/s | p50 ms | p99 ms | 32 conn req/s | p50 ms | p99 ms | vs baseline at 32 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for w1 in (w for w in results["workloads"] if w["connections"] == 1):
+        w32 = find(results, w1["workload"], 32)
+        name = w1["workload"] + (" (Argon2id)" if w1["workload"] in ARGON2_BOUND else "")
+        rows.append(f"| {name} | {w1['rps']:.0f} | {w1['p50_ms']:.2f} | {w1['p99_ms']:.2f} | "
+                    f"{w32['rps']:.0f} | {w32['p50_ms']:.2f} | {w32['p99_ms']:.2f} | {w32['ratio']:.0%} |")
+    s, b, micro = results["wasm"]["service"], results["wasm"]["baseline"], results["micro"]
+    before = f" ({s['before_wasm_opt']:,} B before wasm-opt)" if "before_wasm_opt" in s else ""
+    rows += [
+        "",
+        f"- Wasm: {s['raw']:,} B raw{before}, {s['gzip']:,} B gzipped; the baseline's is "
+        f"{b['raw']:,} B raw, {b['gzip']:,} B gzipped.",
+        f"- One Argon2id hash (19 MiB, t=2, p=1): {micro['argon2id_hash_native_ms']:.1f} ms native (criterion), "
+        f"{micro['argon2id_hash_worker_ms']:.1f} ms in the worker (p50 of /v1/login minus p50 of /v1/me).",
+        f"- Code generation + HMAC digest + constant-time check: {micro['code_generate_digest_compare_us']:.2f} µs "
+        "native (criterion).",
+        "",
+        "| Target | Measured | Met |",
+        "|---|---:|:---:|",
+    ]
+    rows += [f"| {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |" for t in results["targets"]]
+    return "\n".join(rows) + "\n"
+
+
+def svg(results):
+    """Horizontal bars: each workload's req/s as a share of the baseline's,
+    at 1 and 32 connections, with the 50% target marked."""
+    rows = [w["workload"] for w in results["workloads"] if w["connections"] == 1 and w["workload"] != BASELINE]
+    left, width, bar, gap, top = 250, 440, 13, 14, 56
+    top_ratio = max([1.0] + [w["ratio"] for w in results["workloads"] if w["workload"] != BASELINE])
+    scale = width / top_ratio
+    height = top + len(rows) * (2 * bar + gap) + 40
+    colours = {1: "#8fb3d9", 32: "#1f5f99"}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 70}" height="{height}" '
+           f'font-family="sans-serif" font-size="12">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="10" y="20" font-size="14" font-weight="bold">Throughput as a share of the baseline worker '
+           f'({escape(results["date"])})</text>',
+           f'<text x="10" y="38" fill="#555">{escape(results["machine"]["cpu"])}, '
+           f'{results["machine"]["cores"]} cores; wrk over loopback</text>']
+    for i, name in enumerate(rows):
+        y = top + i * (2 * bar + gap)
+        out.append(f'<text x="{left - 8}" y="{y + bar + 4}" text-anchor="end">{escape(name)}</text>')
+        for j, connections in enumerate(CONNECTION_ORDER):
+            w = find(results, name, connections)
+            yy = y + j * bar
+            out.append(f'<rect x="{left}" y="{yy}" width="{max(w["ratio"] * scale, 1):.1f}" height="{bar - 2}" '
+                       f'fill="{colours[connections]}"/>')
+            out.append(f'<text x="{left + w["ratio"] * scale + 4:.1f}" y="{yy + bar - 3}" font-size="11">'
+                       f'{w["ratio"]:.0%}</text>')
+    axis_y = top + len(rows) * (2 * bar + gap)
+    for tick in (0.0, 0.5, 1.0):
+        x = left + tick * scale
+        dash = ' stroke-dasharray="4 3"' if tick == MIN_RATIO else ""
+        colour = "#c0392b" if tick == MIN_RATIO else "#999"
+        out.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{axis_y}" stroke="{colour}"{dash}/>')
+        out.append(f'<text x="{x:.1f}" y="{axis_y + 14}" text-anchor="middle" fill="#555">{tick:.0%}</text>')
+    ly = axis_y + 30
+    for k, connections in enumerate(CONNECTION_ORDER):
+        x = left + k * 130
+        out.append(f'<rect x="{x}" y="{ly - 10}" width="12" height="12" fill="{colours[connections]}"/>')
+        out.append(f'<text x="{x + 16}" y="{ly}">{connections} connection{"s" if connections > 1 else ""}</text>')
+    out.append(f'<text x="{left + 2 * 130}" y="{ly}" fill="#c0392b">- - target (50% at 32)</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+CONNECTION_ORDER = (1, 32)
+
+
+def readme_block(results):
+    return (f"{README_START}\n"
+            "![Throughput as a share of the baseline](bench/results/latest.svg)\n\n"
+            f"{markdown(results)}{README_END}")
+
+
+def write(results, directory, readme):
+    (directory / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (directory / "latest.md").write_text(markdown(results))
+    (directory / "latest.svg").write_text(svg(results))
+    summary = {"date": results["date"], "cpu": results["machine"]["cpu"],
+               "wasm_gzip": results["wasm"]["service"]["gzip"],
+               "ratios_32": {w["workload"]: round(w["ratio"], 3) for w in results["workloads"]
+                             if w["connections"] == 32},
+               "targets_met": sum(t["met"] for t in results["targets"]), "targets": len(results["targets"])}
+    with open(directory / "history.jsonl", "a") as history:
+        history.write(json.dumps(summary) + "\n")
+    text = readme.read_text()
+    if README_START in text and README_END in text:
+        head, rest = text.split(README_START, 1)
+        tail = rest.split(README_END, 1)[1]
+        readme.write_text(head + readme_block(results) + tail)
