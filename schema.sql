@@ -14,8 +14,9 @@ CREATE INDEX IF NOT EXISTS users_unverified_updated ON users (verified, updated_
 
 -- One pending code per (scope, channel, address, purpose); a new code replaces it.
 -- `scope` is `core` for the account flows and `key:<api key id>` for an app's codes.
--- `attempts` counts wrong guesses; it carries over to a replacement code
--- until `window_ends_at`, so a resend never refills the guess budget.
+-- `attempts` counts guesses, each one before it is compared, and stops at the
+-- budget + 1 (spent). It carries over to a replacement code until
+-- `window_ends_at`, so a resend never refills the guess budget.
 CREATE TABLE IF NOT EXISTS codes (
   id             TEXT PRIMARY KEY,
   scope          TEXT NOT NULL,

@@ -105,12 +105,19 @@ pub trait Store {
     /// Replaces any pending code for (scope, channel, address, purpose). The
     /// failure count carries over while the replaced code's window is open.
     async fn issue_code(&self, code: &NewCode<'_>, attempts_window_secs: u64) -> ApiResult<()>;
-    async fn pending_code(&self, key: &CodeKey<'_>) -> ApiResult<Option<PendingCode>>;
-    /// Counts one wrong guess if the budget allows; returns the new count,
-    /// or `None` when the code is gone or already burned.
-    async fn record_failure(&self, code_id: &str, max_attempts: u32) -> ApiResult<Option<u32>>;
+    /// Counts one guess against the pending code for `key` and returns the
+    /// code with the count that includes this guess, in one atomic write:
+    /// a guess is counted before it is compared, so concurrent guesses can
+    /// never get more comparisons than the budget. The count stops at
+    /// `max_attempts + 1`; a code returned above `max_attempts` is spent
+    /// and must not be compared.
+    async fn claim_attempt(
+        &self,
+        key: &CodeKey<'_>,
+        max_attempts: u32,
+    ) -> ApiResult<Option<PendingCode>>;
     /// Deletes the code and applies `effect` in one transaction, only if the
-    /// code still exists unburned. Exactly one concurrent caller gets `true`.
+    /// code still exists unspent. Exactly one concurrent caller gets `true`.
     async fn consume_code(
         &self,
         code_id: &str,

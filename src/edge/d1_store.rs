@@ -158,7 +158,7 @@ const USER_COLUMNS: &str = "id, email, password_hash, verified, created_at";
 
 /// The code exists, is unexpired and unburned: the guard of every consumption.
 const CODE_LIVE: &str =
-    "EXISTS (SELECT 1 FROM codes WHERE id = ?1 AND attempts < ?2 AND expires_at > ?3)";
+    "EXISTS (SELECT 1 FROM codes WHERE id = ?1 AND attempts <= ?2 AND expires_at > ?3)";
 
 impl Store for D1Store {
     async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>> {
@@ -230,11 +230,23 @@ impl Store for D1Store {
         .map(drop)
     }
 
-    async fn pending_code(&self, key: &CodeKey<'_>) -> ApiResult<Option<PendingCode>> {
+    async fn claim_attempt(
+        &self,
+        key: &CodeKey<'_>,
+        max_attempts: u32,
+    ) -> ApiResult<Option<PendingCode>> {
         let row: Option<CodeRow> = self
             .first(
-                "SELECT id, digest, attempts, expires_at FROM codes WHERE scope = ?1 AND channel = ?2 AND address = ?3 AND purpose = ?4",
-                &[s(key.scope), s(key.channel.as_str()), s(key.address), s(key.purpose)],
+                "UPDATE codes SET attempts = MIN(attempts + 1, ?5 + 1)
+                 WHERE scope = ?1 AND channel = ?2 AND address = ?3 AND purpose = ?4
+                 RETURNING id, digest, attempts, expires_at",
+                &[
+                    s(key.scope),
+                    s(key.channel.as_str()),
+                    s(key.address),
+                    s(key.purpose),
+                    n(max_attempts.into()),
+                ],
             )
             .await?;
         Ok(row.map(|r| PendingCode {
@@ -243,16 +255,6 @@ impl Store for D1Store {
             attempts: r.attempts as u32,
             expires_at: r.expires_at as u64,
         }))
-    }
-
-    async fn record_failure(&self, code_id: &str, max_attempts: u32) -> ApiResult<Option<u32>> {
-        let row: Option<serde_json::Value> = self
-            .first(
-                "UPDATE codes SET attempts = attempts + 1 WHERE id = ?1 AND attempts < ?2 RETURNING attempts",
-                &[s(code_id), n(max_attempts.into())],
-            )
-            .await?;
-        Ok(row.and_then(|r| r["attempts"].as_f64()).map(|a| a as u32))
     }
 
     async fn consume_code(
@@ -302,7 +304,7 @@ impl Store for D1Store {
             ],
         };
         statements.push(self.stmt(
-            "DELETE FROM codes WHERE id = ?1 AND attempts < ?2 AND expires_at > ?3 RETURNING id",
+            "DELETE FROM codes WHERE id = ?1 AND attempts <= ?2 AND expires_at > ?3 RETURNING id",
             &guard,
         )?);
         let results = self.batch(statements).await?;

@@ -333,6 +333,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 mod tests {
     use super::*;
     use crate::service::testkit::{wrong, World};
+    use crate::store::Store;
     use pollster::block_on;
 
     fn email(s: &str) -> Email {
@@ -513,6 +514,26 @@ mod tests {
                     retry_after_secs: 60
                 }
             ));
+        });
+    }
+
+    #[test]
+    fn guesses_still_in_flight_count_against_the_budget() {
+        let w = World::new(&[]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            svc.register(&ann, &pw("correct horse")).await.unwrap();
+            let code = w.last_code();
+            let key = account_key(Purpose::VerifyEmail, &ann);
+            // Five concurrent guesses have each claimed an attempt and not
+            // yet compared: the right code, arriving next, is refused.
+            for _ in 0..5 {
+                (&w.store).claim_attempt(&key, 5).await.unwrap();
+            }
+            assert_eq!(
+                svc.verify_email(&ann, &code).await.unwrap_err(),
+                ApiError::TooManyAttempts
+            );
         });
     }
 

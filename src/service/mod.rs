@@ -123,25 +123,23 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             self.audit_code(EventKind::CodeFailed, outcome, key);
             Err(error)
         };
-        let Some(pending) = self.store.pending_code(key).await? else {
+        // The guess is counted before it is compared: one write, and a
+        // burst of concurrent guesses gets no more comparisons than `max`.
+        let Some(pending) = self.store.claim_attempt(key, max).await? else {
             return failed("no_pending_code", ApiError::InvalidCode);
         };
-        if pending.attempts >= max {
+        if pending.attempts > max {
             return failed("too_many_attempts", ApiError::TooManyAttempts);
         }
         if pending.expires_at <= now {
             return failed("expired_code", ApiError::ExpiredCode);
         }
         if !digests_match(&pending.digest, &pepper.code_digest(key, code)) {
-            return match self.store.record_failure(&pending.id, max).await? {
-                Some(n) if n < max => failed("invalid_code", ApiError::InvalidCode),
-                Some(_) => {
-                    self.audit_code(EventKind::CodeBurned, "too_many_attempts", key);
-                    Err(ApiError::TooManyAttempts)
-                }
-                // A concurrent guess used up the budget first.
-                None => failed("too_many_attempts", ApiError::TooManyAttempts),
-            };
+            if pending.attempts == max {
+                self.audit_code(EventKind::CodeBurned, "too_many_attempts", key);
+                return Err(ApiError::TooManyAttempts);
+            }
+            return failed("invalid_code", ApiError::InvalidCode);
         }
         let effect = match unlock() {
             Ok(effect) => effect,

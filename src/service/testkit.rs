@@ -96,23 +96,12 @@ impl Store for &MemoryStore {
         codes.insert(id, (code, window_ends));
         Ok(())
     }
-    async fn pending_code(&self, key: &CodeKey<'_>) -> ApiResult<Option<PendingCode>> {
-        Ok(self
-            .codes
-            .borrow()
-            .get(&code_id(key))
-            .map(|(c, _)| c.clone()))
-    }
-    async fn record_failure(&self, id: &str, max: u32) -> ApiResult<Option<u32>> {
+    async fn claim_attempt(&self, key: &CodeKey<'_>, max: u32) -> ApiResult<Option<PendingCode>> {
         let mut codes = self.codes.borrow_mut();
-        let Some((c, _)) = codes
-            .values_mut()
-            .find(|(c, _)| c.id == id && c.attempts < max)
-        else {
-            return Ok(None);
-        };
-        c.attempts += 1;
-        Ok(Some(c.attempts))
+        Ok(codes.get_mut(&code_id(key)).map(|(c, _)| {
+            c.attempts = (c.attempts + 1).min(max + 1);
+            c.clone()
+        }))
     }
     async fn consume_code(
         &self,
@@ -124,7 +113,7 @@ impl Store for &MemoryStore {
         let mut codes = self.codes.borrow_mut();
         let Some(key) = codes
             .iter()
-            .find(|(_, (c, _))| c.id == id && c.attempts < max && c.expires_at > now)
+            .find(|(_, (c, _))| c.id == id && c.attempts <= max && c.expires_at > now)
             .map(|(k, _)| k.clone())
         else {
             return Ok(false);

@@ -60,7 +60,7 @@ class StandIn:
     `raw` (bytes sent as they are), `headers`, or `close` (drop the
     connection without answering)."""
 
-    def __init__(self, ok_status=200, ok_body=None):
+    def __init__(self, ok_status=200, ok_body=None, keep_alive=False):
         self.requests = []
         self.behaviour = {}
         self.ok_status = ok_status
@@ -68,6 +68,9 @@ class StandIn:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 keeps connections open between requests.
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def log_message(self, *args):
                 pass
 
@@ -112,8 +115,11 @@ class StandIn:
                 except OSError:
                     pass  # the worker gave up waiting (timeout test)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.httpd.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128  # the default 5 drops connections under load
+
+        self.httpd = Server(("127.0.0.1", free_port()), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
