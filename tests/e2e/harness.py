@@ -8,6 +8,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -68,8 +69,10 @@ class StandIn:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            # HTTP/1.1 keeps connections open between requests.
+            # HTTP/1.1 keeps connections open between requests; without Nagle,
+            # the body does not wait for the ACK of the headers.
             protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            disable_nagle_algorithm = keep_alive
 
             def log_message(self, *args):
                 pass
@@ -118,6 +121,11 @@ class StandIn:
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             request_queue_size = 128  # the default 5 drops connections under load
+
+            def handle_error(self, request, client_address):
+                # A worker shutting down drops its kept-alive connections.
+                if not isinstance(sys.exc_info()[1], ConnectionError):
+                    super().handle_error(request, client_address)
 
         self.httpd = Server(("127.0.0.1", free_port()), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
