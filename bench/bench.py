@@ -28,7 +28,6 @@ import report  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "3"))
-CONNECTIONS = (1, 32)
 # Each verify pool member takes at most MAX_ATTEMPTS - 1 wrong guesses, so
 # the pools hold POOL * 99 guesses; a run that needs more fails loudly.
 POOL = int(os.environ.get("BENCH_POOL", "300"))
@@ -229,7 +228,7 @@ def run(build_log=None, baseline_log=None):
              dict(method="POST", path="/v1/otp/verify", status=400, bodies=otp_verify, token=key)),
         ]
         log(f"== load: wrk, {WARMUP} s warm-up + {SECONDS} s per run")
-        for connections in CONNECTIONS:
+        for connections in report.CONNECTIONS:
             for name, url, request in workloads:
                 results["workloads"].append(measure(name, url, connections, **request))
     finally:

@@ -5,6 +5,7 @@ Pure functions of the results, so they are tested without a load run."""
 import json
 from html import escape
 
+CONNECTIONS = (1, 32)
 BASELINE = "baseline GET /"
 # The baseline plus one D1 read: what any endpoint that reads D1 can reach.
 D1_FLOOR = "baseline + one D1 read"
@@ -102,7 +103,7 @@ def svg(results):
     for i, name in enumerate(rows):
         y = top + i * (2 * bar + gap)
         out.append(f'<text x="{left - 8}" y="{y + bar + 4}" text-anchor="end">{escape(name)}</text>')
-        for j, connections in enumerate(CONNECTION_ORDER):
+        for j, connections in enumerate(CONNECTIONS):
             w = find(results, name, connections)
             yy = y + j * bar
             out.append(f'<rect x="{left}" y="{yy}" width="{max(w["ratio"] * scale, 1):.1f}" height="{bar - 2}" '
@@ -117,7 +118,7 @@ def svg(results):
         out.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{axis_y}" stroke="{colour}"{dash}/>')
         out.append(f'<text x="{x:.1f}" y="{axis_y + 14}" text-anchor="middle" fill="#555">{tick:.0%}</text>')
     ly = axis_y + 30
-    for k, connections in enumerate(CONNECTION_ORDER):
+    for k, connections in enumerate(CONNECTIONS):
         x = left + k * 130
         out.append(f'<rect x="{x}" y="{ly - 10}" width="12" height="12" fill="{colours[connections]}"/>')
         out.append(f'<text x="{x + 16}" y="{ly}">{connections} connection{"s" if connections > 1 else ""}</text>')
@@ -125,8 +126,6 @@ def svg(results):
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
-
-CONNECTION_ORDER = (1, 32)
 
 
 def readme_block(results):
