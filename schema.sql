@@ -2,6 +2,11 @@
 -- Times are unix seconds. Secrets are never stored: passwords as Argon2id
 -- PHC strings, codes as HMAC-SHA256 under OTP_PEPPER, session tokens as SHA-256.
 
+-- `password_hash` is '' when a code sign-in proved the address and dropped
+-- a password set before the proof (account pre-hijacking); the owner sets
+-- one with a password reset. The cron deletes accounts left unverified
+-- UNVERIFIED_USER_TTL_SECONDS after `created_at`, which re-registering
+-- does not move.
 CREATE TABLE IF NOT EXISTS users (
   id            TEXT PRIMARY KEY,
   email         TEXT NOT NULL UNIQUE,
@@ -10,7 +15,8 @@ CREATE TABLE IF NOT EXISTS users (
   created_at    INTEGER NOT NULL,
   updated_at    INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS users_unverified_updated ON users (verified, updated_at);
+DROP INDEX IF EXISTS users_unverified_updated;
+CREATE INDEX IF NOT EXISTS users_unverified_created ON users (verified, created_at);
 
 -- One pending code per (scope, channel, address, purpose); a new code replaces it.
 -- `scope` is `core` for the account flows and `key:<api key id>` for an app's codes.
@@ -40,6 +46,19 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_user_id ON sessions (user_id);
 CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
+
+-- Messages sent per hour (`hour` = unix seconds / 3600), per counter:
+-- `<scope>|<tag>` for one scope's sends to an address, `*|<tag>` for all
+-- scopes' sends to it, `<scope>|*` for an API key's quota. `<tag>` is a
+-- keyed pseudonym of the mailbox or phone, never the address. Checked and
+-- counted in the transaction that files the code, so exact under bursts.
+CREATE TABLE IF NOT EXISTS send_counts (
+  counter TEXT NOT NULL,
+  hour    INTEGER NOT NULL,
+  sent    INTEGER NOT NULL,
+  PRIMARY KEY (counter, hour)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS send_counts_hour ON send_counts (hour);
 
 -- Keys of calling apps. Only the SHA-256 of a key is stored; `hint` is its
 -- last four characters, for telling keys apart. Revoked keys stay listed.

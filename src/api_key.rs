@@ -126,6 +126,17 @@ fn label(raw: &str, field: &str) -> Result<String, ApiError> {
     Ok(s.to_owned())
 }
 
+/// Whether `bearer` has the shape of a key: the prefix and 43 base64url
+/// characters. Anything else is refused without a lookup.
+pub fn is_well_formed(bearer: &str) -> bool {
+    bearer.strip_prefix(PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 /// Ids are 32 hex characters; anything else cannot name a key.
 pub fn is_key_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -166,6 +177,22 @@ mod tests {
         assert!(NewApiKey::parse(&"x".repeat(65), None, &["sms"]).is_err());
         assert!(NewApiKey::parse("a\nb", None, &["sms"]).is_err());
         assert!(NewApiKey::parse("ok", Some("bad\r\nBcc: x"), &["sms"]).is_err());
+    }
+
+    #[test]
+    fn only_key_shaped_bearers_are_looked_up() {
+        let key = Secret::generate().unwrap();
+        assert!(is_well_formed(key.expose()));
+        for bad in [
+            "otpk_",
+            "otpk_short",
+            &format!("{}x", key.expose()),
+            "admin-token",
+            "",
+        ] {
+            assert!(!is_well_formed(bad), "{bad:?}");
+        }
+        assert!(!is_well_formed(&key.expose().replace('_', "!")));
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub enum EventKind {
     Logout,
     ApiKeyCreated,
     ApiKeyRevoked,
+    /// A request to an admin route without the right `ADMIN_TOKEN`.
+    AdminAuthFailed,
+    /// A request to `/v1/otp/*` without a valid, unrevoked API key.
+    ApiKeyAuthFailed,
 }
 
 impl EventKind {
@@ -35,6 +39,8 @@ impl EventKind {
             Self::Logout => "logout",
             Self::ApiKeyCreated => "api_key_created",
             Self::ApiKeyRevoked => "api_key_revoked",
+            Self::AdminAuthFailed => "admin_auth_failed",
+            Self::ApiKeyAuthFailed => "api_key_auth_failed",
         }
     }
 }

@@ -31,6 +31,28 @@ pub fn check_declared_length(content_length: Option<&str>) -> Result<(), ApiErro
     }
 }
 
+/// Collects a body as it arrives and refuses it as soon as it passes the
+/// limit: a huge or endless body sent chunked, with no `Content-Length`,
+/// is never read whole.
+#[derive(Debug, Default)]
+pub struct BodyBuffer(Vec<u8>);
+
+impl BodyBuffer {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        if self.0.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge {
+                limit_bytes: MAX_BODY_BYTES,
+            });
+        }
+        self.0.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 pub struct JsonBody(Map<String, Value>);
 
 impl JsonBody {
@@ -132,6 +154,25 @@ mod tests {
             JsonBody::parse(&big),
             Err(ApiError::PayloadTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn a_streamed_body_is_refused_at_the_first_chunk_past_the_limit() {
+        let mut body = BodyBuffer::default();
+        let chunk = [b' '; 4096];
+        for _ in 0..4 {
+            body.push(&chunk).unwrap();
+        }
+        assert_eq!(body.bytes().len(), MAX_BODY_BYTES);
+        assert!(matches!(
+            body.push(b"x"),
+            Err(ApiError::PayloadTooLarge { .. })
+        ));
+        assert_eq!(
+            body.bytes().len(),
+            MAX_BODY_BYTES,
+            "nothing past the limit is kept"
+        );
     }
 
     #[test]

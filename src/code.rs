@@ -54,6 +54,11 @@ impl CodeSpec {
         }
     }
 
+    /// How many distinct codes of this shape there are (31^10 fits a u64).
+    pub fn space(&self) -> u64 {
+        (self.alphabet.symbols().len() as u64).saturating_pow(self.length as u32)
+    }
+
     /// `length` must be within 4..=10: outside it, a caller gets 400.
     pub fn new(length: usize, alphabet: Alphabet) -> Result<Self, ApiError> {
         if !(MIN_LENGTH..=MAX_LENGTH).contains(&length) {
@@ -208,6 +213,22 @@ impl Pepper {
         ]))
     }
 
+    /// The digest of a verification code bound to the password hash it was
+    /// issued for: it proves the address for that password and no other.
+    /// A code anyone could ask for (`/v1/resend`) is filed unbound.
+    pub fn bound_code_digest(&self, key: &CodeKey<'_>, code: &Code, password_hash: &str) -> String {
+        hex(&self.digest(&[
+            "code",
+            key.scope,
+            key.channel.as_str(),
+            key.purpose,
+            key.address,
+            code.expose(),
+            "password",
+            password_hash,
+        ]))
+    }
+
     /// A stable pseudonym for an address, for rate-limit keys and logs.
     pub fn address_tag(&self, address: &str) -> String {
         hex(&self.digest(&["address", address])[..16])
@@ -264,6 +285,13 @@ mod tests {
             "every symbol shows up in 5,000 draws"
         );
         assert_eq!(UNAMBIGUOUS.len(), 31);
+    }
+
+    #[test]
+    fn the_space_is_symbols_to_the_length() {
+        assert_eq!(CodeSpec::digits(6).space(), 1_000_000);
+        let spec = CodeSpec::new(10, Alphabet::Alphanumeric).unwrap();
+        assert_eq!(spec.space(), 31u64.pow(10));
     }
 
     #[test]
@@ -384,6 +412,16 @@ mod tests {
         let other = Pepper::new("another-pepper-that-is-32-bytes-long!!").unwrap();
         assert_ne!(d, other.code_digest(&KEY, &code));
         assert_eq!(d, p.code_digest(&KEY, &code));
+    }
+
+    #[test]
+    fn a_bound_digest_is_tied_to_its_password_hash() {
+        let p = pepper();
+        let code = Code::parse("123456", 6).unwrap();
+        let bound = p.bound_code_digest(&KEY, &code, "$argon2id$one");
+        assert_ne!(bound, p.code_digest(&KEY, &code));
+        assert_ne!(bound, p.bound_code_digest(&KEY, &code, "$argon2id$two"));
+        assert_eq!(bound, p.bound_code_digest(&KEY, &code, "$argon2id$one"));
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! and secrets. An invalid value or an unsafe combination is refused with
 //! 503 rather than replaced by a default: an auth service fails closed.
 
-use crate::code::{Pepper, MAX_LENGTH, MIN_LENGTH};
+use crate::code::{CodeSpec, Pepper, MAX_LENGTH, MIN_LENGTH};
 use crate::error::ApiError;
 use crate::mail::{MailApi, Sender, APIS};
-use crate::password::HashParams;
+use crate::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
 use crate::template::Templates;
 use crate::text::TextChannel;
 use crate::twilio::Twilio;
@@ -53,7 +53,7 @@ pub struct Config {
     pub otp_max_attempts: u32,
     pub resend_cooldown_secs: u64,
     pub max_sends_per_hour: u32,
-    pub ip_limit_per_minute: u32,
+    pub max_sends_per_address_per_hour: u32,
     pub password_min_length: usize,
     pub hash_params: HashParams,
     pub session_ttl_secs: u64,
@@ -68,7 +68,27 @@ pub struct Config {
     twilio: Twilio,
     pepper: Result<Pepper, String>,
     mail_api_key: Option<String>,
-    admin_token: Option<String>,
+    admin_token: Result<String, String>,
+}
+
+/// The secrets' placeholders in `.dev.vars.example`: a deploy that copied
+/// them would run with secrets everyone can read.
+pub const PLACEHOLDERS: [&str; 2] = [
+    "replace-with-output-of-openssl-rand-hex-32",
+    "replace-with-a-long-random-token",
+];
+
+/// The shortest `ADMIN_TOKEN`: 32 characters, as `openssl rand -hex 16` gives.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// Codes in the space per allowed guess: a code's attempts may find it
+/// with a chance of at most 1 in 10,000.
+pub const CODES_PER_ATTEMPT: u64 = 10_000;
+
+/// Whether `max_attempts` guesses at a code of `spec` stay within 1 in
+/// `CODES_PER_ATTEMPT`.
+pub fn attempts_fit(spec: CodeSpec, max_attempts: u32) -> bool {
+    spec.space() >= u64::from(max_attempts) * CODES_PER_ATTEMPT
 }
 
 impl Config {
@@ -107,23 +127,54 @@ impl Config {
             None => Templates::default(),
         };
         let hash_params = HashParams {
-            memory_kib: vars.int("ARGON2_MEMORY_KIB", 19_456, 8, 262_144)? as u32,
-            iterations: vars.int("ARGON2_ITERATIONS", 2, 1, 10)? as u32,
-            parallelism: vars.int("ARGON2_PARALLELISM", 1, 1, 4)? as u32,
+            memory_kib: vars.int("ARGON2_MEMORY_KIB", 19_456, 8, MAX_MEMORY_KIB.into())? as u32,
+            iterations: vars.int("ARGON2_ITERATIONS", 2, 1, MAX_ITERATIONS.into())? as u32,
+            parallelism: vars.int("ARGON2_PARALLELISM", 1, 1, MAX_PARALLELISM.into())? as u32,
         }
         .validate()
         .map_err(ApiError::Unavailable)?;
         let secret = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        // A placeholder in production is as good as no secret at all.
+        let real_secret = |name: &str| -> Result<String, String> {
+            let value = secret(name)
+                .ok_or_else(|| format!("secret {name} is not set (wrangler secret put {name})"))?;
+            if production && PLACEHOLDERS.contains(&value.trim()) {
+                return Err(format!(
+                    "secret {name} is still the placeholder of .dev.vars.example (wrangler secret put {name})"
+                ));
+            }
+            Ok(value)
+        };
+        let otp_length = vars.int("OTP_LENGTH", 6, MIN_LENGTH as u64, MAX_LENGTH as u64)? as usize;
+        let otp_max_attempts = vars.int("OTP_MAX_ATTEMPTS", 5, 1, 100)? as u32;
+        if !attempts_fit(CodeSpec::digits(otp_length), otp_max_attempts) {
+            return Err(ApiError::Unavailable(format!(
+                "var OTP_MAX_ATTEMPTS={otp_max_attempts} is too many for OTP_LENGTH={otp_length}: the attempts of a code may find it with a chance of at most 1 in {CODES_PER_ATTEMPT}"
+            )));
+        }
+        let max_sends_per_hour = vars.int("MAX_SENDS_PER_HOUR", 5, 1, 1_000)? as u32;
+        // By default four scopes' worth: room for the core flows and a few apps.
+        let max_sends_per_address_per_hour = vars.int(
+            "MAX_SENDS_PER_ADDRESS_PER_HOUR",
+            4 * u64::from(max_sends_per_hour),
+            1,
+            10_000,
+        )? as u32;
+        if max_sends_per_address_per_hour < max_sends_per_hour {
+            return Err(ApiError::Unavailable(
+                "var MAX_SENDS_PER_ADDRESS_PER_HOUR must be at least MAX_SENDS_PER_HOUR: it is the ceiling across scopes".into(),
+            ));
+        }
         Ok(Self {
             app_name: vars.text("APP_NAME", "OTP Edge"),
             production,
-            otp_length: vars.int("OTP_LENGTH", 6, MIN_LENGTH as u64, MAX_LENGTH as u64)? as usize,
+            otp_length,
             otp_ttl_secs: vars.int("OTP_TTL_SECONDS", 600, 1, 86_400)?,
             reset_otp_ttl_secs: vars.int("RESET_OTP_TTL_SECONDS", 900, 1, 86_400)?,
-            otp_max_attempts: vars.int("OTP_MAX_ATTEMPTS", 5, 1, 100)? as u32,
+            otp_max_attempts,
             resend_cooldown_secs: vars.int("RESEND_COOLDOWN_SECONDS", 60, 0, 86_400)?,
-            max_sends_per_hour: vars.int("MAX_SENDS_PER_HOUR", 5, 1, 1_000)? as u32,
-            ip_limit_per_minute: vars.int("IP_RATE_LIMIT_PER_MINUTE", 60, 1, 1_000_000)? as u32,
+            max_sends_per_hour,
+            max_sends_per_address_per_hour,
             password_min_length: vars.int("PASSWORD_MIN_LENGTH", 8, 8, 128)? as usize,
             hash_params,
             session_ttl_secs: vars.int("SESSION_TTL_SECONDS", 604_800, 1, 31_536_000)?,
@@ -149,12 +200,16 @@ impl Config {
                 whatsapp_from: secret("TWILIO_WHATSAPP_FROM"),
                 whatsapp_content_sid: secret("TWILIO_WHATSAPP_CONTENT_SID"),
             },
-            pepper: match secret("OTP_PEPPER") {
-                None => Err("secret OTP_PEPPER is not set (wrangler secret put OTP_PEPPER)".into()),
-                Some(v) => Pepper::new(&v),
-            },
+            pepper: real_secret("OTP_PEPPER").and_then(|v| Pepper::new(&v)),
             mail_api_key: secret("MAIL_API_KEY"),
-            admin_token: secret("ADMIN_TOKEN"),
+            admin_token: real_secret("ADMIN_TOKEN").and_then(|v| {
+                match v.chars().count() >= MIN_ADMIN_TOKEN_CHARS {
+                    true => Ok(v),
+                    false => Err(format!(
+                        "secret ADMIN_TOKEN must be at least {MIN_ADMIN_TOKEN_CHARS} characters (openssl rand -hex 32)"
+                    )),
+                }
+            }),
         })
     }
 
@@ -191,11 +246,9 @@ impl Config {
     }
 
     pub fn admin_token(&self) -> Result<&str, ApiError> {
-        self.admin_token.as_deref().ok_or_else(|| {
-            ApiError::Unavailable(
-                "secret ADMIN_TOKEN is not set (wrangler secret put ADMIN_TOKEN)".into(),
-            )
-        })
+        self.admin_token
+            .as_deref()
+            .map_err(|e| ApiError::Unavailable(e.clone()))
     }
 }
 
@@ -251,7 +304,7 @@ mod tests {
         assert_eq!(c.otp_max_attempts, 5);
         assert_eq!(c.resend_cooldown_secs, 60);
         assert_eq!(c.max_sends_per_hour, 5);
-        assert_eq!(c.ip_limit_per_minute, 60);
+        assert_eq!(c.max_sends_per_address_per_hour, 20);
         assert_eq!(c.password_min_length, 8);
         assert_eq!(c.hash_params, HashParams::OWASP);
         assert_eq!(c.session_ttl_secs, 7 * 86_400);
@@ -329,6 +382,90 @@ mod tests {
         assert!(
             c.admin_token().is_err(),
             "a blank secret is a missing secret"
+        );
+    }
+
+    #[test]
+    fn a_short_admin_token_fails_closed() {
+        let c = load(&[("ADMIN_TOKEN", &"x".repeat(31))]).unwrap();
+        assert!(
+            matches!(c.admin_token(), Err(ApiError::Unavailable(d)) if d.contains("ADMIN_TOKEN") && d.contains("32"))
+        );
+        let c = load(&[("ADMIN_TOKEN", &"x".repeat(32))]).unwrap();
+        assert!(c.admin_token().is_ok());
+    }
+
+    #[test]
+    fn the_example_placeholders_are_refused_in_production() {
+        // Every secret value .dev.vars.example ships is in the list.
+        let example = include_str!("../.dev.vars.example");
+        for line in example.lines().filter(|l| !l.starts_with('#')) {
+            if let Some(("OTP_PEPPER" | "ADMIN_TOKEN", value)) = line.split_once('=') {
+                assert!(PLACEHOLDERS.contains(&value), "{line}");
+            }
+        }
+        let pairs = [
+            ("OTP_PEPPER", PLACEHOLDERS[0]),
+            ("ADMIN_TOKEN", PLACEHOLDERS[1]),
+        ];
+        let c = load(&pairs).unwrap();
+        assert!(matches!(c.pepper(), Err(ApiError::Unavailable(d)) if d.contains("placeholder")));
+        assert!(
+            matches!(c.admin_token(), Err(ApiError::Unavailable(d)) if d.contains("placeholder"))
+        );
+        // Local development may keep them.
+        let dev = load(&[pairs[0], pairs[1], ("ENVIRONMENT", "development")]).unwrap();
+        assert!(dev.pepper().is_ok() && dev.admin_token().is_ok());
+    }
+
+    #[test]
+    fn attempt_caps_above_one_in_ten_thousand_are_refused() {
+        for (length, attempts, ok) in [
+            ("6", "100", true),
+            ("5", "10", true),
+            ("5", "11", false),
+            ("4", "1", true),
+            ("4", "5", false),
+            ("4", "100", false),
+        ] {
+            let c = load(&[
+                PEPPER,
+                ("OTP_LENGTH", length),
+                ("OTP_MAX_ATTEMPTS", attempts),
+            ]);
+            assert_eq!(
+                c.is_ok(),
+                ok,
+                "OTP_LENGTH={length} OTP_MAX_ATTEMPTS={attempts}"
+            );
+            if let Err(e) = c {
+                assert!(matches!(e, ApiError::Unavailable(d) if d.contains("OTP_MAX_ATTEMPTS")));
+            }
+        }
+    }
+
+    #[test]
+    fn argon2_memory_is_bounded_by_the_isolate() {
+        assert!(load(&[PEPPER, ("ARGON2_MEMORY_KIB", "65536")]).is_ok());
+        let e = load(&[PEPPER, ("ARGON2_MEMORY_KIB", "65537")]).unwrap_err();
+        assert!(matches!(e, ApiError::Unavailable(d) if d.contains("ARGON2_MEMORY_KIB")));
+    }
+
+    #[test]
+    fn the_address_ceiling_is_at_least_the_per_scope_cap() {
+        let c = load(&[PEPPER, ("MAX_SENDS_PER_HOUR", "100")]).unwrap();
+        assert_eq!(
+            c.max_sends_per_address_per_hour, 400,
+            "four scopes' worth by default"
+        );
+        let e = load(&[
+            PEPPER,
+            ("MAX_SENDS_PER_HOUR", "10"),
+            ("MAX_SENDS_PER_ADDRESS_PER_HOUR", "9"),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(e, ApiError::Unavailable(d) if d.contains("MAX_SENDS_PER_ADDRESS_PER_HOUR"))
         );
     }
 

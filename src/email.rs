@@ -39,6 +39,25 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The mailbox the address delivers to, as far as it can be told:
+    /// without a `+tag` (`ann+1@` is `ann@`), and for Gmail without dots
+    /// (`a.n.n@gmail.com` is `ann@gmail.com`; googlemail.com is gmail.com).
+    /// Send limits count by it, so aliases share one bucket; mail still
+    /// goes to the address as typed.
+    pub fn mailbox(&self) -> String {
+        mailbox(&self.0)
+    }
+}
+
+/// `Email::mailbox` of an address already parsed into its normal form.
+pub fn mailbox(address: &str) -> String {
+    let (local, domain) = address.rsplit_once('@').unwrap_or(("", address));
+    let local = local.split('+').next().unwrap_or(local);
+    match domain {
+        "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
+        _ => format!("{local}@{domain}"),
+    }
 }
 
 /// Characters a reader cannot see, or that reorder what they see: an
@@ -118,6 +137,21 @@ mod tests {
         ] {
             assert!(Email::parse(ok).is_ok(), "{ok:?} should be accepted");
         }
+    }
+
+    #[test]
+    fn aliases_share_one_mailbox() {
+        let mailbox = |s: &str| Email::parse(s).unwrap().mailbox();
+        assert_eq!(mailbox("Victim+1@Example.com"), "victim@example.com");
+        assert_eq!(mailbox("victim+a+b@example.com"), "victim@example.com");
+        assert_eq!(mailbox("v.i.c.tim+x@gmail.com"), "victim@gmail.com");
+        assert_eq!(mailbox("victim@googlemail.com"), "victim@gmail.com");
+        // Dots matter elsewhere.
+        assert_eq!(mailbox("v.ictim@example.com"), "v.ictim@example.com");
+        assert_ne!(
+            mailbox("victim@example.com"),
+            mailbox("victim2@example.com")
+        );
     }
 
     #[test]

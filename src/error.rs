@@ -32,19 +32,25 @@ pub enum ApiError {
         limit_bytes: usize,
     },
     MailDeliveryFailed,
-    /// Twilio refused or did not answer; the detail says why, without secrets.
-    TextDeliveryFailed {
-        channel: Channel,
-        reason: String,
-    },
+    /// Twilio refused or did not answer. Why is logged, never answered:
+    /// Twilio's reason (an opted-out number, say) is about the recipient.
+    TextDeliveryFailed(Channel),
     /// A missing secret, binding or schema. The detail says which, so an
     /// operator can fix it; it never contains a secret's value.
     Unavailable(String),
+    /// D1 or KV failed, before anything was sent: the client may retry. The
+    /// detail names the operation and the store's error; it is logged,
+    /// never sent.
+    StorageUnavailable(String),
     /// The detail is logged, never sent.
     Internal(String),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// What a client is told to wait after a storage failure: D1 and KV blips
+/// last seconds.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 2;
 
 /// RFC 9457 problem details, plus our stable `code`.
 #[derive(Debug, Serialize)]
@@ -69,8 +75,8 @@ impl ApiError {
             Self::UnsupportedMediaType => 415,
             Self::TooManyAttempts | Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
-            Self::MailDeliveryFailed | Self::TextDeliveryFailed { .. } => 502,
-            Self::Unavailable(_) => 503,
+            Self::MailDeliveryFailed | Self::TextDeliveryFailed(_) => 502,
+            Self::Unavailable(_) | Self::StorageUnavailable(_) => 503,
         }
     }
 
@@ -91,12 +97,9 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::MailDeliveryFailed => "mail_delivery_failed",
-            Self::TextDeliveryFailed {
-                channel: Channel::Whatsapp,
-                ..
-            } => "whatsapp_delivery_failed",
-            Self::TextDeliveryFailed { .. } => "sms_delivery_failed",
-            Self::Unavailable(_) => "unavailable",
+            Self::TextDeliveryFailed(Channel::Whatsapp) => "whatsapp_delivery_failed",
+            Self::TextDeliveryFailed(_) => "sms_delivery_failed",
+            Self::Unavailable(_) | Self::StorageUnavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -118,8 +121,8 @@ impl ApiError {
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::MailDeliveryFailed => "Mail delivery failed",
-            Self::TextDeliveryFailed { .. } => "Message delivery failed",
-            Self::Unavailable(_) => "Service unavailable",
+            Self::TextDeliveryFailed(_) => "Message delivery failed",
+            Self::Unavailable(_) | Self::StorageUnavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
     }
@@ -148,9 +151,9 @@ impl ApiError {
             Self::OriginNotAllowed => {
                 "This origin may not call the API from a browser (see CORS_ALLOWED_ORIGINS).".into()
             }
-            Self::TextDeliveryFailed { reason, .. } => format!(
-                "The message was not sent: {reason}. Nothing was changed that blocks a retry."
-            ),
+            Self::TextDeliveryFailed(_) => {
+                "The message provider did not accept the message. Nothing was changed that blocks a retry.".into()
+            }
             Self::MethodNotAllowed { allow } => format!("This route accepts: {allow}."),
             Self::UnsupportedMediaType => "The request body must be application/json.".into(),
             Self::PayloadTooLarge { limit_bytes } => {
@@ -159,6 +162,9 @@ impl ApiError {
             Self::MailDeliveryFailed => {
                 "The mail provider did not accept the message. Nothing was changed that blocks a retry.".into()
             }
+            Self::StorageUnavailable(_) => format!(
+                "The service's storage did not answer. Retry after {STORAGE_RETRY_AFTER_SECS} seconds."
+            ),
             // Never echo internals to the client.
             Self::Internal(_) => "An internal error occurred.".into(),
         }
@@ -182,6 +188,9 @@ impl ApiError {
         match self {
             Self::RateLimited { retry_after_secs } => {
                 vec![("retry-after", retry_after_secs.max(&1).to_string())]
+            }
+            Self::StorageUnavailable(_) => {
+                vec![("retry-after", STORAGE_RETRY_AFTER_SECS.to_string())]
             }
             Self::MethodNotAllowed { allow } => vec![("allow", allow.clone())],
             _ => vec![],
@@ -224,15 +233,10 @@ mod tests {
             ApiError::ChannelNotAllowed(Channel::Sms),
             ApiError::ApiKeyNotFound,
             ApiError::OriginNotAllowed,
-            ApiError::TextDeliveryFailed {
-                channel: Channel::Whatsapp,
-                reason: "Twilio answered HTTP 500".into(),
-            },
-            ApiError::TextDeliveryFailed {
-                channel: Channel::Sms,
-                reason: "Twilio answered HTTP 500".into(),
-            },
+            ApiError::TextDeliveryFailed(Channel::Whatsapp),
+            ApiError::TextDeliveryFailed(Channel::Sms),
             ApiError::Unavailable("OTP_PEPPER is not set".into()),
+            ApiError::StorageUnavailable("d1 claim_attempt: Network connection lost".into()),
             ApiError::Internal("x".into()),
         ];
         let spec: serde_json::Value =
@@ -259,6 +263,16 @@ mod tests {
             assert_eq!(p.status, e.status());
             assert!(p.type_uri.starts_with("https://"));
         }
+    }
+
+    #[test]
+    fn storage_failures_are_503_with_retry_after_and_keep_their_cause_private() {
+        let e =
+            ApiError::StorageUnavailable("d1 register: D1_ERROR: Network connection lost".into());
+        let p = e.problem();
+        assert_eq!((p.status, p.code), (503, "unavailable"));
+        assert!(!p.detail.contains("D1") && !p.detail.contains("register"));
+        assert_eq!(e.headers(), vec![("retry-after", "2".to_string())]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod code;
 pub mod config;
 pub mod cors;
+pub mod diagnostics;
 pub mod email;
 pub mod error;
 pub mod http_call;

@@ -1,16 +1,51 @@
-//! Send and request limits. The decisions are pure; the counters live in a
-//! key-value store behind `Counters` (Workers KV in production).
+//! Send and request limits. The decisions are pure; the state lives where
+//! the platform can hold it at the rate it is written:
 //!
-//! KV is eventually consistent and has no atomic increment, so these limits
-//! are coarse: concurrent requests at one edge location may each see the
-//! old count. The hard guarantee against guessing is the per-code attempt
-//! counter, which D1 updates atomically.
+//! - **Cooldowns** (one send per address and lane per
+//!   `RESEND_COOLDOWN_SECONDS`) in Workers KV, behind `Counters`. A
+//!   cooldown key is written only by a send its cooldown allowed, so at
+//!   most once per cooldown: within KV's one write per second per key. KV
+//!   is eventually consistent, so concurrent sends can each pass one stale
+//!   read; the hourly caps below bound what that lets through.
+//! - **Hourly caps and the per-key quota** in D1 (`SendCount`), checked and
+//!   counted in the same transaction as the code the message carries, so
+//!   they are exact under any concurrency. KV could not count them: sends to
+//!   one address in different lanes, or an app's sends, come faster than
+//!   one write per second per key, and KV has no atomic increment.
+//! - **Per-client request caps** in the Workers Rate Limiting binding,
+//!   keyed by `client_key`.
 
 use crate::code::CodeKey;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
+use std::net::IpAddr;
+
+/// A Workers Rate Limiting binding (`[[ratelimits]]` in wrangler.toml) and
+/// the period it is configured with there, which a refusal's Retry-After
+/// gives; a test keeps the two in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub binding: &'static str,
+    pub period_secs: u64,
+}
+
+/// Every request from a client, any method, except the calls of apps.
+pub const CLIENT_LIMIT: RateLimit = RateLimit {
+    binding: "IP_LIMITER",
+    period_secs: 60,
+};
+
+/// Calls to `/v1/otp/*`, checked per client before the key is looked up,
+/// so that guessing keys costs a bounded number of D1 reads. It is
+/// generous: an app's backend speaks for many users from few addresses,
+/// and its sends are capped per key.
+pub const APP_LIMIT: RateLimit = RateLimit {
+    binding: "API_LIMITER",
+    period_secs: 10,
+};
 
 /// KV's smallest allowed expiration TTL.
 const KV_MIN_TTL: u64 = 60;
+pub const HOUR: u64 = 3_600;
 
 #[allow(async_fn_in_trait)]
 pub trait Counters {
@@ -18,145 +53,115 @@ pub trait Counters {
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> ApiResult<()>;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendDecision {
-    /// Only `check` hands out a `Permit`, and only a permit can be recorded.
-    Allowed(Permit),
-    /// The previous send to this address in this lane was too recent.
-    Cooldown { retry_after_secs: u64 },
-    /// This address has had its hourly share of messages.
-    HourlyCap { retry_after_secs: u64 },
-}
-
-/// What `check` read, so that `record` need not read it again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Permit {
-    hour: Window,
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct SendPolicy {
     pub cooldown_secs: u64,
-    pub max_per_hour: u32,
+    /// `MAX_SENDS_PER_HOUR`: messages to one address from one scope (the
+    /// core flows, or one API key).
+    pub per_scope: u32,
+    /// `MAX_SENDS_PER_ADDRESS_PER_HOUR`: the ceiling across scopes, larger
+    /// than `per_scope`, so that no scope can use up another's.
+    pub per_address: u32,
 }
 
 /// A cooldown lane: the scope, channel and purpose a cooldown applies to,
-/// such as `core:email:verify_email`. The hourly cap spans every lane of an
-/// address.
+/// such as `core:email:verify_email`.
 pub fn lane(key: &CodeKey<'_>) -> String {
     format!("{}:{}:{}", key.scope, key.channel.as_str(), key.purpose)
 }
 
-impl SendPolicy {
-    /// `address_tag` is a keyed pseudonym, so KV never holds an address.
-    pub async fn check(
-        &self,
-        kv: &impl Counters,
-        address_tag: &str,
-        lane: &str,
-        now: u64,
-    ) -> ApiResult<SendDecision> {
-        if let Some(last) = read_u64(kv, &cooldown_key(address_tag, lane)).await? {
-            let elapsed = now.saturating_sub(last);
-            if elapsed < self.cooldown_secs {
-                return Ok(SendDecision::Cooldown {
-                    retry_after_secs: self.cooldown_secs - elapsed,
-                });
-            }
-        }
-        let hour = Window::read(kv, "hr", address_tag, 3_600, now).await?;
-        if hour.seen >= u64::from(self.max_per_hour) {
-            return Ok(SendDecision::HourlyCap {
-                retry_after_secs: hour.retry_after(now),
-            });
-        }
-        Ok(SendDecision::Allowed(Permit { hour }))
-    }
-
-    pub async fn record(
-        &self,
-        kv: &impl Counters,
-        address_tag: &str,
-        lane: &str,
-        now: u64,
-        permit: Permit,
-    ) -> ApiResult<()> {
-        kv.put(
-            &cooldown_key(address_tag, lane),
-            &now.to_string(),
-            self.cooldown_secs.max(KV_MIN_TTL),
-        )
-        .await?;
-        permit.hour.bump(kv).await
-    }
-}
-
-/// A fixed window of one counter: `{prefix}:{id}:{window number}`.
+/// The hourly counters one message is counted in, each with its cap.
+/// Counting is all or nothing: when one counter is at its cap, none moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Window {
-    key: String,
-    secs: u64,
-    seen: u64,
+pub struct SendCount {
+    pub hour: u64,
+    pub counters: Vec<(String, u32)>,
 }
 
-impl Window {
-    pub async fn read(
+impl SendCount {
+    /// Seconds until the hour's counters no longer apply.
+    pub fn retry_after(&self, now: u64) -> u64 {
+        HOUR - now % HOUR
+    }
+}
+
+impl SendPolicy {
+    /// Seconds left of the cooldown of `lane` for the address whose limit
+    /// tag is `tag`, or `None` when a send may go. `tag` is a keyed
+    /// pseudonym, so KV never holds an address.
+    pub async fn cooldown(
+        &self,
         kv: &impl Counters,
-        prefix: &str,
-        id: &str,
-        secs: u64,
+        tag: &str,
+        lane: &str,
         now: u64,
-    ) -> ApiResult<Self> {
-        let key = format!("{prefix}:{id}:{}", now / secs);
-        let seen = read_u64(kv, &key).await?.unwrap_or(0);
-        Ok(Self { key, secs, seen })
+    ) -> ApiResult<Option<u64>> {
+        if self.cooldown_secs == 0 {
+            return Ok(None);
+        }
+        let last = kv
+            .get(&cooldown_key(tag, lane))
+            .await?
+            .and_then(|v| v.parse::<u64>().ok());
+        Ok(last
+            .map(|last| now.saturating_sub(last))
+            .filter(|elapsed| *elapsed < self.cooldown_secs)
+            .map(|elapsed| self.cooldown_secs - elapsed))
     }
 
-    fn retry_after(&self, now: u64) -> u64 {
-        self.secs - now % self.secs
+    /// Starts the cooldown after a delivered send. Without a cooldown
+    /// nothing is written.
+    pub async fn start_cooldown(
+        &self,
+        kv: &impl Counters,
+        tag: &str,
+        lane: &str,
+        now: u64,
+    ) -> ApiResult<()> {
+        if self.cooldown_secs == 0 {
+            return Ok(());
+        }
+        let ttl = self.cooldown_secs.max(KV_MIN_TTL);
+        kv.put(&cooldown_key(tag, lane), &now.to_string(), ttl)
+            .await
     }
 
-    /// `Err(RateLimited)` once `limit` events were counted in this window.
-    pub fn admit(&self, limit: u64, now: u64) -> ApiResult<()> {
-        match self.seen >= limit {
-            true => Err(ApiError::RateLimited {
-                retry_after_secs: self.retry_after(now),
-            }),
-            false => Ok(()),
+    /// The counters of one message to the address tagged `tag` from
+    /// `scope`; an API key's scope adds its quota.
+    pub fn count(&self, scope: &str, tag: &str, key_quota: Option<u32>, now: u64) -> SendCount {
+        let mut counters = vec![
+            (format!("{scope}|{tag}"), self.per_scope),
+            (format!("*|{tag}"), self.per_address),
+        ];
+        if let Some(quota) = key_quota {
+            counters.push((format!("{scope}|*"), quota));
+        }
+        SendCount {
+            hour: now / HOUR,
+            counters,
         }
     }
-
-    pub async fn bump(self, kv: &impl Counters) -> ApiResult<()> {
-        let ttl = self.secs + KV_MIN_TTL;
-        kv.put(&self.key, &(self.seen + 1).to_string(), ttl).await
-    }
-}
-
-/// Fixed one-minute windows of POSTs per client IP.
-pub async fn check_ip(kv: &impl Counters, ip: &str, per_minute: u32, now: u64) -> ApiResult<()> {
-    let w = Window::read(kv, "ip", ip, 60, now).await?;
-    w.admit(per_minute.into(), now)?;
-    w.bump(kv).await
-}
-
-/// The hourly send quota of one API key; checked before a send, bumped after.
-pub async fn key_quota(
-    kv: &impl Counters,
-    key_id: &str,
-    per_hour: u32,
-    now: u64,
-) -> ApiResult<Window> {
-    let w = Window::read(kv, "key", key_id, 3_600, now).await?;
-    w.admit(per_hour.into(), now)?;
-    Ok(w)
 }
 
 fn cooldown_key(tag: &str, lane: &str) -> String {
     format!("cd:{lane}:{tag}")
 }
 
-async fn read_u64(kv: &impl Counters, key: &str) -> ApiResult<Option<u64>> {
-    Ok(kv.get(key).await?.and_then(|v| v.parse().ok()))
+/// The key a client's requests are counted under: an IPv4 address, or
+/// the /64 of an IPv6 address, since one host holds a whole /64 and could
+/// rotate through it. `None` when the address is missing or unreadable.
+pub fn client_key(ip: Option<&str>) -> Option<String> {
+    let ip: IpAddr = ip?.trim().parse().ok()?;
+    Some(match ip {
+        IpAddr::V4(v4) => format!("ip4:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip4:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    })
 }
 
 #[cfg(test)]
@@ -186,131 +191,118 @@ mod tests {
     use super::*;
     use pollster::block_on;
 
-    const VERIFY: &str = "core:verify_email";
-    const RESET: &str = "core:reset_password";
+    const VERIFY: &str = "core:email:verify_email";
+    const RESET: &str = "core:email:reset_password";
 
     const POLICY: SendPolicy = SendPolicy {
         cooldown_secs: 60,
-        max_per_hour: 3,
+        per_scope: 3,
+        per_address: 10,
     };
     const T0: u64 = 1_800_000_000; // on an hour boundary
-
-    /// A send as the flows make it: checked, then recorded with its permit.
-    async fn allowed_send(kv: &MemoryCounters, tag: &str, lane: &str, now: u64) {
-        let SendDecision::Allowed(permit) = POLICY.check(kv, tag, lane, now).await.unwrap() else {
-            panic!("the send was refused");
-        };
-        POLICY.record(kv, tag, lane, now, permit).await.unwrap();
-    }
 
     #[test]
     fn cooldown_blocks_until_it_has_passed() {
         let kv = MemoryCounters::default();
         block_on(async {
-            assert!(matches!(
-                POLICY.check(&kv, "t", VERIFY, T0).await.unwrap(),
-                SendDecision::Allowed(_)
-            ));
-            allowed_send(&kv, "t", VERIFY, T0).await;
+            assert_eq!(POLICY.cooldown(&kv, "t", VERIFY, T0).await.unwrap(), None);
+            POLICY.start_cooldown(&kv, "t", VERIFY, T0).await.unwrap();
             assert_eq!(
-                POLICY.check(&kv, "t", VERIFY, T0 + 15).await.unwrap(),
-                SendDecision::Cooldown {
-                    retry_after_secs: 45
-                }
+                POLICY.cooldown(&kv, "t", VERIFY, T0 + 15).await.unwrap(),
+                Some(45)
             );
-            // Another purpose has its own cooldown.
-            assert!(matches!(
-                POLICY.check(&kv, "t", RESET, T0 + 15).await.unwrap(),
-                SendDecision::Allowed(_)
-            ));
-            assert!(matches!(
-                POLICY.check(&kv, "t", VERIFY, T0 + 60).await.unwrap(),
-                SendDecision::Allowed(_)
-            ));
+            // Another purpose has its own cooldown, another address too.
+            assert_eq!(
+                POLICY.cooldown(&kv, "t", RESET, T0 + 15).await.unwrap(),
+                None
+            );
+            assert_eq!(
+                POLICY.cooldown(&kv, "u", VERIFY, T0 + 15).await.unwrap(),
+                None
+            );
+            assert_eq!(
+                POLICY.cooldown(&kv, "t", VERIFY, T0 + 60).await.unwrap(),
+                None
+            );
         });
     }
 
     #[test]
-    fn hourly_cap_counts_every_purpose_of_an_address() {
+    fn no_cooldown_writes_nothing() {
         let kv = MemoryCounters::default();
+        let policy = SendPolicy {
+            cooldown_secs: 0,
+            ..POLICY
+        };
         block_on(async {
-            for i in 0..3 {
-                let p = if i % 2 == 0 { VERIFY } else { RESET };
-                allowed_send(&kv, "t", p, T0 + i * 100).await;
-            }
-            assert_eq!(
-                POLICY.check(&kv, "t", VERIFY, T0 + 1_000).await.unwrap(),
-                SendDecision::HourlyCap {
-                    retry_after_secs: 2_600
-                }
-            );
-            assert!(matches!(
-                POLICY
-                    .check(&kv, "other", VERIFY, T0 + 1_000)
-                    .await
-                    .unwrap(),
-                SendDecision::Allowed(_)
-            ));
-            assert!(matches!(
-                POLICY.check(&kv, "t", VERIFY, T0 + 3_600).await.unwrap(),
-                SendDecision::Allowed(_)
-            ));
+            policy.start_cooldown(&kv, "t", VERIFY, T0).await.unwrap();
+            assert!(kv.0.borrow().is_empty());
+            assert_eq!(policy.cooldown(&kv, "t", VERIFY, T0).await.unwrap(), None);
         });
     }
 
     #[test]
-    fn ip_limit_allows_n_per_minute() {
-        let kv = MemoryCounters::default();
-        block_on(async {
-            for _ in 0..3 {
-                check_ip(&kv, "198.51.100.7", 3, T0 + 5).await.unwrap();
-            }
-            assert_eq!(
-                check_ip(&kv, "198.51.100.7", 3, T0 + 5).await.unwrap_err(),
-                ApiError::RateLimited {
-                    retry_after_secs: 55
-                }
-            );
-            check_ip(&kv, "198.51.100.8", 3, T0 + 5).await.unwrap();
-            check_ip(&kv, "198.51.100.7", 3, T0 + 60).await.unwrap();
-        });
-    }
-
-    #[test]
-    fn key_quota_counts_only_what_is_bumped() {
-        let kv = MemoryCounters::default();
-        block_on(async {
-            for _ in 0..5 {
-                // A check alone (a send that then failed) uses no quota.
-                key_quota(&kv, "k1", 2, T0).await.unwrap();
-            }
-            for _ in 0..2 {
-                key_quota(&kv, "k1", 2, T0)
-                    .await
-                    .unwrap()
-                    .bump(&kv)
-                    .await
-                    .unwrap();
-            }
-            assert_eq!(
-                key_quota(&kv, "k1", 2, T0 + 100).await.unwrap_err(),
-                ApiError::RateLimited {
-                    retry_after_secs: 3_500
-                }
-            );
-            key_quota(&kv, "k2", 2, T0).await.unwrap();
-            key_quota(&kv, "k1", 2, T0 + 3_600).await.unwrap();
-        });
+    fn a_send_counts_per_scope_per_address_and_per_key() {
+        let core = POLICY.count("core", "tag1", None, T0 + 100);
+        assert_eq!(core.hour, T0 / HOUR);
+        assert_eq!(
+            core.counters,
+            [("core|tag1".to_string(), 3), ("*|tag1".to_string(), 10)]
+        );
+        assert_eq!(core.retry_after(T0 + 100), 3_500);
+        let app = POLICY.count("key:k1", "tag1", Some(1000), T0);
+        assert_eq!(app.counters[0].0, "key:k1|tag1");
+        assert_eq!(
+            app.counters[1], core.counters[1],
+            "one ceiling across scopes"
+        );
+        assert_eq!(app.counters[2], ("key:k1|*".to_string(), 1000));
     }
 
     #[test]
     fn keys_never_hold_the_address() {
         let kv = MemoryCounters::default();
-        block_on(allowed_send(&kv, "tag123", VERIFY, T0));
+        block_on(POLICY.start_cooldown(&kv, "tag123", VERIFY, T0)).unwrap();
         assert!(kv
             .0
             .borrow()
             .keys()
             .all(|k| k.contains("tag123") && !k.contains('@')));
+    }
+
+    #[test]
+    fn the_limiters_periods_are_those_of_wrangler_toml() {
+        let toml = include_str!("../wrangler.toml");
+        for limit in [CLIENT_LIMIT, APP_LIMIT] {
+            let block = toml
+                .split("[[ratelimits]]")
+                .find(|b| b.contains(&format!("name = \"{}\"", limit.binding)))
+                .unwrap_or_else(|| panic!("no [[ratelimits]] named {}", limit.binding));
+            assert!(
+                block.contains(&format!("period = {} }}", limit.period_secs)),
+                "{}: {block}",
+                limit.binding
+            );
+        }
+    }
+
+    #[test]
+    fn clients_are_ipv4_addresses_or_ipv6_slash_64s() {
+        assert_eq!(
+            client_key(Some("198.51.100.7")).unwrap(),
+            "ip4:198.51.100.7"
+        );
+        let a = client_key(Some("2001:db8:1:2:3:4:5:6")).unwrap();
+        assert_eq!(a, "ip6:2001:db8:1:2::/64");
+        // Another host in the same /64 is the same client; the next /64 is not.
+        assert_eq!(client_key(Some("2001:db8:1:2:ffff::1")).unwrap(), a);
+        assert_ne!(client_key(Some("2001:db8:1:3::1")).unwrap(), a);
+        assert_eq!(
+            client_key(Some("::ffff:198.51.100.7")).unwrap(),
+            "ip4:198.51.100.7"
+        );
+        for bad in [None, Some(""), Some("unknown"), Some("1.2.3.4.5")] {
+            assert_eq!(client_key(bad), None, "{bad:?}");
+        }
     }
 }

@@ -7,6 +7,12 @@ use argon2::{Algorithm, Argon2, Params, Version};
 
 pub const MAX_LENGTH: usize = 256;
 
+/// The most an Argon2 hash may ask of an isolate, which has 128 MB in all:
+/// the bounds of `ARGON2_*` and of every stored hash that is verified.
+pub const MAX_MEMORY_KIB: u32 = 65_536;
+pub const MAX_ITERATIONS: u32 = 10;
+pub const MAX_PARALLELISM: u32 = 4;
+
 /// A password that meets the length policy. Never printed.
 pub struct Password(String);
 
@@ -48,9 +54,34 @@ impl HashParams {
     };
 
     pub fn validate(self) -> Result<Self, String> {
+        if self.memory_kib > MAX_MEMORY_KIB
+            || self.iterations > MAX_ITERATIONS
+            || self.parallelism > MAX_PARALLELISM
+        {
+            return Err(format!(
+                "Argon2 parameters m={},t={},p={} exceed the bounds m<={MAX_MEMORY_KIB},t<={MAX_ITERATIONS},p<={MAX_PARALLELISM} (an isolate has 128 MB)",
+                self.memory_kib, self.iterations, self.parallelism
+            ));
+        }
         Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map(|_| self)
             .map_err(|e| format!("invalid Argon2 parameters: {e}"))
+    }
+
+    /// The parameters a stored Argon2 hash asks for, if they are within
+    /// the bounds: a hash asking for more is refused before any work.
+    pub fn of_stored(parsed: &PasswordHash<'_>) -> Result<Self, String> {
+        if !parsed.algorithm.as_str().starts_with("argon2") {
+            return Err(format!("stored hash uses {}", parsed.algorithm));
+        }
+        let p = Params::try_from(parsed).map_err(|e| format!("stored hash parameters: {e}"))?;
+        Self {
+            memory_kib: p.m_cost(),
+            iterations: p.t_cost(),
+            parallelism: p.p_cost(),
+        }
+        .validate()
+        .map_err(|e| format!("stored hash: {e}"))
     }
 
     fn argon2(self) -> Argon2<'static> {
@@ -62,7 +93,13 @@ impl HashParams {
 
 pub enum Verdict {
     Mismatch,
-    Match { needs_rehash: bool },
+    Match {
+        needs_rehash: bool,
+    },
+    /// The stored hash cannot be verified (unreadable, or asking for more
+    /// memory or time than the bounds): refused without hashing; the
+    /// reason is for the log.
+    Unusable(String),
 }
 
 pub struct Hasher {
@@ -87,8 +124,13 @@ impl Hasher {
     }
 
     pub fn verify(&self, password: &Password, phc: &str) -> Result<Verdict, ApiError> {
-        let parsed =
-            PasswordHash::new(phc).map_err(|e| ApiError::Internal(format!("stored hash: {e}")))?;
+        let parsed = match PasswordHash::new(phc) {
+            Ok(parsed) => parsed,
+            Err(e) => return Ok(Verdict::Unusable(format!("stored hash: {e}"))),
+        };
+        if let Err(reason) = HashParams::of_stored(&parsed) {
+            return Ok(Verdict::Unusable(reason));
+        }
         // The stored string carries its own parameters; verifying with them
         // lets old hashes keep working after the configuration changes.
         match Argon2::default().verify_password(password.bytes(), &parsed) {
@@ -100,10 +142,24 @@ impl Hasher {
         }
     }
 
-    /// Spends the same work as a verification, for accounts that do not
-    /// exist, so response time does not tell them apart.
-    pub fn burn(&self, password: &Password) -> Result<(), ApiError> {
-        self.hash(password).map(drop)
+    /// Spends the work of a verification, for accounts that do not exist
+    /// or have no password, so response time does not tell them apart.
+    /// The work is that of `decoy`, a stored hash, when it has usable
+    /// parameters: after an `ARGON2_*` change, stored hashes keep their
+    /// old parameters until their owners sign in, and a dummy hash at the
+    /// new ones would stand out.
+    pub fn burn(&self, password: &Password, decoy: Option<&str>) -> Result<(), ApiError> {
+        Hasher::new(self.dummy_params(decoy))
+            .hash(password)
+            .map(drop)
+    }
+
+    /// The decoy's parameters when it has usable ones, else the current.
+    fn dummy_params(&self, decoy: Option<&str>) -> HashParams {
+        decoy
+            .and_then(|d| PasswordHash::new(d).ok())
+            .and_then(|parsed| HashParams::of_stored(&parsed).ok())
+            .unwrap_or(self.params)
     }
 
     fn is_current(&self, parsed: &PasswordHash<'_>) -> bool {
@@ -186,6 +242,52 @@ mod tests {
             newer.verify(&pw("correct horse"), &old).unwrap(),
             Verdict::Match { needs_rehash: true }
         ));
+    }
+
+    #[test]
+    fn parameters_beyond_the_isolate_are_refused_in_config_and_at_rest() {
+        let big = HashParams {
+            memory_kib: MAX_MEMORY_KIB + 1,
+            ..FAST
+        };
+        assert!(big.validate().unwrap_err().contains("128 MB"));
+        assert!(HashParams {
+            memory_kib: MAX_MEMORY_KIB,
+            ..FAST
+        }
+        .validate()
+        .is_ok());
+        // A stored hash asking for 1 GiB is refused before any work.
+        let hasher = Hasher::new(FAST);
+        let real = hasher.hash(&pw("correct horse")).unwrap();
+        let greedy = real.replace("m=64,", "m=1048576,");
+        assert!(greedy.contains("m=1048576,"));
+        assert!(matches!(
+            hasher.verify(&pw("correct horse"), &greedy).unwrap(),
+            Verdict::Unusable(r) if r.contains("exceed")
+        ));
+        let slow = real.replace("t=1,", "t=1000,");
+        assert!(matches!(
+            hasher.verify(&pw("correct horse"), &slow).unwrap(),
+            Verdict::Unusable(_)
+        ));
+        assert!(matches!(
+            hasher.verify(&pw("correct horse"), "not a phc").unwrap(),
+            Verdict::Unusable(_)
+        ));
+    }
+
+    #[test]
+    fn the_dummy_hash_copies_a_stored_hashs_parameters() {
+        let old = Hasher::new(FAST).hash(&pw("correct horse")).unwrap();
+        let current = Hasher::new(HashParams::OWASP);
+        assert_eq!(current.dummy_params(Some(&old)), FAST);
+        assert_eq!(current.dummy_params(None), HashParams::OWASP);
+        // A decoy beyond the bounds, or unreadable, is not copied.
+        let greedy = old.replace("m=64,", "m=1048576,");
+        assert_eq!(current.dummy_params(Some(&greedy)), HashParams::OWASP);
+        assert_eq!(current.dummy_params(Some("")), HashParams::OWASP);
+        current.burn(&pw("whatever pw"), Some(&old)).unwrap();
     }
 
     #[test]

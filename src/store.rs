@@ -6,6 +6,7 @@ use crate::audit::{Event, EventPage, StoredEvent};
 use crate::code::CodeKey;
 use crate::email::Email;
 use crate::error::ApiResult;
+use crate::limits::SendCount;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -13,9 +14,55 @@ use std::collections::BTreeMap;
 pub struct User {
     pub id: String,
     pub email: String,
-    pub password_hash: String,
+    /// Argon2id PHC. `None` once a code sign-in proved the address and
+    /// dropped a password set before the proof: the owner sets one through
+    /// a password reset.
+    pub password_hash: Option<String>,
     pub verified: bool,
     pub created_at: u64,
+}
+
+/// What a password login reads: the account, and for equal timing a
+/// decoy, a stored hash whose parameters the dummy hash copies (see
+/// `Hasher::burn`).
+#[derive(Debug, Clone, Default)]
+pub struct PasswordLookup {
+    pub user: Option<User>,
+    pub decoy: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token_hash: String,
+    pub now: u64,
+    pub expires_at: u64,
+}
+
+/// `register`'s one write: the account (created, or a stale unverified one
+/// replaced), its verification code, and the message counted.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub user_id: &'a str,
+    pub email: &'a Email,
+    pub password_hash: &'a str,
+    pub code: NewCode<'a>,
+    pub attempts_window_secs: u64,
+    pub count: &'a SendCount,
+}
+
+/// What `register` found and did, decided inside the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// A new account, or one whose earlier registration's code had
+    /// expired: the password is this request's, and so is the code.
+    CodeIssued,
+    /// Another registration's code is still live: nothing changed, and no
+    /// code goes out that could verify this request's password.
+    PendingKept,
+    /// The address is verified: nothing changed.
+    AlreadyVerified,
+    /// An hourly cap is reached: nothing was written or counted.
+    Capped,
 }
 
 #[derive(Debug, Clone)]
@@ -24,6 +71,10 @@ pub struct PendingCode {
     pub digest: String,
     pub attempts: u32,
     pub expires_at: u64,
+    /// For a code of the core flows: the account's password hash now, which
+    /// a code bound to a password (`Pepper::bound_code_digest`) must have
+    /// been issued for.
+    pub account_password: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,8 +91,14 @@ pub struct NewCode<'a> {
 pub enum Effect<'a> {
     /// An app's code: consuming it is all there is.
     Nothing,
+    /// Marks the address verified. With `password_hash`, the code was
+    /// bound to that password, whose holder asked for it: the password
+    /// stays, if it is still the account's. Without, anyone could have
+    /// asked for the code, so the proof ends what was set before it, as
+    /// `SignIn` does: the password and every session.
     MarkVerified {
         email: &'a Email,
+        password_hash: Option<String>,
     },
     /// Sets the password, marks the address verified (the code proved
     /// ownership) and revokes every session of the account.
@@ -49,12 +106,13 @@ pub enum Effect<'a> {
         email: &'a Email,
         password_hash: String,
     },
-    /// Passwordless sign-in: marks the address verified (the code proved
-    /// ownership) and creates the session.
+    /// Passwordless sign-in: creates the session. On an unverified account
+    /// it also marks the address verified (the code proved ownership),
+    /// drops the password and revokes every session: whoever set that
+    /// password had not proven the address (account pre-hijacking).
     SignIn {
         user_id: &'a str,
-        token_hash: String,
-        expires_at: u64,
+        session: NewSession,
     },
 }
 
@@ -86,25 +144,40 @@ pub struct Cleanup {
 #[allow(async_fn_in_trait)]
 pub trait Store {
     async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>>;
-    /// Creates the account, or replaces the password of an unverified one.
-    /// Returns `false`, changing nothing, when the address is already verified.
-    async fn upsert_unverified_user(
-        &self,
-        id: &str,
-        email: &Email,
-        password_hash: &str,
-        now: u64,
-    ) -> ApiResult<bool>;
-    async fn set_password_hash(
+    /// The account for a password login, and a decoy hash picked by
+    /// `decoy_seed` from the stored ones (the same seed, the same decoy).
+    async fn password_lookup(&self, email: &Email, decoy_seed: u32) -> ApiResult<PasswordLookup>;
+    /// One transaction: creates the account, or replaces the password of an
+    /// unverified one whose verification code is no longer live, issues
+    /// the code, and counts the message; or, if an hourly cap is reached,
+    /// does nothing. A live code of an earlier registration keeps that
+    /// registration's password (see `Registered`).
+    async fn register(&self, registration: &Registration<'_>) -> ApiResult<Registered>;
+    /// After a password login, in one transaction: replaces the hash with
+    /// `rehash` and creates `session`, only if the account's hash is still
+    /// `verified_hash`, the one the password was checked against. `false`,
+    /// changing nothing, if a reset (or anything else) changed it since.
+    async fn after_password_login(
         &self,
         user_id: &str,
-        password_hash: &str,
-        now: u64,
-    ) -> ApiResult<()>;
+        verified_hash: &str,
+        rehash: Option<&str>,
+        session: Option<&NewSession>,
+    ) -> ApiResult<bool>;
 
-    /// Replaces any pending code for (scope, channel, address, purpose). The
-    /// failure count carries over while the replaced code's window is open.
-    async fn issue_code(&self, code: &NewCode<'_>, attempts_window_secs: u64) -> ApiResult<()>;
+    /// Replaces any pending code for (scope, channel, address, purpose) and
+    /// counts its message, in one transaction; `false`, writing nothing,
+    /// when an hourly cap is reached. The failure count carries over while
+    /// the replaced code's window is open.
+    async fn issue_code(
+        &self,
+        code: &NewCode<'_>,
+        attempts_window_secs: u64,
+        count: &SendCount,
+    ) -> ApiResult<bool>;
+    /// Deletes a code whose message could not be delivered, so that it
+    /// does not hold a registration nobody received a code for.
+    async fn withdraw_code(&self, code_id: &str) -> ApiResult<()>;
     /// Counts one guess against the pending code for `key` and returns the
     /// code with the count that includes this guess, in one atomic write:
     /// a guess is counted before it is compared, so concurrent guesses can
@@ -126,13 +199,6 @@ pub trait Store {
         now: u64,
     ) -> ApiResult<bool>;
 
-    async fn create_session(
-        &self,
-        token_hash: &str,
-        user_id: &str,
-        now: u64,
-        expires_at: u64,
-    ) -> ApiResult<()>;
     async fn session_user(&self, token_hash: &str, now: u64) -> ApiResult<Option<User>>;
     /// Ends the session; returns its account's address, `None` if there was no session.
     async fn delete_session(&self, token_hash: &str) -> ApiResult<Option<String>>;
@@ -153,8 +219,10 @@ pub trait Store {
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool>;
 
     async fn stats(&self, now: u64) -> ApiResult<Stats>;
-    /// Deletes expired codes and sessions, accounts left unverified since
-    /// `unverified_before`, and audit events older than `audit_before`.
+    /// Deletes expired codes and sessions, send counts of past hours,
+    /// accounts created before `unverified_before` and still unverified
+    /// (with their pending codes; re-registering does not renew an
+    /// account), and audit events older than `audit_before`.
     async fn cleanup(
         &self,
         now: u64,
@@ -170,4 +238,95 @@ pub trait Store {
         page: &EventPage,
         address_hash: Option<&str>,
     ) -> ApiResult<Vec<StoredEvent>>;
+}
+
+/// D1's transient errors, as its documentation lists them: a read that
+/// hit one is tried once more (writes are not: a write may have landed).
+pub fn is_transient(message: &str) -> bool {
+    [
+        "Network connection lost",
+        "storage caused object to be reset",
+        "reset because its code was updated",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// Runs `read`, and once more if the first try failed transiently.
+pub async fn read_with_retry<T, E, Fut>(
+    mut read: impl FnMut() -> Fut,
+    transient: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    match read().await {
+        Err(e) if transient(&e) => read().await,
+        other => other,
+    }
+}
+
+/// Statement `i`'s result of a batch of `op`: an answer with fewer results
+/// than statements is a storage failure (503), never an index panic, which
+/// would abort the worker.
+pub fn nth<'a, T>(op: &str, results: &'a [T], i: usize) -> ApiResult<&'a T> {
+    results.get(i).ok_or_else(|| {
+        crate::error::ApiError::StorageUnavailable(format!(
+            "d1 {op}: the batch answered {} results, statement {} has none",
+            results.len(),
+            i + 1
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pollster::block_on;
+
+    #[test]
+    fn a_short_batch_answer_is_a_storage_failure_not_a_panic() {
+        let results = [1, 2];
+        assert_eq!(nth("stats", &results, 1), Ok(&2));
+        let e = nth("stats", &results, 6).unwrap_err();
+        assert!(matches!(&e, crate::error::ApiError::StorageUnavailable(d) if d.contains("stats")));
+        assert_eq!(e.status(), 503);
+    }
+    use std::cell::Cell;
+
+    #[test]
+    fn a_transient_read_failure_is_tried_once_more_and_others_are_not() {
+        for (first, tries, ok) in [
+            ("D1_ERROR: Network connection lost.", 2, true),
+            ("D1_ERROR: storage caused object to be reset", 2, true),
+            ("D1_ERROR: no such table: users", 1, false),
+        ] {
+            let calls = Cell::new(0);
+            let result = block_on(read_with_retry(
+                || {
+                    calls.set(calls.get() + 1);
+                    let n = calls.get();
+                    async move {
+                        if n == 1 {
+                            Err(first.to_string())
+                        } else {
+                            Ok(n)
+                        }
+                    }
+                },
+                |e: &String| is_transient(e),
+            ));
+            assert_eq!((calls.get(), result.is_ok()), (tries, ok), "{first}");
+        }
+        // Two transient failures in a row: the second one is the answer.
+        let calls = Cell::new(0);
+        let result: Result<(), String> = block_on(read_with_retry(
+            || {
+                calls.set(calls.get() + 1);
+                async { Err("Network connection lost".to_string()) }
+            },
+            |e: &String| is_transient(e),
+        ));
+        assert!(result.is_err() && calls.get() == 2);
+    }
 }

@@ -118,8 +118,7 @@ impl Templates {
         let subject = o.subject.unwrap_or_else(|| subject.to_owned());
         let fill = |t: &str, html: bool| render(t, kind.purpose(), minutes, v, html);
         RenderedMail {
-            // Headers cannot hold line breaks, whatever a template says.
-            subject: fill(&subject, false).replace(['\r', '\n'], " "),
+            subject: one_line(&fill(&subject, false)),
             text: fill(&text, false),
             html: fill(&html, true),
         }
@@ -138,6 +137,12 @@ impl Templates {
             .unwrap_or(default);
         render(template, kind.purpose(), minutes, v, false)
     }
+}
+
+/// A mail header's value: headers cannot hold line breaks, whatever a
+/// template or a setting says.
+pub fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
 }
 
 /// The default subject and opening line of each kind of code mail.

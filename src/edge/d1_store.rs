@@ -1,5 +1,9 @@
 //! `Store` over the D1 binding `DB`. Unix seconds are bound as f64: D1 has
 //! no BigInt and its integer binding is only 32 bits wide.
+//!
+//! Every multi-statement change is one `batch`, which D1 runs as one
+//! transaction. Statements that must all happen or none share one guard
+//! expression, evaluated on the same state inside that transaction.
 
 use crate::api_key::{ApiKey, Channels, NewApiKey};
 use crate::audit::{Event, EventPage, StoredEvent};
@@ -7,8 +11,12 @@ use crate::clock::rfc3339;
 use crate::code::{app_scope, CodeKey, CORE_SCOPE};
 use crate::email::Email;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::{SendCount, HOUR};
 use crate::purpose::Purpose;
-use crate::store::{Cleanup, Effect, NewCode, PendingCode, Stats, Store, User, UserStats};
+use crate::store::{
+    is_transient, nth, read_with_retry, Cleanup, Effect, NewCode, NewSession, PasswordLookup,
+    PendingCode, Registered, Registration, Stats, Store, User, UserStats,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -18,25 +26,37 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 pub struct D1Store(pub D1Database);
 
 /// Every table schema.sql creates.
-const TABLES: [&str; 5] = ["users", "codes", "sessions", "api_keys", "auth_events"];
+const TABLES: [&str; 6] = [
+    "users",
+    "codes",
+    "sessions",
+    "api_keys",
+    "auth_events",
+    "send_counts",
+];
 
-fn s(v: &str) -> JsValue {
+fn text(v: &str) -> JsValue {
     JsValue::from_str(v)
 }
 
-fn n(v: u64) -> JsValue {
+fn number(v: u64) -> JsValue {
     JsValue::from_f64(v as f64)
 }
 
-/// A schema that was never applied is an operator's problem, not a bug:
-/// answer 503 and say how to fix it.
-fn db_error(e: worker::Error) -> ApiError {
-    let text = e.to_string();
-    let schema_errors = ["no such table", "no such column", "has no column named"];
-    if schema_errors.iter().any(|e| text.contains(e)) {
-        ApiError::Unavailable("the D1 schema is missing or outdated: apply schema.sql".into())
-    } else {
-        ApiError::Internal(format!("d1: {text}"))
+/// What a D1 failure in operation `op` answers. A schema that was never
+/// applied is an operator's problem, not a bug: 503 saying how to fix it.
+/// Anything else is a storage failure the client may retry (503 with
+/// Retry-After); the operation and D1's words go to the log.
+fn db_error(op: &'static str) -> impl Fn(worker::Error) -> ApiError {
+    move |e| {
+        let message = e.to_string();
+        let schema_errors = ["no such table", "no such column", "has no column named"];
+        match schema_errors.iter().any(|s| message.contains(s)) {
+            true => ApiError::Unavailable(
+                "the D1 schema is missing or outdated: apply schema.sql".into(),
+            ),
+            false => ApiError::StorageUnavailable(format!("d1 {op}: {message}")),
+        }
     }
 }
 
@@ -54,7 +74,8 @@ impl From<UserRow> for User {
         User {
             id: r.id,
             email: r.email,
-            password_hash: r.password_hash,
+            // '' is how a dropped password is stored (the column is NOT NULL).
+            password_hash: Some(r.password_hash).filter(|h| !h.is_empty()),
             verified: r.verified != 0.0,
             created_at: r.created_at as u64,
         }
@@ -67,6 +88,7 @@ struct CodeRow {
     digest: String,
     attempts: f64,
     expires_at: f64,
+    account_password: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,24 +123,92 @@ struct Count {
     n: f64,
 }
 
-impl D1Store {
-    fn stmt(&self, sql: &str, args: &[JsValue]) -> ApiResult<D1PreparedStatement> {
-        self.0.prepare(sql).bind(args).map_err(db_error)
+/// One batch's results, read with bounds checks: a short answer is a
+/// storage failure (503), never a panic.
+struct Results {
+    op: &'static str,
+    all: Vec<D1Result>,
+}
+
+impl Results {
+    fn get(&self, i: usize) -> ApiResult<&D1Result> {
+        nth(self.op, &self.all, i)
     }
 
-    async fn first<T: DeserializeOwned>(
+    fn rows<T: DeserializeOwned>(&self, i: usize) -> ApiResult<Vec<T>> {
+        rows(self.op, self.get(i)?)
+    }
+
+    /// Whether statement `i` (one with `RETURNING`) returned a row.
+    fn returned(&self, i: usize) -> ApiResult<bool> {
+        Ok(!self.rows::<serde_json::Value>(i)?.is_empty())
+    }
+
+    fn changes(&self, i: usize) -> ApiResult<u64> {
+        Ok(changes(self.get(i)?))
+    }
+}
+
+impl D1Store {
+    fn stmt(
         &self,
+        op: &'static str,
+        sql: &str,
+        args: &[JsValue],
+    ) -> ApiResult<D1PreparedStatement> {
+        self.0.prepare(sql).bind(args).map_err(db_error(op))
+    }
+
+    /// A read of at most one row, tried once more after a transient failure.
+    async fn read_first<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
         sql: &str,
         args: &[JsValue],
     ) -> ApiResult<Option<T>> {
-        self.stmt(sql, args)?
-            .first::<T>(None)
-            .await
-            .map_err(db_error)
+        let statement = self.stmt(op, sql, args)?;
+        read_with_retry(
+            || statement.first::<T>(None),
+            |e| is_transient(&e.to_string()),
+        )
+        .await
+        .map_err(db_error(op))
     }
 
-    async fn batch(&self, statements: Vec<D1PreparedStatement>) -> ApiResult<Vec<D1Result>> {
-        self.0.batch(statements).await.map_err(db_error)
+    /// A read of every row, tried once more after a transient failure.
+    async fn read_all<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        sql: &str,
+        args: &[JsValue],
+    ) -> ApiResult<Vec<T>> {
+        let statement = self.stmt(op, sql, args)?;
+        let result = read_with_retry(|| statement.all(), |e| is_transient(&e.to_string()))
+            .await
+            .map_err(db_error(op))?;
+        rows(op, &result)
+    }
+
+    /// A write of one statement; its first returned row, if any.
+    async fn write<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        sql: &str,
+        args: &[JsValue],
+    ) -> ApiResult<Option<T>> {
+        self.stmt(op, sql, args)?
+            .first::<T>(None)
+            .await
+            .map_err(db_error(op))
+    }
+
+    async fn batch(
+        &self,
+        op: &'static str,
+        statements: Vec<D1PreparedStatement>,
+    ) -> ApiResult<Results> {
+        let all = self.0.batch(statements).await.map_err(db_error(op))?;
+        Ok(Results { op, all })
     }
 
     pub async fn health(&self) -> ApiResult<()> {
@@ -126,12 +216,16 @@ impl D1Store {
         struct Table {
             name: String,
         }
-        let r = self
-            .stmt("SELECT name FROM sqlite_master WHERE type = 'table'", &[])?
-            .all()
-            .await
-            .map_err(db_error)?;
-        let present: Vec<String> = rows::<Table>(&r)?.into_iter().map(|t| t.name).collect();
+        let present: Vec<String> = self
+            .read_all::<Table>(
+                "health",
+                "SELECT name FROM sqlite_master WHERE type = 'table'",
+                &[],
+            )
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         let missing: Vec<&str> = TABLES
             .into_iter()
             .filter(|t| !present.iter().any(|p| p == t))
@@ -144,10 +238,81 @@ impl D1Store {
             ))),
         }
     }
+
+    /// The statement that counts one message in every counter of `count`,
+    /// if each is under its cap; it returns a row per counter when it did.
+    /// It must come last in its batch: it changes what the guard reads.
+    fn count_statement(
+        &self,
+        op: &'static str,
+        count: &SendCount,
+    ) -> ApiResult<D1PreparedStatement> {
+        let (guard, args) = send_guard(count, 1);
+        let names: Vec<String> = (0..count.counters.len())
+            .map(|i| format!("SELECT ?{} AS counter", 2 + 2 * i))
+            .collect();
+        let sql = format!(
+            "INSERT INTO send_counts (counter, hour, sent) SELECT counter, ?1, 1 FROM ({}) WHERE {guard}
+             ON CONFLICT (counter, hour) DO UPDATE SET sent = sent + 1
+             RETURNING sent",
+            names.join(" UNION ALL ")
+        );
+        self.stmt(op, &sql, &args)
+    }
+
+    /// The statement that files a code, if `condition` (SQL whose
+    /// parameters start at `?10`, bound from `extra`) holds.
+    fn code_statement(
+        &self,
+        op: &'static str,
+        c: &NewCode<'_>,
+        attempts_window_secs: u64,
+        condition: &str,
+        extra: Vec<JsValue>,
+    ) -> ApiResult<D1PreparedStatement> {
+        let sql = format!(
+            "INSERT INTO codes (id, scope, channel, address, purpose, digest, attempts, window_ends_at, created_at, expires_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9 WHERE {condition}
+             ON CONFLICT (scope, channel, address, purpose) DO UPDATE SET
+               id = excluded.id, digest = excluded.digest, created_at = excluded.created_at, expires_at = excluded.expires_at,
+               attempts = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.attempts ELSE 0 END,
+               window_ends_at = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.window_ends_at ELSE excluded.window_ends_at END"
+        );
+        let mut args = vec![
+            text(c.id),
+            text(c.key.scope),
+            text(c.key.channel.as_str()),
+            text(c.key.address),
+            text(c.key.purpose),
+            text(c.digest),
+            number(c.now + attempts_window_secs),
+            number(c.now),
+            number(c.expires_at),
+        ];
+        args.extend(extra);
+        self.stmt(op, &sql, &args)
+    }
 }
 
-fn rows<T: DeserializeOwned>(r: &D1Result) -> ApiResult<Vec<T>> {
-    r.results::<T>().map_err(db_error)
+/// SQL that holds while every counter of `count` is under its cap, and its
+/// parameters, numbered from `?{first}`: the hour, then each counter's
+/// name and cap.
+fn send_guard(count: &SendCount, first: usize) -> (String, Vec<JsValue>) {
+    let mut terms = Vec::with_capacity(count.counters.len());
+    let mut args = vec![number(count.hour)];
+    for (i, (name, cap)) in count.counters.iter().enumerate() {
+        let (name_at, cap_at) = (first + 1 + 2 * i, first + 2 + 2 * i);
+        terms.push(format!(
+            "COALESCE((SELECT sent FROM send_counts WHERE counter = ?{name_at} AND hour = ?{first}), 0) < ?{cap_at}"
+        ));
+        args.push(text(name));
+        args.push(number((*cap).into()));
+    }
+    (format!("({})", terms.join(" AND ")), args)
+}
+
+fn rows<T: DeserializeOwned>(op: &'static str, r: &D1Result) -> ApiResult<Vec<T>> {
+    r.results::<T>().map_err(db_error(op))
 }
 
 fn changes(r: &D1Result) -> u64 {
@@ -160,73 +325,219 @@ const USER_COLUMNS: &str = "id, email, password_hash, verified, created_at";
 const CODE_LIVE: &str =
     "EXISTS (SELECT 1 FROM codes WHERE id = ?1 AND attempts <= ?2 AND expires_at > ?3)";
 
+/// Columns of the audit trail, and its four query shapes: one statement
+/// per filter, so that SQLite walks the `(address_hash, id)` index for an
+/// address instead of scanning the whole retention window.
+const EVENT_COLUMNS: &str =
+    "SELECT id, at, event, outcome, scope, purpose, channel, address_hash, ip FROM auth_events";
+pub const EVENTS_NEWEST: &str = "ORDER BY id DESC LIMIT ?1";
+pub const EVENTS_BEFORE: &str = "WHERE id < ?2 ORDER BY id DESC LIMIT ?1";
+pub const EVENTS_OF_ADDRESS: &str = "WHERE address_hash = ?2 ORDER BY id DESC LIMIT ?1";
+pub const EVENTS_OF_ADDRESS_BEFORE: &str =
+    "WHERE address_hash = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?1";
+
+/// A proof of the address by a code anyone could have asked for, on an
+/// unverified account (`who`, SQL over `users` with `?4`): it ends
+/// whatever was set before the proof, every session and then the
+/// password, and marks the address verified. Guarded by `CODE_LIVE`, with
+/// the guard's parameters `?1` to `?3` in `args`.
+fn prove_address(
+    store: &D1Store,
+    who: &str,
+    args: &[JsValue],
+) -> ApiResult<Vec<D1PreparedStatement>> {
+    const OP: &str = "consume_code";
+    Ok(vec![
+        store.stmt(
+            OP,
+            &format!(
+                "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE {who} AND verified = 0) AND {CODE_LIVE}"
+            ),
+            args,
+        )?,
+        store.stmt(
+            OP,
+            &format!(
+                "UPDATE users SET verified = 1, password_hash = '', updated_at = ?3 WHERE {who} AND verified = 0 AND {CODE_LIVE}"
+            ),
+            args,
+        )?,
+    ])
+}
+
 impl Store for D1Store {
     async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1");
         Ok(self
-            .first::<UserRow>(&sql, &[s(email.as_str())])
+            .read_first::<UserRow>("user_by_email", &sql, &[text(email.as_str())])
             .await?
             .map(User::from))
     }
 
-    async fn upsert_unverified_user(
-        &self,
-        id: &str,
-        email: &Email,
-        password_hash: &str,
-        now: u64,
-    ) -> ApiResult<bool> {
-        let row: Option<serde_json::Value> = self
-            .first(
-                "INSERT INTO users (id, email, password_hash, verified, created_at, updated_at) VALUES (?1, ?2, ?3, 0, ?4, ?4)
-                 ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at
-                 WHERE users.verified = 0
-                 RETURNING id",
-                &[s(id), s(email.as_str()), s(password_hash), n(now)],
+    async fn password_lookup(&self, email: &Email, decoy_seed: u32) -> ApiResult<PasswordLookup> {
+        #[derive(Deserialize)]
+        struct Row {
+            id: Option<String>,
+            email: Option<String>,
+            password_hash: Option<String>,
+            verified: Option<f64>,
+            created_at: Option<f64>,
+            decoy: Option<String>,
+        }
+        // One row always: the account if there is one, and the decoy, the
+        // first stored hash at or after a row picked by the seed.
+        let row: Option<Row> = self
+            .read_first(
+                "password_lookup",
+                "SELECT u.id AS id, u.email AS email, u.password_hash AS password_hash, u.verified AS verified, u.created_at AS created_at,
+                   COALESCE(
+                     (SELECT password_hash FROM users
+                       WHERE rowid > ?2 % (SELECT MAX(rowid) FROM users) AND password_hash <> ''
+                       ORDER BY rowid LIMIT 1),
+                     (SELECT password_hash FROM users WHERE password_hash <> '' ORDER BY rowid LIMIT 1)
+                   ) AS decoy
+                 FROM (SELECT 1) LEFT JOIN users u ON u.email = ?1",
+                &[text(email.as_str()), number(decoy_seed.into())],
             )
             .await?;
-        Ok(row.is_some())
+        let Some(row) = row else {
+            return Ok(PasswordLookup::default());
+        };
+        let user = match (row.id, row.email, row.password_hash) {
+            (Some(id), Some(email), Some(password_hash)) => Some(User::from(UserRow {
+                id,
+                email,
+                password_hash,
+                verified: row.verified.unwrap_or(0.0),
+                created_at: row.created_at.unwrap_or(0.0),
+            })),
+            _ => None,
+        };
+        Ok(PasswordLookup {
+            user,
+            decoy: row.decoy,
+        })
     }
 
-    async fn set_password_hash(
+    async fn register(&self, r: &Registration<'_>) -> ApiResult<Registered> {
+        const OP: &str = "register";
+        #[derive(Deserialize)]
+        struct Outcome {
+            verified: f64,
+            ours: f64,
+        }
+        let email = r.email.as_str();
+        let (guard, guard_args) = send_guard(r.count, 5);
+        let mut upsert_args = vec![
+            text(r.user_id),
+            text(email),
+            text(r.password_hash),
+            number(r.code.now),
+        ];
+        upsert_args.extend(guard_args);
+        // A registration replaces an unverified account's password only
+        // when that account's verification code is no longer live; the
+        // account keeps its creation time, which the cleanup counts from.
+        let upsert = self.stmt(
+            OP,
+            &format!(
+                "INSERT INTO users (id, email, password_hash, verified, created_at, updated_at)
+                 SELECT ?1, ?2, ?3, 0, ?4, ?4 WHERE {guard}
+                 ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at
+                 WHERE users.verified = 0 AND NOT EXISTS (
+                   SELECT 1 FROM codes WHERE scope = '{CORE_SCOPE}' AND channel = 'email' AND purpose = 'verify_email'
+                     AND address = excluded.email AND expires_at > excluded.updated_at)"
+            ),
+            &upsert_args,
+        )?;
+        // The code only if the account now holds this request's hash (its
+        // salt makes it unique): a code never verifies someone else's password.
+        let code = self.code_statement(
+            OP,
+            &r.code,
+            r.attempts_window_secs,
+            "EXISTS (SELECT 1 FROM users WHERE email = ?4 AND password_hash = ?10 AND verified = 0)",
+            vec![text(r.password_hash)],
+        )?;
+        let outcome = self.stmt(
+            OP,
+            "SELECT verified, password_hash = ?2 AS ours FROM users WHERE email = ?1",
+            &[text(email), text(r.password_hash)],
+        )?;
+        let count = self.count_statement(OP, r.count)?;
+        let results = self.batch(OP, vec![upsert, code, outcome, count]).await?;
+        if !results.returned(3)? {
+            return Ok(Registered::Capped);
+        }
+        let found = results
+            .rows::<Outcome>(2)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                ApiError::StorageUnavailable("d1 register: no account after the upsert".into())
+            })?;
+        Ok(match (found.verified != 0.0, found.ours != 0.0) {
+            (true, _) => Registered::AlreadyVerified,
+            (false, true) => Registered::CodeIssued,
+            (false, false) => Registered::PendingKept,
+        })
+    }
+
+    async fn after_password_login(
         &self,
         user_id: &str,
-        password_hash: &str,
-        now: u64,
-    ) -> ApiResult<()> {
-        self.stmt(
-            "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-            &[s(user_id), s(password_hash), n(now)],
-        )?
-        .run()
-        .await
-        .map_err(db_error)
-        .map(drop)
+        verified_hash: &str,
+        rehash: Option<&str>,
+        session: Option<&NewSession>,
+    ) -> ApiResult<bool> {
+        const OP: &str = "after_password_login";
+        let mut statements = Vec::new();
+        if let Some(fresh) = rehash {
+            statements.push(self.stmt(
+                OP,
+                "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2 RETURNING id",
+                &[text(user_id), text(verified_hash), text(fresh)],
+            )?);
+        }
+        if let Some(s) = session {
+            // The hash the session depends on: the fresh one, when this
+            // batch just wrote it.
+            let current = rehash.unwrap_or(verified_hash);
+            statements.push(self.stmt(
+                OP,
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
+                 SELECT ?2, ?1, ?3, ?4 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?5)
+                 RETURNING token_hash",
+                &[text(user_id), text(&s.token_hash), number(s.now), number(s.expires_at), text(current)],
+            )?);
+        }
+        let last = statements.len();
+        if last == 0 {
+            return Ok(true);
+        }
+        self.batch(OP, statements).await?.returned(last - 1)
     }
 
-    async fn issue_code(&self, c: &NewCode<'_>, attempts_window_secs: u64) -> ApiResult<()> {
-        self.stmt(
-            "INSERT INTO codes (id, scope, channel, address, purpose, digest, attempts, window_ends_at, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9)
-             ON CONFLICT (scope, channel, address, purpose) DO UPDATE SET
-               id = excluded.id, digest = excluded.digest, created_at = excluded.created_at, expires_at = excluded.expires_at,
-               attempts = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.attempts ELSE 0 END,
-               window_ends_at = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.window_ends_at ELSE excluded.window_ends_at END",
-            &[
-                s(c.id),
-                s(c.key.scope),
-                s(c.key.channel.as_str()),
-                s(c.key.address),
-                s(c.key.purpose),
-                s(c.digest),
-                n(c.now + attempts_window_secs),
-                n(c.now),
-                n(c.expires_at),
-            ],
-        )?
-        .run()
+    async fn issue_code(
+        &self,
+        c: &NewCode<'_>,
+        attempts_window_secs: u64,
+        count: &SendCount,
+    ) -> ApiResult<bool> {
+        const OP: &str = "issue_code";
+        let (guard, guard_args) = send_guard(count, 10);
+        let code = self.code_statement(OP, c, attempts_window_secs, &guard, guard_args)?;
+        let count = self.count_statement(OP, count)?;
+        self.batch(OP, vec![code, count]).await?.returned(1)
+    }
+
+    async fn withdraw_code(&self, code_id: &str) -> ApiResult<()> {
+        self.write::<serde_json::Value>(
+            "withdraw_code",
+            "DELETE FROM codes WHERE id = ?1",
+            &[text(code_id)],
+        )
         .await
-        .map_err(db_error)
         .map(drop)
     }
 
@@ -236,16 +547,21 @@ impl Store for D1Store {
         max_attempts: u32,
     ) -> ApiResult<Option<PendingCode>> {
         let row: Option<CodeRow> = self
-            .first(
-                "UPDATE codes SET attempts = MIN(attempts + 1, ?5 + 1)
-                 WHERE scope = ?1 AND channel = ?2 AND address = ?3 AND purpose = ?4
-                 RETURNING id, digest, attempts, expires_at",
+            .write(
+                "claim_attempt",
+                &format!(
+                    "UPDATE codes SET attempts = MIN(attempts + 1, ?5 + 1)
+                     WHERE scope = ?1 AND channel = ?2 AND address = ?3 AND purpose = ?4
+                     RETURNING id, digest, attempts, expires_at,
+                       (SELECT password_hash FROM users WHERE users.email = codes.address
+                          AND codes.scope = '{CORE_SCOPE}' AND codes.channel = 'email') AS account_password"
+                ),
                 &[
-                    s(key.scope),
-                    s(key.channel.as_str()),
-                    s(key.address),
-                    s(key.purpose),
-                    n(max_attempts.into()),
+                    text(key.scope),
+                    text(key.channel.as_str()),
+                    text(key.address),
+                    text(key.purpose),
+                    number(max_attempts.into()),
                 ],
             )
             .await?;
@@ -254,6 +570,7 @@ impl Store for D1Store {
             digest: r.digest,
             attempts: r.attempts as u32,
             expires_at: r.expires_at as u64,
+            account_password: r.account_password,
         }))
     }
 
@@ -264,7 +581,8 @@ impl Store for D1Store {
         effect: Effect<'_>,
         now: u64,
     ) -> ApiResult<bool> {
-        let guard = [s(code_id), n(max_attempts.into()), n(now)];
+        const OP: &str = "consume_code";
+        let guard = [text(code_id), number(max_attempts.into()), number(now)];
         let with = |extra: &[JsValue]| -> Vec<JsValue> {
             guard.iter().cloned().chain(extra.iter().cloned()).collect()
         };
@@ -272,72 +590,60 @@ impl Store for D1Store {
         // final DELETE finds the code, which exactly one caller can do.
         let mut statements = match &effect {
             Effect::Nothing => vec![],
-            Effect::SignIn { user_id, token_hash, expires_at } => vec![
-                self.stmt(
-                    &format!("UPDATE users SET verified = 1, updated_at = ?3 WHERE id = ?4 AND {CODE_LIVE}"),
-                    &with(&[s(user_id)]),
-                )?,
-                self.stmt(
+            Effect::SignIn { user_id, session } => {
+                let mut statements = prove_address(self, "id = ?4", &with(&[text(user_id)]))?;
+                statements.push(self.stmt(
+                    OP,
                     &format!(
                         "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) SELECT ?5, ?4, ?3, ?6 WHERE {CODE_LIVE}"
                     ),
-                    &with(&[s(user_id), s(token_hash), n(*expires_at)]),
-                )?,
-            ],
-            Effect::MarkVerified { email } => vec![self.stmt(
-                &format!("UPDATE users SET verified = 1, updated_at = ?3 WHERE email = ?4 AND {CODE_LIVE}"),
-                &with(&[s(email.as_str())]),
+                    &with(&[text(user_id), text(&session.token_hash), number(session.expires_at)]),
+                )?);
+                statements
+            }
+            // A code bound to a password verifies the address only while
+            // that password is still the account's.
+            Effect::MarkVerified { email, password_hash: Some(hash) } => vec![self.stmt(
+                OP,
+                &format!(
+                    "UPDATE users SET verified = 1, updated_at = ?3 WHERE email = ?4 AND password_hash = ?5 AND {CODE_LIVE}"
+                ),
+                &with(&[text(email.as_str()), text(hash)]),
             )?],
+            Effect::MarkVerified { email, password_hash: None } => {
+                prove_address(self, "email = ?4", &with(&[text(email.as_str())]))?
+            }
             Effect::ResetPassword { email, password_hash } => vec![
                 self.stmt(
+                    OP,
                     &format!(
                         "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ?4) AND {CODE_LIVE}"
                     ),
-                    &with(&[s(email.as_str())]),
+                    &with(&[text(email.as_str())]),
                 )?,
                 self.stmt(
+                    OP,
                     &format!(
                         "UPDATE users SET password_hash = ?5, verified = 1, updated_at = ?3 WHERE email = ?4 AND {CODE_LIVE}"
                     ),
-                    &with(&[s(email.as_str()), s(password_hash)]),
+                    &with(&[text(email.as_str()), text(password_hash)]),
                 )?,
             ],
         };
         statements.push(self.stmt(
+            OP,
             "DELETE FROM codes WHERE id = ?1 AND attempts <= ?2 AND expires_at > ?3 RETURNING id",
             &guard,
         )?);
-        let results = self.batch(statements).await?;
-        let consumed = results
-            .last()
-            .map(rows::<serde_json::Value>)
-            .transpose()?
-            .is_some_and(|r| !r.is_empty());
-        Ok(consumed)
-    }
-
-    async fn create_session(
-        &self,
-        token_hash: &str,
-        user_id: &str,
-        now: u64,
-        expires_at: u64,
-    ) -> ApiResult<()> {
-        self.stmt(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            &[s(token_hash), s(user_id), n(now), n(expires_at)],
-        )?
-        .run()
-        .await
-        .map_err(db_error)
-        .map(drop)
+        let last = statements.len() - 1;
+        self.batch(OP, statements).await?.returned(last)
     }
 
     async fn session_user(&self, token_hash: &str, now: u64) -> ApiResult<Option<User>> {
         let sql = "SELECT u.id AS id, u.email AS email, u.password_hash AS password_hash, u.verified AS verified, u.created_at AS created_at
                    FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_at > ?2";
         Ok(self
-            .first::<UserRow>(sql, &[s(token_hash), n(now)])
+            .read_first::<UserRow>("session_user", sql, &[text(token_hash), number(now)])
             .await?
             .map(User::from))
     }
@@ -348,10 +654,11 @@ impl Store for D1Store {
             email: Option<String>,
         }
         let row: Option<Ended> = self
-            .first(
+            .write(
+                "delete_session",
                 "DELETE FROM sessions WHERE token_hash = ?1
                  RETURNING (SELECT email FROM users WHERE users.id = sessions.user_id) AS email",
-                &[s(token_hash)],
+                &[text(token_hash)],
             )
             .await?;
         Ok(row.map(|r| r.email.unwrap_or_default()))
@@ -365,21 +672,21 @@ impl Store for D1Store {
         new: &NewApiKey,
         now: u64,
     ) -> ApiResult<()> {
-        let app_name = new.app_name.as_deref().map_or(JsValue::NULL, s);
-        self.stmt(
+        let app_name = new.app_name.as_deref().map_or(JsValue::NULL, text);
+        self.write::<serde_json::Value>(
+            "create_api_key",
             "INSERT INTO api_keys (id, key_hash, hint, name, app_name, channels, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            &[s(id), s(key_hash), s(hint), s(&new.name), app_name, s(&new.channels.to_stored()), n(now)],
-        )?
-        .run()
+            &[text(id), text(key_hash), text(hint), text(&new.name), app_name, text(&new.channels.to_stored()), number(now)],
+        )
         .await
-        .map_err(db_error)
         .map(drop)
     }
 
     async fn api_keys(&self) -> ApiResult<Vec<ApiKey>> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id");
-        let result = self.stmt(&sql, &[])?.all().await.map_err(db_error)?;
-        Ok(rows::<KeyRow>(&result)?
+        Ok(self
+            .read_all::<KeyRow>("api_keys", &sql, &[])
+            .await?
             .into_iter()
             .map(ApiKey::from)
             .collect())
@@ -390,25 +697,30 @@ impl Store for D1Store {
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
         );
         Ok(self
-            .first::<KeyRow>(&sql, &[s(key_hash)])
+            .read_first::<KeyRow>("api_key_by_hash", &sql, &[text(key_hash)])
             .await?
             .map(ApiKey::from))
     }
 
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {
-        let r = self
-            .batch(vec![
-                self.stmt("DELETE FROM codes WHERE scope = ?1", &[s(&app_scope(id))])?,
+        const OP: &str = "revoke_api_key";
+        self.batch(
+            OP,
+            vec![
+                self.stmt(OP, "DELETE FROM codes WHERE scope = ?1", &[text(&app_scope(id))])?,
                 self.stmt(
+                    OP,
                     "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1 RETURNING id",
-                    &[s(id), n(now)],
+                    &[text(id), number(now)],
                 )?,
-            ])
-            .await?;
-        Ok(!rows::<serde_json::Value>(&r[1])?.is_empty())
+            ],
+        )
+        .await?
+        .returned(1)
     }
 
     async fn stats(&self, now: u64) -> ApiResult<Stats> {
+        const OP: &str = "stats";
         #[derive(Deserialize)]
         struct PurposeCount {
             purpose: String,
@@ -419,30 +731,33 @@ impl Store for D1Store {
             total: f64,
             verified: f64,
         }
-        let t = [n(now)];
+        let t = [number(now)];
         let r = self
-            .batch(vec![
-                self.stmt("SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1", &t)?,
-                self.stmt("SELECT COUNT(*) AS n FROM codes WHERE expires_at <= ?1", &t)?,
-                self.stmt("SELECT purpose, COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope = ?2 GROUP BY purpose", &[n(now), s(CORE_SCOPE)])?,
-                self.stmt("SELECT COUNT(*) AS total, COALESCE(SUM(verified), 0) AS verified FROM users", &[])?,
-                self.stmt("SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?1", &t)?,
-                self.stmt("SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope <> ?2", &[n(now), s(CORE_SCOPE)])?,
-                self.stmt("SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL", &[])?,
-            ])
+            .batch(
+                OP,
+                vec![
+                    self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1", &t)?,
+                    self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at <= ?1", &t)?,
+                    self.stmt(OP, "SELECT purpose, COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope = ?2 GROUP BY purpose", &[number(now), text(CORE_SCOPE)])?,
+                    self.stmt(OP, "SELECT COUNT(*) AS total, COALESCE(SUM(verified), 0) AS verified FROM users", &[])?,
+                    self.stmt(OP, "SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?1", &t)?,
+                    self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope <> ?2", &[number(now), text(CORE_SCOPE)])?,
+                    self.stmt(OP, "SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL", &[])?,
+                ],
+            )
             .await?;
         let count = |i: usize| -> ApiResult<u64> {
-            Ok(rows::<Count>(&r[i])?.first().map_or(0, |c| c.n as u64))
+            Ok(r.rows::<Count>(i)?.first().map_or(0, |c| c.n as u64))
         };
         let mut by_purpose: BTreeMap<String, u64> =
             [Purpose::VerifyEmail, Purpose::ResetPassword, Purpose::Login]
                 .iter()
                 .map(|p| (p.as_str().to_owned(), 0))
                 .collect();
-        for pc in rows::<PurposeCount>(&r[2])? {
+        for pc in r.rows::<PurposeCount>(2)? {
             by_purpose.insert(pc.purpose, pc.n as u64);
         }
-        let users = rows::<Users>(&r[3])?.into_iter().next().map_or(
+        let users = r.rows::<Users>(3)?.into_iter().next().map_or(
             UserStats {
                 total: 0,
                 verified: 0,
@@ -469,47 +784,82 @@ impl Store for D1Store {
         unverified_before: u64,
         audit_before: u64,
     ) -> ApiResult<Cleanup> {
+        const OP: &str = "cleanup";
+        let stale = [number(unverified_before)];
         let r = self
-            .batch(vec![
-                self.stmt("DELETE FROM codes WHERE expires_at <= ?1", &[n(now)])?,
-                self.stmt("DELETE FROM sessions WHERE expires_at <= ?1", &[n(now)])?,
-                self.stmt(
-                    "DELETE FROM users WHERE verified = 0 AND updated_at < ?1",
-                    &[n(unverified_before)],
-                )?,
-                self.stmt("DELETE FROM auth_events WHERE at < ?1", &[n(audit_before)])?,
-            ])
+            .batch(
+                OP,
+                vec![
+                    self.stmt(
+                        OP,
+                        "DELETE FROM codes WHERE expires_at <= ?1",
+                        &[number(now)],
+                    )?,
+                    self.stmt(
+                        OP,
+                        "DELETE FROM sessions WHERE expires_at <= ?1",
+                        &[number(now)],
+                    )?,
+                    // Counted from creation: re-registering does not renew an
+                    // unverified account, so nobody can squat an address.
+                    self.stmt(
+                        OP,
+                        &format!(
+                            "DELETE FROM codes WHERE scope = '{CORE_SCOPE}' AND address IN
+                               (SELECT email FROM users WHERE verified = 0 AND created_at < ?1)"
+                        ),
+                        &stale,
+                    )?,
+                    self.stmt(
+                        OP,
+                        "DELETE FROM users WHERE verified = 0 AND created_at < ?1",
+                        &stale,
+                    )?,
+                    self.stmt(
+                        OP,
+                        "DELETE FROM auth_events WHERE at < ?1",
+                        &[number(audit_before)],
+                    )?,
+                    self.stmt(
+                        OP,
+                        "DELETE FROM send_counts WHERE hour < ?1",
+                        &[number((now / HOUR).saturating_sub(1))],
+                    )?,
+                ],
+            )
             .await?;
         Ok(Cleanup {
-            expired_codes: changes(&r[0]),
-            expired_sessions: changes(&r[1]),
-            unverified_users: changes(&r[2]),
-            audit_events: changes(&r[3]),
+            expired_codes: r.changes(0)?,
+            expired_sessions: r.changes(1)?,
+            unverified_users: r.changes(3)?,
+            audit_events: r.changes(4)?,
         })
     }
 
     async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()> {
-        let opt = |v: Option<&str>| v.map_or(JsValue::NULL, s);
+        const OP: &str = "record_events";
+        let opt = |v: Option<&str>| v.map_or(JsValue::NULL, text);
         let statements = events
             .iter()
             .map(|e| {
                 self.stmt(
+                    OP,
                     "INSERT INTO auth_events (at, event, outcome, scope, purpose, channel, address_hash, ip)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     &[
-                        n(now),
-                        s(e.kind.as_str()),
-                        s(e.outcome),
+                        number(now),
+                        text(e.kind.as_str()),
+                        text(e.outcome),
                         opt(e.scope.as_deref()),
                         opt(e.purpose.as_deref()),
                         opt(e.channel.map(|c| c.as_str())),
                         opt(e.address_hash.as_deref()),
-                        s(ip),
+                        text(ip),
                     ],
                 )
             })
             .collect::<ApiResult<Vec<_>>>()?;
-        self.batch(statements).await.map(drop)
+        self.batch(OP, statements).await.map(drop)
     }
 
     async fn events(
@@ -530,21 +880,20 @@ impl Store for D1Store {
             ip: Option<String>,
         }
         // The cursor is an id, so pages stay stable while events arrive.
-        let r = self
-            .stmt(
-                "SELECT id, at, event, outcome, scope, purpose, channel, address_hash, ip FROM auth_events
-                 WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR address_hash = ?2)
-                 ORDER BY id DESC LIMIT ?3",
-                &[
-                    page.before.map_or(JsValue::NULL, n),
-                    address_hash.map_or(JsValue::NULL, s),
-                    n(page.limit.into()),
-                ],
-            )?
-            .all()
-            .await
-            .map_err(db_error)?;
-        Ok(rows::<Row>(&r)?
+        let limit = number(page.limit.into());
+        let (shape, args) = match (address_hash, page.before) {
+            (None, None) => (EVENTS_NEWEST, vec![limit]),
+            (None, Some(before)) => (EVENTS_BEFORE, vec![limit, number(before)]),
+            (Some(hash), None) => (EVENTS_OF_ADDRESS, vec![limit, text(hash)]),
+            (Some(hash), Some(before)) => (
+                EVENTS_OF_ADDRESS_BEFORE,
+                vec![limit, text(hash), number(before)],
+            ),
+        };
+        let sql = format!("{EVENT_COLUMNS} {shape}");
+        Ok(self
+            .read_all::<Row>("events", &sql, &args)
+            .await?
             .into_iter()
             .map(|r| StoredEvent {
                 id: r.id as u64,

@@ -10,15 +10,16 @@ mod texter;
 
 use crate::api_key::{ApiKey, NewApiKey};
 use crate::audit::{Audit, Event, EventPage};
-use crate::body::{check_declared_length, require_json, JsonBody};
+use crate::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
 use crate::channel::{Channel, Recipient};
 use crate::clock::{rfc3339, Clock};
 use crate::code::{Alphabet, Code, CodeSpec};
 use crate::config::Config;
 use crate::cors::Cors;
+use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::email::Email;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::check_ip;
+use crate::limits::{client_key, RateLimit, APP_LIMIT, CLIENT_LIMIT};
 use crate::password::Password;
 use crate::purpose::{AppPurpose, Purpose};
 use crate::request_id::request_id;
@@ -27,6 +28,7 @@ use crate::service::{AppCode, LoginSession, Service};
 use crate::session::bearer;
 use crate::store::Store as _;
 use d1_store::D1Store;
+use futures_util::StreamExt;
 use kv_counters::KvCounters;
 use mailer::EdgeMailer;
 use respond::{json, log_line, problem};
@@ -93,14 +95,19 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
                 allow_origin.clone(),
             )),
         },
-        (Ok(_), Ok(route)) => handle(*route, &method, &request_id, &mut req, &env, &ctx).await,
+        (Ok(_), Ok(route)) => handle(*route, &request_id, &mut req, &env, &ctx).await,
         (Ok(_), Err(e)) => Err(e.clone()),
     };
     let mut response = result.unwrap_or_else(|e| {
-        if let ApiError::Internal(detail) = &e {
+        let logged = match &e {
+            ApiError::Internal(detail) => Some(("internal_error", detail)),
+            ApiError::StorageUnavailable(detail) => Some(("storage_unavailable", detail)),
+            _ => None,
+        };
+        if let Some((event, detail)) = logged {
             worker::console_error!(
                 "{}",
-                j!({"event": "internal_error", "request_id": request_id, "path": path, "detail": detail})
+                j!({"event": event, "request_id": request_id, "path": path, "detail": detail})
             );
         }
         problem(&e)
@@ -123,24 +130,52 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
 
 type EdgeService<'a> = Service<'a, D1Store, KvCounters, EdgeMailer, TwilioTexter<'a>, WorkerClock>;
 
+/// Counts the request against `limit` for `client`: 429 past it. A
+/// missing binding fails closed.
+async fn check_limit(env: &Env, limit: RateLimit, client: &str) -> ApiResult<()> {
+    let limiter = env.rate_limiter(limit.binding).map_err(|_| {
+        ApiError::Unavailable(format!(
+            "the rate limiting binding `{}` is missing (see wrangler.toml)",
+            limit.binding
+        ))
+    })?;
+    let outcome = limiter.limit(client.to_owned()).await.map_err(|e| {
+        ApiError::StorageUnavailable(format!("rate limiter {}: {e}", limit.binding))
+    })?;
+    match outcome.success {
+        true => Ok(()),
+        false => Err(ApiError::RateLimited {
+            retry_after_secs: limit.period_secs,
+        }),
+    }
+}
+
 async fn handle(
     route: Route,
-    method: &str,
     request_id: &str,
     req: &mut Request,
     env: &Env,
     ctx: &Context,
 ) -> ApiResult<Response> {
-    match route {
-        Route::Health => {
-            database(env)?.health().await?;
-            return Ok(json(200, &j!({"status": "ok"})));
-        }
-        Route::OpenApi => return Ok(respond::openapi()),
-        _ => {}
+    if route == Route::OpenApi {
+        return Ok(respond::openapi());
+    }
+    // Every request is counted per client before anything else: before a
+    // key or token is looked up, a body read, or D1 touched.
+    let ip = header(req, "cf-connecting-ip");
+    let client = client_key(ip.as_deref()).unwrap_or_else(|| "unknown".into());
+    let limit = match route.takes_api_key() {
+        true => APP_LIMIT,
+        false => CLIENT_LIMIT,
+    };
+    check_limit(env, limit, &client).await?;
+    if route == Route::Health {
+        database(env)?.health().await?;
+        return Ok(json(200, &j!({"status": "ok"})));
     }
     let cfg = load_config(env)?;
     let audit = Audit::default();
+    let diagnostics = Diagnostics::default();
     let svc = Service {
         cfg: &cfg,
         store: database(env)?,
@@ -152,44 +187,67 @@ async fn handle(
         },
         clock: WorkerClock,
         audit: &audit,
+        diagnostics: &diagnostics,
     };
+    let answer = serve(route, &svc, &client, req, env, ctx).await;
+    let ip = ip.unwrap_or_else(|| "unknown".into());
+    store_events(ctx, env, request_id, audit.take(), ip, svc.clock.now());
+    log_diagnostics(request_id, diagnostics.take());
+    answer
+}
+
+/// Authenticates the caller as the route requires, reads the body, and
+/// runs the flow.
+async fn serve(
+    route: Route,
+    svc: &EdgeService<'_>,
+    client: &str,
+    req: &mut Request,
+    env: &Env,
+    ctx: &Context,
+) -> ApiResult<Response> {
     let token = header(req, "authorization");
     let token = bearer(token.as_deref());
-    let ip = header(req, "cf-connecting-ip").unwrap_or_else(|| "unknown".into());
-    let limit_ip = || check_ip(&svc.counters, &ip, cfg.ip_limit_per_minute, svc.clock.now());
-    // A valid API key is limited per key instead of per IP: an app's backend
-    // speaks for many users from few addresses. Failed attempts count per IP.
     let app = match route.takes_api_key() {
         false => None,
         true => match svc.api_key(token).await {
             Ok(key) => Some(key),
-            Err(e) => {
-                limit_ip().await?;
-                return Err(e);
+            // A wrong key also counts against the client's strict limit,
+            // so guessing keys gets the same cap as any anonymous request;
+            // past it, the refusal is not written to the audit trail either.
+            Err(ApiError::Unauthorized) => {
+                check_limit(env, CLIENT_LIMIT, client).await?;
+                return Err(svc.refuse_key());
             }
+            Err(e) => return Err(e),
         },
     };
-    if method == "POST" && app.is_none() {
-        limit_ip().await?;
-    }
     if route.is_admin() {
         // Before the body: without the token, nothing about the request matters.
         svc.admin(token)?;
     }
     if route.needs_pepper() {
         // No pepper, no service: answered before the body is read.
-        cfg.pepper()?;
+        svc.cfg.pepper()?;
     }
     let body = match route.takes_json() {
         false => JsonBody::empty(),
         true => read_json(req).await?,
     };
-    let answer = match app {
-        Some(key) => app_route(route, &svc, &key, &body).await,
-        None => account_route(route, &svc, token, &body, req, ctx).await,
-    };
-    store_events(ctx, env, request_id, audit.take(), ip, svc.clock.now());
-    answer
+    match app {
+        Some(key) => app_route(route, svc, &key, &body).await,
+        None => account_route(route, svc, token, &body, req, ctx).await,
+    }
+}
+
+/// Failures the flow absorbed, one log line each under the request id.
+fn log_diagnostics(request_id: &str, diagnostics: Vec<Diagnostic>) {
+    for d in diagnostics {
+        worker::console_error!(
+            "{}",
+            j!({"event": d.event, "request_id": request_id, "detail": d.detail})
+        );
+    }
 }
 
 /// Writes the request's audit events after the answer, so the trail costs
@@ -256,7 +314,10 @@ async fn app_route(
             svc.verify_app_code(key, &to, &purpose, &code).await?;
             Ok(json(200, &j!({"valid": true})))
         }
-        _ => unreachable!("only the /v1/otp routes take an API key"),
+        _ => Err(ApiError::Internal(format!(
+            "{} reached the app routes",
+            route.name()
+        ))),
     }
 }
 
@@ -403,9 +464,9 @@ async fn account_route(
                 &j!({"events": events, "next_before": page.next_before(&events)}),
             ))
         }
-        Route::Health | Route::OpenApi | Route::OtpSend | Route::OtpVerify => {
-            unreachable!("answered in handle")
-        }
+        Route::Health | Route::OpenApi | Route::OtpSend | Route::OtpVerify => Err(
+            ApiError::Internal(format!("{} reached the account routes", route.name())),
+        ),
     }
 }
 
@@ -413,11 +474,17 @@ async fn read_json(req: &mut Request) -> ApiResult<JsonBody> {
     let headers = req.headers();
     require_json(headers.get("content-type").ok().flatten().as_deref())?;
     check_declared_length(headers.get("content-length").ok().flatten().as_deref())?;
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::InvalidRequest("the body could not be read".into()))?;
-    JsonBody::parse(&bytes)
+    // Read as it arrives and stop past the limit: a chunked body declares
+    // no length, and may never end.
+    let mut body = BodyBuffer::default();
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::InvalidRequest("the body could not be read".into()))?;
+            body.push(&chunk)?;
+        }
+    }
+    JsonBody::parse(body.bytes())
 }
 
 /// Sends after the answer has gone out, so its timing cannot tell a known

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::email::Email;
 use crate::error::ApiResult;
 use crate::http_call::HttpCall;
-use crate::template::RenderedMail;
+use crate::template::{one_line, RenderedMail};
 
 pub use postmark::Postmark;
 pub use resend::Resend;
@@ -105,24 +105,49 @@ pub fn code_message(to: &str, rendered: RenderedMail, idempotency_key: String) -
     }
 }
 
-/// Sent instead of a code when someone registers an address that already
-/// has an account: the owner learns of it, the requester learns nothing.
-pub fn account_exists_message(cfg: &Config, to: &str, idempotency_key: String) -> Message {
+/// Sent instead of a code when someone registers an address: the owner
+/// learns of it, the requester learns nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The address already has a verified account.
+    AccountExists,
+    /// An earlier registration of the address is still waiting for its
+    /// code, and keeps its password: a code for this one could verify a
+    /// password the owner never chose (account pre-hijacking).
+    RegistrationPending,
+}
+
+pub fn notice_message(cfg: &Config, to: &str, notice: Notice, idempotency_key: String) -> Message {
     let app = &cfg.app_name;
-    let text = format!(
-        "Someone tried to create a {app} account with this email address, which already has one.\n\nIf it was you, sign in, or reset your password if you forgot it.\n\nIf you didn't ask for this, ignore this email: your account is unchanged.\n"
-    );
+    let (subject, lines): (String, [String; 3]) = match notice {
+        Notice::AccountExists => (
+            format!("Your {app} account"),
+            [
+                format!("Someone tried to create an account on {app} with this email address, which already has one."),
+                "If it was you, sign in, or reset your password if you forgot it.".into(),
+                "If you didn't ask for this, ignore this email: your account is unchanged.".into(),
+            ],
+        ),
+        Notice::RegistrationPending => (
+            format!("Your {app} sign-up is already waiting"),
+            [
+                format!("Someone asked to create an account on {app} with this email address, but an earlier sign-up for it is still waiting for its verification code. Nothing was changed and no new code was sent."),
+                "If the earlier sign-up was yours, enter the code from that email. If you are not sure it was, don't use that code: reset your password instead, which proves the address is yours and sets a password only you know.".into(),
+                "If you didn't ask for any of this, ignore this email.".into(),
+            ],
+        ),
+    };
+    let text = format!("{}\n\n{}\n\n{}\n", lines[0], lines[1], lines[2]);
     let html = format!(
         "<!doctype html><html><body style=\"font-family:-apple-system,Segoe UI,Roboto,sans-serif;color:#111;max-width:480px;margin:0 auto;padding:24px\">\
-<p>Someone tried to create a <strong>{}</strong> account with this email address, which already has one.</p>\
-<p>If it was you, sign in, or reset your password if you forgot it.</p>\
-<p style=\"color:#666;font-size:13px\">If you didn't ask for this, ignore this email: your account is unchanged.</p>\
-</body></html>",
-        escape_html(app)
+<p>{}</p><p>{}</p><p style=\"color:#666;font-size:13px\">{}</p></body></html>",
+        escape_html(&lines[0]),
+        escape_html(&lines[1]),
+        escape_html(&lines[2]),
     );
     Message {
         to: to.to_owned(),
-        subject: format!("Your {app} account"),
+        subject: one_line(&subject),
         text,
         html,
         idempotency_key,
@@ -182,11 +207,24 @@ mod tests {
     }
 
     #[test]
-    fn notice_has_no_code() {
+    fn notices_have_no_code() {
         let cfg = Config::load(|k| (k == "APP_NAME").then(|| "Acme".into())).unwrap();
-        let m = account_exists_message(&cfg, "a@example.com", "k".into());
-        assert!(!m.text.chars().any(|c| c.is_ascii_digit()));
-        assert!(m.text.contains("Acme"));
+        for notice in [Notice::AccountExists, Notice::RegistrationPending] {
+            let m = notice_message(&cfg, "a@example.com", notice, "k".into());
+            assert!(!m.text.chars().any(|c| c.is_ascii_digit()));
+            assert!(m.text.contains("Acme") && m.subject.contains("Acme"));
+        }
+    }
+
+    #[test]
+    fn the_app_name_cannot_break_a_notice_subject() {
+        let cfg =
+            Config::load(|k| (k == "APP_NAME").then(|| "Acme\r\nBcc: x@evil.test".into())).unwrap();
+        for notice in [Notice::AccountExists, Notice::RegistrationPending] {
+            let m = notice_message(&cfg, "a@example.com", notice, "k".into());
+            assert!(!m.subject.contains(['\r', '\n']), "{:?}", m.subject);
+            assert!(m.html.contains("Acme"));
+        }
     }
 
     #[test]

@@ -1,19 +1,25 @@
 //! The service's own accounts: register, verify, sign in by password or by
 //! code, reset the password, sessions.
+//!
+//! Account pre-hijacking (registering someone else's address first) is
+//! closed in three places: a registration never replaces the password of
+//! one whose code is still live (`Store::register`), a code sign-in to an
+//! unverified account drops the password set before it (`Effect::SignIn`),
+//! and a password reset replaces it.
 
-use super::{random_id, Deferred, Issue, Service};
+use super::{new_code, random_id, Deferred, Issue, Issued, Proof, Service};
 use crate::audit::{outcome, Event, EventKind};
 use crate::channel::Channel;
 use crate::clock::{rfc3339, Clock};
 use crate::code::{Code, CodeKey, CodeSpec, Pepper, CORE_SCOPE};
 use crate::email::Email;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{Counters, SendDecision};
-use crate::mail::{account_exists_message, code_message, Mailer, Message};
+use crate::limits::Counters;
+use crate::mail::{code_message, notice_message, Mailer, Message, Notice};
 use crate::password::{Hasher, Password, Verdict};
 use crate::purpose::Purpose;
 use crate::session::{token_hash, Token};
-use crate::store::{Effect, Store, User};
+use crate::store::{Effect, NewSession, Registered, Registration, Store, User};
 use crate::template::{Kind, Values};
 use crate::text::Texter;
 
@@ -21,14 +27,6 @@ use crate::text::Texter;
 pub struct LoginSession {
     pub token: Token,
     pub expires_at: String,
-}
-
-/// What `register` and `login` mail straight away.
-#[derive(Clone, Copy)]
-enum Outgoing {
-    VerificationCode,
-    /// Registering an address that already has an account: no code.
-    AccountExistsNotice,
 }
 
 fn account_key(purpose: Purpose, email: &Email) -> CodeKey<'_> {
@@ -40,42 +38,102 @@ fn account_key(purpose: Purpose, email: &Email) -> CodeKey<'_> {
     }
 }
 
+/// Picks the decoy hash of a password login: fixed per address, so that
+/// repeated tries at one unknown address all cost the same.
+fn decoy_seed(pepper: &Pepper, email: &Email) -> u32 {
+    let tag = pepper.address_tag(email.as_str());
+    u32::from_str_radix(&tag[..8], 16).unwrap_or(0)
+}
+
 impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M, T, C> {
     fn hasher(&self) -> Hasher {
         Hasher::new(self.cfg.hash_params)
     }
 
-    fn ttl(&self, purpose: Purpose) -> u64 {
-        match purpose {
-            Purpose::VerifyEmail | Purpose::Login => self.cfg.otp_ttl_secs,
-            Purpose::ResetPassword => self.cfg.reset_otp_ttl_secs,
+    fn account_issue<'e>(&self, purpose: Purpose, email: &'e Email) -> Issue<'e> {
+        Issue {
+            key: account_key(purpose, email),
+            spec: CodeSpec::digits(self.cfg.otp_length),
+            ttl_secs: match purpose {
+                Purpose::VerifyEmail | Purpose::Login => self.cfg.otp_ttl_secs,
+                Purpose::ResetPassword => self.cfg.reset_otp_ttl_secs,
+            },
+            bound_to: None,
         }
     }
 
+    /// `/v1/register`: always 202. Unknown, unverified and verified
+    /// addresses cost the same: one hash, one cooldown read, one D1
+    /// transaction, one mail (a code or a notice) and one cooldown write.
     pub async fn register(&self, email: &Email, password: &Password) -> ApiResult<()> {
         let pepper = self.cfg.pepper()?;
         self.mailer.ready()?;
-        // Hashed before we know whether the account exists: both branches cost the same.
         let hash = self.hasher().hash(password)?;
         let now = self.clock.now();
-        let created = self
-            .store
-            .upsert_unverified_user(&random_id()?, email, &hash, now)
-            .await?;
-        let outgoing = match created {
-            true => Outgoing::VerificationCode,
-            false => Outgoing::AccountExistsNotice,
+        // The code verifies this registration's password, and no other.
+        let issue = Issue {
+            bound_to: Some(&hash),
+            ..self.account_issue(Purpose::VerifyEmail, email)
         };
-        self.send_within_limits(pepper, email, outgoing, now).await
+        let key = issue.key;
+        let tag = self.limit_tag(pepper, &key);
+        if self.cooldown(&tag, &key, now).await?.is_some() {
+            // Within the cooldown nothing is written or sent.
+            self.audit_code(EventKind::CodeSent, "rate_limited", &key);
+            return Ok(());
+        }
+        let (issued, row) = new_code(pepper, &issue, now)?;
+        let count = self.send_count(&tag, &key, None, now);
+        let registered = self
+            .store
+            .register(&Registration {
+                user_id: &random_id()?,
+                email,
+                password_hash: &hash,
+                code: row.code(&issued.id, &issue),
+                attempts_window_secs: issue.ttl_secs,
+                count: &count,
+            })
+            .await?;
+        let notice = |kind| {
+            notice_message(
+                self.cfg,
+                email.as_str(),
+                kind,
+                format!("notice-{}", issued.id),
+            )
+        };
+        let (message, outcome) = match registered {
+            Registered::Capped => {
+                self.audit_code(EventKind::CodeSent, "rate_limited", &key);
+                return Ok(());
+            }
+            Registered::CodeIssued => (
+                self.code_message(Purpose::VerifyEmail, email, &issued),
+                "sent",
+            ),
+            Registered::PendingKept => (notice(Notice::RegistrationPending), "pending_notice"),
+            Registered::AlreadyVerified => (notice(Notice::AccountExists), "account_exists_notice"),
+        };
+        self.deliver(&key, &tag, &message, outcome, &issued.id, now)
+            .await
     }
 
     pub async fn verify_email(&self, email: &Email, code: &Code) -> ApiResult<()> {
         let key = account_key(Purpose::VerifyEmail, email);
-        self.redeem(&key, code, || Ok(Effect::MarkVerified { email }))
-            .await
+        self.redeem(&key, code, |proof| {
+            Ok(Effect::MarkVerified {
+                email,
+                password_hash: match proof {
+                    Proof::Password(hash) => Some(hash),
+                    Proof::AddressOnly => None,
+                },
+            })
+        })
+        .await
     }
 
-    /// `/v1/resend`: within the cooldown, 429 whether or not the account exists.
+    /// `/v1/resend`: within the limits, 429 whether or not the account exists.
     pub async fn resend(&self, email: &Email, purpose: Purpose) -> ApiResult<Deferred> {
         self.request_code(email, purpose, true).await
     }
@@ -98,7 +156,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         new_password: &Password,
     ) -> ApiResult<()> {
         let key = account_key(Purpose::ResetPassword, email);
-        self.redeem(&key, code, || {
+        self.redeem(&key, code, |_| {
             let password_hash = self.hasher().hash(new_password)?;
             Ok(Effect::ResetPassword {
                 email,
@@ -143,29 +201,59 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     async fn password_login(&self, email: &Email, password: &Password) -> ApiResult<LoginSession> {
         let pepper = self.cfg.pepper()?;
         let hasher = self.hasher();
-        let Some(user) = self.store.user_by_email(email).await? else {
-            hasher.burn(password)?;
+        let lookup = self
+            .store
+            .password_lookup(email, decoy_seed(pepper, email))
+            .await?;
+        // An unknown address, and an account without a password, cost a
+        // hash like a wrong password does.
+        let Some((user, stored)) = lookup
+            .user
+            .and_then(|u| u.password_hash.clone().map(|h| (u, h)))
+        else {
+            hasher.burn(password, lookup.decoy.as_deref())?;
             return Err(ApiError::InvalidCredentials);
         };
-        let Verdict::Match { needs_rehash } = hasher.verify(password, &user.password_hash)? else {
-            return Err(ApiError::InvalidCredentials);
+        let needs_rehash = match hasher.verify(password, &stored)? {
+            Verdict::Match { needs_rehash } => needs_rehash,
+            Verdict::Mismatch => return Err(ApiError::InvalidCredentials),
+            Verdict::Unusable(reason) => {
+                self.diagnostics.record("stored_hash_refused", reason);
+                return Err(ApiError::InvalidCredentials);
+            }
         };
         let now = self.clock.now();
-        if needs_rehash {
-            let fresh = hasher.hash(password)?;
-            self.store.set_password_hash(&user.id, &fresh, now).await?;
-        }
+        let rehash = match needs_rehash {
+            true => Some(hasher.hash(password)?),
+            false => None,
+        };
+        // Every write below holds only while the hash is still the one the
+        // password matched: a reset that landed during the ~45 ms of
+        // Argon2 revoked this login's right to a session.
         if !user.verified {
+            if rehash.is_some()
+                && !self
+                    .store
+                    .after_password_login(&user.id, &stored, rehash.as_deref(), None)
+                    .await?
+            {
+                return Err(ApiError::InvalidCredentials);
+            }
             self.mailer.ready()?;
-            self.send_within_limits(pepper, email, Outgoing::VerificationCode, now)
+            let current = rehash.as_deref().unwrap_or(&stored);
+            self.mail_verification_code(pepper, email, current, now)
                 .await?;
             return Err(ApiError::EmailNotVerified);
         }
-        let (session, token_hash, expires_at) = self.new_session(now)?;
-        self.store
-            .create_session(&token_hash, &user.id, now, expires_at)
-            .await?;
-        Ok(session)
+        let (session, new_session) = self.new_session(now)?;
+        match self
+            .store
+            .after_password_login(&user.id, &stored, rehash.as_deref(), Some(&new_session))
+            .await?
+        {
+            true => Ok(session),
+            false => Err(ApiError::InvalidCredentials),
+        }
     }
 
     /// `/v1/login/code/verify`: the session is created in the same
@@ -180,13 +268,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         // Looked up for known and unknown addresses alike. An unknown address
         // has a pending code too, which nobody was sent.
         let user = self.store.user_by_email(email).await?;
-        let (session, token_hash, expires_at) = self.new_session(self.clock.now())?;
+        let (session, new_session) = self.new_session(self.clock.now())?;
         let key = account_key(Purpose::Login, email);
-        self.redeem(&key, code, || match &user {
+        self.redeem(&key, code, |_| match &user {
             Some(u) => Ok(Effect::SignIn {
                 user_id: &u.id,
-                token_hash,
-                expires_at,
+                session: new_session,
             }),
             None => Err(ApiError::InvalidCode),
         })
@@ -194,15 +281,18 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         Ok(session)
     }
 
-    fn new_session(&self, now: u64) -> ApiResult<(LoginSession, String, u64)> {
+    fn new_session(&self, now: u64) -> ApiResult<(LoginSession, NewSession)> {
         let token = Token::generate()?;
-        let hash = token_hash(token.expose());
-        let expires_at = now + self.cfg.session_ttl_secs;
+        let stored = NewSession {
+            token_hash: token_hash(token.expose()),
+            now,
+            expires_at: now + self.cfg.session_ttl_secs,
+        };
         let session = LoginSession {
             token,
-            expires_at: rfc3339(expires_at),
+            expires_at: rfc3339(stored.expires_at),
         };
-        Ok((session, hash, expires_at))
+        Ok((session, stored))
     }
 
     pub async fn me(&self, token: Option<&str>) -> ApiResult<User> {
@@ -229,110 +319,122 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     }
 
     /// Shared by resend, password reset and code login. Known and unknown
-    /// addresses go through the same limiter reads and writes and the same
-    /// D1 write (an unknown address gets a code nobody is told), so only
-    /// the deferred mail differs, and it is sent after the answer.
+    /// addresses go through the same cooldown read and write and the same
+    /// D1 reads and writes (an unknown address gets a code nobody is told),
+    /// so only the deferred mail differs, and it is sent after the answer.
+    /// Outside the limits, `limit_is_error` says whether to answer 429.
     async fn request_code(
         &self,
         email: &Email,
         purpose: Purpose,
-        cooldown_is_error: bool,
+        limit_is_error: bool,
     ) -> ApiResult<Deferred> {
         let pepper = self.cfg.pepper()?;
         self.mailer.ready()?;
         let now = self.clock.now();
-        let key = account_key(purpose, email);
-        let (tag, decision) = self.check_send(pepper, &key, now).await?;
-        let permit = match decision {
-            SendDecision::Allowed(permit) => permit,
-            SendDecision::Cooldown { retry_after_secs }
-            | SendDecision::HourlyCap { retry_after_secs } => {
-                self.audit_code(EventKind::CodeSent, "rate_limited", &key);
-                return match cooldown_is_error {
-                    true => Err(ApiError::RateLimited { retry_after_secs }),
-                    false => Ok(None),
-                };
+        let issue = self.account_issue(purpose, email);
+        let key = issue.key;
+        let tag = self.limit_tag(pepper, &key);
+        let limited = |retry_after_secs| {
+            self.audit_code(EventKind::CodeSent, "rate_limited", &key);
+            match limit_is_error {
+                true => Err(ApiError::RateLimited { retry_after_secs }),
+                false => Ok(None),
             }
         };
+        if let Some(retry_after) = self.cooldown(&tag, &key, now).await? {
+            return limited(retry_after);
+        }
         let user = self.store.user_by_email(email).await?;
         let (wanted, outcome) = match (purpose, &user) {
             (Purpose::VerifyEmail, Some(u)) if u.verified => (false, "already_verified"),
             (_, Some(_)) => (true, "queued"),
             (_, None) => (false, "no_account"),
         };
-        let message = self.issue_account_code(pepper, purpose, email, now).await?;
-        self.record_send(&tag, &key, now, permit).await?;
+        let count = self.send_count(&tag, &key, None, now);
+        let Some(issued) = self.issue_code(pepper, &issue, &count, now).await? else {
+            return limited(count.retry_after(now));
+        };
+        // The code is written and its mail will go: from here on a failure
+        // is logged, never answered.
+        self.start_cooldown(&tag, &key, now).await;
         self.audit_code(EventKind::CodeSent, outcome, &key);
-        Ok(wanted.then_some(message))
+        Ok(wanted.then(|| self.code_message(purpose, email, &issued)))
     }
 
-    /// Mails now, within the send limits of the address's verification
-    /// purpose; outside them it sends nothing, and a pending code stays valid.
-    /// A delivery failure leaves the limits unrecorded, so a retry works.
-    async fn send_within_limits(
+    /// After a right password on an unverified account: a fresh code, by
+    /// mail now, within the send limits; outside them nothing is sent and
+    /// a pending code stays valid. The password's holder asked, so the
+    /// code is bound to that password and may replace a live one.
+    async fn mail_verification_code(
         &self,
         pepper: &Pepper,
         email: &Email,
-        outgoing: Outgoing,
+        password_hash: &str,
         now: u64,
     ) -> ApiResult<()> {
-        let purpose = Purpose::VerifyEmail;
-        let key = account_key(purpose, email);
-        let (tag, SendDecision::Allowed(permit)) = self.check_send(pepper, &key, now).await? else {
+        let issue = Issue {
+            bound_to: Some(password_hash),
+            ..self.account_issue(Purpose::VerifyEmail, email)
+        };
+        let key = issue.key;
+        let tag = self.limit_tag(pepper, &key);
+        if self.cooldown(&tag, &key, now).await?.is_some() {
+            self.audit_code(EventKind::CodeSent, "rate_limited", &key);
+            return Ok(());
+        }
+        let count = self.send_count(&tag, &key, None, now);
+        let Some(issued) = self.issue_code(pepper, &issue, &count, now).await? else {
             self.audit_code(EventKind::CodeSent, "rate_limited", &key);
             return Ok(());
         };
-        let message = match outgoing {
-            Outgoing::VerificationCode => {
-                self.issue_account_code(pepper, purpose, email, now).await?
-            }
-            Outgoing::AccountExistsNotice => {
-                account_exists_message(self.cfg, email.as_str(), format!("notice-{}", random_id()?))
-            }
-        };
-        let sent = self.mailer.send(&message).await;
-        let outcome = match (&sent, outgoing) {
-            (Ok(()), Outgoing::VerificationCode) => "sent",
-            (Ok(()), Outgoing::AccountExistsNotice) => "account_exists_notice",
-            (Err(e), _) => e.code(),
-        };
-        self.audit_code(EventKind::CodeSent, outcome, &key);
-        sent?;
-        self.record_send(&tag, &key, now, permit).await
+        let message = self.code_message(Purpose::VerifyEmail, email, &issued);
+        self.deliver(&key, &tag, &message, "sent", &issued.id, now)
+            .await
     }
 
-    async fn issue_account_code(
+    /// Mails `message` now. A delivery failure withdraws the code issued
+    /// with it (`code_id`; a notice's was never filed, and its withdrawal,
+    /// which finds nothing, keeps the failure path alike for every
+    /// address), so that no registration is held by a code nobody
+    /// received, and leaves the cooldown unstarted, so a retry works.
+    async fn deliver(
         &self,
-        pepper: &Pepper,
-        purpose: Purpose,
-        email: &Email,
+        key: &CodeKey<'_>,
+        tag: &str,
+        message: &Message,
+        outcome: &'static str,
+        code_id: &str,
         now: u64,
-    ) -> ApiResult<Message> {
-        let ttl_secs = self.ttl(purpose);
-        let issue = Issue {
-            key: account_key(purpose, email),
-            spec: CodeSpec::digits(self.cfg.otp_length),
-            ttl_secs,
-        };
-        let issued = self.issue_code(pepper, &issue, now).await?;
+    ) -> ApiResult<()> {
+        if let Err(e) = self.mailer.send(message).await {
+            self.audit_code(EventKind::CodeSent, e.code(), key);
+            if let Err(w) = self.store.withdraw_code(code_id).await {
+                self.diagnostics
+                    .record("code_withdraw_failed", format!("{w:?}"));
+            }
+            return Err(e);
+        }
+        self.audit_code(EventKind::CodeSent, outcome, key);
+        self.start_cooldown(tag, key, now).await;
+        Ok(())
+    }
+
+    fn code_message(&self, purpose: Purpose, email: &Email, issued: &Issued) -> Message {
         let values = Values {
             code: issued.code.expose(),
-            ttl_secs,
+            ttl_secs: self.account_issue(purpose, email).ttl_secs,
             app_name: &self.cfg.app_name,
         };
         let rendered = self.cfg.templates.mail(Kind::Account(purpose), &values);
-        Ok(code_message(
-            email.as_str(),
-            rendered,
-            format!("code-{}", issued.id),
-        ))
+        code_message(email.as_str(), rendered, format!("code-{}", issued.id))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::testkit::{wrong, World};
+    use crate::service::testkit::{poll_once, wrong, World};
     use crate::store::Store;
     use pollster::block_on;
 
@@ -662,5 +764,521 @@ mod tests {
                 ApiError::InvalidCode
             );
         });
+    }
+
+    // Account pre-hijacking ------------------------------------------------
+
+    #[test]
+    fn a_code_sign_in_drops_the_password_a_squatter_set() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let (victim, svc) = (email("victim@example.com"), w.svc());
+        block_on(async {
+            // The attacker registers the victim's address and never verifies.
+            svc.register(&victim, &pw("attacker pw")).await.unwrap();
+            // The owner signs in with a code from their mailbox.
+            w.keep(svc.login_code(&victim).await.unwrap());
+            let session = svc.login_with_code(&victim, &w.last_code()).await.unwrap();
+            assert!(svc.me(Some(session.token.expose())).await.unwrap().verified);
+            assert_eq!(w.user("victim@example.com").unwrap().password_hash, None);
+            assert_eq!(
+                svc.login(&victim, &pw("attacker pw")).await.unwrap_err(),
+                ApiError::InvalidCredentials
+            );
+            // The owner sets a password of their own through a reset.
+            w.keep(svc.password_reset(&victim).await.unwrap());
+            svc.confirm_password_reset(&victim, &w.last_code(), &pw("owner pw!"))
+                .await
+                .unwrap();
+            svc.login(&victim, &pw("owner pw!")).await.unwrap();
+            assert_eq!(
+                svc.login(&victim, &pw("attacker pw")).await.unwrap_err(),
+                ApiError::InvalidCredentials
+            );
+        });
+    }
+
+    #[test]
+    fn a_code_sign_in_to_an_unverified_account_ends_its_older_sessions() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let (victim, svc) = (email("victim@example.com"), w.svc());
+        block_on(async {
+            svc.register(&victim, &pw("attacker pw")).await.unwrap();
+            // A session made before the proof, however it came to be.
+            let id = w.user("victim@example.com").unwrap().id;
+            w.store
+                .sessions
+                .borrow_mut()
+                .insert("old".into(), (id, u64::MAX));
+            w.keep(svc.login_code(&victim).await.unwrap());
+            let session = svc.login_with_code(&victim, &w.last_code()).await.unwrap();
+            let sessions = w.store.sessions.borrow();
+            assert!(!sessions.contains_key("old"));
+            assert!(sessions.contains_key(&token_hash(session.token.expose())));
+        });
+    }
+
+    #[test]
+    fn a_code_sign_in_to_a_verified_account_keeps_its_password_and_sessions() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            svc.register(&ann, &pw("correct horse")).await.unwrap();
+            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            let first = svc.login(&ann, &pw("correct horse")).await.unwrap();
+            w.keep(svc.login_code(&ann).await.unwrap());
+            svc.login_with_code(&ann, &w.last_code()).await.unwrap();
+            svc.me(Some(first.token.expose())).await.unwrap();
+            svc.login(&ann, &pw("correct horse")).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn a_second_registration_never_replaces_a_live_ones_password() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let (owner, svc) = (email("owner@example.com"), w.svc());
+        let refused = |p: &'static str| {
+            assert_eq!(
+                block_on(svc.login(&owner, &pw(p))).unwrap_err(),
+                ApiError::InvalidCredentials,
+                "{p} must never log in"
+            );
+        };
+        block_on(svc.register(&owner, &pw("owner pw 1"))).unwrap();
+        let code = w.last_code();
+        refused("attacker pw");
+        // The attacker registers the same address while the code is live.
+        block_on(svc.register(&owner, &pw("attacker pw"))).unwrap();
+        let notice = w.last_mail();
+        assert!(
+            notice.subject.contains("already waiting"),
+            "{}",
+            notice.subject
+        );
+        assert!(
+            !notice.text.chars().any(|c| c.is_ascii_digit()),
+            "the notice carries no code"
+        );
+        refused("attacker pw");
+        // The owner's code verifies the owner's password.
+        block_on(svc.verify_email(&owner, &code)).unwrap();
+        refused("attacker pw");
+        block_on(svc.login(&owner, &pw("owner pw 1"))).unwrap();
+    }
+
+    #[test]
+    fn a_resent_verification_code_proves_the_address_but_drops_a_squatters_password() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let (victim, svc) = (email("victim@example.com"), w.svc());
+        block_on(async {
+            svc.register(&victim, &pw("attacker pw")).await.unwrap();
+            // The owner's own registration finds it waiting: a notice.
+            svc.register(&victim, &pw("owner pw 1")).await.unwrap();
+            // "Didn't get a code? Resend": anyone may ask for this one.
+            w.keep(svc.resend(&victim, Purpose::VerifyEmail).await.unwrap());
+            svc.verify_email(&victim, &w.last_code()).await.unwrap();
+            let user = w.user("victim@example.com").unwrap();
+            assert!(user.verified && user.password_hash.is_none());
+            for p in ["attacker pw", "owner pw 1"] {
+                assert_eq!(
+                    svc.login(&victim, &pw(p)).await.unwrap_err(),
+                    ApiError::InvalidCredentials
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn a_code_from_a_right_password_keeps_that_password() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            svc.register(&ann, &pw("correct horse")).await.unwrap();
+            // Signing in to an unverified account mails a code for that password.
+            assert_eq!(
+                svc.login(&ann, &pw("correct horse")).await.unwrap_err(),
+                ApiError::EmailNotVerified
+            );
+            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            svc.login(&ann, &pw("correct horse")).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn an_expired_registration_may_be_replaced_but_keeps_its_age() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            svc.register(&ann, &pw("first pw!")).await.unwrap();
+            let created = w.user("ann@example.com").unwrap().created_at;
+            w.advance(601);
+            svc.register(&ann, &pw("second pw")).await.unwrap();
+            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            svc.login(&ann, &pw("second pw")).await.unwrap();
+            assert_eq!(
+                svc.login(&ann, &pw("first pw!")).await.unwrap_err(),
+                ApiError::InvalidCredentials
+            );
+            assert_eq!(w.user("ann@example.com").unwrap().created_at, created);
+        });
+    }
+
+    #[test]
+    fn a_registration_whose_mail_failed_holds_nothing() {
+        let w = World::new(&[]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            w.outbox.fail_next.set(true);
+            assert_eq!(
+                svc.register(&ann, &pw("correct horse")).await.unwrap_err(),
+                ApiError::MailDeliveryFailed
+            );
+            assert!(!w.pending("ann@example.com", "verify_email"));
+            // The retry gets a code, not the "already waiting" notice.
+            svc.register(&ann, &pw("correct horse")).await.unwrap();
+            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn register_does_the_same_storage_work_for_every_kind_of_address() {
+        let w = World::new(&[]);
+        let svc = w.svc();
+        block_on(async {
+            let (pending, verified) = (email("pending@example.com"), email("verified@example.com"));
+            svc.register(&pending, &pw("correct horse")).await.unwrap();
+            svc.register(&verified, &pw("correct horse")).await.unwrap();
+            svc.verify_email(&verified, &w.last_code()).await.unwrap();
+            w.advance(61); // past the cooldown, within the pending code's life
+            let mut seen = vec![];
+            for who in [
+                "new@example.com",
+                "pending@example.com",
+                "verified@example.com",
+            ] {
+                w.faults.take();
+                svc.register(&email(who), &pw("whatever pw")).await.unwrap();
+                seen.push((who, w.faults.take()));
+            }
+            assert_eq!(seen[0].1, ["kv_get", "register", "kv_put"]);
+            for (who, calls) in &seen[1..] {
+                assert_eq!(calls, &seen[0].1, "{who}");
+            }
+            assert_eq!(w.mails(), 5, "each registration mailed once");
+        });
+    }
+
+    // Login racing a reset --------------------------------------------------
+
+    #[test]
+    fn a_reset_between_a_logins_check_and_its_session_leaves_no_session() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            svc.register(&ann, &pw("old password")).await.unwrap();
+            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+        });
+        // The login reads the hash, then waits while a reset commits.
+        w.store.gate.hold_after("password_lookup");
+        let old = pw("old password");
+        let mut login = std::pin::pin!(svc.login(&ann, &old));
+        assert!(poll_once(login.as_mut()).is_pending() && w.store.gate.is_holding());
+        block_on(async {
+            w.keep(svc.password_reset(&ann).await.unwrap());
+            svc.confirm_password_reset(&ann, &w.last_code(), &pw("new password"))
+                .await
+                .unwrap();
+        });
+        w.store.gate.release();
+        assert_eq!(block_on(login).unwrap_err(), ApiError::InvalidCredentials);
+        assert!(
+            w.store.sessions.borrow().is_empty(),
+            "every session is revoked"
+        );
+        block_on(svc.login(&ann, &pw("new password"))).unwrap();
+    }
+
+    #[test]
+    fn a_rehash_racing_a_reset_never_puts_the_old_password_back() {
+        // Verified or not: an unverified account's login rehashes too,
+        // before it mails a code.
+        for verified in [true, false] {
+            let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+            let (ann, svc) = (email("ann@example.com"), w.svc());
+            block_on(async {
+                svc.register(&ann, &pw("old password")).await.unwrap();
+                if verified {
+                    svc.verify_email(&ann, &w.last_code()).await.unwrap();
+                }
+            });
+            // A hash made before ARGON2_* changed: the next login rehashes it.
+            let stale = crate::password::Hasher::new(crate::password::HashParams {
+                memory_kib: 128,
+                iterations: 1,
+                parallelism: 1,
+            })
+            .hash(&pw("old password"))
+            .unwrap();
+            w.store
+                .users
+                .borrow_mut()
+                .get_mut("ann@example.com")
+                .unwrap()
+                .password_hash = Some(stale);
+            w.store.gate.hold_after("password_lookup");
+            let old = pw("old password");
+            let mut login = std::pin::pin!(svc.login(&ann, &old));
+            assert!(poll_once(login.as_mut()).is_pending());
+            block_on(async {
+                w.keep(svc.password_reset(&ann).await.unwrap());
+                svc.confirm_password_reset(&ann, &w.last_code(), &pw("new password"))
+                    .await
+                    .unwrap();
+            });
+            w.store.gate.release();
+            assert_eq!(
+                block_on(login).unwrap_err(),
+                ApiError::InvalidCredentials,
+                "verified: {verified}"
+            );
+            block_on(async {
+                assert_eq!(
+                    svc.login(&ann, &pw("old password")).await.unwrap_err(),
+                    ApiError::InvalidCredentials
+                );
+                svc.login(&ann, &pw("new password")).await.unwrap();
+            });
+        }
+    }
+
+    // Stored hashes ----------------------------------------------------------
+
+    #[test]
+    fn a_stored_hash_beyond_the_bounds_is_refused_like_a_wrong_password() {
+        let w = World::new(&[]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            svc.register(&ann, &pw("correct horse")).await.unwrap();
+            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            {
+                let mut users = w.store.users.borrow_mut();
+                let user = users.get_mut("ann@example.com").unwrap();
+                let greedy = user
+                    .password_hash
+                    .take()
+                    .unwrap()
+                    .replace("m=64,", "m=4194304,");
+                user.password_hash = Some(greedy);
+            }
+            assert_eq!(
+                svc.login(&ann, &pw("correct horse")).await.unwrap_err(),
+                ApiError::InvalidCredentials
+            );
+            let logged = w.diagnostics.take();
+            assert_eq!(logged.len(), 1);
+            assert_eq!(logged[0].event, "stored_hash_refused");
+            assert!(!logged[0].detail.contains("correct horse"));
+        });
+    }
+
+    // Storage failures -----------------------------------------------------
+
+    /// Runs `flow` once to count its D1 and KV calls, then once per call
+    /// with that call failing, each time in a fresh world from `setup`.
+    /// Every run must either answer 503 with nothing sent, or succeed
+    /// having sent exactly one message: never a 5xx after a send.
+    fn each_storage_failure<R: std::fmt::Debug>(
+        setup: impl Fn(&World),
+        flow: impl Fn(&World) -> ApiResult<R>,
+        sent: impl Fn(&World, &ApiResult<R>) -> usize,
+    ) -> usize {
+        let extra = [("RESEND_COOLDOWN_SECONDS", "60")];
+        let w = World::new(&extra);
+        setup(&w);
+        w.faults.take();
+        let result = flow(&w);
+        let calls = w.faults.take().len();
+        assert!(result.is_ok(), "{result:?}");
+        for n in 1..=calls {
+            let w = World::new(&extra);
+            setup(&w);
+            let baseline = w.sent();
+            w.faults.fail_call(n);
+            let result = flow(&w);
+            let messages = sent(&w, &result) - baseline;
+            match &result {
+                Err(ApiError::StorageUnavailable(_)) => {
+                    assert_eq!(messages, 0, "call {n} of {calls}: 503 after a send")
+                }
+                Ok(_) => assert_eq!(messages, 1, "call {n} of {calls}: {result:?}"),
+                Err(e) => panic!("call {n} of {calls}: {e:?}"),
+            }
+        }
+        calls
+    }
+
+    #[test]
+    fn a_storage_failure_is_503_before_a_send_and_success_after_it() {
+        let registered = |w: &World| {
+            let svc = w.svc();
+            block_on(async {
+                svc.register(&email("ann@example.com"), &pw("correct horse"))
+                    .await
+                    .unwrap();
+            });
+            w.advance(61);
+        };
+        let mailed = |w: &World, _: &ApiResult<()>| w.sent();
+        // Register: a cooldown read, one D1 transaction, the mail, a cooldown write.
+        let calls = each_storage_failure(
+            |_| {},
+            |w| {
+                block_on(
+                    w.svc()
+                        .register(&email("bob@example.com"), &pw("correct horse")),
+                )
+            },
+            mailed,
+        );
+        assert_eq!(calls, 3);
+        // Login to an unverified account mails a code, then answers 403.
+        each_storage_failure(
+            registered,
+            |w| match block_on(
+                w.svc()
+                    .login(&email("ann@example.com"), &pw("correct horse")),
+            ) {
+                Err(ApiError::EmailNotVerified) => Ok(()),
+                other => other.map(drop),
+            },
+            mailed,
+        );
+        // A reset's mail goes after the answer: the answer carries it.
+        let deferred =
+            |w: &World, r: &ApiResult<Deferred>| w.sent() + usize::from(matches!(r, Ok(Some(_))));
+        each_storage_failure(
+            registered,
+            |w| block_on(w.svc().password_reset(&email("ann@example.com"))),
+            deferred,
+        );
+        each_storage_failure(
+            registered,
+            |w| block_on(w.svc().login_code(&email("ann@example.com"))),
+            deferred,
+        );
+    }
+
+    #[test]
+    fn a_failed_cooldown_write_after_a_send_is_logged_not_answered() {
+        let w = World::new(&[]);
+        let (ann, svc) = (email("ann@example.com"), w.svc());
+        block_on(async {
+            w.faults.fail_call(3); // kv_get, register, kv_put
+            svc.register(&ann, &pw("correct horse")).await.unwrap();
+            assert_eq!(w.mails(), 1);
+            let logged = w.diagnostics.take();
+            assert_eq!(logged.len(), 1);
+            assert_eq!(logged[0].event, "cooldown_write_failed");
+        });
+    }
+
+    // Limits ------------------------------------------------------------------
+
+    #[test]
+    fn aliases_of_one_mailbox_share_its_limits() {
+        let w = World::new(&[]);
+        let svc = w.svc();
+        block_on(async {
+            svc.resend(&email("victim+1@gmail.com"), Purpose::ResetPassword)
+                .await
+                .unwrap();
+            for alias in ["victim+2@gmail.com", "v.i.c.t.i.m@googlemail.com"] {
+                assert!(matches!(
+                    svc.resend(&email(alias), Purpose::ResetPassword).await,
+                    Err(ApiError::RateLimited { .. })
+                ));
+            }
+            // Codes are still filed, and mail addressed, as typed.
+            assert!(w.pending("victim+1@gmail.com", "reset_password"));
+        });
+    }
+
+    #[test]
+    fn the_core_flows_cannot_use_up_an_apps_sends_to_an_address() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let (key, _) = w.api_key(&["email"]);
+        let svc = w.svc();
+        let victim = email("victim@example.com");
+        block_on(async {
+            // Anyone can make the core flows send to any address...
+            for _ in 0..5 {
+                svc.password_reset(&victim).await.unwrap();
+            }
+            assert!(matches!(
+                svc.resend(&victim, Purpose::ResetPassword).await,
+                Err(ApiError::RateLimited { .. })
+            ));
+            // ...but only up to the core's own hourly share.
+            let app = crate::service::AppCode::new(
+                crate::channel::Recipient::parse(Channel::Email, "victim@example.com").unwrap(),
+                crate::purpose::AppPurpose::parse("login").unwrap(),
+                CodeSpec::digits(6),
+                600,
+            )
+            .unwrap();
+            svc.send_app_code(&key, &app).await.unwrap();
+        });
+    }
+
+    #[test]
+    fn every_scope_together_stays_under_the_address_ceiling() {
+        let w = World::new(&[
+            ("RESEND_COOLDOWN_SECONDS", "0"),
+            ("MAX_SENDS_PER_HOUR", "3"),
+            ("MAX_SENDS_PER_ADDRESS_PER_HOUR", "4"),
+        ]);
+        let keys = [w.api_key(&["email"]).0, w.api_key(&["email"]).0];
+        let svc = w.svc();
+        let app = crate::service::AppCode::new(
+            crate::channel::Recipient::parse(Channel::Email, "victim@example.com").unwrap(),
+            crate::purpose::AppPurpose::parse("login").unwrap(),
+            CodeSpec::digits(6),
+            600,
+        )
+        .unwrap();
+        block_on(async {
+            for _ in 0..3 {
+                svc.send_app_code(&keys[0], &app).await.unwrap();
+            }
+            assert!(matches!(
+                svc.send_app_code(&keys[0], &app).await,
+                Err(ApiError::RateLimited { .. })
+            ));
+            svc.send_app_code(&keys[1], &app).await.unwrap();
+            assert!(matches!(
+                svc.send_app_code(&keys[1], &app).await,
+                Err(ApiError::RateLimited { .. })
+            ));
+            assert_eq!(w.sent(), 4);
+        });
+    }
+
+    #[test]
+    fn failed_admin_and_api_key_attempts_are_audited() {
+        let w = World::new(&[]);
+        let svc = w.svc();
+        block_on(async {
+            assert!(svc.admin(Some("not the token")).is_err());
+            assert!(svc.admin(None).is_err());
+            assert!(svc.api_key(Some("otpk_guess")).await.is_err());
+            assert_eq!(svc.refuse_key(), ApiError::Unauthorized);
+        });
+        assert_eq!(
+            w.events(),
+            [
+                ("admin_auth_failed", "unauthorized"),
+                ("admin_auth_failed", "unauthorized"),
+                ("api_key_auth_failed", "unauthorized"),
+            ]
+        );
     }
 }

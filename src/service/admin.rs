@@ -14,17 +14,23 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M, T, C> {
-    /// Every admin route starts here; handlers call it before reading a body.
+    /// Every admin route starts here; handlers call it before reading a
+    /// body. A failed attempt is audited.
     pub fn admin(&self, bearer: Option<&str>) -> ApiResult<()> {
         let expected = self.cfg.admin_token()?;
-        let given = bearer.ok_or(ApiError::Unauthorized)?;
         // Hashing first makes the comparison independent of both lengths.
-        let same: bool = Sha256::digest(given.as_bytes())
-            .ct_eq(&Sha256::digest(expected.as_bytes()))
-            .into();
+        let same = bearer.is_some_and(|given| {
+            Sha256::digest(given.as_bytes())
+                .ct_eq(&Sha256::digest(expected.as_bytes()))
+                .into()
+        });
         match same {
             true => Ok(()),
-            false => Err(ApiError::Unauthorized),
+            false => {
+                self.audit
+                    .record(Event::new(EventKind::AdminAuthFailed, "unauthorized"));
+                Err(ApiError::Unauthorized)
+            }
         }
     }
 

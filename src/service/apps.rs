@@ -3,13 +3,14 @@
 //! filed under the calling key's scope.
 
 use super::{Issue, Service};
-use crate::api_key::{ApiKey, PREFIX};
-use crate::audit::EventKind;
+use crate::api_key::{is_well_formed, ApiKey};
+use crate::audit::{Event, EventKind};
 use crate::channel::Recipient;
 use crate::clock::{rfc3339, Clock};
 use crate::code::{app_scope, Code, CodeKey, CodeSpec};
+use crate::config::{attempts_fit, CODES_PER_ATTEMPT};
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{key_quota, Counters, SendDecision};
+use crate::limits::Counters;
 use crate::mail::{code_message, Mailer};
 use crate::purpose::AppPurpose;
 use crate::session::token_hash;
@@ -75,15 +76,23 @@ fn text_channel(to: &Recipient) -> Option<(TextChannel, &crate::channel::Phone)>
 }
 
 impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M, T, C> {
-    /// The key behind `Authorization: Bearer`, if it exists and is not revoked.
+    /// The key behind `Authorization: Bearer`, if it exists and is not
+    /// revoked. Only a bearer shaped like a key costs a D1 read.
     pub async fn api_key(&self, bearer: Option<&str>) -> ApiResult<ApiKey> {
-        let given = bearer
-            .filter(|b| b.starts_with(PREFIX))
-            .ok_or(ApiError::Unauthorized)?;
-        self.store
-            .api_key_by_hash(&token_hash(given))
-            .await?
-            .ok_or(ApiError::Unauthorized)
+        let found = match bearer.filter(|b| is_well_formed(b)) {
+            Some(given) => self.store.api_key_by_hash(&token_hash(given)).await?,
+            None => None,
+        };
+        found.ok_or(ApiError::Unauthorized)
+    }
+
+    /// Records a refused key in the audit trail and answers 401. The
+    /// caller first holds the client to its limit, so that guessing keys
+    /// cannot flood the trail.
+    pub fn refuse_key(&self) -> ApiError {
+        self.audit
+            .record(Event::new(EventKind::ApiKeyAuthFailed, "unauthorized"));
+        ApiError::Unauthorized
     }
 
     pub async fn send_app_code(&self, key: &ApiKey, req: &AppCode) -> ApiResult<SentCode> {
@@ -108,33 +117,38 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         if !key.channels.allows(channel) {
             return Err(ApiError::ChannelNotAllowed(channel));
         }
+        if !attempts_fit(req.spec, self.cfg.otp_max_attempts) {
+            return Err(ApiError::InvalidRequest(format!(
+                "field `length` is too short for {} attempts per code (OTP_MAX_ATTEMPTS): a code needs {CODES_PER_ATTEMPT} possible values per attempt; ask for more characters or the alphanumeric alphabet",
+                self.cfg.otp_max_attempts
+            )));
+        }
         let pepper = self.cfg.pepper()?;
         match text_channel(&req.to) {
             None => self.mailer.ready()?,
             Some((tc, _)) => self.texter.ready(tc)?,
         }
         let now = self.clock.now();
-        let quota = key_quota(
-            &self.counters,
-            &key.id,
-            self.cfg.api_key_sends_per_hour,
-            now,
-        )
-        .await?;
-        let (tag, decision) = self.check_send(pepper, &code_key, now).await?;
-        let permit = match decision {
-            SendDecision::Allowed(permit) => permit,
-            SendDecision::Cooldown { retry_after_secs }
-            | SendDecision::HourlyCap { retry_after_secs } => {
-                return Err(ApiError::RateLimited { retry_after_secs })
-            }
-        };
+        let tag = self.limit_tag(pepper, &code_key);
+        if let Some(retry_after_secs) = self.cooldown(&tag, &code_key, now).await? {
+            return Err(ApiError::RateLimited { retry_after_secs });
+        }
         let issue = Issue {
             key: code_key,
             spec: req.spec,
             ttl_secs: req.ttl_secs,
+            bound_to: None,
         };
-        let issued = self.issue_code(pepper, &issue, now).await?;
+        // The key's quota and the address's hourly caps are counted in the
+        // same D1 transaction that files the code: exact under any burst,
+        // and counted before anything is sent. A message handed to a
+        // provider counts whether or not it is accepted.
+        let count = self.send_count(&tag, &code_key, Some(self.cfg.api_key_sends_per_hour), now);
+        let Some(issued) = self.issue_code(pepper, &issue, &count, now).await? else {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: count.retry_after(now),
+            });
+        };
         let values = Values {
             code: issued.code.expose(),
             ttl_secs: req.ttl_secs,
@@ -158,10 +172,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 self.texter.send(&message).await?
             }
         }
-        // Only a delivered message counts against the limits, so a retry
-        // after a provider failure works.
-        self.record_send(&tag, &code_key, now, permit).await?;
-        quota.bump(&self.counters).await?;
+        // Only a delivered message starts the cooldown, so a retry after a
+        // provider failure works.
+        self.start_cooldown(&tag, &code_key, now).await;
         Ok(SentCode {
             id: issued.id,
             expires_at: rfc3339(issued.expires_at),
@@ -179,7 +192,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             return Err(ApiError::ChannelNotAllowed(to.channel()));
         }
         let scope = app_scope(&key.id);
-        self.redeem(&app_key(&scope, to, purpose), code, || Ok(Effect::Nothing))
+        self.redeem(&app_key(&scope, to, purpose), code, |_| Ok(Effect::Nothing))
             .await
     }
 }
@@ -334,8 +347,8 @@ mod tests {
     }
 
     #[test]
-    fn cooldown_and_key_quota_answer_429_and_failed_sends_use_neither() {
-        let w = World::new(&[("API_KEY_SENDS_PER_HOUR", "2")]);
+    fn a_failed_send_leaves_no_cooldown_but_counts_against_the_key_quota() {
+        let w = World::new(&[("API_KEY_SENDS_PER_HOUR", "3")]);
         let (key, _) = w.api_key(&["email"]);
         let svc = w.svc();
         block_on(async {
@@ -345,6 +358,7 @@ mod tests {
                 svc.send_app_code(&key, &req).await.unwrap_err(),
                 ApiError::MailDeliveryFailed
             );
+            // No cooldown after a failure: the retry goes out.
             svc.send_app_code(&key, &req).await.unwrap();
             assert!(matches!(
                 svc.send_app_code(&key, &req).await.unwrap_err(),
@@ -352,13 +366,48 @@ mod tests {
                     retry_after_secs: 60
                 }
             ));
+            // The quota counted the failed attempt too: a message handed
+            // to a provider may cost, delivered or not.
             let other = request(Channel::Email, "bob@example.com", Alphabet::Digits);
             svc.send_app_code(&key, &other).await.unwrap();
             let third = request(Channel::Email, "cy@example.com", Alphabet::Digits);
-            assert!(matches!(
+            assert_eq!(
                 svc.send_app_code(&key, &third).await.unwrap_err(),
-                ApiError::RateLimited { .. }
-            ));
+                ApiError::RateLimited {
+                    retry_after_secs: 3_600
+                }
+            );
+            assert_eq!(w.sent(), 2);
+        });
+    }
+
+    #[test]
+    fn codes_too_small_for_the_attempt_cap_are_refused() {
+        let w = World::new(&[]);
+        let (key, _) = w.api_key(&["sms"]);
+        let svc = w.svc();
+        let at = |length, alphabet| AppCode {
+            spec: CodeSpec::new(length, alphabet).unwrap(),
+            ..request(Channel::Sms, "+14155550123", Alphabet::Digits)
+        };
+        block_on(async {
+            // 5 attempts at 10,000 four-digit codes: 1 in 2,000. Refused.
+            let e = svc
+                .send_app_code(&key, &at(4, Alphabet::Digits))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&e, ApiError::InvalidRequest(d) if d.contains("`length`")),
+                "{e:?}"
+            );
+            assert_eq!(w.sent(), 0);
+            svc.send_app_code(&key, &at(5, Alphabet::Digits))
+                .await
+                .unwrap();
+            w.advance(60);
+            svc.send_app_code(&key, &at(4, Alphabet::Alphanumeric))
+                .await
+                .unwrap();
         });
     }
 

@@ -15,11 +15,13 @@ pub use account::LoginSession;
 pub use apps::{AppCode, SentCode};
 
 use crate::audit::{Audit, Event, EventKind};
+use crate::channel::Channel;
 use crate::clock::Clock;
 use crate::code::{digests_match, Code, CodeKey, CodeSpec, Pepper};
 use crate::config::Config;
+use crate::diagnostics::Diagnostics;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{lane, Counters, Permit, SendDecision, SendPolicy};
+use crate::limits::{lane, Counters, SendCount, SendPolicy};
 use crate::mail::{Mailer, Message};
 use crate::store::{Effect, NewCode, Store};
 use crate::text::Texter;
@@ -33,6 +35,8 @@ pub struct Service<'a, S, K, M, T, C> {
     pub clock: C,
     /// The request's security events, for the caller to store.
     pub audit: &'a Audit,
+    /// Failures the flow absorbed, for the caller to log.
+    pub diagnostics: &'a Diagnostics,
 }
 
 /// A mail the caller must deliver after answering, so that the answer's
@@ -44,6 +48,18 @@ struct Issue<'k> {
     key: CodeKey<'k>,
     spec: CodeSpec,
     ttl_secs: u64,
+    /// The password hash a verification code is bound to, when the one who
+    /// asked for it holds that password (see `Pepper::bound_code_digest`).
+    bound_to: Option<&'k str>,
+}
+
+/// What a right code proved, besides the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Proof {
+    /// The code was bound to this password hash, still the account's.
+    Password(String),
+    /// Anyone could have asked for the code.
+    AddressOnly,
 }
 
 struct Issued {
@@ -56,56 +72,68 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     fn policy(&self) -> SendPolicy {
         SendPolicy {
             cooldown_secs: self.cfg.resend_cooldown_secs,
-            max_per_hour: self.cfg.max_sends_per_hour,
+            per_scope: self.cfg.max_sends_per_hour,
+            per_address: self.cfg.max_sends_per_address_per_hour,
         }
     }
 
-    /// Stores a fresh code in place of any pending one under the same key.
-    async fn issue_code(&self, pepper: &Pepper, issue: &Issue<'_>, now: u64) -> ApiResult<Issued> {
-        let code = Code::generate(issue.spec)?;
-        let id = random_id()?;
-        let digest = pepper.code_digest(&issue.key, &code);
-        let expires_at = now + issue.ttl_secs;
-        let new = NewCode {
-            id: &id,
-            key: issue.key,
-            digest: &digest,
-            now,
-            expires_at,
-        };
-        self.store.issue_code(&new, issue.ttl_secs).await?;
-        Ok(Issued {
-            id,
-            code,
-            expires_at,
-        })
-    }
-
-    /// The address limits of a send, as a decision the flow acts on.
-    async fn check_send(
+    /// A fresh code for `issue.key`, with its message counted against the
+    /// hourly caps of `count`. `None` when a cap is reached: nothing was
+    /// written. The code replaces any pending one under the same key.
+    async fn issue_code(
         &self,
         pepper: &Pepper,
-        key: &CodeKey<'_>,
+        issue: &Issue<'_>,
+        count: &SendCount,
         now: u64,
-    ) -> ApiResult<(String, SendDecision)> {
-        let tag = pepper.address_tag(key.address);
-        let decision = self
-            .policy()
-            .check(&self.counters, &tag, &lane(key), now)
+    ) -> ApiResult<Option<Issued>> {
+        let (issued, row) = new_code(pepper, issue, now)?;
+        let written = self
+            .store
+            .issue_code(&row.code(&issued.id, issue), issue.ttl_secs, count)
             .await?;
-        Ok((tag, decision))
+        Ok(written.then_some(issued))
     }
 
-    async fn record_send(
+    /// The pseudonym the send limits of `key`'s address are kept under: of
+    /// the mailbox, so that `ann+1@` and `ann+2@` share ann's limits.
+    fn limit_tag(&self, pepper: &Pepper, key: &CodeKey<'_>) -> String {
+        match key.channel {
+            Channel::Email => pepper.address_tag(&crate::email::mailbox(key.address)),
+            Channel::Sms | Channel::Whatsapp => pepper.address_tag(key.address),
+        }
+    }
+
+    /// The seconds left of `key`'s cooldown, or `None` when a send may go.
+    async fn cooldown(&self, tag: &str, key: &CodeKey<'_>, now: u64) -> ApiResult<Option<u64>> {
+        self.policy()
+            .cooldown(&self.counters, tag, &lane(key), now)
+            .await
+    }
+
+    /// The hourly counters of a message to `key`'s address.
+    fn send_count(
         &self,
         tag: &str,
         key: &CodeKey<'_>,
+        key_quota: Option<u32>,
         now: u64,
-        permit: Permit,
-    ) -> ApiResult<()> {
-        self.policy()
-            .record(&self.counters, tag, &lane(key), now, permit)
+    ) -> SendCount {
+        self.policy().count(key.scope, tag, key_quota, now)
+    }
+
+    /// Starts `key`'s cooldown after a delivered send. The message is out,
+    /// so a failed write is logged, not answered: the client must not
+    /// send it again.
+    async fn start_cooldown(&self, tag: &str, key: &CodeKey<'_>, now: u64) {
+        if let Err(e) = self
+            .policy()
+            .start_cooldown(&self.counters, tag, &lane(key), now)
             .await
+        {
+            self.diagnostics
+                .record("cooldown_write_failed", format!("{e:?}"));
+        }
     }
 
     /// Checks `code` against the pending one and, if right, consumes it
@@ -114,7 +142,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         &self,
         key: &CodeKey<'_>,
         code: &Code,
-        unlock: impl FnOnce() -> ApiResult<Effect<'e>>,
+        unlock: impl FnOnce(Proof) -> ApiResult<Effect<'e>>,
     ) -> ApiResult<()> {
         let pepper = self.cfg.pepper()?;
         let max = self.cfg.otp_max_attempts;
@@ -134,14 +162,26 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         if pending.expires_at <= now {
             return failed("expired_code", ApiError::ExpiredCode);
         }
-        if !digests_match(&pending.digest, &pepper.code_digest(key, code)) {
-            if pending.attempts == max {
-                self.audit_code(EventKind::CodeBurned, "too_many_attempts", key);
-                return Err(ApiError::TooManyAttempts);
+        // Both forms are always computed and compared, in constant time.
+        let password = pending.account_password.unwrap_or_default();
+        let unbound = digests_match(&pending.digest, &pepper.code_digest(key, code));
+        let bound = !password.is_empty()
+            & digests_match(
+                &pending.digest,
+                &pepper.bound_code_digest(key, code, &password),
+            );
+        let proof = match (bound, unbound) {
+            (true, _) => Proof::Password(password),
+            (false, true) => Proof::AddressOnly,
+            (false, false) => {
+                if pending.attempts == max {
+                    self.audit_code(EventKind::CodeBurned, "too_many_attempts", key);
+                    return Err(ApiError::TooManyAttempts);
+                }
+                return failed("invalid_code", ApiError::InvalidCode);
             }
-            return failed("invalid_code", ApiError::InvalidCode);
-        }
-        let effect = match unlock() {
+        };
+        let effect = match unlock(proof) {
             Ok(effect) => effect,
             Err(e) => return failed(e.code(), e),
         };
@@ -174,6 +214,44 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     fn address_hash(&self, address: &str) -> Option<String> {
         self.cfg.pepper().ok().map(|p| p.address_tag(address))
     }
+}
+
+/// A fresh code and the row that files it.
+struct CodeRow {
+    digest: String,
+    expires_at: u64,
+    now: u64,
+}
+
+impl CodeRow {
+    fn code<'a>(&'a self, id: &'a str, issue: &Issue<'a>) -> NewCode<'a> {
+        NewCode {
+            id,
+            key: issue.key,
+            digest: &self.digest,
+            now: self.now,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+fn new_code(pepper: &Pepper, issue: &Issue<'_>, now: u64) -> ApiResult<(Issued, CodeRow)> {
+    let code = Code::generate(issue.spec)?;
+    let digest = match issue.bound_to {
+        Some(hash) => pepper.bound_code_digest(&issue.key, &code, hash),
+        None => pepper.code_digest(&issue.key, &code),
+    };
+    let row = CodeRow {
+        digest,
+        expires_at: now + issue.ttl_secs,
+        now,
+    };
+    let issued = Issued {
+        id: random_id()?,
+        code,
+        expires_at: row.expires_at,
+    };
+    Ok((issued, row))
 }
 
 /// 128 random bits, hex: ids that reveal no order or count.

@@ -1,21 +1,33 @@
 //! In-memory stand-ins for the service's traits, for native tests of the
 //! flows' decisions. The D1 store itself is proven end to end.
+//!
+//! Every store and KV call goes through `Faults`, which records the
+//! sequence of calls and can fail the Nth one; the store can also hold a
+//! flow after a named call (`Gate`), so that a test can run another flow
+//! in between, as two concurrent requests would interleave.
 
 use super::Service;
 use crate::api_key::{ApiKey, Channels, NewApiKey};
 use crate::audit::{Audit, Event, EventPage, StoredEvent};
 use crate::clock::Clock;
-use crate::code::{Code, CodeKey};
+use crate::code::{Code, CodeKey, CORE_SCOPE};
 use crate::config::Config;
+use crate::diagnostics::Diagnostics;
 use crate::email::Email;
-use crate::error::ApiResult;
-use crate::limits::memory::MemoryCounters;
-use crate::limits::Counters;
+use crate::error::{ApiError, ApiResult};
+use crate::limits::{Counters, SendCount};
 use crate::mail::{Mailer, Message};
-use crate::store::{Cleanup, Effect, NewCode, PendingCode, Stats, Store, User, UserStats};
+use crate::store::{
+    Cleanup, Effect, NewCode, NewSession, PasswordLookup, PendingCode, Registered, Registration,
+    Stats, Store, User, UserStats,
+};
 use crate::text::{TextChannel, TextMessage, Texter};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 type CodeId = (String, &'static str, String, String);
 
@@ -28,6 +40,91 @@ fn code_id(k: &CodeKey<'_>) -> CodeId {
     )
 }
 
+/// The calls the flows make to D1 and KV, in order, and the one to fail.
+#[derive(Default)]
+pub struct Faults {
+    calls: RefCell<Vec<&'static str>>,
+    fail_at: Cell<Option<usize>>,
+}
+
+impl Faults {
+    fn tick(&self, op: &'static str) -> ApiResult<()> {
+        let mut calls = self.calls.borrow_mut();
+        calls.push(op);
+        match self.fail_at.get() == Some(calls.len()) {
+            true => Err(ApiError::StorageUnavailable(format!(
+                "injected failure of {op}"
+            ))),
+            false => Ok(()),
+        }
+    }
+
+    /// Fails the `n`th call from now (1-based); forgets the calls so far.
+    pub fn fail_call(&self, n: usize) {
+        self.calls.borrow_mut().clear();
+        self.fail_at.set(Some(n));
+    }
+
+    /// The calls since the last `take` or `fail_call`.
+    pub fn take(&self) -> Vec<&'static str> {
+        self.fail_at.set(None);
+        self.calls.take()
+    }
+}
+
+/// Holds a flow after the store call named `after`, until `release`.
+#[derive(Default)]
+pub struct Gate {
+    after: Cell<Option<&'static str>>,
+    held: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Gate {
+    pub fn hold_after(&self, op: &'static str) {
+        self.after.set(Some(op));
+    }
+
+    pub fn is_holding(&self) -> bool {
+        self.held.get()
+    }
+
+    pub fn release(&self) {
+        self.held.set(false);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    async fn pass(&self, op: &'static str) {
+        if self.after.get() == Some(op) {
+            self.after.set(None);
+            self.held.set(true);
+            Held(self).await
+        }
+    }
+}
+
+struct Held<'a>(&'a Gate);
+
+impl Future for Held<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.0.held.get() {
+            true => {
+                *self.0.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            false => Poll::Ready(()),
+        }
+    }
+}
+
+/// Polls a future once, as a runtime would before it has to wait.
+pub fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
+    f.poll(&mut Context::from_waker(Waker::noop()))
+}
+
 /// Mirrors the D1 store's semantics closely enough to test decisions.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -36,51 +133,32 @@ pub struct MemoryStore {
     pub sessions: RefCell<HashMap<String, (String, u64)>>,
     pub keys: RefCell<Vec<(String, ApiKey)>>,
     pub events: RefCell<Vec<StoredEvent>>,
+    /// Send counts by (counter, hour).
+    pub counts: RefCell<HashMap<(String, u64), u32>>,
+    pub faults: Rc<Faults>,
+    pub gate: Gate,
 }
 
-impl Store for &MemoryStore {
-    async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>> {
-        Ok(self.users.borrow().get(email.as_str()).cloned())
-    }
-    async fn upsert_unverified_user(
-        &self,
-        id: &str,
-        email: &Email,
-        hash: &str,
-        now: u64,
-    ) -> ApiResult<bool> {
-        let mut users = self.users.borrow_mut();
-        match users.get_mut(email.as_str()) {
-            Some(u) if u.verified => Ok(false),
-            Some(u) => {
-                u.password_hash = hash.into();
-                Ok(true)
-            }
-            None => {
-                let user = User {
-                    id: id.into(),
-                    email: email.as_str().into(),
-                    password_hash: hash.into(),
-                    verified: false,
-                    created_at: now,
-                };
-                users.insert(email.as_str().into(), user);
-                Ok(true)
-            }
+impl MemoryStore {
+    /// Counts a message if every counter is under its cap; all or nothing.
+    fn count(&self, count: &SendCount) -> bool {
+        let mut counts = self.counts.borrow_mut();
+        let at = |name: &String| {
+            counts
+                .get(&(name.clone(), count.hour))
+                .copied()
+                .unwrap_or(0)
+        };
+        if count.counters.iter().any(|(name, cap)| at(name) >= *cap) {
+            return false;
         }
-    }
-    async fn set_password_hash(&self, user_id: &str, hash: &str, _now: u64) -> ApiResult<()> {
-        for u in self
-            .users
-            .borrow_mut()
-            .values_mut()
-            .filter(|u| u.id == user_id)
-        {
-            u.password_hash = hash.into();
+        for (name, _) in &count.counters {
+            *counts.entry((name.clone(), count.hour)).or_insert(0) += 1;
         }
-        Ok(())
+        true
     }
-    async fn issue_code(&self, c: &NewCode<'_>, window: u64) -> ApiResult<()> {
+
+    fn file_code(&self, c: &NewCode<'_>, window: u64) {
         let mut codes = self.codes.borrow_mut();
         let id = code_id(&c.key);
         let (attempts, window_ends) = match codes.get(&id) {
@@ -92,15 +170,127 @@ impl Store for &MemoryStore {
             digest: c.digest.into(),
             attempts,
             expires_at: c.expires_at,
+            account_password: None,
         };
         codes.insert(id, (code, window_ends));
+    }
+
+    fn live_code(&self, key: &CodeKey<'_>, now: u64) -> bool {
+        self.codes
+            .borrow()
+            .get(&code_id(key))
+            .is_some_and(|(c, _)| c.expires_at > now)
+    }
+}
+
+impl Store for &MemoryStore {
+    async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>> {
+        self.faults.tick("user_by_email")?;
+        let user = self.users.borrow().get(email.as_str()).cloned();
+        self.gate.pass("user_by_email").await;
+        Ok(user)
+    }
+    async fn password_lookup(&self, email: &Email, seed: u32) -> ApiResult<PasswordLookup> {
+        self.faults.tick("password_lookup")?;
+        let lookup = {
+            let users = self.users.borrow();
+            let mut hashes: Vec<(&String, &String)> = users
+                .values()
+                .filter_map(|u| u.password_hash.as_ref().map(|h| (&u.id, h)))
+                .collect();
+            hashes.sort();
+            PasswordLookup {
+                user: users.get(email.as_str()).cloned(),
+                decoy: (!hashes.is_empty()).then(|| hashes[seed as usize % hashes.len()].1.clone()),
+            }
+        };
+        self.gate.pass("password_lookup").await;
+        Ok(lookup)
+    }
+    async fn register(&self, r: &Registration<'_>) -> ApiResult<Registered> {
+        self.faults.tick("register")?;
+        let existing = self.users.borrow().get(r.email.as_str()).cloned();
+        let outcome = match existing {
+            Some(u) if u.verified => Registered::AlreadyVerified,
+            Some(_) if self.live_code(&r.code.key, r.code.now) => Registered::PendingKept,
+            _ => Registered::CodeIssued,
+        };
+        if !self.count(r.count) {
+            return Ok(Registered::Capped);
+        }
+        if outcome == Registered::CodeIssued {
+            let mut users = self.users.borrow_mut();
+            let user = users
+                .entry(r.email.as_str().into())
+                .or_insert_with(|| User {
+                    id: r.user_id.into(),
+                    email: r.email.as_str().into(),
+                    password_hash: None,
+                    verified: false,
+                    created_at: r.code.now,
+                });
+            // A stale registration is replaced, but keeps its creation time.
+            user.password_hash = Some(r.password_hash.into());
+            drop(users);
+            self.file_code(&r.code, r.attempts_window_secs);
+        }
+        Ok(outcome)
+    }
+    async fn after_password_login(
+        &self,
+        user_id: &str,
+        verified_hash: &str,
+        rehash: Option<&str>,
+        session: Option<&NewSession>,
+    ) -> ApiResult<bool> {
+        self.faults.tick("after_password_login")?;
+        let mut users = self.users.borrow_mut();
+        let Some(user) = users
+            .values_mut()
+            .find(|u| u.id == user_id && u.password_hash.as_deref() == Some(verified_hash))
+        else {
+            return Ok(false);
+        };
+        if let Some(fresh) = rehash {
+            user.password_hash = Some(fresh.into());
+        }
+        if let Some(s) = session {
+            self.sessions
+                .borrow_mut()
+                .insert(s.token_hash.clone(), (user_id.into(), s.expires_at));
+        }
+        Ok(true)
+    }
+    async fn issue_code(&self, c: &NewCode<'_>, window: u64, count: &SendCount) -> ApiResult<bool> {
+        self.faults.tick("issue_code")?;
+        if !self.count(count) {
+            return Ok(false);
+        }
+        self.file_code(c, window);
+        Ok(true)
+    }
+    async fn withdraw_code(&self, id: &str) -> ApiResult<()> {
+        self.faults.tick("withdraw_code")?;
+        self.codes.borrow_mut().retain(|_, (c, _)| c.id != id);
         Ok(())
     }
     async fn claim_attempt(&self, key: &CodeKey<'_>, max: u32) -> ApiResult<Option<PendingCode>> {
+        self.faults.tick("claim_attempt")?;
+        let account_password = match (key.scope, key.channel.as_str()) {
+            (CORE_SCOPE, "email") => self
+                .users
+                .borrow()
+                .get(key.address)
+                .map(|u| u.password_hash.clone().unwrap_or_default()),
+            _ => None,
+        };
         let mut codes = self.codes.borrow_mut();
         Ok(codes.get_mut(&code_id(key)).map(|(c, _)| {
             c.attempts = (c.attempts + 1).min(max + 1);
-            c.clone()
+            PendingCode {
+                account_password,
+                ..c.clone()
+            }
         }))
     }
     async fn consume_code(
@@ -110,6 +300,7 @@ impl Store for &MemoryStore {
         effect: Effect<'_>,
         now: u64,
     ) -> ApiResult<bool> {
+        self.faults.tick("consume_code")?;
         let mut codes = self.codes.borrow_mut();
         let Some(key) = codes
             .iter()
@@ -120,52 +311,51 @@ impl Store for &MemoryStore {
         };
         codes.remove(&key);
         let mut users = self.users.borrow_mut();
+        let mut sessions = self.sessions.borrow_mut();
         match effect {
             Effect::Nothing => {}
-            Effect::MarkVerified { email } => users
-                .get_mut(email.as_str())
-                .into_iter()
-                .for_each(|u| u.verified = true),
+            Effect::MarkVerified {
+                email,
+                password_hash,
+            } => {
+                if let Some(u) = users.get_mut(email.as_str()) {
+                    match password_hash {
+                        // Bound: only while the password is the one it was for.
+                        Some(h) => u.verified |= u.password_hash.as_deref() == Some(h.as_str()),
+                        None if !u.verified => {
+                            u.verified = true;
+                            u.password_hash = None;
+                            sessions.retain(|_, (uid, _)| *uid != u.id);
+                        }
+                        None => {}
+                    }
+                }
+            }
             Effect::ResetPassword {
                 email,
                 password_hash,
             } => {
                 if let Some(u) = users.get_mut(email.as_str()) {
-                    u.password_hash = password_hash;
+                    u.password_hash = Some(password_hash);
                     u.verified = true;
-                    self.sessions
-                        .borrow_mut()
-                        .retain(|_, (uid, _)| *uid != u.id);
+                    sessions.retain(|_, (uid, _)| *uid != u.id);
                 }
             }
-            Effect::SignIn {
-                user_id,
-                token_hash,
-                expires_at,
-            } => {
+            Effect::SignIn { user_id, session } => {
                 for u in users.values_mut().filter(|u| u.id == user_id) {
-                    u.verified = true;
+                    if !u.verified {
+                        u.verified = true;
+                        u.password_hash = None;
+                        sessions.retain(|_, (uid, _)| uid != user_id);
+                    }
                 }
-                self.sessions
-                    .borrow_mut()
-                    .insert(token_hash, (user_id.into(), expires_at));
+                sessions.insert(session.token_hash, (user_id.into(), session.expires_at));
             }
         }
         Ok(true)
     }
-    async fn create_session(
-        &self,
-        hash: &str,
-        user_id: &str,
-        _now: u64,
-        expires_at: u64,
-    ) -> ApiResult<()> {
-        self.sessions
-            .borrow_mut()
-            .insert(hash.into(), (user_id.into(), expires_at));
-        Ok(())
-    }
     async fn session_user(&self, hash: &str, now: u64) -> ApiResult<Option<User>> {
+        self.faults.tick("session_user")?;
         let sessions = self.sessions.borrow();
         let Some((uid, _)) = sessions.get(hash).filter(|(_, exp)| *exp > now) else {
             return Ok(None);
@@ -173,6 +363,7 @@ impl Store for &MemoryStore {
         Ok(self.users.borrow().values().find(|u| &u.id == uid).cloned())
     }
     async fn delete_session(&self, hash: &str) -> ApiResult<Option<String>> {
+        self.faults.tick("delete_session")?;
         let Some((uid, _)) = self.sessions.borrow_mut().remove(hash) else {
             return Ok(None);
         };
@@ -190,6 +381,7 @@ impl Store for &MemoryStore {
         new: &NewApiKey,
         now: u64,
     ) -> ApiResult<()> {
+        self.faults.tick("create_api_key")?;
         let key = ApiKey {
             id: id.into(),
             name: new.name.clone(),
@@ -203,6 +395,7 @@ impl Store for &MemoryStore {
         Ok(())
     }
     async fn api_keys(&self) -> ApiResult<Vec<ApiKey>> {
+        self.faults.tick("api_keys")?;
         Ok(self
             .keys
             .borrow()
@@ -212,6 +405,7 @@ impl Store for &MemoryStore {
             .collect())
     }
     async fn api_key_by_hash(&self, hash: &str) -> ApiResult<Option<ApiKey>> {
+        self.faults.tick("api_key_by_hash")?;
         let keys = self.keys.borrow();
         Ok(keys
             .iter()
@@ -219,6 +413,7 @@ impl Store for &MemoryStore {
             .map(|(_, k)| k.clone()))
     }
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {
+        self.faults.tick("revoke_api_key")?;
         let mut keys = self.keys.borrow_mut();
         let Some((_, k)) = keys.iter_mut().find(|(_, k)| k.id == id) else {
             return Ok(false);
@@ -229,6 +424,7 @@ impl Store for &MemoryStore {
         Ok(true)
     }
     async fn stats(&self, _now: u64) -> ApiResult<Stats> {
+        self.faults.tick("stats")?;
         let users = self.users.borrow();
         Ok(Stats {
             active_codes: self.codes.borrow().len() as u64,
@@ -247,6 +443,7 @@ impl Store for &MemoryStore {
         unimplemented!("the cron is tested end to end")
     }
     async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()> {
+        self.faults.tick("record_events")?;
         let mut stored = self.events.borrow_mut();
         for e in events {
             let id = stored.len() as u64 + 1;
@@ -269,6 +466,7 @@ impl Store for &MemoryStore {
         page: &EventPage,
         address_hash: Option<&str>,
     ) -> ApiResult<Vec<StoredEvent>> {
+        self.faults.tick("events")?;
         Ok(self
             .events
             .borrow()
@@ -279,6 +477,25 @@ impl Store for &MemoryStore {
             .take(page.limit as usize)
             .cloned()
             .collect())
+    }
+}
+
+/// KV, in memory, behind the same `Faults` as the store.
+#[derive(Default)]
+pub struct MemoryKv {
+    pub entries: RefCell<HashMap<String, String>>,
+    pub faults: Rc<Faults>,
+}
+
+impl Counters for &MemoryKv {
+    async fn get(&self, key: &str) -> ApiResult<Option<String>> {
+        self.faults.tick("kv_get")?;
+        Ok(self.entries.borrow().get(key).cloned())
+    }
+    async fn put(&self, key: &str, value: &str, _ttl: u64) -> ApiResult<()> {
+        self.faults.tick("kv_put")?;
+        self.entries.borrow_mut().insert(key.into(), value.into());
+        Ok(())
     }
 }
 
@@ -329,45 +546,49 @@ impl Clock for &TestClock {
     }
 }
 
-impl Counters for &MemoryCounters {
-    async fn get(&self, key: &str) -> ApiResult<Option<String>> {
-        (*self).get(key).await
-    }
-    async fn put(&self, key: &str, value: &str, ttl: u64) -> ApiResult<()> {
-        (*self).put(key, value, ttl).await
-    }
-}
-
 pub type TestService<'a> =
-    Service<'a, &'a MemoryStore, &'a MemoryCounters, &'a Outbox, &'a Outbox, &'a TestClock>;
+    Service<'a, &'a MemoryStore, &'a MemoryKv, &'a Outbox, &'a Outbox, &'a TestClock>;
 
 pub struct World {
     pub cfg: Config,
     pub store: MemoryStore,
-    pub counters: MemoryCounters,
+    pub counters: MemoryKv,
     pub outbox: Outbox,
     pub clock: TestClock,
     pub audit: Audit,
+    pub diagnostics: Diagnostics,
+    /// Shared by the store and KV: one sequence of calls.
+    pub faults: Rc<Faults>,
 }
 
-pub const ADMIN: Option<&str> = Some("admin-secret");
+pub const ADMIN_TOKEN: &str = "admin-secret-0123456789abcdefghij";
+pub const ADMIN: Option<&str> = Some(ADMIN_TOKEN);
 
 impl World {
     pub fn new(extra: &[(&str, &str)]) -> Self {
         let mut vars: HashMap<&str, &str> = HashMap::from([
             ("OTP_PEPPER", "0123456789abcdef0123456789abcdef"),
-            ("ADMIN_TOKEN", "admin-secret"),
+            ("ADMIN_TOKEN", ADMIN_TOKEN),
             ("ARGON2_MEMORY_KIB", "64"),
             ("ARGON2_ITERATIONS", "1"),
         ]);
         vars.extend(extra.iter().copied());
+        let faults = Rc::new(Faults::default());
         World {
             cfg: Config::load(|k| vars.get(k).map(|v| v.to_string())).unwrap(),
-            store: MemoryStore::default(),
-            counters: MemoryCounters::default(),
+            store: MemoryStore {
+                faults: faults.clone(),
+                ..MemoryStore::default()
+            },
+            counters: MemoryKv {
+                faults: faults.clone(),
+                ..MemoryKv::default()
+            },
             outbox: Outbox::default(),
             clock: TestClock(Cell::new(1_800_000_000)),
             audit: Audit::default(),
+            diagnostics: Diagnostics::default(),
+            faults,
         }
     }
 
@@ -380,7 +601,28 @@ impl World {
             texter: &self.outbox,
             clock: &self.clock,
             audit: &self.audit,
+            diagnostics: &self.diagnostics,
         }
+    }
+
+    /// Messages of any kind sent so far.
+    pub fn sent(&self) -> usize {
+        self.outbox.mails.borrow().len() + self.outbox.texts.borrow().len()
+    }
+
+    /// The account of `email`, as stored.
+    pub fn user(&self, email: &str) -> Option<User> {
+        self.store.users.borrow().get(email).cloned()
+    }
+
+    /// Whether the account's core code for `purpose` is pending.
+    pub fn pending(&self, email: &str, purpose: &str) -> bool {
+        self.store.codes.borrow().contains_key(&(
+            CORE_SCOPE.into(),
+            "email",
+            purpose.into(),
+            email.into(),
+        ))
     }
 
     /// The kinds and outcomes recorded since the last call.

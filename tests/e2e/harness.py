@@ -173,8 +173,13 @@ class Worker:
 
     log_paths = []  # every worker's output, for the log scan
 
+    # The per-client caps of the Rate Limiting bindings: (limit, period).
+    # Tests speak from few addresses, so the defaults are out of their way;
+    # a test that checks a cap gives its own, and None leaves a binding out.
+    LIMITS = {"IP_LIMITER": (100_000, 60), "API_LIMITER": (100_000, 60)}
+
     def __init__(self, name, mail=None, vars=None, secrets=None, d1=True, kv=True, schema=True, state_dir=None,
-                 toml_vars=None, send_email=None, main=None):
+                 toml_vars=None, send_email=None, main=None, limits=None):
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"otp-e2e-{name}-"))
         self.state = Path(state_dir) if state_dir else self.dir / "state"
@@ -192,13 +197,17 @@ class Worker:
                        'database_id = "00000000-0000-0000-0000-000000000000"']
         if kv:
             config += ['[[kv_namespaces]]', 'binding = "RATE_LIMIT"', 'id = "00000000000000000000000000000000"']
+        for i, (binding, cap) in enumerate({**Worker.LIMITS, **(limits or {})}.items()):
+            if cap:
+                config += ['[[ratelimits]]', f'name = "{binding}"', f'namespace_id = "{1001 + i}"',
+                           f'simple = {{ limit = {cap[0]}, period = {cap[1]} }}']
         if send_email:
             config += ['[[send_email]]', f'name = "{send_email}"']
         if toml_vars:
             # Values --var cannot carry (JSON with colons and quotes) go in the file.
             config += ['[vars]'] + [f"{k} = {json.dumps(v)}" for k, v in toml_vars.items()]
         (self.dir / "wrangler.toml").write_text("\n".join(config) + "\n")
-        base = {"ENVIRONMENT": "development", "MAIL_PROVIDER": "resend", "IP_RATE_LIMIT_PER_MINUTE": "100000",
+        base = {"ENVIRONMENT": "development", "MAIL_PROVIDER": "resend",
                 "MAIL_FROM": "Acme <no-reply@acme.test>", "APP_NAME": "Acme"}
         if mail:
             base["MAIL_API_URL"] = mail.url

@@ -1,12 +1,13 @@
 """The audit trail in D1: every security event, with a keyed hash in place
 of the address, paged by `GET /v1/admin/events`, and trimmed by the cron."""
 
+import re
 import time
 
 import pytest
 
 from conftest import create_key, login, unique_phone
-from harness import ADMIN_TOKEN, Worker, problem, unique_email
+from harness import ADMIN_TOKEN, ROOT, Worker, problem, unique_email
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -138,3 +139,36 @@ def test_the_cron_deletes_events_past_retention(retention, mail):
         outcomes = sorted(r[0] for r in db.execute("SELECT outcome FROM auth_events"))
     assert "old" not in outcomes and "recent" in outcomes and "no_account" in outcomes
     assert w.log_line('"event":"cleanup"', '"audit_events":1')
+
+
+def test_failed_admin_and_api_key_attempts_are_recorded(app):
+    ip = "198.51.100.77"
+    problem(app.get("/v1/admin/stats", headers={"authorization": "Bearer wrong", "cf-connecting-ip": ip}),
+            401, "unauthorized")
+    problem(app.post("/v1/otp/send", {}, headers={"authorization": "Bearer otpk_guess"}, ip=ip), 401, "unauthorized")
+    deadline = time.time() + 5
+    while True:
+        mine = [(e["event"], e["outcome"]) for e in events(app, limit=200)["events"] if e["ip"] == ip]
+        if len(mine) >= 2 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert sorted(mine) == [("admin_auth_failed", "unauthorized"), ("api_key_auth_failed", "unauthorized")]
+
+
+def test_each_filter_of_the_trail_has_a_statement_that_uses_its_index(app):
+    """The statements the worker runs, read from its source, planned by
+    SQLite on the worker's own database: an address filter must walk the
+    (address_hash, id) index, not scan the retention window."""
+    source = (ROOT / "src" / "edge" / "d1_store.rs").read_text()
+    consts = dict(re.findall(r'const (EVENT_COLUMNS|EVENTS_\w+): &str =\s*"([^"]+)"', source))
+    assert set(consts) == {"EVENT_COLUMNS", "EVENTS_NEWEST", "EVENTS_BEFORE", "EVENTS_OF_ADDRESS",
+                           "EVENTS_OF_ADDRESS_BEFORE"}, consts
+    args = {"EVENTS_NEWEST": (50,), "EVENTS_BEFORE": (50, 10), "EVENTS_OF_ADDRESS": (50, "ab" * 16),
+            "EVENTS_OF_ADDRESS_BEFORE": (50, "ab" * 16, 10)}
+    with app.db() as db:
+        for name, values in args.items():
+            plan = " | ".join(row[-1] for row in db.execute(
+                f"EXPLAIN QUERY PLAN {consts['EVENT_COLUMNS']} {consts[name]}", values))
+            if "ADDRESS" in name:
+                assert "INDEX auth_events_address" in plan, (name, plan)
+            assert "TEMP B-TREE" not in plan, (name, plan)

@@ -23,6 +23,11 @@ MISCONFIGURED = {
     "nobinding": dict(vars={"MAIL_PROVIDER": "cloudflare"}),
     "notwiliotoken": dict(vars={"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_FROM": "+15005550006"}),
     "badtemplates": dict(toml_vars={"TEMPLATES": '{"login": {"text": "no code here"}}'}),
+    "shortadmin": dict(secrets={"ADMIN_TOKEN": "only-twenty-chars-xx"}),
+    "placeholder": dict(vars={"ENVIRONMENT": "production"},
+                        secrets={"OTP_PEPPER": "replace-with-output-of-openssl-rand-hex-32"}),
+    "weakcodes": dict(vars={"OTP_LENGTH": "4", "OTP_MAX_ATTEMPTS": "100"}),
+    "nolimiter": dict(limits={"IP_LIMITER": None}),
 }
 
 
@@ -57,6 +62,24 @@ def test_missing_pepper_fails_closed(broken):
 
 def test_missing_admin_token_fails_closed(broken):
     unavailable(broken["nosecrets"].get("/v1/admin/stats", token=ADMIN_TOKEN), "ADMIN_TOKEN")
+
+
+def test_a_short_admin_token_fails_closed(broken):
+    w = broken["shortadmin"]
+    body = unavailable(w.get("/v1/admin/stats", token="only-twenty-chars-xx"), "ADMIN_TOKEN")
+    assert "32" in body["detail"] and "only-twenty" not in body["detail"]
+    unavailable(w.get("/v1/admin/api-keys", token="only-twenty-chars-xx"), "ADMIN_TOKEN")
+
+
+def test_unsafe_settings_are_refused(broken):
+    body = unavailable(register(broken["placeholder"]), "OTP_PEPPER")
+    assert "placeholder" in body["detail"]
+    unavailable(register(broken["weakcodes"]), "OTP_MAX_ATTEMPTS")
+
+
+def test_a_missing_rate_limiter_fails_closed(broken):
+    unavailable(register(broken["nolimiter"]), "`IP_LIMITER`")
+    unavailable(broken["nolimiter"].get("/healthz"), "`IP_LIMITER`")
 
 
 def test_missing_mail_key_fails_closed_before_writing_anything(broken):
@@ -99,8 +122,8 @@ def test_missing_bindings_are_503(broken):
 
 def test_problem_bodies_hold_only_the_documented_members(broken):
     for name, w in broken.items():
-        if name == "notwiliotoken":
-            continue  # its mail works: only SMS and WhatsApp are broken
+        if name in ("notwiliotoken", "shortadmin"):
+            continue  # their mail works: only SMS and WhatsApp, or the admin routes, are broken
         body = register(w).json()
         assert set(body) == {"type", "title", "status", "detail", "code"}
         assert "D1_ERROR" not in body["detail"] and "no such table" not in body["detail"]

@@ -1,14 +1,18 @@
-"""Send limits per address and purpose, the hourly cap, and the per-IP cap,
-on a worker with the production cooldown (60 s)."""
+"""Send limits per address and purpose, the hourly caps, and the per-client
+cap of the Rate Limiting binding, on a worker with the production cooldown
+(60 s)."""
+
+import time
 
 import pytest
 
+from conftest import create_key
 from harness import Worker, problem, unique_email
 
 
 @pytest.fixture(scope="module")
 def limited(mail):
-    w = Worker("limits", mail=mail, vars={"MAX_SENDS_PER_HOUR": "3", "IP_RATE_LIMIT_PER_MINUTE": "5"})
+    w = Worker("limits", mail=mail, vars={"MAX_SENDS_PER_HOUR": "3"}, limits={"IP_LIMITER": (5, 60)})
     yield w
     w.stop()
 
@@ -56,7 +60,6 @@ def test_register_login_and_reset_in_the_cooldown_answer_normally_and_send_nothi
     assert limited.post("/v1/password-reset", {"email": email}, ip=addr).status_code == 202
     mail.wait_for(email, 2)
     assert limited.post("/v1/password-reset", {"email": email}, ip=ip()).status_code == 202
-    import time
     time.sleep(0.5)
     assert len(mail.to(email)) == 2
 
@@ -75,15 +78,53 @@ def test_hourly_cap_per_address(uncooled, mail):
     assert len(mail.to(email)) == 3
 
 
-def test_per_ip_cap_on_posts(limited):
+def test_the_per_client_cap_counts_every_method(limited):
     addr = ip()
-    for _ in range(5):
-        assert limited.post("/v1/password-reset", {"email": unique_email()}, ip=addr).status_code == 202
-    r = limited.post("/v1/password-reset", {"email": unique_email()}, ip=addr)
-    problem(r, 429, "rate_limited")
-    assert 1 <= int(r.headers["retry-after"]) <= 60
-    # Counted before the body is read: even a bad request is refused.
-    problem(limited.post("/v1/login", {}, ip=addr), 429, "rate_limited")
-    # Other clients are unaffected, and GETs are not counted.
+    headers = {"cf-connecting-ip": addr}
+    bad_admin = {**headers, "authorization": "Bearer not-the-admin-token"}
+    assert limited.post("/v1/password-reset", {"email": unique_email()}, ip=addr).status_code == 202
+    assert limited.get("/healthz", headers=headers).status_code == 200
+    problem(limited.get("/v1/me", headers={**headers, "authorization": "Bearer nope"}), 401, "unauthorized")
+    problem(limited.get("/v1/admin/stats", headers=bad_admin), 401, "unauthorized")
+    problem(limited.session_delete(f"/v1/admin/api-keys/{'0' * 32}", headers=bad_admin), 401, "unauthorized")
+    for r in (limited.get("/v1/admin/stats", headers=bad_admin), limited.post("/v1/login", {}, ip=addr),
+              limited.get("/healthz", headers=headers)):
+        # Counted before the token is checked or the body read.
+        problem(r, 429, "rate_limited")
+        assert r.headers["retry-after"] == "60"
+    # Other clients are unaffected, and the contract costs nothing.
     assert limited.post("/v1/password-reset", {"email": unique_email()}, ip=ip()).status_code == 202
-    assert limited.get("/healthz", headers={"cf-connecting-ip": addr}).status_code == 200
+    assert limited.get("/openapi.json", headers=headers).status_code == 200
+
+
+def test_an_ipv6_client_is_capped_by_its_slash_64(limited):
+    for host in range(1, 6):
+        r = limited.post("/v1/password-reset", {"email": unique_email()}, ip=f"2001:db8:abcd:12::{host:x}")
+        assert r.status_code == 202
+    problem(limited.post("/v1/password-reset", {"email": unique_email()}, ip="2001:db8:abcd:12:ffff::1"),
+            429, "rate_limited")
+    assert limited.post("/v1/password-reset", {"email": unique_email()}, ip="2001:db8:abcd:13::1").status_code == 202
+
+
+def test_aliases_of_one_mailbox_share_its_cooldown(limited, mail):
+    tag = unique_email("alias").split("@")[0].replace("-", "")
+    addr = ip()
+    assert limited.post("/v1/resend", {"email": f"{tag}+1@gmail.com", "purpose": "reset_password"},
+                        ip=addr).status_code == 202
+    for alias in (f"{tag}+2@gmail.com", f"{tag[:3]}.{tag[3:]}@googlemail.com"):
+        r = limited.post("/v1/resend", {"email": alias, "purpose": "reset_password"}, ip=addr)
+        problem(r, 429, "rate_limited")
+
+
+def test_the_core_flows_cannot_use_up_an_apps_sends(uncooled, mail):
+    victim = unique_email("lockout")
+    # Anyone can ask for resets of any address: they use the core's share...
+    for _ in range(4):
+        assert uncooled.post("/v1/password-reset", {"email": victim}).status_code == 202
+    problem(uncooled.post("/v1/resend", {"email": victim, "purpose": "reset_password"}), 429, "rate_limited")
+    # ...and leave the apps theirs.
+    key = create_key(uncooled, channels=["email"])["key"]
+    r = uncooled.post("/v1/otp/send", {"channel": "email", "to": victim, "purpose": "login"},
+                      headers={"authorization": f"Bearer {key}"})
+    assert r.status_code == 202, r.text
+    assert len(mail.wait_for(victim)) == 1

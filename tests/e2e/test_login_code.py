@@ -39,7 +39,14 @@ def test_code_login_verifies_an_unverified_address(app, mail):
     r = app.post("/v1/login/code/verify", {"email": email, "code": mail.code(email)})
     assert r.status_code == 200, r.text
     assert app.get("/v1/me", token=r.json()["token"]).json()["verified"] is True
-    login(app, email, "correct horse")  # the password works too, now that the address is verified
+    # The password was set before the address was proven, maybe by someone
+    # else: the proof drops it, and the owner sets one with a reset.
+    problem(app.post("/v1/login", {"email": email, "password": "correct horse"}), 401, "invalid_credentials")
+    assert app.post("/v1/password-reset", {"email": email}).status_code == 202
+    code = mail.code(email, index=2)
+    r = app.post("/v1/password-reset/confirm", {"email": email, "code": code, "new_password": "owner's own pw"})
+    assert r.status_code == 200
+    login(app, email, "owner's own pw")
 
 
 def test_unknown_addresses_get_the_same_answer_and_no_code(app, mail, verified_user):
