@@ -203,30 +203,27 @@ impl Pepper {
     }
 
     pub fn code_digest(&self, key: &CodeKey<'_>, code: &Code) -> String {
-        hex(&self.digest(&[
-            "code",
-            key.scope,
-            key.channel.as_str(),
-            key.purpose,
-            key.address,
-            code.expose(),
-        ]))
+        self.code_digest_with(key, code, &[])
     }
 
     /// The digest of a verification code bound to the password hash it was
     /// issued for: it proves the address for that password and no other.
     /// A code anyone could ask for (`/v1/resend`) is filed unbound.
     pub fn bound_code_digest(&self, key: &CodeKey<'_>, code: &Code, password_hash: &str) -> String {
-        hex(&self.digest(&[
+        self.code_digest_with(key, code, &["password", password_hash])
+    }
+
+    fn code_digest_with(&self, key: &CodeKey<'_>, code: &Code, extra: &[&str]) -> String {
+        let fields = [
             "code",
             key.scope,
             key.channel.as_str(),
             key.purpose,
             key.address,
             code.expose(),
-            "password",
-            password_hash,
-        ]))
+        ];
+        let all: Vec<&str> = fields.iter().chain(extra).copied().collect();
+        hex(&self.digest(&all))
     }
 
     /// A stable pseudonym for an address, for rate-limit keys and logs.

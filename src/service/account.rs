@@ -969,6 +969,25 @@ mod tests {
 
     // Login racing a reset --------------------------------------------------
 
+    /// A login of `password` held just after it read the account, a whole
+    /// password reset to "new password" run meanwhile, then the login let
+    /// go: its answer.
+    fn login_around_a_reset(w: &World, ann: &Email, password: &str) -> ApiResult<LoginSession> {
+        let svc = w.svc();
+        w.store.gate.hold_after("password_lookup");
+        let password = pw(password);
+        let mut login = std::pin::pin!(svc.login(ann, &password));
+        assert!(poll_once(login.as_mut()).is_pending() && w.store.gate.is_holding());
+        block_on(async {
+            w.keep(svc.password_reset(ann).await.unwrap());
+            svc.confirm_password_reset(ann, &w.last_code(), &pw("new password"))
+                .await
+                .unwrap();
+        });
+        w.store.gate.release();
+        block_on(login)
+    }
+
     #[test]
     fn a_reset_between_a_logins_check_and_its_session_leaves_no_session() {
         let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
@@ -977,19 +996,10 @@ mod tests {
             svc.register(&ann, &pw("old password")).await.unwrap();
             svc.verify_email(&ann, &w.last_code()).await.unwrap();
         });
-        // The login reads the hash, then waits while a reset commits.
-        w.store.gate.hold_after("password_lookup");
-        let old = pw("old password");
-        let mut login = std::pin::pin!(svc.login(&ann, &old));
-        assert!(poll_once(login.as_mut()).is_pending() && w.store.gate.is_holding());
-        block_on(async {
-            w.keep(svc.password_reset(&ann).await.unwrap());
-            svc.confirm_password_reset(&ann, &w.last_code(), &pw("new password"))
-                .await
-                .unwrap();
-        });
-        w.store.gate.release();
-        assert_eq!(block_on(login).unwrap_err(), ApiError::InvalidCredentials);
+        assert_eq!(
+            login_around_a_reset(&w, &ann, "old password").unwrap_err(),
+            ApiError::InvalidCredentials
+        );
         assert!(
             w.store.sessions.borrow().is_empty(),
             "every session is revoked"
@@ -1024,29 +1034,16 @@ mod tests {
                 .get_mut("ann@example.com")
                 .unwrap()
                 .password_hash = Some(stale);
-            w.store.gate.hold_after("password_lookup");
-            let old = pw("old password");
-            let mut login = std::pin::pin!(svc.login(&ann, &old));
-            assert!(poll_once(login.as_mut()).is_pending());
-            block_on(async {
-                w.keep(svc.password_reset(&ann).await.unwrap());
-                svc.confirm_password_reset(&ann, &w.last_code(), &pw("new password"))
-                    .await
-                    .unwrap();
-            });
-            w.store.gate.release();
             assert_eq!(
-                block_on(login).unwrap_err(),
+                login_around_a_reset(&w, &ann, "old password").unwrap_err(),
                 ApiError::InvalidCredentials,
                 "verified: {verified}"
             );
-            block_on(async {
-                assert_eq!(
-                    svc.login(&ann, &pw("old password")).await.unwrap_err(),
-                    ApiError::InvalidCredentials
-                );
-                svc.login(&ann, &pw("new password")).await.unwrap();
-            });
+            assert_eq!(
+                block_on(svc.login(&ann, &pw("old password"))).unwrap_err(),
+                ApiError::InvalidCredentials
+            );
+            block_on(svc.login(&ann, &pw("new password"))).unwrap();
         }
     }
 
