@@ -434,12 +434,21 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::testkit::{poll_once, wrong, World};
+    use crate::service::testkit::{poll_once, wrong, TestService, World};
     use crate::store::Store;
     use pollster::block_on;
 
     fn email(s: &str) -> Email {
         Email::parse(s).unwrap()
+    }
+
+    /// Asserts that `password` does not sign in to `email`'s account.
+    async fn refused(svc: &TestService<'_>, email: &Email, password: &str) {
+        assert_eq!(
+            svc.login(email, &pw(password)).await.unwrap_err(),
+            ApiError::InvalidCredentials,
+            "{password} must not sign in"
+        );
     }
 
     fn pw(s: &str) -> Password {
@@ -560,10 +569,7 @@ mod tests {
             svc.verify_email(&ann, &w.last_code()).await.unwrap();
             svc.register(&ann, &pw("attacker pw")).await.unwrap();
             assert!(w.last_mail().subject.starts_with("Your "));
-            assert_eq!(
-                svc.login(&ann, &pw("attacker pw")).await.unwrap_err(),
-                ApiError::InvalidCredentials
-            );
+            refused(&svc, &ann, "attacker pw").await;
             svc.login(&ann, &pw("correct horse")).await.unwrap();
         });
     }
@@ -780,20 +786,14 @@ mod tests {
             let session = svc.login_with_code(&victim, &w.last_code()).await.unwrap();
             assert!(svc.me(Some(session.token.expose())).await.unwrap().verified);
             assert_eq!(w.user("victim@example.com").unwrap().password_hash, None);
-            assert_eq!(
-                svc.login(&victim, &pw("attacker pw")).await.unwrap_err(),
-                ApiError::InvalidCredentials
-            );
+            refused(&svc, &victim, "attacker pw").await;
             // The owner sets a password of their own through a reset.
             w.keep(svc.password_reset(&victim).await.unwrap());
             svc.confirm_password_reset(&victim, &w.last_code(), &pw("owner pw!"))
                 .await
                 .unwrap();
             svc.login(&victim, &pw("owner pw!")).await.unwrap();
-            assert_eq!(
-                svc.login(&victim, &pw("attacker pw")).await.unwrap_err(),
-                ApiError::InvalidCredentials
-            );
+            refused(&svc, &victim, "attacker pw").await;
         });
     }
 
@@ -836,16 +836,9 @@ mod tests {
     fn a_second_registration_never_replaces_a_live_ones_password() {
         let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
         let (owner, svc) = (email("owner@example.com"), w.svc());
-        let refused = |p: &'static str| {
-            assert_eq!(
-                block_on(svc.login(&owner, &pw(p))).unwrap_err(),
-                ApiError::InvalidCredentials,
-                "{p} must never log in"
-            );
-        };
         block_on(svc.register(&owner, &pw("owner pw 1"))).unwrap();
         let code = w.last_code();
-        refused("attacker pw");
+        block_on(refused(&svc, &owner, "attacker pw"));
         // The attacker registers the same address while the code is live.
         block_on(svc.register(&owner, &pw("attacker pw"))).unwrap();
         let notice = w.last_mail();
@@ -858,10 +851,10 @@ mod tests {
             !notice.text.chars().any(|c| c.is_ascii_digit()),
             "the notice carries no code"
         );
-        refused("attacker pw");
+        block_on(refused(&svc, &owner, "attacker pw"));
         // The owner's code verifies the owner's password.
         block_on(svc.verify_email(&owner, &code)).unwrap();
-        refused("attacker pw");
+        block_on(refused(&svc, &owner, "attacker pw"));
         block_on(svc.login(&owner, &pw("owner pw 1"))).unwrap();
     }
 
@@ -879,10 +872,7 @@ mod tests {
             let user = w.user("victim@example.com").unwrap();
             assert!(user.verified && user.password_hash.is_none());
             for p in ["attacker pw", "owner pw 1"] {
-                assert_eq!(
-                    svc.login(&victim, &pw(p)).await.unwrap_err(),
-                    ApiError::InvalidCredentials
-                );
+                refused(&svc, &victim, p).await;
             }
         });
     }
@@ -914,10 +904,7 @@ mod tests {
             svc.register(&ann, &pw("second pw")).await.unwrap();
             svc.verify_email(&ann, &w.last_code()).await.unwrap();
             svc.login(&ann, &pw("second pw")).await.unwrap();
-            assert_eq!(
-                svc.login(&ann, &pw("first pw!")).await.unwrap_err(),
-                ApiError::InvalidCredentials
-            );
+            refused(&svc, &ann, "first pw!").await;
             assert_eq!(w.user("ann@example.com").unwrap().created_at, created);
         });
     }
@@ -1066,10 +1053,7 @@ mod tests {
                     .replace("m=64,", "m=4194304,");
                 user.password_hash = Some(greedy);
             }
-            assert_eq!(
-                svc.login(&ann, &pw("correct horse")).await.unwrap_err(),
-                ApiError::InvalidCredentials
-            );
+            refused(&svc, &ann, "correct horse").await;
             let logged = w.diagnostics.take();
             assert_eq!(logged.len(), 1);
             assert_eq!(logged[0].event, "stored_hash_refused");
