@@ -2,13 +2,13 @@
 //! and secrets. An invalid value or an unsafe combination is refused with
 //! 503 rather than replaced by a default: an auth service fails closed.
 
-use crate::code::{CodeSpec, Pepper, MAX_LENGTH, MIN_LENGTH};
+use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MIN_LENGTH};
+use crate::domain::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
 use crate::error::ApiError;
-use crate::mail::{MailApi, Sender, APIS};
-use crate::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
-use crate::template::Templates;
-use crate::text::TextChannel;
-use crate::twilio::Twilio;
+use crate::providers::mail::{MailApi, Sender, APIS};
+use crate::providers::template::Templates;
+use crate::providers::text::TextChannel;
+use crate::providers::twilio::Twilio;
 
 #[derive(Clone)]
 pub enum MailProvider {

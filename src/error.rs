@@ -2,7 +2,7 @@
 //! variant here, and `status`/`code` below are the only place that maps it
 //! to HTTP, so problem codes stay stable.
 
-use crate::channel::Channel;
+use crate::domain::channel::Channel;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,19 +7,19 @@
 //! CI runs the default 256 cases per property; for a longer run:
 //! `PROPTEST_CASES=200000 cargo test --release --test fuzz`.
 
-use otp_edge::api_key::NewApiKey;
-use otp_edge::audit::EventPage;
-use otp_edge::body::{check_declared_length, require_json, JsonBody};
-use otp_edge::channel::{Channel, Phone, Recipient};
-use otp_edge::code::Code;
-use otp_edge::cors::Cors;
-use otp_edge::email::Email;
+use otp_edge::domain::api_key::NewApiKey;
+use otp_edge::domain::audit::EventPage;
+use otp_edge::domain::channel::{Channel, Phone, Recipient};
+use otp_edge::domain::code::Code;
+use otp_edge::domain::email::Email;
+use otp_edge::domain::password::Password;
+use otp_edge::domain::purpose::{AppPurpose, Purpose};
 use otp_edge::error::ApiError;
-use otp_edge::password::Password;
-use otp_edge::purpose::{AppPurpose, Purpose};
-use otp_edge::request_id::request_id;
-use otp_edge::routes::{Route, TABLE};
-use otp_edge::template::Templates;
+use otp_edge::http::body::{check_declared_length, require_json, JsonBody};
+use otp_edge::http::cors::Cors;
+use otp_edge::http::request_id::request_id;
+use otp_edge::http::routes::{Route, TABLE};
+use otp_edge::providers::template::Templates;
 use proptest::prelude::*;
 
 /// A refusal of client input: 400 `invalid_request` (or 413), whose detail

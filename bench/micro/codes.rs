@@ -1,8 +1,8 @@
 //! What a send and a verify cost in our own code, without I/O: drawing a
 //! code, its keyed digest, and the constant-time comparison.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use otp_edge::channel::Channel;
-use otp_edge::code::{digests_match, Code, CodeKey, CodeSpec, Pepper, CORE_SCOPE};
+use otp_edge::domain::channel::Channel;
+use otp_edge::domain::code::{digests_match, Code, CodeKey, CodeSpec, Pepper, CORE_SCOPE};
 
 fn codes(c: &mut Criterion) {
     let pepper = Pepper::new("bench-pepper-0123456789abcdef0123456789abcdef").unwrap();

@@ -1,7 +1,7 @@
 //! One Argon2id hash at the parameters the service uses (OWASP's 19 MiB,
 //! t=2, p=1): the floor of every register, login and reset.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use otp_edge::password::{HashParams, Hasher, Password};
+use otp_edge::domain::password::{HashParams, Hasher, Password};
 
 fn password_hash(c: &mut Criterion) {
     let hasher = Hasher::new(HashParams::OWASP);

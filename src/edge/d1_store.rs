@@ -5,15 +5,15 @@
 //! transaction. Statements that must all happen or none share one guard
 //! expression, evaluated on the same state inside that transaction.
 
-use crate::api_key::{ApiKey, Channels, NewApiKey};
-use crate::audit::{Event, EventPage, StoredEvent};
-use crate::clock::rfc3339;
-use crate::code::{app_scope, CodeKey, CORE_SCOPE};
-use crate::email::Email;
+use crate::domain::api_key::{ApiKey, Channels, NewApiKey};
+use crate::domain::audit::{Event, EventPage, StoredEvent};
+use crate::domain::code::{app_scope, CodeKey, CORE_SCOPE};
+use crate::domain::email::Email;
+use crate::domain::purpose::Purpose;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{SendCount, HOUR};
-use crate::purpose::Purpose;
-use crate::store::{
+use crate::ports::clock::rfc3339;
+use crate::ports::limits::{SendCount, HOUR};
+use crate::ports::store::{
     is_transient, nth, read_with_retry, Cleanup, Effect, NewCode, NewSession, PasswordLookup,
     PendingCode, Registered, Registration, Stats, Store, User, UserStats,
 };

@@ -1,7 +1,7 @@
 //! `Counters` over the Workers KV namespace `RATE_LIMIT`.
 
 use crate::error::{ApiError, ApiResult};
-use crate::limits::Counters;
+use crate::ports::limits::Counters;
 use worker::KvStore;
 
 pub struct KvCounters(pub KvStore);

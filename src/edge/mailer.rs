@@ -4,7 +4,7 @@
 use super::outbound::{send, Outcome};
 use crate::config::{Config, MailProvider};
 use crate::error::{ApiError, ApiResult};
-use crate::mail::{Mailer, Message, Sender};
+use crate::providers::mail::{Mailer, Message, Sender};
 use serde_json::json;
 use worker::{EmailAddress, Env, SendEmail, SendEmailBuilder};
 

@@ -8,25 +8,25 @@ mod outbound;
 mod respond;
 mod texter;
 
-use crate::api_key::{ApiKey, NewApiKey};
-use crate::audit::{Audit, Event, EventPage};
-use crate::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
-use crate::channel::{Channel, Recipient};
-use crate::clock::{rfc3339, Clock};
-use crate::code::{Alphabet, Code, CodeSpec};
 use crate::config::Config;
-use crate::cors::Cors;
-use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::email::Email;
+use crate::domain::api_key::{ApiKey, NewApiKey};
+use crate::domain::audit::{Audit, Event, EventPage};
+use crate::domain::channel::{Channel, Recipient};
+use crate::domain::code::{Alphabet, Code, CodeSpec};
+use crate::domain::email::Email;
+use crate::domain::password::Password;
+use crate::domain::purpose::{AppPurpose, Purpose};
+use crate::domain::session::bearer;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{client_key, RateLimit, APP_LIMIT, CLIENT_LIMIT};
-use crate::password::Password;
-use crate::purpose::{AppPurpose, Purpose};
-use crate::request_id::request_id;
-use crate::routes::{key_id, Route};
+use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
+use crate::http::cors::Cors;
+use crate::http::request_id::request_id;
+use crate::http::routes::{key_id, Route};
+use crate::ports::clock::{rfc3339, Clock};
+use crate::ports::limits::{client_key, RateLimit, APP_LIMIT, CLIENT_LIMIT};
+use crate::ports::store::Store as _;
+use crate::service::diagnostics::{Diagnostic, Diagnostics};
 use crate::service::{AppCode, LoginSession, Service};
-use crate::session::bearer;
-use crate::store::Store as _;
 use d1_store::D1Store;
 use futures_util::StreamExt;
 use kv_counters::KvCounters;
@@ -489,11 +489,15 @@ async fn read_json(req: &mut Request) -> ApiResult<JsonBody> {
 
 /// Sends after the answer has gone out, so its timing cannot tell a known
 /// address from an unknown one. A failure is logged, without the message.
-fn deliver_later(ctx: &Context, mailer: &EdgeMailer, message: Option<crate::mail::Message>) {
+fn deliver_later(
+    ctx: &Context,
+    mailer: &EdgeMailer,
+    message: Option<crate::providers::mail::Message>,
+) {
     let Some(message) = message else { return };
     let mailer = mailer.clone();
     ctx.wait_until(async move {
-        use crate::mail::Mailer as _;
+        use crate::providers::mail::Mailer as _;
         if mailer.send(&message).await.is_err() {
             worker::console_error!(
                 "{}",

@@ -1,7 +1,7 @@
 //! Sends an `HttpCall` with `fetch`: one deadline for the whole send, and
 //! one retry after a transient failure (see `http_call::retry_delay`).
 
-use crate::http_call::{retry_delay, Attempt, HttpCall};
+use crate::providers::http_call::{retry_delay, Attempt, HttpCall};
 use futures_util::future::{select, Either};
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -3,8 +3,8 @@
 use super::outbound::{send, Outcome};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
-use crate::text::{TextChannel, TextMessage, Texter};
-use crate::twilio::{confirms, refusal};
+use crate::providers::text::{TextChannel, TextMessage, Texter};
+use crate::providers::twilio::{confirms, refusal};
 use serde_json::json;
 
 pub struct TwilioTexter<'a> {

@@ -8,20 +8,20 @@
 //! and a password reset replaces it.
 
 use super::{new_code, random_id, Deferred, Issue, Issued, Proof, Service};
-use crate::audit::{outcome, Event, EventKind};
-use crate::channel::Channel;
-use crate::clock::{rfc3339, Clock};
-use crate::code::{Code, CodeKey, CodeSpec, Pepper, CORE_SCOPE};
-use crate::email::Email;
+use crate::domain::audit::{outcome, Event, EventKind};
+use crate::domain::channel::Channel;
+use crate::domain::code::{Code, CodeKey, CodeSpec, Pepper, CORE_SCOPE};
+use crate::domain::email::Email;
+use crate::domain::password::{Hasher, Password, Verdict};
+use crate::domain::purpose::Purpose;
+use crate::domain::session::{token_hash, Token};
 use crate::error::{ApiError, ApiResult};
-use crate::limits::Counters;
-use crate::mail::{code_message, notice_message, Mailer, Message, Notice};
-use crate::password::{Hasher, Password, Verdict};
-use crate::purpose::Purpose;
-use crate::session::{token_hash, Token};
-use crate::store::{Effect, NewSession, Registered, Registration, Store, User};
-use crate::template::{Kind, Values};
-use crate::text::Texter;
+use crate::ports::clock::{rfc3339, Clock};
+use crate::ports::limits::Counters;
+use crate::ports::store::{Effect, NewSession, Registered, Registration, Store, User};
+use crate::providers::mail::{code_message, notice_message, Mailer, Message, Notice};
+use crate::providers::template::{Kind, Values};
+use crate::providers::text::Texter;
 
 #[derive(Debug)]
 pub struct LoginSession {
@@ -434,8 +434,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::store::Store;
     use crate::service::testkit::{poll_once, wrong, TestService, World};
-    use crate::store::Store;
     use pollster::block_on;
 
     fn email(s: &str) -> Email {
@@ -1008,7 +1008,7 @@ mod tests {
                 }
             });
             // A hash made before ARGON2_* changed: the next login rehashes it.
-            let stale = crate::password::Hasher::new(crate::password::HashParams {
+            let stale = crate::domain::password::Hasher::new(crate::domain::password::HashParams {
                 memory_kib: 128,
                 iterations: 1,
                 parallelism: 1,
@@ -1200,8 +1200,9 @@ mod tests {
             ));
             // ...but only up to the core's own hourly share.
             let app = crate::service::AppCode::new(
-                crate::channel::Recipient::parse(Channel::Email, "victim@example.com").unwrap(),
-                crate::purpose::AppPurpose::parse("login").unwrap(),
+                crate::domain::channel::Recipient::parse(Channel::Email, "victim@example.com")
+                    .unwrap(),
+                crate::domain::purpose::AppPurpose::parse("login").unwrap(),
                 CodeSpec::digits(6),
                 600,
             )
@@ -1220,8 +1221,8 @@ mod tests {
         let keys = [w.api_key(&["email"]).0, w.api_key(&["email"]).0];
         let svc = w.svc();
         let app = crate::service::AppCode::new(
-            crate::channel::Recipient::parse(Channel::Email, "victim@example.com").unwrap(),
-            crate::purpose::AppPurpose::parse("login").unwrap(),
+            crate::domain::channel::Recipient::parse(Channel::Email, "victim@example.com").unwrap(),
+            crate::domain::purpose::AppPurpose::parse("login").unwrap(),
             CodeSpec::digits(6),
             600,
         )

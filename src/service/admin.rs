@@ -1,15 +1,15 @@
 //! The operator's routes, behind `ADMIN_TOKEN`: stats and API keys.
 
 use super::{random_id, Service};
-use crate::api_key::{ApiKey, NewApiKey, Secret};
-use crate::audit::{Event, EventKind, EventPage, StoredEvent};
-use crate::clock::Clock;
-use crate::code::app_scope;
+use crate::domain::api_key::{ApiKey, NewApiKey, Secret};
+use crate::domain::audit::{Event, EventKind, EventPage, StoredEvent};
+use crate::domain::code::app_scope;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::Counters;
-use crate::mail::Mailer;
-use crate::store::{Stats, Store};
-use crate::text::Texter;
+use crate::ports::clock::Clock;
+use crate::ports::limits::Counters;
+use crate::ports::store::{Stats, Store};
+use crate::providers::mail::Mailer;
+use crate::providers::text::Texter;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -72,7 +72,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     pub async fn revoke_api_key(&self, bearer: Option<&str>, id: &str) -> ApiResult<()> {
         self.admin(bearer)?;
-        match crate::api_key::is_key_id(id)
+        match crate::domain::api_key::is_key_id(id)
             && self.store.revoke_api_key(id, self.clock.now()).await?
         {
             true => {
@@ -113,8 +113,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 /// An address as the flows file it: email addresses parsed, phones in E.164.
 fn normalized_address(raw: &str) -> ApiResult<String> {
     let parsed = match raw.contains('@') {
-        true => crate::email::Email::parse_field(raw, "address").map(|e| e.as_str().to_owned()),
-        false => crate::channel::Phone::parse(raw).map(|p| p.as_str().to_owned()),
+        true => {
+            crate::domain::email::Email::parse_field(raw, "address").map(|e| e.as_str().to_owned())
+        }
+        false => crate::domain::channel::Phone::parse(raw).map(|p| p.as_str().to_owned()),
     };
     parsed.map_err(|_| {
         ApiError::InvalidRequest(
@@ -125,7 +127,7 @@ fn normalized_address(raw: &str) -> ApiResult<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::api_key::{Channels, NewApiKey};
+    use crate::domain::api_key::{Channels, NewApiKey};
     use crate::error::ApiError;
     use crate::service::testkit::{World, ADMIN};
     use pollster::block_on;
@@ -181,10 +183,10 @@ mod tests {
 
     #[test]
     fn the_trail_pages_back_and_filters_by_address() {
-        use crate::audit::EventPage;
-        use crate::email::Email;
-        use crate::password::Password;
-        use crate::store::Store as _;
+        use crate::domain::audit::EventPage;
+        use crate::domain::email::Email;
+        use crate::domain::password::Password;
+        use crate::ports::store::Store as _;
         let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
         let svc = w.svc();
         block_on(async {

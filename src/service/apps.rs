@@ -3,20 +3,20 @@
 //! filed under the calling key's scope.
 
 use super::{Issue, Service};
-use crate::api_key::{is_well_formed, ApiKey};
-use crate::audit::{Event, EventKind};
-use crate::channel::Recipient;
-use crate::clock::{rfc3339, Clock};
-use crate::code::{app_scope, Code, CodeKey, CodeSpec};
 use crate::config::{attempts_fit, CODES_PER_ATTEMPT};
+use crate::domain::api_key::{is_well_formed, ApiKey};
+use crate::domain::audit::{Event, EventKind};
+use crate::domain::channel::Recipient;
+use crate::domain::code::{app_scope, Code, CodeKey, CodeSpec};
+use crate::domain::purpose::AppPurpose;
+use crate::domain::session::token_hash;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::Counters;
-use crate::mail::{code_message, Mailer};
-use crate::purpose::AppPurpose;
-use crate::session::token_hash;
-use crate::store::{Effect, Store};
-use crate::template::{Kind, Values};
-use crate::text::{TextChannel, TextMessage, Texter};
+use crate::ports::clock::{rfc3339, Clock};
+use crate::ports::limits::Counters;
+use crate::ports::store::{Effect, Store};
+use crate::providers::mail::{code_message, Mailer};
+use crate::providers::template::{Kind, Values};
+use crate::providers::text::{TextChannel, TextMessage, Texter};
 
 pub const MIN_TTL_SECS: u64 = 60;
 pub const MAX_TTL_SECS: u64 = 86_400;
@@ -67,7 +67,7 @@ fn app_key<'a>(scope: &'a str, to: &'a Recipient, purpose: &'a AppPurpose) -> Co
     }
 }
 
-fn text_channel(to: &Recipient) -> Option<(TextChannel, &crate::channel::Phone)> {
+fn text_channel(to: &Recipient) -> Option<(TextChannel, &crate::domain::channel::Phone)> {
     match to {
         Recipient::Email(_) => None,
         Recipient::Sms(p) => Some((TextChannel::Sms, p)),
@@ -200,8 +200,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::Channel;
-    use crate::code::Alphabet;
+    use crate::domain::channel::Channel;
+    use crate::domain::code::Alphabet;
     use crate::service::testkit::{wrong, World, ADMIN};
     use pollster::block_on;
 

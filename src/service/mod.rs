@@ -8,23 +8,24 @@
 mod account;
 mod admin;
 mod apps;
+pub mod diagnostics;
 #[cfg(test)]
 mod testkit;
 
 pub use account::LoginSession;
 pub use apps::{AppCode, SentCode};
 
-use crate::audit::{Audit, Event, EventKind};
-use crate::channel::Channel;
-use crate::clock::Clock;
-use crate::code::{digests_match, Code, CodeKey, CodeSpec, Pepper};
 use crate::config::Config;
-use crate::diagnostics::Diagnostics;
+use crate::domain::audit::{Audit, Event, EventKind};
+use crate::domain::channel::Channel;
+use crate::domain::code::{digests_match, Code, CodeKey, CodeSpec, Pepper};
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{lane, Counters, SendCount, SendPolicy};
-use crate::mail::{Mailer, Message};
-use crate::store::{Effect, NewCode, Store};
-use crate::text::Texter;
+use crate::ports::clock::Clock;
+use crate::ports::limits::{lane, Counters, SendCount, SendPolicy};
+use crate::ports::store::{Effect, NewCode, Store};
+use crate::providers::mail::{Mailer, Message};
+use crate::providers::text::Texter;
+use crate::service::diagnostics::Diagnostics;
 
 pub struct Service<'a, S, K, M, T, C> {
     pub cfg: &'a Config,
@@ -99,7 +100,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     /// the mailbox, so that `ann+1@` and `ann+2@` share ann's limits.
     fn limit_tag(&self, pepper: &Pepper, key: &CodeKey<'_>) -> String {
         match key.channel {
-            Channel::Email => pepper.address_tag(&crate::email::mailbox(key.address)),
+            Channel::Email => pepper.address_tag(&crate::domain::email::mailbox(key.address)),
             Channel::Sms | Channel::Whatsapp => pepper.address_tag(key.address),
         }
     }

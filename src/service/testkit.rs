@@ -7,21 +7,21 @@
 //! in between, as two concurrent requests would interleave.
 
 use super::Service;
-use crate::api_key::{ApiKey, Channels, NewApiKey};
-use crate::audit::{Audit, Event, EventPage, StoredEvent};
-use crate::clock::Clock;
-use crate::code::{Code, CodeKey, CORE_SCOPE};
 use crate::config::Config;
-use crate::diagnostics::Diagnostics;
-use crate::email::Email;
+use crate::domain::api_key::{ApiKey, Channels, NewApiKey};
+use crate::domain::audit::{Audit, Event, EventPage, StoredEvent};
+use crate::domain::code::{Code, CodeKey, CORE_SCOPE};
+use crate::domain::email::Email;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::{Counters, SendCount};
-use crate::mail::{Mailer, Message};
-use crate::store::{
+use crate::ports::clock::Clock;
+use crate::ports::limits::{Counters, SendCount};
+use crate::ports::store::{
     Cleanup, Effect, NewCode, NewSession, PasswordLookup, PendingCode, Registered, Registration,
     Stats, Store, User, UserStats,
 };
-use crate::text::{TextChannel, TextMessage, Texter};
+use crate::providers::mail::{Mailer, Message};
+use crate::providers::text::{TextChannel, TextMessage, Texter};
+use crate::service::diagnostics::Diagnostics;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -419,7 +419,7 @@ impl Store for &MemoryStore {
             return Ok(false);
         };
         k.revoked_at.get_or_insert(now);
-        let scope = crate::code::app_scope(id);
+        let scope = crate::domain::code::app_scope(id);
         self.codes.borrow_mut().retain(|(s, ..), _| *s != scope);
         Ok(true)
     }
@@ -449,7 +449,7 @@ impl Store for &MemoryStore {
             let id = stored.len() as u64 + 1;
             stored.push(StoredEvent {
                 id,
-                at: crate::clock::rfc3339(now),
+                at: crate::ports::clock::rfc3339(now),
                 event: e.kind.as_str().into(),
                 outcome: e.outcome.into(),
                 scope: e.scope.clone(),

@@ -1,8 +1,8 @@
 //! Twilio's Messages API: the request for an SMS or WhatsApp message, and
 //! the reading of its error answers.
 
-use crate::http_call::HttpCall;
-use crate::text::{TextChannel, TextMessage};
+use crate::providers::http_call::HttpCall;
+use crate::providers::text::{TextChannel, TextMessage};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -93,7 +93,7 @@ fn whatsapp(number: &str) -> String {
 /// (`{"code": 21211, "message": "...", "status": 400}`).
 /// A created message resource names its `sid`.
 pub fn confirms(body: &str) -> bool {
-    crate::http_call::names_a(body, "sid")
+    crate::providers::http_call::names_a(body, "sid")
 }
 
 pub fn refusal(status: u16, body: &str) -> String {
@@ -112,7 +112,7 @@ pub fn refusal(status: u16, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::Phone;
+    use crate::domain::channel::Phone;
 
     fn twilio() -> Twilio {
         Twilio {

@@ -1,6 +1,6 @@
 //! Where a code goes: an email address, or a phone number over SMS or WhatsApp.
 
-use crate::email::Email;
+use crate::domain::email::Email;
 use crate::error::ApiError;
 use std::fmt;
 

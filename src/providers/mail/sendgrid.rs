@@ -1,7 +1,7 @@
 //! SendGrid: `POST /v3/mail/send` with a bearer key.
 
 use super::{MailApi, Message, Sender};
-use crate::http_call::HttpCall;
+use crate::providers::http_call::HttpCall;
 use serde_json::json;
 
 pub struct SendGrid;
@@ -49,7 +49,7 @@ impl MailApi for SendGrid {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::sample_message;
+    use crate::providers::mail::sample_message;
 
     #[test]
     fn request_shape() {

@@ -15,7 +15,7 @@
 //! - **Per-client request caps** in the Workers Rate Limiting binding,
 //!   keyed by `client_key`.
 
-use crate::code::CodeKey;
+use crate::domain::code::CodeKey;
 use crate::error::ApiResult;
 use std::net::IpAddr;
 
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn the_limiters_periods_are_those_of_wrangler_toml() {
-        let toml = include_str!("../wrangler.toml");
+        let toml = include_str!("../../wrangler.toml");
         for limit in [CLIENT_LIMIT, APP_LIMIT] {
             let block = toml
                 .split("[[ratelimits]]")

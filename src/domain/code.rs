@@ -1,7 +1,7 @@
 //! One-time codes: generation without modulo bias, the keyed digest that is
 //! the only form ever stored, and the constant-time comparison.
 
-use crate::channel::Channel;
+use crate::domain::channel::Channel;
 use crate::error::ApiError;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn the_route_table_and_openapi_yaml_list_the_same_operations() {
         let spec: serde_json::Value =
-            serde_norway::from_str(include_str!("../openapi.yaml")).unwrap();
+            serde_norway::from_str(include_str!("../../openapi.yaml")).unwrap();
         let in_spec: BTreeSet<(String, String)> = spec["paths"]
             .as_object()
             .unwrap()
@@ -212,7 +212,7 @@ mod tests {
             }
         }
         let spec: serde_json::Value =
-            serde_norway::from_str(include_str!("../openapi.yaml")).unwrap();
+            serde_norway::from_str(include_str!("../../openapi.yaml")).unwrap();
         let mut found = Vec::new();
         walk(&spec, "", &mut found);
         assert!(found.is_empty(), "{found:?}");

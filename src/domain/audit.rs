@@ -2,7 +2,7 @@
 //! here and written to `auth_events` after the answer. An event names the
 //! address only by a keyed hash, so the trail is not a list of users.
 
-use crate::channel::Channel;
+use crate::domain::channel::Channel;
 use crate::error::ApiError;
 use serde::Serialize;
 use std::cell::RefCell;

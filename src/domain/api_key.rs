@@ -1,9 +1,9 @@
 //! API keys of calling apps: 256 random bits shown once, stored only as
 //! SHA-256, each allowed a set of channels.
 
-use crate::channel::Channel;
+use crate::domain::channel::Channel;
+use crate::domain::session::{token_hash, Token};
 use crate::error::ApiError;
-use crate::session::{token_hash, Token};
 
 /// Makes a leaked key easy to recognise (and to find with secret scanners).
 pub const PREFIX: &str = "otpk_";

@@ -1,12 +1,12 @@
 //! What the flows need from the database, as one small trait. D1 implements
 //! it in `edge::d1_store`; every multi-step change is one atomic call here.
 
-use crate::api_key::{ApiKey, NewApiKey};
-use crate::audit::{Event, EventPage, StoredEvent};
-use crate::code::CodeKey;
-use crate::email::Email;
+use crate::domain::api_key::{ApiKey, NewApiKey};
+use crate::domain::audit::{Event, EventPage, StoredEvent};
+use crate::domain::code::CodeKey;
+use crate::domain::email::Email;
 use crate::error::ApiResult;
-use crate::limits::SendCount;
+use crate::ports::limits::SendCount;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -6,10 +6,10 @@ mod resend;
 mod sendgrid;
 
 use crate::config::Config;
-use crate::email::Email;
+use crate::domain::email::Email;
 use crate::error::ApiResult;
-use crate::http_call::HttpCall;
-use crate::template::{one_line, RenderedMail};
+use crate::providers::http_call::HttpCall;
+use crate::providers::template::{one_line, RenderedMail};
 
 pub use postmark::Postmark;
 pub use resend::Resend;

@@ -1,7 +1,7 @@
 //! Resend: `POST /emails` with a bearer key.
 
 use super::{MailApi, Message, Sender};
-use crate::http_call::{names_a, HttpCall};
+use crate::providers::http_call::{names_a, HttpCall};
 use serde_json::json;
 
 pub struct Resend;
@@ -42,7 +42,7 @@ impl MailApi for Resend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::sample_message;
+    use crate::providers::mail::sample_message;
 
     #[test]
     fn request_shape() {

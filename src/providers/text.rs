@@ -1,6 +1,6 @@
 //! SMS and WhatsApp messages, and the trait the flows send them through.
 
-use crate::channel::{Channel, Phone};
+use crate::domain::channel::{Channel, Phone};
 use crate::error::ApiResult;
 
 #[derive(Clone)]

@@ -1,7 +1,7 @@
 //! Postmark: `POST /email` with `X-Postmark-Server-Token`.
 
 use super::{MailApi, Message, Sender};
-use crate::http_call::{names_a, HttpCall};
+use crate::providers::http_call::{names_a, HttpCall};
 use serde_json::json;
 
 pub struct Postmark;
@@ -43,7 +43,7 @@ impl MailApi for Postmark {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::sample_message;
+    use crate::providers::mail::sample_message;
 
     #[test]
     fn request_shape() {

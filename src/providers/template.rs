@@ -2,8 +2,8 @@
 //! by the `TEMPLATES` var, with `{{code}}`, `{{minutes}}`, `{{app_name}}`
 //! and `{{purpose}}` placeholders. Values are HTML-escaped in HTML parts.
 
-use crate::mail::escape_html;
-use crate::purpose::{AppPurpose, Purpose};
+use crate::domain::purpose::{AppPurpose, Purpose};
+use crate::providers::mail::escape_html;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

@@ -1,0 +1,11 @@
+//! The values the service reasons about, each parsed once from raw input
+//! and valid from then on. Nothing here does I/O.
+
+pub mod api_key;
+pub mod audit;
+pub mod channel;
+pub mod code;
+pub mod email;
+pub mod password;
+pub mod purpose;
+pub mod session;

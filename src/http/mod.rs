@@ -1,0 +1,8 @@
+//! HTTP plumbing that needs no runtime: the route table and its policies,
+//! the body reader, one parser per request, CORS and request ids. `edge`
+//! feeds it bytes and headers; the flows never see HTTP.
+
+pub mod body;
+pub mod cors;
+pub mod request_id;
+pub mod routes;

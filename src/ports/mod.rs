@@ -1,0 +1,7 @@
+//! The traits the flows keep their state behind (`Store` for D1, `Counters`
+//! for KV, `Clock`), with the rules that decide what they hold. `edge`
+//! implements them on Workers; `service::testkit` in memory.
+
+pub mod clock;
+pub mod limits;
+pub mod store;
