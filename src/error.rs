@@ -4,49 +4,87 @@
 
 use crate::domain::channel::Channel;
 use serde::Serialize;
+use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
-    /// `detail` names the offending field.
+    /// 400: a field or parameter is missing or malformed; `detail` names it
+    /// without repeating its value.
     InvalidRequest(String),
+    /// 400: the code is wrong, or no code is pending.
     InvalidCode,
+    /// 400: the code was right but has expired.
     ExpiredCode,
+    /// 429: the code's attempts are used up; only a new code helps.
     TooManyAttempts,
-    RateLimited {
-        retry_after_secs: u64,
-    },
+    /// 429 with `Retry-After`: a send or request cap.
+    RateLimited { retry_after_secs: u64 },
+    /// 401: the email or password is wrong (one answer for both).
     InvalidCredentials,
+    /// 401: the bearer token, API key or admin token is missing or wrong.
     Unauthorized,
+    /// 403: a password sign-in to an address not verified yet.
     EmailNotVerified,
-    /// The API key may not send on this channel.
+    /// 403: the API key may not send on this channel.
     ChannelNotAllowed(Channel),
+    /// 404: no route has this path.
     NotFound,
+    /// 404: no API key has this id.
     ApiKeyNotFound,
-    /// A CORS preflight from an origin `CORS_ALLOWED_ORIGINS` does not list.
+    /// 403: a CORS preflight from an origin `CORS_ALLOWED_ORIGINS` does not list.
     OriginNotAllowed,
-    MethodNotAllowed {
-        allow: String,
-    },
+    /// 405 with `Allow`.
+    MethodNotAllowed { allow: String },
+    /// 415: a body that is not `application/json`.
     UnsupportedMediaType,
-    PayloadTooLarge {
-        limit_bytes: usize,
-    },
+    /// 413: a body past the limit.
+    PayloadTooLarge { limit_bytes: usize },
+    /// 502: the mail provider refused or did not answer.
     MailDeliveryFailed,
-    /// Twilio refused or did not answer. Why is logged, never answered:
+    /// 502: Twilio refused or did not answer. Why is logged, never answered:
     /// Twilio's reason (an opted-out number, say) is about the recipient.
     TextDeliveryFailed(Channel),
-    /// A missing secret, binding or schema. The detail says which, so an
-    /// operator can fix it; it never contains a secret's value.
+    /// 503: a missing secret, binding or schema. The detail says which, so
+    /// an operator can fix it; it never contains a secret's value.
     Unavailable(String),
-    /// D1 or KV failed, before anything was sent: the client may retry. The
-    /// detail names the operation and the store's error; it is logged,
-    /// never sent.
+    /// 503 with `Retry-After`: D1 or KV failed, before anything was sent,
+    /// so the client may retry. The detail names the operation and the
+    /// store's error (see `ApiError::storage`); it is logged, never sent.
     StorageUnavailable(String),
-    /// The detail is logged, never sent.
+    /// 500: a bug or a platform failure. The detail names the operation
+    /// (see `ApiError::internal`); it is logged, never sent.
     Internal(String),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// A bug or a platform failure (no randomness, say) in `operation`:
+    /// `"session token: getrandom: ..."`. Logged, never answered.
+    pub fn internal(operation: &str, cause: impl fmt::Display) -> Self {
+        Self::Internal(format!("{operation}: {cause}"))
+    }
+
+    /// D1 or KV failed in `operation` (`"d1 claim_attempt"`, `"kv get"`).
+    pub fn storage(operation: &str, cause: impl fmt::Display) -> Self {
+        Self::StorageUnavailable(format!("{operation}: {cause}"))
+    }
+}
+
+/// What an operator reads in a log: the problem code, then the private
+/// detail for the failures that have one (which operation, and why).
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Internal(cause) | Self::StorageUnavailable(cause) | Self::Unavailable(cause) => {
+                write!(f, "{}: {cause}", self.code())
+            }
+            _ => write!(f, "{}: {}", self.code(), self.detail()),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 /// What a client is told to wait after a storage failure: D1 and KV blips
 /// last seconds.
@@ -287,5 +325,25 @@ mod tests {
         }
         .headers();
         assert_eq!(h, vec![("allow", "GET".to_string())]);
+    }
+
+    #[test]
+    fn display_names_the_code_and_for_failures_the_operation() {
+        let e = ApiError::storage("d1 claim_attempt", "Network connection lost");
+        assert_eq!(
+            e.to_string(),
+            "unavailable: d1 claim_attempt: Network connection lost"
+        );
+        let e = ApiError::internal("session token: getrandom", "no entropy");
+        assert_eq!(
+            e.to_string(),
+            "internal: session token: getrandom: no entropy"
+        );
+        assert_eq!(
+            ApiError::ExpiredCode.to_string(),
+            "expired_code: The code has expired. Ask for a new one."
+        );
+        let boxed: Box<dyn std::error::Error> = Box::new(ApiError::NotFound);
+        assert!(boxed.to_string().starts_with("not_found"));
     }
 }

@@ -7,18 +7,25 @@
 //! CI runs the default 256 cases per property; for a longer run:
 //! `PROPTEST_CASES=200000 cargo test --release --test fuzz`.
 
+use otp_edge::config::Config;
 use otp_edge::domain::api_key::NewApiKey;
 use otp_edge::domain::audit::EventPage;
-use otp_edge::domain::channel::{Channel, Phone, Recipient};
+use otp_edge::domain::channel::Channel;
 use otp_edge::domain::code::Code;
 use otp_edge::domain::email::Email;
 use otp_edge::domain::password::Password;
+use otp_edge::domain::phone::Phone;
 use otp_edge::domain::purpose::{AppPurpose, Purpose};
+use otp_edge::domain::recipient::Recipient;
 use otp_edge::error::ApiError;
 use otp_edge::http::body::{check_declared_length, require_json, JsonBody};
 use otp_edge::http::cors::Cors;
 use otp_edge::http::request_id::request_id;
-use otp_edge::http::routes::{Route, TABLE};
+use otp_edge::http::requests::{
+    CodeProof, CodeRequest, CreateKey, EventsQuery, Login, OtpSend, OtpVerify,
+    PasswordResetConfirm, Register, Resend, RevokeKey,
+};
+use otp_edge::http::routes::{Row, TABLE};
 use otp_edge::providers::template::Templates;
 use proptest::prelude::*;
 
@@ -76,6 +83,72 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     })
 }
 
+/// A field some route reads, and a value that is sometimes what the route
+/// wants and sometimes anything at all.
+fn route_field() -> impl Strategy<Value = (String, serde_json::Value)> {
+    use serde_json::json;
+    let fields = [
+        ("email", json!("Ann.Lee+tag@Example.com")),
+        ("password", json!("correct horse battery")),
+        ("new_password", json!("another staple")),
+        ("code", json!("123456")),
+        ("code", json!("ab12cd")),
+        ("purpose", json!("verify_email")),
+        ("purpose", json!("checkout_2fa")),
+        ("channel", json!("sms")),
+        ("channel", json!("email")),
+        ("to", json!("+14155550123")),
+        ("to", json!("ann@example.com")),
+        ("length", json!(8)),
+        ("alphabet", json!("alphanumeric")),
+        ("ttl_seconds", json!(600)),
+        ("name", json!("shop")),
+        ("app_name", json!("Shop")),
+        ("channels", json!(["sms", "email"])),
+    ];
+    (
+        prop::sample::select(fields.to_vec()),
+        prop::bool::ANY,
+        json_value(),
+    )
+        .prop_map(|((name, good), keep, other)| (name.to_owned(), if keep { good } else { other }))
+}
+
+fn route_body() -> impl Strategy<Value = serde_json::Value> {
+    prop::collection::vec(route_field(), 0..10)
+        .prop_map(|fields| serde_json::Value::Object(fields.into_iter().collect()))
+}
+
+fn body_of(value: &serde_json::Value) -> JsonBody {
+    JsonBody::parse(&serde_json::to_vec(value).unwrap()).unwrap()
+}
+
+fn config() -> Config {
+    Config::load(|_| None).unwrap()
+}
+
+/// A parse either succeeds or is a 400 `invalid_request` naming one of
+/// the route's own fields.
+fn parsed_or_refused<T>(outcome: Result<T, ApiError>, fields: &[&str]) -> Option<T> {
+    match outcome {
+        Ok(value) => Some(value),
+        Err(e) => {
+            assert_eq!(e.code(), "invalid_request", "{e:?}");
+            let detail = e.problem().detail;
+            assert!(
+                fields.iter().any(|f| detail.contains(&format!("`{f}`"))),
+                "{detail} names none of {fields:?}"
+            );
+            None
+        }
+    }
+}
+
+/// An accepted address is already in its normalized form.
+fn normalized(email: &Email) -> bool {
+    Email::parse(email.as_str()).as_ref() == Ok(email)
+}
+
 proptest! {
     #[test]
     fn any_bytes_are_a_body_or_a_400_or_413(bytes in prop::collection::vec(any::<u8>(), 0..20_000)) {
@@ -104,7 +177,7 @@ proptest! {
     }
 
     #[test]
-    fn emails_are_valid_normalised_and_stable(raw in text()) {
+    fn emails_are_valid_normalized_and_stable(raw in text()) {
         match Email::parse(&raw) {
             Ok(email) => {
                 let s = email.as_str();
@@ -183,9 +256,9 @@ proptest! {
 
     #[test]
     fn any_method_and_path_resolves_or_is_404_or_405(method in "[A-Z]{1,8}|GET|POST|DELETE|HEAD|OPTIONS", path in "/[a-z0-9/._%-]{0,40}|/v1/admin/api-keys/.{0,20}") {
-        match Route::resolve(&method, &path) {
-            Ok(route) => prop_assert!(TABLE.iter().any(|(_, _, r)| *r == route)),
-            Err(ApiError::NotFound) => prop_assert!(Route::allow(&path).is_none()),
+        match Row::resolve(&method, &path) {
+            Ok(row) => prop_assert!(TABLE.iter().any(|r| r == row)),
+            Err(ApiError::NotFound) => prop_assert!(Row::allow(&path).is_none()),
             Err(ApiError::MethodNotAllowed { allow }) => prop_assert!(!allow.is_empty() && !allow.split(", ").any(|m| m == method)),
             Err(e) => prop_assert!(false, "unexpected {e:?}"),
         }
@@ -216,5 +289,100 @@ proptest! {
         }
         let _ = Templates::parse(&raw);
         let _ = Templates::parse(&json.to_string());
+    }
+
+    #[test]
+    fn register_bodies(value in route_body()) {
+        let body = body_of(&value);
+        if let Some(r) = parsed_or_refused(Register::parse(&body, &config()), &["email", "password"]) {
+            prop_assert!(normalized(&r.email));
+        }
+    }
+
+    #[test]
+    fn code_proof_bodies(value in route_body()) {
+        let body = body_of(&value);
+        let cfg = config();
+        if let Some(r) = parsed_or_refused(CodeProof::parse(&body, &cfg), &["email", "code"]) {
+            prop_assert!(normalized(&r.email));
+            prop_assert_eq!(r.code.expose().len(), cfg.otp_length);
+            prop_assert!(r.code.expose().bytes().all(|b| b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn resend_bodies(value in route_body()) {
+        let body = body_of(&value);
+        if let Some(r) = parsed_or_refused(Resend::parse(&body), &["email", "purpose"]) {
+            prop_assert!(normalized(&r.email));
+            prop_assert!(matches!(r.purpose, Purpose::VerifyEmail | Purpose::ResetPassword));
+        }
+    }
+
+    #[test]
+    fn login_bodies(value in route_body()) {
+        let body = body_of(&value);
+        if let Some(r) = parsed_or_refused(Login::parse(&body), &["email", "password"]) {
+            prop_assert!(normalized(&r.email));
+        }
+    }
+
+    #[test]
+    fn code_request_bodies(value in route_body()) {
+        let body = body_of(&value);
+        if let Some(r) = parsed_or_refused(CodeRequest::parse(&body), &["email"]) {
+            prop_assert!(normalized(&r.email));
+        }
+    }
+
+    #[test]
+    fn password_reset_confirm_bodies(value in route_body()) {
+        let body = body_of(&value);
+        let cfg = config();
+        let fields = ["email", "code", "new_password"];
+        if let Some(r) = parsed_or_refused(PasswordResetConfirm::parse(&body, &cfg), &fields) {
+            prop_assert!(normalized(&r.email));
+            prop_assert_eq!(r.code.expose().len(), cfg.otp_length);
+        }
+    }
+
+    #[test]
+    fn otp_send_bodies(value in route_body()) {
+        let body = body_of(&value);
+        let cfg = config();
+        let fields = ["channel", "to", "purpose", "length", "alphabet", "ttl_seconds"];
+        if let Some(OtpSend(r)) = parsed_or_refused(OtpSend::parse(&body, &cfg), &fields) {
+            prop_assert_eq!(Recipient::parse(r.to.channel(), r.to.address()), Ok(r.to.clone()));
+            prop_assert!((4..=10).contains(&r.spec.length));
+            prop_assert!((60..=86_400).contains(&r.ttl_secs));
+        }
+    }
+
+    #[test]
+    fn otp_verify_bodies(value in route_body()) {
+        let body = body_of(&value);
+        let fields = ["channel", "to", "purpose", "code"];
+        if let Some(r) = parsed_or_refused(OtpVerify::parse(&body), &fields) {
+            prop_assert_eq!(Recipient::parse(r.to.channel(), r.to.address()), Ok(r.to.clone()));
+            prop_assert!(r.code.expose().bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn create_key_bodies(value in route_body()) {
+        let body = body_of(&value);
+        if let Some(CreateKey(k)) = parsed_or_refused(CreateKey::parse(&body), &["name", "app_name", "channels"]) {
+            prop_assert!(!k.channels.names().is_empty());
+            prop_assert_eq!(k.name.trim(), k.name.as_str());
+        }
+    }
+
+    #[test]
+    fn revoke_key_and_events_paths(path in "/v1/admin/api-keys/.{0,40}", query in ".{0,60}|limit=[0-9]{1,4}&before=[0-9]{1,20}&address=.{0,20}") {
+        let id = RevokeKey::parse(&path).id;
+        prop_assert!(!id.contains('/'));
+        if let Some(q) = parsed_or_refused(EventsQuery::parse(&query), &["limit", "before"]) {
+            prop_assert!((1..=500).contains(&q.page.limit));
+        }
     }
 }

@@ -56,9 +56,9 @@ impl Channels {
     pub fn parse(raw: &[&str]) -> Result<Self, ApiError> {
         let mut list = raw
             .iter()
-            .map(|c| Channel::parse(c))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| {
+            .map(|c| Channel::from_name(c))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
                 ApiError::InvalidRequest(
                     "field `channels` must list `email`, `sms` and/or `whatsapp`".into(),
                 )
@@ -75,10 +75,7 @@ impl Channels {
 
     /// Reads the stored form; a corrupt row allows nothing.
     pub fn from_stored(s: &str) -> Self {
-        let mut list: Vec<Channel> = s
-            .split(',')
-            .filter_map(|c| Channel::parse(c).ok())
-            .collect();
+        let mut list: Vec<Channel> = s.split(',').filter_map(Channel::from_name).collect();
         list.sort();
         list.dedup();
         Self(list)

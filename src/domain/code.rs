@@ -104,7 +104,7 @@ impl Code {
     /// A fresh code from the platform CSPRNG.
     pub fn generate(spec: CodeSpec) -> Result<Self, ApiError> {
         let mut fill = |buf: &mut [u8]| {
-            getrandom::getrandom(buf).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))
+            getrandom::getrandom(buf).map_err(|e| ApiError::internal("code generate: getrandom", e))
         };
         Ok(Self(sample(
             spec.length,

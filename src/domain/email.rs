@@ -1,4 +1,4 @@
-//! A syntactically valid, normalised email address.
+//! A syntactically valid, normalized email address.
 
 use crate::error::ApiError;
 use std::fmt;
@@ -15,15 +15,15 @@ impl Email {
 
     /// As `parse`, naming `field` in the error.
     pub fn parse_field(raw: &str, field: &str) -> Result<Self, ApiError> {
-        let normalised = raw.trim().to_lowercase();
+        let normalized = raw.trim().to_lowercase();
         let bad =
             || ApiError::InvalidRequest(format!("field `{field}` must be a valid email address"));
         // RFC 5321 caps a forward path at 254 characters.
-        if normalised.is_empty() || normalised.len() > 254 || normalised.chars().any(invisible) {
+        if normalized.is_empty() || normalized.len() > 254 || normalized.chars().any(invisible) {
             return Err(bad());
         }
         let parsed = email_address::EmailAddress::parse_with_options(
-            &normalised,
+            &normalized,
             email_address::Options::default()
                 .without_display_text()
                 .without_domain_literal(),
@@ -33,7 +33,7 @@ impl Email {
         if !parsed.domain().contains('.') {
             return Err(bad());
         }
-        Ok(Self(normalised))
+        Ok(Self(normalized))
     }
 
     pub fn as_str(&self) -> &str {
@@ -102,7 +102,7 @@ mod tests {
     }
 
     #[test]
-    fn normalises_case_and_whitespace() {
+    fn normalizes_case_and_whitespace() {
         assert_eq!(
             Email::parse("  Ann@Example.COM ").unwrap().as_str(),
             "ann@example.com"

@@ -7,5 +7,7 @@ pub mod channel;
 pub mod code;
 pub mod email;
 pub mod password;
+pub mod phone;
 pub mod purpose;
+pub mod recipient;
 pub mod session;

@@ -114,13 +114,14 @@ impl Hasher {
     pub fn hash(&self, password: &Password) -> Result<String, ApiError> {
         let mut salt = [0u8; 16];
         getrandom::getrandom(&mut salt)
-            .map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
-        let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(e.to_string()))?;
+            .map_err(|e| ApiError::internal("password salt: getrandom", e))?;
+        let salt = SaltString::encode_b64(&salt)
+            .map_err(|e| ApiError::internal("password salt: encode", e))?;
         self.params
             .argon2()
             .hash_password(password.bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
+            .map_err(|e| ApiError::internal("password hash: argon2", e))
     }
 
     pub fn verify(&self, password: &Password, phc: &str) -> Result<Verdict, ApiError> {
@@ -138,7 +139,7 @@ impl Hasher {
                 needs_rehash: !self.is_current(&parsed),
             }),
             Err(argon2::password_hash::Error::Password) => Ok(Verdict::Mismatch),
-            Err(e) => Err(ApiError::Internal(format!("argon2 verify: {e}"))),
+            Err(e) => Err(ApiError::internal("password verify: argon2", e)),
         }
     }
 

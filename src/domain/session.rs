@@ -11,7 +11,7 @@ impl Token {
     pub fn generate() -> Result<Self, ApiError> {
         let mut bytes = [0u8; 32];
         getrandom::getrandom(&mut bytes)
-            .map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
+            .map_err(|e| ApiError::internal("session token: getrandom", e))?;
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
     }
 

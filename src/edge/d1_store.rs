@@ -55,7 +55,7 @@ fn db_error(op: &'static str) -> impl Fn(worker::Error) -> ApiError {
             true => ApiError::Unavailable(
                 "the D1 schema is missing or outdated: apply schema.sql".into(),
             ),
-            false => ApiError::StorageUnavailable(format!("d1 {op}: {message}")),
+            false => ApiError::storage(&format!("d1 {op}"), message),
         }
     }
 }
@@ -473,9 +473,7 @@ impl Store for D1Store {
             .rows::<Outcome>(2)?
             .into_iter()
             .next()
-            .ok_or_else(|| {
-                ApiError::StorageUnavailable("d1 register: no account after the upsert".into())
-            })?;
+            .ok_or_else(|| ApiError::storage("d1 register", "no account after the upsert"))?;
         Ok(match (found.verified != 0.0, found.ours != 0.0) {
             (true, _) => Registered::AlreadyVerified,
             (false, true) => Registered::CodeIssued,

@@ -10,7 +10,7 @@ pub struct KvCounters(pub KvStore);
 /// failed write after a send (a 429 past KV's one write per second per
 /// key, say) is absorbed by the flow and logged.
 fn kv_error(op: &'static str) -> impl Fn(worker::KvError) -> ApiError {
-    move |e| ApiError::StorageUnavailable(format!("kv {op}: {e}"))
+    move |e| ApiError::storage(&format!("kv {op}"), e)
 }
 
 impl Counters for KvCounters {

@@ -1,5 +1,7 @@
 //! The Workers runtime side: entry points, bindings, and the mapping
-//! between HTTP and the domain. Handlers parse, call `Service`, and map.
+//! between HTTP and the domain. A request is resolved to its row, counted
+//! against its client's cap, authenticated by its route's group, parsed by
+//! `http::requests`, served by `Service`, and answered.
 
 mod d1_store;
 mod kv_counters;
@@ -9,30 +11,30 @@ mod respond;
 mod texter;
 
 use crate::config::Config;
-use crate::domain::api_key::{ApiKey, NewApiKey};
-use crate::domain::audit::{Audit, Event, EventPage};
-use crate::domain::channel::{Channel, Recipient};
-use crate::domain::code::{Alphabet, Code, CodeSpec};
-use crate::domain::email::Email;
-use crate::domain::password::Password;
-use crate::domain::purpose::{AppPurpose, Purpose};
+use crate::domain::api_key::ApiKey;
+use crate::domain::audit::{Audit, Event};
 use crate::domain::session::bearer;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
 use crate::http::cors::Cors;
 use crate::http::request_id::request_id;
-use crate::http::routes::{key_id, Route};
+use crate::http::requests::{
+    query_of, CodeProof, CodeRequest, CreateKey, EventsQuery, Login, OtpSend, OtpVerify,
+    PasswordResetConfirm, Register, Resend, RevokeKey,
+};
+use crate::http::routes::{AdminRoute, AppRoute, Flow, PublicRoute, Route, Row, SessionRoute};
 use crate::ports::clock::{rfc3339, Clock};
-use crate::ports::limits::{client_key, RateLimit, APP_LIMIT, CLIENT_LIMIT};
+use crate::ports::limits::{client_key, RateLimit, CLIENT_LIMIT};
 use crate::ports::store::Store as _;
+use crate::providers::mail::Message;
 use crate::service::diagnostics::{Diagnostic, Diagnostics};
-use crate::service::{AppCode, LoginSession, Service};
+use crate::service::{LoginSession, Service};
 use d1_store::D1Store;
 use futures_util::StreamExt;
 use kv_counters::KvCounters;
 use mailer::EdgeMailer;
-use respond::{json, log_line, problem};
-use serde_json::{json as j, Value};
+use respond::log_line;
+use serde_json::{json, Value};
 use texter::TwilioTexter;
 use worker::{event, Context, Date, Env, Request, Response, ScheduleContext, ScheduledEvent};
 
@@ -83,19 +85,19 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         (Ok(cors), Some(origin)) => cors.allow(origin),
         _ => None,
     };
-    let route = Route::resolve(&method, &path);
+    let row = Row::resolve(&method, &path);
     // OPTIONS on an existing path: a CORS preflight, or a plain question.
-    let preflight = method == "OPTIONS" && matches!(route, Err(ApiError::MethodNotAllowed { .. }));
-    let result = match (cors, &route) {
+    let preflight = method == "OPTIONS" && matches!(row, Err(ApiError::MethodNotAllowed { .. }));
+    let result = match (cors, &row) {
         (Err(e), _) => Err(e),
         (Ok(_), _) if preflight => match (&origin, &allow_origin) {
             (Some(_), None) => Err(ApiError::OriginNotAllowed),
             _ => Ok(respond::preflight(
-                &Route::allow(&path).unwrap_or_default(),
+                &Row::allow(&path).unwrap_or_default(),
                 allow_origin.clone(),
             )),
         },
-        (Ok(_), Ok(route)) => handle(*route, &request_id, &mut req, &env, &ctx).await,
+        (Ok(_), Ok(row)) => handle(row, &request_id, &mut req, &env, &ctx).await,
         (Ok(_), Err(e)) => Err(e.clone()),
     };
     let mut response = result.unwrap_or_else(|e| {
@@ -107,13 +109,13 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         if let Some((event, detail)) = logged {
             worker::console_error!(
                 "{}",
-                j!({"event": event, "request_id": request_id, "path": path, "detail": detail})
+                json!({"event": event, "request_id": request_id, "path": path, "detail": detail})
             );
         }
-        problem(&e)
+        respond::problem(&e)
     });
-    let name = match (route, preflight) {
-        (Ok(route), _) => route.name(),
+    let name = match (row, preflight) {
+        (Ok(row), _) => row.name,
         (Err(_), true) => "preflight",
         (Err(_), false) => "unmatched",
     };
@@ -139,9 +141,10 @@ async fn check_limit(env: &Env, limit: RateLimit, client: &str) -> ApiResult<()>
             limit.binding
         ))
     })?;
-    let outcome = limiter.limit(client.to_owned()).await.map_err(|e| {
-        ApiError::StorageUnavailable(format!("rate limiter {}: {e}", limit.binding))
-    })?;
+    let outcome = limiter
+        .limit(client.to_owned())
+        .await
+        .map_err(|e| ApiError::storage(&format!("rate limiter {}", limit.binding), e))?;
     match outcome.success {
         true => Ok(()),
         false => Err(ApiError::RateLimited {
@@ -150,29 +153,40 @@ async fn check_limit(env: &Env, limit: RateLimit, client: &str) -> ApiResult<()>
     }
 }
 
+/// What the handlers of a request share.
+struct Call<'r> {
+    row: &'static Row,
+    req: &'r mut Request,
+    env: &'r Env,
+    ctx: &'r Context,
+    /// The key the client is counted by (`limits::client_key`).
+    client: String,
+    /// The bearer credential, whatever the route takes it for.
+    token: Option<String>,
+}
+
 async fn handle(
-    route: Route,
+    row: &'static Row,
     request_id: &str,
     req: &mut Request,
     env: &Env,
     ctx: &Context,
 ) -> ApiResult<Response> {
-    if route == Route::OpenApi {
-        return Ok(respond::openapi());
-    }
     // Every request is counted per client before anything else: before a
     // key or token is looked up, a body read, or D1 touched.
     let ip = header(req, "cf-connecting-ip");
     let client = client_key(ip.as_deref()).unwrap_or_else(|| "unknown".into());
-    let limit = match route.takes_api_key() {
-        true => APP_LIMIT,
-        false => CLIENT_LIMIT,
-    };
-    check_limit(env, limit, &client).await?;
-    if route == Route::Health {
-        database(env)?.health().await?;
-        return Ok(json(200, &j!({"status": "ok"})));
+    if let Some(limit) = row.limit() {
+        check_limit(env, limit, &client).await?;
     }
+    let flow = match row.route {
+        Route::OpenApi => return Ok(respond::openapi()),
+        Route::Health => {
+            database(env)?.health().await?;
+            return Ok(respond::json(200, &json!({"status": "ok"})));
+        }
+        Route::Flow(flow) => flow,
+    };
     let cfg = load_config(env)?;
     let audit = Audit::default();
     let diagnostics = Diagnostics::default();
@@ -189,55 +203,231 @@ async fn handle(
         audit: &audit,
         diagnostics: &diagnostics,
     };
-    let answer = serve(route, &svc, &client, req, env, ctx).await;
+    let token = header(req, "authorization");
+    let mut call = Call {
+        row,
+        req,
+        env,
+        ctx,
+        client,
+        token: bearer(token.as_deref()).map(str::to_owned),
+    };
+    let answer = serve(flow, &svc, &mut call).await;
     let ip = ip.unwrap_or_else(|| "unknown".into());
     store_events(ctx, env, request_id, audit.take(), ip, svc.clock.now());
     log_diagnostics(request_id, diagnostics.take());
     answer
 }
 
-/// Authenticates the caller as the route requires, reads the body, and
-/// runs the flow.
-async fn serve(
-    route: Route,
-    svc: &EdgeService<'_>,
-    client: &str,
-    req: &mut Request,
-    env: &Env,
-    ctx: &Context,
-) -> ApiResult<Response> {
-    let token = header(req, "authorization");
-    let token = bearer(token.as_deref());
-    let app = match route.takes_api_key() {
-        false => None,
-        true => match svc.api_key(token).await {
-            Ok(key) => Some(key),
-            // A wrong key also counts against the client's strict limit,
-            // so guessing keys gets the same cap as any anonymous request;
-            // past it, the refusal is not written to the audit trail either.
-            Err(ApiError::Unauthorized) => {
-                check_limit(env, CLIENT_LIMIT, client).await?;
-                return Err(svc.refuse_key());
-            }
-            Err(e) => return Err(e),
-        },
-    };
-    if route.is_admin() {
-        // Before the body: without the token, nothing about the request matters.
-        svc.admin(token)?;
+/// Authenticates the caller as the route's group requires, reads the body
+/// the row asks for, and runs the route. Credentials come first: without
+/// them, nothing about the request matters.
+async fn serve(flow: Flow, svc: &EdgeService<'_>, call: &mut Call<'_>) -> ApiResult<Response> {
+    match flow {
+        Flow::Public(route) => {
+            let body = body(svc, call).await?;
+            public(route, svc, &body, call).await
+        }
+        Flow::Session(route) => {
+            let body = body(svc, call).await?;
+            session(route, svc, &body, call).await
+        }
+        Flow::Admin(route) => {
+            svc.admin(call.token.as_deref())?;
+            let body = body(svc, call).await?;
+            admin(route, svc, &body, call).await
+        }
+        Flow::App(route) => {
+            let key = authenticate_app(svc, call).await?;
+            let body = body(svc, call).await?;
+            app(route, svc, &key, &body).await
+        }
     }
-    if route.needs_pepper() {
-        // No pepper, no service: answered before the body is read.
+}
+
+/// The API key of `/v1/otp/*`. A wrong key also counts against the
+/// client's strict limit, so guessing keys gets the same cap as any
+/// anonymous request; past it, the refusal is not audited either.
+async fn authenticate_app(svc: &EdgeService<'_>, call: &Call<'_>) -> ApiResult<ApiKey> {
+    match svc.api_key(call.token.as_deref()).await {
+        Err(ApiError::Unauthorized) => {
+            check_limit(call.env, CLIENT_LIMIT, &call.client).await?;
+            Err(svc.refuse_key())
+        }
+        outcome => outcome,
+    }
+}
+
+/// The pepper, then the body, as the row asks. No pepper, no service:
+/// answered before the body is read.
+async fn body(svc: &EdgeService<'_>, call: &mut Call<'_>) -> ApiResult<JsonBody> {
+    if call.row.needs_pepper() {
         svc.cfg.pepper()?;
     }
-    let body = match route.takes_json() {
-        false => JsonBody::empty(),
-        true => read_json(req).await?,
-    };
-    match app {
-        Some(key) => app_route(route, svc, &key, &body).await,
-        None => account_route(route, svc, token, &body, req, ctx).await,
+    match call.row.takes_json() {
+        true => read_json(call.req).await,
+        false => Ok(JsonBody::empty()),
     }
+}
+
+fn status(status: u16, value: &str) -> Response {
+    respond::json(status, &json!({ "status": value }))
+}
+
+async fn public(
+    route: PublicRoute,
+    svc: &EdgeService<'_>,
+    body: &JsonBody,
+    call: &Call<'_>,
+) -> ApiResult<Response> {
+    let cfg = svc.cfg;
+    match route {
+        PublicRoute::Register => {
+            let r = Register::parse(body, cfg)?;
+            svc.register(&r.email, &r.password).await?;
+            Ok(status(202, "verification_sent"))
+        }
+        PublicRoute::VerifyEmail => {
+            let r = CodeProof::parse(body, cfg)?;
+            svc.verify_email(&r.email, &r.code).await?;
+            Ok(status(200, "verified"))
+        }
+        PublicRoute::Resend => {
+            let r = Resend::parse(body)?;
+            let deferred = svc.resend(&r.email, r.purpose).await?;
+            deliver_later(call.ctx, &svc.mailer, deferred);
+            Ok(status(202, "code_sent"))
+        }
+        PublicRoute::Login => {
+            let r = Login::parse(body)?;
+            let session = svc.login(&r.email, &r.password).await?;
+            Ok(respond::json(200, &session_json(session)))
+        }
+        PublicRoute::LoginCode => {
+            let r = CodeRequest::parse(body)?;
+            let deferred = svc.login_code(&r.email).await?;
+            deliver_later(call.ctx, &svc.mailer, deferred);
+            Ok(status(202, "code_sent"))
+        }
+        PublicRoute::LoginCodeVerify => {
+            let r = CodeProof::parse(body, cfg)?;
+            let session = svc.login_with_code(&r.email, &r.code).await?;
+            Ok(respond::json(200, &session_json(session)))
+        }
+        PublicRoute::PasswordReset => {
+            let r = CodeRequest::parse(body)?;
+            let deferred = svc.password_reset(&r.email).await?;
+            deliver_later(call.ctx, &svc.mailer, deferred);
+            Ok(status(202, "code_sent"))
+        }
+        PublicRoute::PasswordResetConfirm => {
+            let r = PasswordResetConfirm::parse(body, cfg)?;
+            svc.confirm_password_reset(&r.email, &r.code, &r.new_password)
+                .await?;
+            Ok(status(200, "password_reset"))
+        }
+    }
+}
+
+async fn session(
+    route: SessionRoute,
+    svc: &EdgeService<'_>,
+    _body: &JsonBody,
+    call: &Call<'_>,
+) -> ApiResult<Response> {
+    let token = call.token.as_deref();
+    match route {
+        SessionRoute::Me => {
+            let user = svc.me(token).await?;
+            Ok(respond::json(
+                200,
+                &json!({"email": user.email, "verified": user.verified, "created_at": rfc3339(user.created_at)}),
+            ))
+        }
+        SessionRoute::Logout => {
+            svc.logout(token).await?;
+            Ok(respond::empty(204))
+        }
+    }
+}
+
+async fn admin(
+    route: AdminRoute,
+    svc: &EdgeService<'_>,
+    body: &JsonBody,
+    call: &Call<'_>,
+) -> ApiResult<Response> {
+    let token = call.token.as_deref();
+    match route {
+        AdminRoute::Stats => Ok(respond::json(200, &svc.admin_stats(token).await?)),
+        AdminRoute::ListKeys => {
+            let keys = svc.api_keys(token).await?;
+            let keys: Vec<Value> = keys.iter().map(key_json).collect();
+            Ok(respond::json(200, &json!({"api_keys": keys})))
+        }
+        AdminRoute::CreateKey => {
+            let CreateKey(new) = CreateKey::parse(body)?;
+            let (key, secret) = svc.create_api_key(token, &new).await?;
+            let mut answer = key_json(&key);
+            answer["key"] = json!(secret.expose());
+            Ok(respond::json(201, &answer))
+        }
+        AdminRoute::RevokeKey => {
+            let r = RevokeKey::parse(&call.req.path());
+            svc.revoke_api_key(token, &r.id).await?;
+            Ok(respond::empty(204))
+        }
+        AdminRoute::Events => {
+            // Not `req.url()`: the `url` crate's IDNA tables would add ~90 KB
+            // of gzipped wasm for three query parameters.
+            let r = EventsQuery::parse(query_of(&call.req.inner().url()))?;
+            let events = svc.events(token, &r.page, r.address.as_deref()).await?;
+            Ok(respond::json(
+                200,
+                &json!({"events": events, "next_before": r.page.next_before(&events)}),
+            ))
+        }
+    }
+}
+
+/// `/v1/otp/*`, for the app holding `key`.
+async fn app(
+    route: AppRoute,
+    svc: &EdgeService<'_>,
+    key: &ApiKey,
+    body: &JsonBody,
+) -> ApiResult<Response> {
+    match route {
+        AppRoute::Send => {
+            let OtpSend(request) = OtpSend::parse(body, svc.cfg)?;
+            let sent = svc.send_app_code(key, &request).await?;
+            Ok(respond::json(
+                202,
+                &json!({"id": sent.id, "expires_at": sent.expires_at}),
+            ))
+        }
+        AppRoute::Verify => {
+            let r = OtpVerify::parse(body)?;
+            svc.verify_app_code(key, &r.to, &r.purpose, &r.code).await?;
+            Ok(respond::json(200, &json!({"valid": true})))
+        }
+    }
+}
+
+fn session_json(session: LoginSession) -> Value {
+    json!({"token": session.token.expose(), "token_type": "Bearer", "expires_at": session.expires_at})
+}
+
+fn key_json(key: &ApiKey) -> Value {
+    json!({
+        "id": key.id,
+        "name": key.name,
+        "app_name": key.app_name,
+        "channels": key.channels.names(),
+        "hint": key.hint,
+        "created_at": rfc3339(key.created_at),
+        "revoked_at": key.revoked_at.map(rfc3339),
+    })
 }
 
 /// Failures the flow absorbed, one log line each under the request id.
@@ -245,7 +435,7 @@ fn log_diagnostics(request_id: &str, diagnostics: Vec<Diagnostic>) {
     for d in diagnostics {
         worker::console_error!(
             "{}",
-            j!({"event": d.event, "request_id": request_id, "detail": d.detail})
+            json!({"event": d.event, "request_id": request_id, "detail": d.detail})
         );
     }
 }
@@ -273,201 +463,10 @@ fn store_events(
         if let Err(e) = written {
             worker::console_error!(
                 "{}",
-                j!({"event": "audit_write_failed", "request_id": request_id, "code": e.code(), "events": events.len()})
+                json!({"event": "audit_write_failed", "request_id": request_id, "code": e.code(), "events": events.len()})
             );
         }
     });
-}
-
-/// `/v1/otp/*`, for the app holding `key`.
-async fn app_route(
-    route: Route,
-    svc: &EdgeService<'_>,
-    key: &ApiKey,
-    body: &JsonBody,
-) -> ApiResult<Response> {
-    let channel = Channel::parse(body.string("channel")?)?;
-    let to = Recipient::parse(channel, body.string("to")?)?;
-    let purpose = AppPurpose::parse(body.string("purpose")?)?;
-    match route {
-        Route::OtpSend => {
-            let length = match body.optional_u64("length")? {
-                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-                None => svc.cfg.otp_length,
-            };
-            let alphabet = match body.optional_string("alphabet")? {
-                Some(a) => Alphabet::parse(a)?,
-                None => Alphabet::Digits,
-            };
-            let ttl = body
-                .optional_u64("ttl_seconds")?
-                .unwrap_or(svc.cfg.otp_ttl_secs);
-            let request = AppCode::new(to, purpose, CodeSpec::new(length, alphabet)?, ttl)?;
-            let sent = svc.send_app_code(key, &request).await?;
-            Ok(json(
-                202,
-                &j!({"id": sent.id, "expires_at": sent.expires_at}),
-            ))
-        }
-        Route::OtpVerify => {
-            let code = Code::parse_any(body.string("code")?)?;
-            svc.verify_app_code(key, &to, &purpose, &code).await?;
-            Ok(json(200, &j!({"valid": true})))
-        }
-        _ => Err(ApiError::Internal(format!(
-            "{} reached the app routes",
-            route.name()
-        ))),
-    }
-}
-
-fn session_json(session: LoginSession) -> Value {
-    j!({"token": session.token.expose(), "token_type": "Bearer", "expires_at": session.expires_at})
-}
-
-fn key_json(key: &ApiKey) -> Value {
-    j!({
-        "id": key.id,
-        "name": key.name,
-        "app_name": key.app_name,
-        "channels": key.channels.names(),
-        "hint": key.hint,
-        "created_at": rfc3339(key.created_at),
-        "revoked_at": key.revoked_at.map(rfc3339),
-    })
-}
-
-/// The account flows and the admin routes.
-async fn account_route(
-    route: Route,
-    svc: &EdgeService<'_>,
-    token: Option<&str>,
-    body: &JsonBody,
-    req: &Request,
-    ctx: &Context,
-) -> ApiResult<Response> {
-    let cfg = svc.cfg;
-    let email = || Email::parse(body.string("email")?);
-    let code = || Code::parse(body.string("code")?, cfg.otp_length);
-    match route {
-        Route::Register => {
-            let (email, password) = (
-                email()?,
-                Password::parse(
-                    body.string("password")?,
-                    cfg.password_min_length,
-                    "password",
-                )?,
-            );
-            svc.register(&email, &password).await?;
-            Ok(json(202, &j!({"status": "verification_sent"})))
-        }
-        Route::VerifyEmail => {
-            svc.verify_email(&email()?, &code()?).await?;
-            Ok(json(200, &j!({"status": "verified"})))
-        }
-        Route::Resend => {
-            let (email, purpose) = (
-                email()?,
-                Purpose::parse_resendable(body.string("purpose")?)?,
-            );
-            let deferred = svc.resend(&email, purpose).await?;
-            deliver_later(ctx, &svc.mailer, deferred);
-            Ok(json(202, &j!({"status": "code_sent"})))
-        }
-        Route::Login => {
-            let (email, password) = (
-                email()?,
-                Password::parse(body.string("password")?, 1, "password")?,
-            );
-            Ok(json(
-                200,
-                &session_json(svc.login(&email, &password).await?),
-            ))
-        }
-        Route::LoginCode => {
-            let deferred = svc.login_code(&email()?).await?;
-            deliver_later(ctx, &svc.mailer, deferred);
-            Ok(json(202, &j!({"status": "code_sent"})))
-        }
-        Route::LoginCodeVerify => {
-            let (email, code) = (email()?, code()?);
-            Ok(json(
-                200,
-                &session_json(svc.login_with_code(&email, &code).await?),
-            ))
-        }
-        Route::Me => {
-            let user = svc.me(token).await?;
-            Ok(json(
-                200,
-                &j!({"email": user.email, "verified": user.verified, "created_at": rfc3339(user.created_at)}),
-            ))
-        }
-        Route::Logout => {
-            svc.logout(token).await?;
-            Ok(respond::empty(204))
-        }
-        Route::PasswordReset => {
-            let deferred = svc.password_reset(&email()?).await?;
-            deliver_later(ctx, &svc.mailer, deferred);
-            Ok(json(202, &j!({"status": "code_sent"})))
-        }
-        Route::PasswordResetConfirm => {
-            let (email, code) = (email()?, code()?);
-            let password = Password::parse(
-                body.string("new_password")?,
-                cfg.password_min_length,
-                "new_password",
-            )?;
-            svc.confirm_password_reset(&email, &code, &password).await?;
-            Ok(json(200, &j!({"status": "password_reset"})))
-        }
-        Route::AdminStats => Ok(json(200, &svc.admin_stats(token).await?)),
-        Route::AdminListKeys => {
-            let keys = svc.api_keys(token).await?;
-            let keys: Vec<Value> = keys.iter().map(key_json).collect();
-            Ok(json(200, &j!({"api_keys": keys})))
-        }
-        Route::AdminCreateKey => {
-            let new = NewApiKey::parse(
-                body.string("name")?,
-                body.optional_string("app_name")?,
-                &body.strings("channels")?,
-            )?;
-            let (key, secret) = svc.create_api_key(token, &new).await?;
-            let mut answer = key_json(&key);
-            answer["key"] = j!(secret.expose());
-            Ok(json(201, &answer))
-        }
-        Route::AdminRevokeKey => {
-            let id = key_id(&req.path()).unwrap_or_default().to_owned();
-            svc.revoke_api_key(token, &id).await?;
-            Ok(respond::empty(204))
-        }
-        Route::AdminEvents => {
-            // Not `req.url()`: the `url` crate's IDNA tables would add ~90 KB
-            // of gzipped wasm for three query parameters.
-            let url = req.inner().url();
-            let query = url.split_once('?').map_or("", |(_, q)| q);
-            let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
-            let get = |name: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.as_ref())
-            };
-            let page = EventPage::parse(get("limit"), get("before"))?;
-            let events = svc.events(token, &page, get("address")).await?;
-            Ok(json(
-                200,
-                &j!({"events": events, "next_before": page.next_before(&events)}),
-            ))
-        }
-        Route::Health | Route::OpenApi | Route::OtpSend | Route::OtpVerify => Err(
-            ApiError::Internal(format!("{} reached the account routes", route.name())),
-        ),
-    }
 }
 
 async fn read_json(req: &mut Request) -> ApiResult<JsonBody> {
@@ -489,11 +488,7 @@ async fn read_json(req: &mut Request) -> ApiResult<JsonBody> {
 
 /// Sends after the answer has gone out, so its timing cannot tell a known
 /// address from an unknown one. A failure is logged, without the message.
-fn deliver_later(
-    ctx: &Context,
-    mailer: &EdgeMailer,
-    message: Option<crate::providers::mail::Message>,
-) {
+fn deliver_later(ctx: &Context, mailer: &EdgeMailer, message: Option<Message>) {
     let Some(message) = message else { return };
     let mailer = mailer.clone();
     ctx.wait_until(async move {
@@ -501,7 +496,7 @@ fn deliver_later(
         if mailer.send(&message).await.is_err() {
             worker::console_error!(
                 "{}",
-                j!({"event": "deferred_mail_failed", "request_id": mailer.request_id()})
+                json!({"event": "deferred_mail_failed", "request_id": mailer.request_id()})
             );
         }
     });
@@ -522,10 +517,10 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
     .await;
     match outcome {
-        Ok(counts) => worker::console_log!("{}", j!({"event": "cleanup", "deleted": counts})),
+        Ok(counts) => worker::console_log!("{}", json!({"event": "cleanup", "deleted": counts})),
         Err(e) => worker::console_error!(
             "{}",
-            j!({"event": "cleanup_failed", "code": e.code(), "detail": format!("{e:?}")})
+            json!({"event": "cleanup_failed", "code": e.code(), "detail": e.to_string()})
         ),
     }
 }

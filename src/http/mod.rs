@@ -5,4 +5,5 @@
 pub mod body;
 pub mod cors;
 pub mod request_id;
+pub mod requests;
 pub mod routes;

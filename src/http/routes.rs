@@ -1,57 +1,154 @@
-//! The route table: which paths exist and which methods each accepts.
+//! The route table: one row per operation, carrying everything its policy
+//! needs. Who may call a route is the group its `Route` sits in; `edge`
+//! authenticates by group before it reads a body, so a route cannot be
+//! added without saying who may call it.
+//!
+//! Adding a route: a row here, a request type in `http::requests`, a flow
+//! method in `service`, and its arm in `edge`'s handler for its group.
 
 use crate::error::ApiError;
+use crate::ports::limits::{RateLimit, APP_LIMIT, CLIENT_LIMIT};
 
+/// What a path and method select.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
+    /// Answered by `edge` alone: no config, no service.
     Health,
+    /// The contract; not even rate limited, so clients can always read it.
     OpenApi,
+    /// A flow of the service, grouped by who may call it.
+    Flow(Flow),
+}
+
+/// Who may call a flow: the group decides how `edge` authenticates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Anyone: the body proves what the flow needs (a password, a code).
+    Public(PublicRoute),
+    /// The holder of a session token (`Authorization: Bearer`).
+    Session(SessionRoute),
+    /// The operator, with `ADMIN_TOKEN`.
+    Admin(AdminRoute),
+    /// A calling app, with an API key.
+    App(AppRoute),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicRoute {
     Register,
     VerifyEmail,
     Resend,
     Login,
     LoginCode,
     LoginCodeVerify,
-    Me,
-    Logout,
     PasswordReset,
     PasswordResetConfirm,
-    OtpSend,
-    OtpVerify,
-    AdminStats,
-    AdminListKeys,
-    AdminCreateKey,
-    /// `DELETE /v1/admin/api-keys/{id}`; the handler reads the id from the path.
-    AdminRevokeKey,
-    AdminEvents,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRoute {
+    Me,
+    Logout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRoute {
+    Stats,
+    ListKeys,
+    CreateKey,
+    /// `DELETE /v1/admin/api-keys/{id}`: the id comes from the path.
+    RevokeKey,
+    Events,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppRoute {
+    Send,
+    Verify,
+}
+
+/// What a route reads from the request besides headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    None,
+    Json,
+}
+
+/// One operation: its method and path as `openapi.yaml` writes them, the
+/// name it is logged under, what it is, and whether it reads a JSON body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Row {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub name: &'static str,
+    pub route: Route,
+    pub body: Body,
 }
 
 pub const API_KEYS_PATH: &str = "/v1/admin/api-keys";
 
-/// Every route, as `openapi.yaml` writes it. A `{id}` segment matches one
-/// non-empty path segment. The spec test checks this table against the spec.
-pub const TABLE: [(&str, &str, Route); 19] = {
-    use Route::*;
+const fn public(r: PublicRoute) -> Route {
+    Route::Flow(Flow::Public(r))
+}
+
+const fn session(r: SessionRoute) -> Route {
+    Route::Flow(Flow::Session(r))
+}
+
+const fn admin(r: AdminRoute) -> Route {
+    Route::Flow(Flow::Admin(r))
+}
+
+const fn app(r: AppRoute) -> Route {
+    Route::Flow(Flow::App(r))
+}
+
+const fn row(
+    method: &'static str,
+    path: &'static str,
+    name: &'static str,
+    route: Route,
+    body: Body,
+) -> Row {
+    Row {
+        method,
+        path,
+        name,
+        route,
+        body,
+    }
+}
+
+/// Every route. A `{id}` segment matches one non-empty path segment. The
+/// spec test checks this table against `openapi.yaml`.
+#[rustfmt::skip]
+pub const TABLE: [Row; 19] = {
+    use AdminRoute::*;
+    use AppRoute::*;
+    use Body::{Json, None};
+    use PublicRoute::*;
+    use Route::{Health, OpenApi};
+    use SessionRoute::*;
     [
-        ("GET", "/healthz", Health),
-        ("GET", "/openapi.json", OpenApi),
-        ("POST", "/v1/register", Register),
-        ("POST", "/v1/verify-email", VerifyEmail),
-        ("POST", "/v1/resend", Resend),
-        ("POST", "/v1/login", Login),
-        ("POST", "/v1/login/code", LoginCode),
-        ("POST", "/v1/login/code/verify", LoginCodeVerify),
-        ("GET", "/v1/me", Me),
-        ("POST", "/v1/logout", Logout),
-        ("POST", "/v1/password-reset", PasswordReset),
-        ("POST", "/v1/password-reset/confirm", PasswordResetConfirm),
-        ("POST", "/v1/otp/send", OtpSend),
-        ("POST", "/v1/otp/verify", OtpVerify),
-        ("GET", "/v1/admin/stats", AdminStats),
-        ("GET", API_KEYS_PATH, AdminListKeys),
-        ("POST", API_KEYS_PATH, AdminCreateKey),
-        ("DELETE", "/v1/admin/api-keys/{id}", AdminRevokeKey),
-        ("GET", "/v1/admin/events", AdminEvents),
+        row("GET",    "/healthz",                   "healthz",                Health,                        None),
+        row("GET",    "/openapi.json",              "openapi",                OpenApi,                       None),
+        row("POST",   "/v1/register",               "register",               public(Register),              Json),
+        row("POST",   "/v1/verify-email",           "verify_email",           public(VerifyEmail),           Json),
+        row("POST",   "/v1/resend",                 "resend",                 public(Resend),                Json),
+        row("POST",   "/v1/login",                  "login",                  public(Login),                 Json),
+        row("POST",   "/v1/login/code",             "login_code",             public(LoginCode),             Json),
+        row("POST",   "/v1/login/code/verify",      "login_code_verify",      public(LoginCodeVerify),       Json),
+        row("GET",    "/v1/me",                     "me",                     session(Me),                   None),
+        row("POST",   "/v1/logout",                 "logout",                 session(Logout),               None),
+        row("POST",   "/v1/password-reset",         "password_reset",         public(PasswordReset),         Json),
+        row("POST",   "/v1/password-reset/confirm", "password_reset_confirm", public(PasswordResetConfirm),  Json),
+        row("POST",   "/v1/otp/send",               "otp_send",               app(Send),                     Json),
+        row("POST",   "/v1/otp/verify",             "otp_verify",             app(Verify),                   Json),
+        row("GET",    "/v1/admin/stats",            "admin_stats",            admin(Stats),                  None),
+        row("GET",    API_KEYS_PATH,                "admin_list_keys",        admin(ListKeys),               None),
+        row("POST",   API_KEYS_PATH,                "admin_create_key",       admin(CreateKey),              Json),
+        row("DELETE", "/v1/admin/api-keys/{id}",    "admin_revoke_key",       admin(RevokeKey),              None),
+        row("GET",    "/v1/admin/events",           "admin_events",           admin(Events),                 None),
     ]
 };
 
@@ -64,15 +161,16 @@ fn matches(template: &str, path: &str) -> bool {
     }
 }
 
-impl Route {
-    pub fn resolve(method: &str, path: &str) -> Result<Self, ApiError> {
+impl Row {
+    /// The row for `method` and `path`, or 405 with the path's methods, or 404.
+    pub fn resolve(method: &str, path: &str) -> Result<&'static Row, ApiError> {
         // HEAD is GET without a body, as HTTP requires.
         let wanted = if method == "HEAD" { "GET" } else { method };
-        if let Some((_, _, route)) = TABLE
+        if let Some(row) = TABLE
             .iter()
-            .find(|(m, t, _)| *m == wanted && matches(t, path))
+            .find(|r| r.method == wanted && matches(r.path, path))
         {
-            return Ok(*route);
+            return Ok(row);
         }
         Err(match Self::allow(path) {
             Some(allow) => ApiError::MethodNotAllowed { allow },
@@ -84,71 +182,30 @@ impl Route {
     pub fn allow(path: &str) -> Option<String> {
         let methods: Vec<&str> = TABLE
             .iter()
-            .filter(|(_, t, _)| matches(t, path))
-            .map(|(m, _, _)| *m)
+            .filter(|r| matches(r.path, path))
+            .map(|r| r.method)
             .collect();
         (!methods.is_empty()).then(|| methods.join(", "))
     }
 
-    pub fn name(self) -> &'static str {
-        use Route::*;
-        match self {
-            Health => "healthz",
-            OpenApi => "openapi",
-            Register => "register",
-            VerifyEmail => "verify_email",
-            Resend => "resend",
-            Login => "login",
-            LoginCode => "login_code",
-            LoginCodeVerify => "login_code_verify",
-            Me => "me",
-            Logout => "logout",
-            PasswordReset => "password_reset",
-            PasswordResetConfirm => "password_reset_confirm",
-            OtpSend => "otp_send",
-            OtpVerify => "otp_verify",
-            AdminStats => "admin_stats",
-            AdminListKeys => "admin_list_keys",
-            AdminCreateKey => "admin_create_key",
-            AdminRevokeKey => "admin_revoke_key",
-            AdminEvents => "admin_events",
+    pub fn takes_json(&self) -> bool {
+        self.body == Body::Json
+    }
+
+    /// Whether the route needs the pepper, because it digests codes or
+    /// addresses: every JSON route but the operator's.
+    pub fn needs_pepper(&self) -> bool {
+        self.takes_json() && !matches!(self.route, Route::Flow(Flow::Admin(_)))
+    }
+
+    /// The per-client cap the request counts against before anything else,
+    /// or `None` for the contract, which anyone may always read.
+    pub fn limit(&self) -> Option<RateLimit> {
+        match self.route {
+            Route::OpenApi => None,
+            Route::Flow(Flow::App(_)) => Some(APP_LIMIT),
+            Route::Health | Route::Flow(_) => Some(CLIENT_LIMIT),
         }
-    }
-
-    /// Routes that read a JSON body.
-    pub fn takes_json(self) -> bool {
-        use Route::*;
-        !matches!(
-            self,
-            Health
-                | OpenApi
-                | Me
-                | Logout
-                | AdminStats
-                | AdminListKeys
-                | AdminRevokeKey
-                | AdminEvents
-        )
-    }
-
-    /// Routes that need the pepper, because they digest codes or addresses.
-    pub fn needs_pepper(self) -> bool {
-        use Route::*;
-        self.takes_json() && self != AdminCreateKey
-    }
-
-    /// Routes behind `ADMIN_TOKEN`.
-    pub fn is_admin(self) -> bool {
-        use Route::*;
-        matches!(
-            self,
-            AdminStats | AdminListKeys | AdminCreateKey | AdminRevokeKey | AdminEvents
-        )
-    }
-
-    /// Routes that authenticate with an API key.
-    pub fn takes_api_key(self) -> bool {
-        matches!(self, Route::OtpSend | Route::OtpVerify)
     }
 }
 
@@ -163,6 +220,14 @@ pub fn key_id(path: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
+        Row::resolve(method, path).map(|row| row.route)
+    }
+
+    fn row_of(method: &str, path: &str) -> &'static Row {
+        Row::resolve(method, path).unwrap()
+    }
 
     #[test]
     fn the_route_table_and_openapi_yaml_list_the_same_operations() {
@@ -181,7 +246,7 @@ mod tests {
             .collect();
         let in_code: BTreeSet<(String, String)> = TABLE
             .iter()
-            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .map(|r| (r.method.to_string(), r.path.to_string()))
             .collect();
         assert_eq!(
             in_code.difference(&in_spec).collect::<Vec<_>>(),
@@ -221,74 +286,89 @@ mod tests {
     #[test]
     fn every_route_resolves_to_itself_and_has_a_unique_name() {
         let mut names = BTreeSet::new();
-        for (method, template, route) in TABLE {
-            let path = template.replace("{id}", "0123abcd");
+        for row in &TABLE {
+            let path = row.path.replace("{id}", "0123abcd");
             assert_eq!(
-                Route::resolve(method, &path),
-                Ok(route),
-                "{method} {template}"
+                Row::resolve(row.method, &path),
+                Ok(row),
+                "{} {}",
+                row.method,
+                row.path
             );
-            assert!(names.insert(route.name()), "{route:?}");
+            assert!(names.insert(row.name), "{row:?}");
         }
     }
 
     #[test]
     fn resolves_known_routes_and_refuses_the_rest() {
-        assert_eq!(Route::resolve("POST", "/v1/register"), Ok(Route::Register));
-        assert_eq!(Route::resolve("HEAD", "/healthz"), Ok(Route::Health));
         assert_eq!(
-            Route::resolve("GET", "/v1/register"),
+            resolve("POST", "/v1/register"),
+            Ok(Route::Flow(Flow::Public(PublicRoute::Register)))
+        );
+        assert_eq!(resolve("HEAD", "/healthz"), Ok(Route::Health));
+        assert_eq!(
+            resolve("GET", "/v1/register"),
             Err(ApiError::MethodNotAllowed {
                 allow: "POST".into()
             })
         );
         assert_eq!(
-            Route::resolve("POST", "/v1/me"),
+            resolve("POST", "/v1/me"),
             Err(ApiError::MethodNotAllowed {
                 allow: "GET".into()
             })
         );
-        assert_eq!(Route::resolve("GET", "/v1/nope"), Err(ApiError::NotFound));
-        assert_eq!(
-            Route::resolve("GET", "/v1/register/"),
-            Err(ApiError::NotFound)
-        );
+        assert_eq!(resolve("GET", "/v1/nope"), Err(ApiError::NotFound));
+        assert_eq!(resolve("GET", "/v1/register/"), Err(ApiError::NotFound));
     }
 
     #[test]
     fn api_key_routes() {
         assert_eq!(
-            Route::resolve("GET", API_KEYS_PATH),
-            Ok(Route::AdminListKeys)
+            resolve("GET", API_KEYS_PATH),
+            Ok(Route::Flow(Flow::Admin(AdminRoute::ListKeys)))
         );
         assert_eq!(
-            Route::resolve("POST", API_KEYS_PATH),
-            Ok(Route::AdminCreateKey)
+            resolve("POST", API_KEYS_PATH),
+            Ok(Route::Flow(Flow::Admin(AdminRoute::CreateKey)))
         );
         assert_eq!(
-            Route::resolve("DELETE", API_KEYS_PATH),
+            resolve("DELETE", API_KEYS_PATH),
             Err(ApiError::MethodNotAllowed {
                 allow: "GET, POST".into()
             })
         );
         let one = "/v1/admin/api-keys/0123abcd";
-        assert_eq!(Route::resolve("DELETE", one), Ok(Route::AdminRevokeKey));
         assert_eq!(
-            Route::resolve("GET", one),
+            resolve("DELETE", one),
+            Ok(Route::Flow(Flow::Admin(AdminRoute::RevokeKey)))
+        );
+        assert_eq!(
+            resolve("GET", one),
             Err(ApiError::MethodNotAllowed {
                 allow: "DELETE".into()
             })
         );
         assert_eq!(key_id(one), Some("0123abcd"));
         assert_eq!(
-            Route::resolve("DELETE", "/v1/admin/api-keys/a/b"),
+            resolve("DELETE", "/v1/admin/api-keys/a/b"),
             Err(ApiError::NotFound)
         );
         assert_eq!(
-            Route::resolve("DELETE", "/v1/admin/api-keys/"),
+            resolve("DELETE", "/v1/admin/api-keys/"),
             Err(ApiError::NotFound)
         );
-        assert!(Route::OtpSend.takes_api_key() && !Route::Login.takes_api_key());
-        assert!(!Route::AdminCreateKey.needs_pepper() && Route::OtpVerify.needs_pepper());
+        assert!(matches!(
+            resolve("POST", "/v1/otp/send"),
+            Ok(Route::Flow(Flow::App(_)))
+        ));
+        assert!(!matches!(
+            resolve("POST", "/v1/login"),
+            Ok(Route::Flow(Flow::App(_)))
+        ));
+        assert!(
+            !row_of("POST", API_KEYS_PATH).needs_pepper()
+                && row_of("POST", "/v1/otp/verify").needs_pepper()
+        );
     }
 }

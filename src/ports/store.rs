@@ -271,11 +271,14 @@ where
 /// would abort the worker.
 pub fn nth<'a, T>(op: &str, results: &'a [T], i: usize) -> ApiResult<&'a T> {
     results.get(i).ok_or_else(|| {
-        crate::error::ApiError::StorageUnavailable(format!(
-            "d1 {op}: the batch answered {} results, statement {} has none",
-            results.len(),
-            i + 1
-        ))
+        crate::error::ApiError::storage(
+            &format!("d1 {op}"),
+            format_args!(
+                "the batch answered {} results, statement {} has none",
+                results.len(),
+                i + 1
+            ),
+        )
     })
 }
 

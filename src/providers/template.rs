@@ -3,7 +3,6 @@
 //! and `{{purpose}}` placeholders. Values are HTML-escaped in HTML parts.
 
 use crate::domain::purpose::{AppPurpose, Purpose};
-use crate::providers::mail::escape_html;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -223,6 +222,21 @@ fn render(template: &str, purpose: &str, minutes: u64, v: &Values<'_>, html: boo
         rest = &after[end + 2..];
     }
     out.push_str(rest);
+    out
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
     out
 }
 

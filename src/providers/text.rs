@@ -1,6 +1,7 @@
 //! SMS and WhatsApp messages, and the trait the flows send them through.
 
-use crate::domain::channel::{Channel, Phone};
+use crate::domain::channel::Channel;
+use crate::domain::phone::Phone;
 use crate::error::ApiResult;
 
 #[derive(Clone)]

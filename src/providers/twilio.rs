@@ -112,7 +112,7 @@ pub fn refusal(status: u16, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::channel::Phone;
+    use crate::domain::phone::Phone;
 
     fn twilio() -> Twilio {
         Twilio {

@@ -116,7 +116,7 @@ fn normalized_address(raw: &str) -> ApiResult<String> {
         true => {
             crate::domain::email::Email::parse_field(raw, "address").map(|e| e.as_str().to_owned())
         }
-        false => crate::domain::channel::Phone::parse(raw).map(|p| p.as_str().to_owned()),
+        false => crate::domain::phone::Phone::parse(raw).map(|p| p.as_str().to_owned()),
     };
     parsed.map_err(|_| {
         ApiError::InvalidRequest(

@@ -6,9 +6,9 @@ use super::{Issue, Service};
 use crate::config::{attempts_fit, CODES_PER_ATTEMPT};
 use crate::domain::api_key::{is_well_formed, ApiKey};
 use crate::domain::audit::{Event, EventKind};
-use crate::domain::channel::Recipient;
 use crate::domain::code::{app_scope, Code, CodeKey, CodeSpec};
 use crate::domain::purpose::AppPurpose;
+use crate::domain::recipient::Recipient;
 use crate::domain::session::token_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::{rfc3339, Clock};
@@ -67,7 +67,7 @@ fn app_key<'a>(scope: &'a str, to: &'a Recipient, purpose: &'a AppPurpose) -> Co
     }
 }
 
-fn text_channel(to: &Recipient) -> Option<(TextChannel, &crate::domain::channel::Phone)> {
+fn text_channel(to: &Recipient) -> Option<(TextChannel, &crate::domain::phone::Phone)> {
     match to {
         Recipient::Email(_) => None,
         Recipient::Sms(p) => Some((TextChannel::Sms, p)),

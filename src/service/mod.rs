@@ -258,6 +258,6 @@ fn new_code(pepper: &Pepper, issue: &Issue<'_>, now: u64) -> ApiResult<(Issued, 
 /// 128 random bits, hex: ids that reveal no order or count.
 pub fn random_id() -> ApiResult<String> {
     let mut b = [0u8; 16];
-    getrandom::getrandom(&mut b).map_err(|e| ApiError::Internal(format!("getrandom: {e}")))?;
+    getrandom::getrandom(&mut b).map_err(|e| ApiError::internal("random id: getrandom", e))?;
     Ok(hex::encode(b))
 }

@@ -31,6 +31,31 @@ TWILIO_TOKEN = "e2e-twilio-auth-token-0123456789"
 CODE_RES = [re.compile(r"^\s{4}([0-9A-Z]{4,10})$", re.M), re.compile(r"^([0-9A-Z]{4,10}) is your ")]
 
 
+API_KEYS_PATH = "/v1/admin/api-keys"
+# Every route by the name the worker logs it under (`routes::TABLE`).
+ROUTES = {
+    "healthz": ("GET", "/healthz"),
+    "openapi": ("GET", "/openapi.json"),
+    "register": ("POST", "/v1/register"),
+    "verify_email": ("POST", "/v1/verify-email"),
+    "resend": ("POST", "/v1/resend"),
+    "login": ("POST", "/v1/login"),
+    "login_code": ("POST", "/v1/login/code"),
+    "login_code_verify": ("POST", "/v1/login/code/verify"),
+    "me": ("GET", "/v1/me"),
+    "logout": ("POST", "/v1/logout"),
+    "password_reset": ("POST", "/v1/password-reset"),
+    "password_reset_confirm": ("POST", "/v1/password-reset/confirm"),
+    "otp_send": ("POST", "/v1/otp/send"),
+    "otp_verify": ("POST", "/v1/otp/verify"),
+    "admin_stats": ("GET", "/v1/admin/stats"),
+    "admin_list_keys": ("GET", API_KEYS_PATH),
+    "admin_create_key": ("POST", API_KEYS_PATH),
+    "admin_events": ("GET", "/v1/admin/events"),
+}
+OMIT = object()  # a body field left out
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -322,6 +347,80 @@ class Worker:
         r = requests.get(self.url + "/__scheduled?cron=*/10+*+*+*+*", timeout=30)
         assert r.status_code == 200, r.text
         return r
+
+    # The typed client: one method per route of `routes::TABLE`, named as
+    # the route is logged. Each returns the raw response, for the test to
+    # assert on. Keyword arguments (`ip`, `headers`, `token`, `params`) go
+    # to the request; `call` sends any body, well-formed or not.
+
+    def call(self, route, body=None, **kw):
+        method, path = ROUTES[route]
+        if method == "GET":
+            return self.get(path, **kw)
+        if method == "DELETE":
+            return self.session_delete(path, **kw)
+        return self.post(path, body, **kw)
+
+    def healthz(self, **kw):
+        return self.call("healthz", **kw)
+
+    def openapi(self, **kw):
+        return self.call("openapi", **kw)
+
+    def register(self, email, password, **kw):
+        return self.call("register", {"email": email, "password": password}, **kw)
+
+    def verify_email(self, email, code, **kw):
+        return self.call("verify_email", {"email": email, "code": code}, **kw)
+
+    def resend(self, email, purpose, **kw):
+        return self.call("resend", {"email": email, "purpose": purpose}, **kw)
+
+    def login(self, email, password, **kw):
+        return self.call("login", {"email": email, "password": password}, **kw)
+
+    def login_code(self, email, **kw):
+        return self.call("login_code", {"email": email}, **kw)
+
+    def login_code_verify(self, email, code, **kw):
+        return self.call("login_code_verify", {"email": email, "code": code}, **kw)
+
+    def me(self, **kw):
+        return self.call("me", **kw)
+
+    def logout(self, **kw):
+        return self.call("logout", **kw)
+
+    def password_reset(self, email, **kw):
+        return self.call("password_reset", {"email": email}, **kw)
+
+    def password_reset_confirm(self, email, code, new_password, **kw):
+        return self.call("password_reset_confirm", {"email": email, "code": code, "new_password": new_password},
+                         **kw)
+
+    def otp_send(self, channel, to, purpose, *, length=OMIT, alphabet=OMIT, ttl_seconds=OMIT, **kw):
+        body = {"channel": channel, "to": to, "purpose": purpose, "length": length, "alphabet": alphabet,
+                "ttl_seconds": ttl_seconds}
+        return self.call("otp_send", {k: v for k, v in body.items() if v is not OMIT}, **kw)
+
+    def otp_verify(self, channel, to, purpose, code, **kw):
+        return self.call("otp_verify", {"channel": channel, "to": to, "purpose": purpose, "code": code}, **kw)
+
+    def admin_stats(self, **kw):
+        return self.call("admin_stats", **kw)
+
+    def admin_list_keys(self, **kw):
+        return self.call("admin_list_keys", **kw)
+
+    def admin_create_key(self, name, channels, *, app_name=OMIT, **kw):
+        body = {"name": name, "channels": channels, "app_name": app_name}
+        return self.call("admin_create_key", {k: v for k, v in body.items() if v is not OMIT}, **kw)
+
+    def admin_revoke_key(self, key_id, **kw):
+        return self.session_delete(f"{API_KEYS_PATH}/{key_id}", **kw)
+
+    def admin_events(self, **kw):
+        return self.call("admin_events", **kw)
 
 
 def unique_email(tag="user"):

@@ -5,11 +5,10 @@ mod postmark;
 mod resend;
 mod sendgrid;
 
-use crate::config::Config;
 use crate::domain::email::Email;
 use crate::error::ApiResult;
 use crate::providers::http_call::HttpCall;
-use crate::providers::template::{one_line, RenderedMail};
+use crate::providers::template::{escape_html, one_line, RenderedMail};
 
 pub use postmark::Postmark;
 pub use resend::Resend;
@@ -117,8 +116,8 @@ pub enum Notice {
     RegistrationPending,
 }
 
-pub fn notice_message(cfg: &Config, to: &str, notice: Notice, idempotency_key: String) -> Message {
-    let app = &cfg.app_name;
+/// `app` is the `APP_NAME` the notice is signed with.
+pub fn notice_message(app: &str, to: &str, notice: Notice, idempotency_key: String) -> Message {
     let (subject, lines): (String, [String; 3]) = match notice {
         Notice::AccountExists => (
             format!("Your {app} account"),
@@ -152,21 +151,6 @@ pub fn notice_message(cfg: &Config, to: &str, notice: Notice, idempotency_key: S
         html,
         idempotency_key,
     }
-}
-
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -208,9 +192,8 @@ mod tests {
 
     #[test]
     fn notices_have_no_code() {
-        let cfg = Config::load(|k| (k == "APP_NAME").then(|| "Acme".into())).unwrap();
         for notice in [Notice::AccountExists, Notice::RegistrationPending] {
-            let m = notice_message(&cfg, "a@example.com", notice, "k".into());
+            let m = notice_message("Acme", "a@example.com", notice, "k".into());
             assert!(!m.text.chars().any(|c| c.is_ascii_digit()));
             assert!(m.text.contains("Acme") && m.subject.contains("Acme"));
         }
@@ -218,10 +201,13 @@ mod tests {
 
     #[test]
     fn the_app_name_cannot_break_a_notice_subject() {
-        let cfg =
-            Config::load(|k| (k == "APP_NAME").then(|| "Acme\r\nBcc: x@evil.test".into())).unwrap();
         for notice in [Notice::AccountExists, Notice::RegistrationPending] {
-            let m = notice_message(&cfg, "a@example.com", notice, "k".into());
+            let m = notice_message(
+                "Acme\r\nBcc: x@evil.test",
+                "a@example.com",
+                notice,
+                "k".into(),
+            );
             assert!(!m.subject.contains(['\r', '\n']), "{:?}", m.subject);
             assert!(m.html.contains("Acme"));
         }
