@@ -80,20 +80,19 @@ class Fixtures:
 
     def verify_email_pool(self):
         emails = [f"pending-{i}@bench.test" for i in range(POOL)]
-        parallel(lambda e: expect(self.service.post("/v1/register", {"email": e, "password": PASSWORD}), 202), emails)
+        parallel(lambda e: expect(self.service.register(e, PASSWORD), 202), emails)
         return self.bodies("verify-email", [{"email": e, "code": wrong(self.mail.code(e))} for e in emails])
 
     def login(self):
         email = "login@bench.test"
-        expect(self.service.post("/v1/register", {"email": email, "password": PASSWORD}), 202)
-        expect(self.service.post("/v1/verify-email", {"email": email, "code": self.mail.code(email)}), 200)
+        expect(self.service.register(email, PASSWORD), 202)
+        expect(self.service.verify_email(email, self.mail.code(email)), 200)
         body = {"email": email, "password": PASSWORD}
-        token = expect(self.service.post("/v1/login", body), 200).json()["token"]
+        token = expect(self.service.call("login", body), 200).json()["token"]
         return self.bodies("login", [body]), token
 
     def api_key(self):
-        r = self.service.post("/v1/admin/api-keys", {"name": "bench", "channels": ["email"]},
-                              headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        r = self.service.admin_create_key("bench", ["email"], headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
         return expect(r, 201).json()["key"]
 
     def otp_send(self):
@@ -104,8 +103,7 @@ class Fixtures:
     def otp_verify_pool(self, key):
         auth = {"authorization": f"Bearer {key}"}
         to = [f"otp-{i}@bench.test" for i in range(POOL)]
-        parallel(lambda a: expect(self.service.post(
-            "/v1/otp/send", {"channel": "email", "to": a, "purpose": "login"}, headers=auth), 202), to)
+        parallel(lambda a: expect(self.service.otp_send("email", a, "login", headers=auth), 202), to)
         return self.bodies("otp-verify", [{"channel": "email", "to": a, "purpose": "login",
                                            "code": wrong(self.mail.code(a))} for a in to])
 

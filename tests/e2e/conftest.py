@@ -1,10 +1,49 @@
+import json
+import random
+import re
+from pathlib import Path
+
 import pytest
 
-import random
-
-from harness import ADMIN_TOKEN, TWILIO_SID, TWILIO_TOKEN, StandIn, Worker, unique_email
+from harness import ADMIN_TOKEN, MAIL_API_KEY, PEPPER, TWILIO_SID, TWILIO_TOKEN, StandIn, Worker, unique_email
 
 SECRETS_SEEN = []  # codes, passwords and tokens the suite handled, for the log scan
+
+
+def scan_the_logs(whole_suite):
+    """No code, password, token or key the suite handled may appear in what
+    any worker printed, and every request left one JSON line with an id.
+    The floors (enough secrets, enough lines) only hold for a whole run."""
+    logs = "\n".join(p.read_text(errors="replace") for p in Worker.log_paths)
+    if whole_suite:
+        assert len(SECRETS_SEEN) > 20, "the suite should have handled many secrets by now"
+        assert logs.count('"event":"request"') > 3_000, "the scan must read every worker's real output"
+    for secret in [*SECRETS_SEEN, ADMIN_TOKEN, MAIL_API_KEY, PEPPER, TWILIO_TOKEN]:
+        # Digit boundaries, so a code is not "found" inside a longer number.
+        assert not re.search(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", logs), "a secret reached the logs"
+    for line in logs.splitlines():
+        if '"event":"request"' in line:
+            entry = json.loads(line[line.index("{"):])
+            assert set(entry) == {"event", "request_id", "route", "method", "status", "duration_ms"}, entry
+            assert re.fullmatch(r"[0-9A-Za-z-]{1,64}", entry["request_id"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_scan(request):
+    """Scans every worker's output once all of them have stopped: set up
+    first, so torn down last."""
+    yield
+    files = {Path(str(item.fspath)).name for item in request.session.items}
+    every = {p.name for p in Path(__file__).parent.glob("test_*.py")}
+    scan_the_logs(whole_suite=files == every)
+
+
+@pytest.fixture(autouse=True)
+def stand_in_expectations():
+    """Checks each stand-in's `expect`ations when the test ends."""
+    yield
+    for server in StandIn.instances:
+        server.verify()
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +78,7 @@ def app(mail, twilio):
 
 
 def create_key(worker, channels=("email", "sms", "whatsapp"), name="test app", **extra):
-    r = worker.post("/v1/admin/api-keys", {"name": name, "channels": list(channels), **extra},
-                    headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    r = worker.call("admin_create_key", {"name": name, "channels": list(channels), **extra}, headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.status_code == 201, r.text
     SECRETS_SEEN.append(r.json()["key"])
     return r.json()
@@ -65,15 +103,15 @@ def secrets_seen():
 def verified_user(app, mail, secrets_seen):
     """Registers and verifies a fresh account; returns (email, password)."""
     email, password = unique_email("verified"), "correct horse battery"
-    assert app.post("/v1/register", {"email": email, "password": password}).status_code == 202
+    assert app.register(email, password).status_code == 202
     code = mail.code(email)
     secrets_seen += [code, password]
-    assert app.post("/v1/verify-email", {"email": email, "code": code}).status_code == 200
+    assert app.verify_email(email, code).status_code == 200
     return email, password
 
 
 def login(app, email, password, secrets_seen=None):
-    r = app.post("/v1/login", {"email": email, "password": password})
+    r = app.login(email, password)
     assert r.status_code == 200, r.text
     token = r.json()["token"]
     if secrets_seen is not None:

@@ -86,7 +86,11 @@ class StandIn:
     `raw` (bytes sent as they are), `headers`, or `close` (drop the
     connection without answering)."""
 
+    instances = []  # every stand-in, for the expectations checked at each test's teardown
+
     def __init__(self, ok_status=200, ok_body=None, keep_alive=False):
+        StandIn.instances.append(self)
+        self.expectations = []
         self.requests = []
         self.behaviour = {}
         self.ok_status = ok_status
@@ -180,6 +184,27 @@ class StandIn:
         """The code in the last (or `index`th) message to `address`."""
         sent = self.wait_for(address, count=1 if index < 0 else index + 1, timeout=timeout)
         return code_in(sent[index]["text"])
+
+    def expect(self, address, count):
+        """Exactly `count` messages go to `address` in this test: checked at
+        its teardown, after the sends deferred past an answer had time to
+        arrive."""
+        with self.lock:
+            self.expectations.append((address, count))
+
+    def verify(self, timeout=10, settle=0.5):
+        """Checks and clears the expectations (the teardown calls this)."""
+        with self.lock:
+            expectations, self.expectations = self.expectations, []
+        if not expectations:
+            return
+        deadline = time.time() + timeout
+        while time.time() < deadline and any(len(self.to(a)) < n for a, n in expectations):
+            time.sleep(0.05)
+        time.sleep(settle)  # a message beyond the count would arrive by now
+        wrong = [f"{a}: expected {n} message(s), got {len(self.to(a))}" for a, n in expectations
+                 if len(self.to(a)) != n]
+        assert not wrong, "; ".join(wrong)
 
     def close(self):
         self.httpd.shutdown()

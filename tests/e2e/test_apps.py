@@ -20,14 +20,13 @@ def auth(key):
 
 
 def send(app, key, channel, to, purpose="confirm_payment", **extra):
-    return app.post("/v1/otp/send", {"channel": channel, "to": to, "purpose": purpose, **extra}, headers=auth(key))
+    return app.call("otp_send", {"channel": channel, "to": to, "purpose": purpose, **extra}, headers=auth(key))
 
 
 def verify(app, key, channel, to, code, purpose="confirm_payment"):
     if len(code) >= 4:
         SECRETS_SEEN.append(code)  # for the log scan that runs last
-    return app.post("/v1/otp/verify", {"channel": channel, "to": to, "purpose": purpose, "code": code},
-                    headers=auth(key))
+    return app.otp_verify(channel, to, purpose, code, headers=auth(key))
 
 
 # Keys ----------------------------------------------------------------------
@@ -38,7 +37,7 @@ def test_keys_are_created_listed_without_secrets_and_stored_as_sha256(app):
     assert key.startswith("otpk_") and len(key) == 48
     assert created["channels"] == ["email", "sms"] and created["name"] == "Shop backend"
     assert created["revoked_at"] is None and key.endswith(created["hint"])
-    listed = app.get("/v1/admin/api-keys", token=ADMIN_TOKEN)
+    listed = app.admin_list_keys(token=ADMIN_TOKEN)
     assert listed.status_code == 200
     mine = [k for k in listed.json()["api_keys"] if k["id"] == created["id"]]
     assert mine and "key" not in mine[0] and key not in listed.text
@@ -54,9 +53,9 @@ def test_keys_are_created_listed_without_secrets_and_stored_as_sha256(app):
 def test_admin_routes_need_the_admin_token(app):
     for token in (None, "otpk_wrong", "not-the-admin-token"):
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        problem(app.post("/v1/admin/api-keys", {"name": "x", "channels": ["email"]}, headers=headers), 401, "unauthorized")
-        problem(app.get("/v1/admin/api-keys", headers=headers), 401, "unauthorized")
-        r = app.session_delete(f"/v1/admin/api-keys/{'0' * 32}", headers=headers)
+        problem(app.admin_create_key("x", ["email"], headers=headers), 401, "unauthorized")
+        problem(app.admin_list_keys(headers=headers), 401, "unauthorized")
+        r = app.admin_revoke_key('0' * 32, headers=headers)
         problem(r, 401, "unauthorized")
 
 
@@ -64,17 +63,18 @@ def test_key_creation_is_validated(app):
     for body, field in [({"channels": ["email"]}, "name"), ({"name": "x"}, "channels"),
                         ({"name": "x", "channels": []}, "channels"), ({"name": "x", "channels": ["fax"]}, "channels"),
                         ({"name": "", "channels": ["sms"]}, "name"), ({"name": "x", "channels": "sms"}, "channels")]:
-        body = problem(app.post("/v1/admin/api-keys", body, headers=ADMIN), 400, "invalid_request")
+        body = problem(app.call("admin_create_key", body, headers=ADMIN), 400, "invalid_request")
         assert f"`{field}`" in body["detail"], body
 
 
 def test_without_a_valid_key_nothing_is_sent(app, mail, twilio):
     email, phone = unique_email("relay"), unique_phone()
+    mail.expect(email, 0)
+    twilio.expect(phone, 0)
     for headers in ({}, auth("otpk_" + "A" * 43), auth(ADMIN_TOKEN), {"authorization": "Basic Zm9vOmJhcg=="}):
         for channel, to in (("email", email), ("sms", phone)):
-            r = app.post("/v1/otp/send", {"channel": channel, "to": to, "purpose": "x"}, headers=headers)
+            r = app.otp_send(channel, to, "x", headers=headers)
             problem(r, 401, "unauthorized")
-    assert mail.to(email) == [] and twilio.to(phone) == []
 
 
 def test_revoked_keys_are_refused_and_their_codes_are_dropped(app, mail):
@@ -82,15 +82,15 @@ def test_revoked_keys_are_refused_and_their_codes_are_dropped(app, mail):
     key, email = created["key"], unique_email("revoked")
     assert send(app, key, "email", email).status_code == 202
     code = mail.code(email)
-    assert app.session_delete(f"/v1/admin/api-keys/{created['id']}", headers=ADMIN).status_code == 204
+    assert app.admin_revoke_key(created['id'], headers=ADMIN).status_code == 204
     problem(send(app, key, "email", unique_email("after")), 401, "unauthorized")
     problem(verify(app, key, "email", email, code), 401, "unauthorized")
-    listed = {k["id"]: k for k in app.get("/v1/admin/api-keys", token=ADMIN_TOKEN).json()["api_keys"]}
+    listed = {k["id"]: k for k in app.admin_list_keys(token=ADMIN_TOKEN).json()["api_keys"]}
     assert listed[created["id"]]["revoked_at"]
     with app.db() as db:
         assert db.execute("SELECT COUNT(*) FROM codes WHERE scope = ?", (f"key:{created['id']}",)).fetchone() == (0,)
-    problem(app.session_delete(f"/v1/admin/api-keys/{'f' * 32}", headers=ADMIN), 404, "not_found")
-    problem(app.session_delete("/v1/admin/api-keys/not-an-id", headers=ADMIN), 404, "not_found")
+    problem(app.admin_revoke_key('f' * 32, headers=ADMIN), 404, "not_found")
+    problem(app.admin_revoke_key("not-an-id", headers=ADMIN), 404, "not_found")
 
 
 def test_a_key_sends_only_on_its_channels(app):
@@ -152,7 +152,7 @@ def test_bounds_and_bad_input_are_400_invalid_request(app, twilio, api_key):
              ({"length": 4}, "length")]
     for extra, field in cases:
         body = {"channel": "sms", "to": phone, "purpose": "login", **extra}
-        r = app.post("/v1/otp/send", body, headers=auth(api_key))
+        r = app.call("otp_send", body, headers=auth(api_key))
         assert f"`{field}`" in problem(r, 400, "invalid_request")["detail"], (extra, r.text)
     assert twilio.to(phone) == []
     for ok in ({"length": 5, "ttl_seconds": 60}, {"length": 4, "alphabet": "alphanumeric"},
@@ -261,8 +261,8 @@ def test_sends_are_capped_per_key_and_per_address(quota, mail):
 
 def test_bad_keys_are_capped_per_ip(quota):
     for _ in range(5):
-        problem(quota.post("/v1/otp/send", {}, headers=auth("otpk_guess"), ip="203.0.113.9"), 401, "unauthorized")
-    problem(quota.post("/v1/otp/send", {}, headers=auth("otpk_guess"), ip="203.0.113.9"), 429, "rate_limited")
+        problem(quota.call("otp_send", {}, headers=auth("otpk_guess"), ip="203.0.113.9"), 401, "unauthorized")
+    problem(quota.call("otp_send", {}, headers=auth("otpk_guess"), ip="203.0.113.9"), 429, "rate_limited")
 
 
 def test_the_key_quota_holds_under_a_burst_of_fifty_sends(quota, mail):

@@ -13,7 +13,7 @@ ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def events(w, **query):
-    r = w.get("/v1/admin/events", params=query, headers=ADMIN)
+    r = w.admin_events(params=query, headers=ADMIN)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -32,19 +32,19 @@ def events_of(w, address, count, timeout=5):
 def test_an_account_life_is_recorded_event_by_event(app, mail, secrets_seen):
     email, password = unique_email("audited"), "correct horse battery"
     ip = "198.51.100.23"
-    app.post("/v1/register", {"email": email, "password": password}, ip=ip)
+    app.register(email, password, ip=ip)
     code = mail.code(email)
     secrets_seen.append(code)
     wrong = "000000" if code != "000000" else "111111"
-    app.post("/v1/verify-email", {"email": email, "code": wrong}, ip=ip)
-    assert app.post("/v1/verify-email", {"email": email, "code": code}, ip=ip).status_code == 200
-    app.post("/v1/login", {"email": email, "password": "wrong password"}, ip=ip)
+    app.verify_email(email, wrong, ip=ip)
+    assert app.verify_email(email, code, ip=ip).status_code == 200
+    app.login(email, "wrong password", ip=ip)
     token = login(app, email, password, secrets_seen)
-    assert app.post("/v1/logout", headers={"authorization": f"Bearer {token}"}).status_code == 204
-    assert app.post("/v1/password-reset", {"email": email}, ip=ip).status_code == 202
+    assert app.logout(headers={"authorization": f"Bearer {token}"}).status_code == 204
+    assert app.password_reset(email, ip=ip).status_code == 202
     reset = mail.code(email, index=1)
     secrets_seen.append(reset)
-    r = app.post("/v1/password-reset/confirm", {"email": email, "code": reset, "new_password": "a new passphrase"}, ip=ip)
+    r = app.password_reset_confirm(email, reset, "a new passphrase", ip=ip)
     assert r.status_code == 200
     got = events_of(app, email, 9)
     assert [(e["event"], e["outcome"]) for e in got] == [
@@ -69,9 +69,9 @@ def test_burned_codes_and_app_codes_are_recorded(app, twilio, api_key):
     phone = unique_phone()
     auth = {"authorization": f"Bearer {api_key}"}
     body = {"channel": "sms", "to": phone, "purpose": "pay"}
-    assert app.post("/v1/otp/send", body, headers=auth).status_code == 202
+    assert app.call("otp_send", body, headers=auth).status_code == 202
     for _ in range(5):
-        app.post("/v1/otp/verify", {**body, "code": "0000"}, headers=auth)
+        app.call("otp_verify", {**body, "code": "0000"}, headers=auth)
     got = events_of(app, phone, 6)
     assert [(e["event"], e["outcome"]) for e in got] == [("code_sent", "sent")] + [("code_failed", "invalid_code")] * 4 + [("code_burned", "too_many_attempts")]
     assert got[0]["channel"] == "sms" and got[0]["purpose"] == "pay" and got[0]["scope"].startswith("key:")
@@ -79,7 +79,7 @@ def test_burned_codes_and_app_codes_are_recorded(app, twilio, api_key):
 
 def test_api_keys_created_and_revoked_are_recorded(app):
     key = create_key(app, name="audited key")
-    assert app.session_delete(f"/v1/admin/api-keys/{key['id']}", headers=ADMIN).status_code == 204
+    assert app.admin_revoke_key(key['id'], headers=ADMIN).status_code == 204
     deadline = time.time() + 5
     while time.time() < deadline:
         mine = [e for e in events(app, limit=500)["events"] if e["scope"] == f"key:{key['id']}"]
@@ -103,7 +103,7 @@ def test_the_table_holds_no_address_code_or_token(app, mail, verified_user, secr
 
 def test_pages_walk_back_with_before_and_bad_queries_are_400(app, mail):
     for _ in range(3):
-        app.post("/v1/password-reset", {"email": unique_email("paged")})
+        app.password_reset(unique_email("paged"))
     time.sleep(0.5)
     first = events(app, limit=2)
     assert len(first["events"]) == 2 and first["next_before"] == first["events"][-1]["id"]
@@ -112,9 +112,9 @@ def test_pages_walk_back_with_before_and_bad_queries_are_400(app, mail):
     ids = [e["id"] for e in first["events"] + second["events"]]
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == 4
     for bad in ({"limit": 0}, {"limit": 501}, {"limit": "x"}, {"before": -1}, {"address": "not an address"}):
-        problem(app.get("/v1/admin/events", params=bad, headers=ADMIN), 400, "invalid_request")
-    problem(app.get("/v1/admin/events"), 401, "unauthorized")
-    problem(app.get("/v1/admin/events", token="not-the-admin-token"), 401, "unauthorized")
+        problem(app.admin_events(params=bad, headers=ADMIN), 400, "invalid_request")
+    problem(app.admin_events(), 401, "unauthorized")
+    problem(app.admin_events(token="not-the-admin-token"), 401, "unauthorized")
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def retention(mail):
 def test_the_cron_deletes_events_past_retention(retention, mail):
     w = retention
     email = unique_email("retained")
-    assert w.post("/v1/password-reset", {"email": email}).status_code == 202
+    assert w.password_reset(email).status_code == 202
     events_of(w, email, 1)
     day = 86_400
     now = int(time.time())
@@ -143,9 +143,9 @@ def test_the_cron_deletes_events_past_retention(retention, mail):
 
 def test_failed_admin_and_api_key_attempts_are_recorded(app):
     ip = "198.51.100.77"
-    problem(app.get("/v1/admin/stats", headers={"authorization": "Bearer wrong", "cf-connecting-ip": ip}),
+    problem(app.admin_stats(headers={"authorization": "Bearer wrong", "cf-connecting-ip": ip}),
             401, "unauthorized")
-    problem(app.post("/v1/otp/send", {}, headers={"authorization": "Bearer otpk_guess"}, ip=ip), 401, "unauthorized")
+    problem(app.call("otp_send", {}, headers={"authorization": "Bearer otpk_guess"}, ip=ip), 401, "unauthorized")
     deadline = time.time() + 5
     while True:
         mine = [(e["event"], e["outcome"]) for e in events(app, limit=200)["events"] if e["ip"] == ip]

@@ -11,7 +11,7 @@ from harness import PEPPER, problem, unique_email
 
 def fresh(app, mail, tag):
     email = unique_email(tag)
-    assert app.post("/v1/register", {"email": email, "password": "correct horse"}).status_code == 202
+    assert app.register(email, "correct horse").status_code == 202
     return email, mail.code(email)
 
 
@@ -21,44 +21,44 @@ def wrong(code):
 
 def test_a_code_works_once(app, mail):
     email, code = fresh(app, mail, "once")
-    assert app.post("/v1/verify-email", {"email": email, "code": code}).status_code == 200
-    problem(app.post("/v1/verify-email", {"email": email, "code": code}), 400, "invalid_code")
+    assert app.verify_email(email, code).status_code == 200
+    problem(app.verify_email(email, code), 400, "invalid_code")
 
 
 def test_no_pending_code_is_invalid_code(app):
-    problem(app.post("/v1/verify-email", {"email": unique_email("none"), "code": "123456"}), 400, "invalid_code")
+    problem(app.verify_email(unique_email("none"), "123456"), 400, "invalid_code")
 
 
 def test_five_wrong_guesses_burn_the_code(app, mail):
     email, code = fresh(app, mail, "burn")
     for _ in range(4):
-        problem(app.post("/v1/verify-email", {"email": email, "code": wrong(code)}), 400, "invalid_code")
-    problem(app.post("/v1/verify-email", {"email": email, "code": wrong(code)}), 429, "too_many_attempts")
+        problem(app.verify_email(email, wrong(code)), 400, "invalid_code")
+    problem(app.verify_email(email, wrong(code)), 429, "too_many_attempts")
     # Burned: even the right code is refused now.
-    problem(app.post("/v1/verify-email", {"email": email, "code": code}), 429, "too_many_attempts")
+    problem(app.verify_email(email, code), 429, "too_many_attempts")
 
 
 def test_a_resend_does_not_refill_the_attempts(app, mail):
     email, code = fresh(app, mail, "refill")
     for _ in range(3):
-        problem(app.post("/v1/verify-email", {"email": email, "code": wrong(code)}), 400, "invalid_code")
-    assert app.post("/v1/resend", {"email": email, "purpose": "verify_email"}).status_code == 202
+        problem(app.verify_email(email, wrong(code)), 400, "invalid_code")
+    assert app.resend(email, "verify_email").status_code == 202
     new = mail.code(email, index=1)
     # 3 failures carried over: one more wrong guess is allowed, the next burns it.
-    problem(app.post("/v1/verify-email", {"email": email, "code": wrong(new)}), 400, "invalid_code")
-    problem(app.post("/v1/verify-email", {"email": email, "code": wrong(new)}), 429, "too_many_attempts")
-    problem(app.post("/v1/verify-email", {"email": email, "code": new}), 429, "too_many_attempts")
+    problem(app.verify_email(email, wrong(new)), 400, "invalid_code")
+    problem(app.verify_email(email, wrong(new)), 429, "too_many_attempts")
+    problem(app.verify_email(email, new), 429, "too_many_attempts")
     # Re-registering refills nothing either: while the burned code lives,
     # it keeps the registration (a notice goes out, no code).
-    app.post("/v1/register", {"email": email, "password": "another password"})
+    app.register(email, "another password")
     assert "already waiting" in mail.wait_for(email, 3)[-1]["json"]["subject"]
-    problem(app.post("/v1/verify-email", {"email": email, "code": new}), 429, "too_many_attempts")
+    problem(app.verify_email(email, new), 429, "too_many_attempts")
 
 
 def test_concurrent_verifies_of_one_code_give_exactly_one_success(app, mail):
     email, code = fresh(app, mail, "race")
     with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(lambda _: app.post("/v1/verify-email", {"email": email, "code": code}), range(16)))
+        results = list(pool.map(lambda _: app.verify_email(email, code), range(16)))
     statuses = sorted(r.status_code for r in results)
     assert statuses.count(200) == 1, statuses
     assert all(r.json()["code"] == "invalid_code" for r in results if r.status_code != 200)
@@ -66,26 +66,26 @@ def test_concurrent_verifies_of_one_code_give_exactly_one_success(app, mail):
 
 def test_concurrent_reset_confirms_change_the_password_once(app, mail, verified_user):
     email, _ = verified_user
-    app.post("/v1/password-reset", {"email": email})
+    app.password_reset(email)
     code = mail.code(email, index=1)
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(
-            lambda i: app.post("/v1/password-reset/confirm", {"email": email, "code": code, "new_password": f"racing password {i}"}),
+            lambda i: app.password_reset_confirm(email, code, f"racing password {i}"),
             range(8)))
     winners = [i for i, r in enumerate(results) if r.status_code == 200]
     assert len(winners) == 1, [r.status_code for r in results]
-    assert app.post("/v1/login", {"email": email, "password": f"racing password {winners[0]}"}).status_code == 200
+    assert app.login(email, f"racing password {winners[0]}").status_code == 200
 
 
 def test_concurrent_wrong_guesses_never_exceed_the_cap(app, mail):
     email, code = fresh(app, mail, "guessrace")
     guesses = [f"{(int(code) + i) % 10**6:06d}" for i in range(1, 21)]
     with ThreadPoolExecutor(20) as pool:
-        results = list(pool.map(lambda g: app.post("/v1/verify-email", {"email": email, "code": g}), guesses))
+        results = list(pool.map(lambda g: app.verify_email(email, g), guesses))
     codes = [r.json()["code"] for r in results]
     assert codes.count("invalid_code") == 4, codes
     assert codes.count("too_many_attempts") == 16, codes
-    problem(app.post("/v1/verify-email", {"email": email, "code": code}), 429, "too_many_attempts")
+    problem(app.verify_email(email, code), 429, "too_many_attempts")
 
 
 def test_codes_are_stored_only_as_hmac_under_the_pepper(app, mail):

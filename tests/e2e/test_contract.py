@@ -6,7 +6,7 @@ from harness import problem, unique_email
 
 
 def test_healthz_reports_ok_when_d1_and_schema_are_there(app):
-    r = app.get("/healthz")
+    r = app.healthz()
     assert r.status_code == 200
     assert r.json() == {"status": "ok"}
 
@@ -37,7 +37,7 @@ def test_body_must_be_json(app):
 
 def test_body_over_16_kib_is_413(app):
     big = {"email": unique_email(), "password": "x" * (16 * 1024)}
-    problem(app.post("/v1/register", big), 413, "payload_too_large")
+    problem(app.call("register", big), 413, "payload_too_large")
     # A body without a declared length is measured too: see
     # test_http.py::test_a_1_mib_chunked_body_is_refused_at_16_kib_without_waiting_for_the_rest,
     # on a worker of its own (an early answer upsets the dev proxy).
@@ -46,41 +46,41 @@ def test_body_over_16_kib_is_413(app):
 def test_malformed_json_and_wrong_shapes_are_invalid_request(app):
     r = requests.post(app.url + "/v1/register", data="{not json", headers={"content-type": "application/json"})
     problem(r, 400, "invalid_request")
-    problem(app.post("/v1/register", ["a@example.com"]), 400, "invalid_request")
+    problem(app.call("register", ["a@example.com"]), 400, "invalid_request")
 
 
 def test_detail_names_the_bad_field(app):
     cases = [
-        ("/v1/register", {"password": "correct horse"}, "email"),
-        ("/v1/register", {"email": "not-an-email", "password": "correct horse"}, "email"),
-        ("/v1/register", {"email": "ann\u200b@example.com", "password": "correct horse"}, "email"),
-        ("/v1/register", {"email": unique_email(), "password": "short"}, "password"),
-        ("/v1/register", {"email": unique_email(), "password": "x" * 257}, "password"),
-        ("/v1/register", {"email": unique_email(), "password": 12345678}, "password"),
-        ("/v1/verify-email", {"email": unique_email(), "code": "12ab56"}, "code"),
-        ("/v1/verify-email", {"email": unique_email()}, "code"),
-        ("/v1/resend", {"email": unique_email(), "purpose": "login"}, "purpose"),
-        ("/v1/password-reset/confirm", {"email": unique_email(), "code": "123456", "new_password": "short"}, "new_password"),
+        ("register", {"password": "correct horse"}, "email"),
+        ("register", {"email": "not-an-email", "password": "correct horse"}, "email"),
+        ("register", {"email": "ann\u200b@example.com", "password": "correct horse"}, "email"),
+        ("register", {"email": unique_email(), "password": "short"}, "password"),
+        ("register", {"email": unique_email(), "password": "x" * 257}, "password"),
+        ("register", {"email": unique_email(), "password": 12345678}, "password"),
+        ("verify_email", {"email": unique_email(), "code": "12ab56"}, "code"),
+        ("verify_email", {"email": unique_email()}, "code"),
+        ("resend", {"email": unique_email(), "purpose": "login"}, "purpose"),
+        ("password_reset_confirm", {"email": unique_email(), "code": "123456", "new_password": "short"}, "new_password"),
     ]
-    for path, body, field in cases:
-        detail = problem(app.post(path, body), 400, "invalid_request")["detail"]
-        assert f"`{field}`" in detail, (path, body, detail)
+    for route, body, field in cases:
+        detail = problem(app.call(route, body), 400, "invalid_request")["detail"]
+        assert f"`{field}`" in detail, (route, body, detail)
 
 
 def test_me_and_logout_need_a_valid_bearer(app):
-    problem(app.get("/v1/me"), 401, "unauthorized")
-    problem(app.get("/v1/me", token="not-a-real-token"), 401, "unauthorized")
-    problem(app.get("/v1/me", headers={"authorization": "Basic dXNlcjpwYXNz"}), 401, "unauthorized")
-    problem(app.post("/v1/logout", headers={"authorization": "Bearer nope"}), 401, "unauthorized")
+    problem(app.me(), 401, "unauthorized")
+    problem(app.me(token="not-a-real-token"), 401, "unauthorized")
+    problem(app.me(headers={"authorization": "Basic dXNlcjpwYXNz"}), 401, "unauthorized")
+    problem(app.logout(headers={"authorization": "Bearer nope"}), 401, "unauthorized")
 
 
 def test_admin_stats_needs_the_admin_token(app, verified_user):
     from harness import ADMIN_TOKEN
 
-    problem(app.get("/v1/admin/stats"), 401, "unauthorized")
-    problem(app.get("/v1/admin/stats", token="wrong"), 401, "unauthorized")
-    problem(app.get("/v1/admin/stats", token=ADMIN_TOKEN + "x"), 401, "unauthorized")
-    r = app.get("/v1/admin/stats", token=ADMIN_TOKEN)
+    problem(app.admin_stats(), 401, "unauthorized")
+    problem(app.admin_stats(token="wrong"), 401, "unauthorized")
+    problem(app.admin_stats(token=ADMIN_TOKEN + "x"), 401, "unauthorized")
+    r = app.admin_stats(token=ADMIN_TOKEN)
     assert r.status_code == 200
     s = r.json()
     assert set(s) == {"active_codes", "expired_codes", "by_purpose", "users", "active_sessions", "app_codes", "api_keys"}

@@ -24,28 +24,28 @@ def same(r1, r2):
 
 def test_register_answers_alike_for_new_and_existing_accounts(app, verified_user):
     email, _ = verified_user
-    same(app.post("/v1/register", {"email": email, "password": "whatever pw"}),
-         app.post("/v1/register", {"email": unique_email("new"), "password": "whatever pw"}))
+    same(app.register(email, "whatever pw"),
+         app.register(unique_email("new"), "whatever pw"))
 
 
 def test_resend_and_reset_answer_alike(app, verified_user):
     email, _ = verified_user
     unknown = unique_email("ghost")
-    for path, body in [("/v1/resend", {"purpose": "verify_email"}), ("/v1/resend", {"purpose": "reset_password"}),
-                       ("/v1/password-reset", {})]:
-        same(app.post(path, {"email": email, **body}), app.post(path, {"email": unknown, **body}))
+    for route, body in [("resend", {"purpose": "verify_email"}), ("resend", {"purpose": "reset_password"}),
+                       ("password_reset", {})]:
+        same(app.call(route, {"email": email, **body}), app.call(route, {"email": unknown, **body}))
 
 
 def test_login_answers_alike_for_unknown_email_and_wrong_password(app, verified_user):
     email, _ = verified_user
-    same(app.post("/v1/login", {"email": email, "password": "wrong password"}),
-         app.post("/v1/login", {"email": unique_email("ghost"), "password": "wrong password"}))
+    same(app.login(email, "wrong password"),
+         app.login(unique_email("ghost"), "wrong password"))
 
 
 def test_login_spends_a_password_hash_on_unknown_emails(app, verified_user):
     email, _ = verified_user
-    known = timed(lambda: app.post("/v1/login", {"email": email, "password": "wrong password"}))
-    unknown = timed(lambda: app.post("/v1/login", {"email": unique_email("ghost"), "password": "wrong password"}))
+    known = timed(lambda: app.login(email, "wrong password"))
+    unknown = timed(lambda: app.login(unique_email("ghost"), "wrong password"))
     # Without the dummy hash `unknown` is a few ms against ~45 ms.
     assert unknown > 0.6 * known, (known, unknown)
     assert abs(known - unknown) < 0.5 * known, (known, unknown)
@@ -55,8 +55,8 @@ def test_reset_timing_does_not_wait_for_the_mail_of_known_addresses(app, mail, v
     email, _ = verified_user
     mail.set(email, delay=0.4)
     try:
-        known = timed(lambda: app.post("/v1/password-reset", {"email": email}), n=5)
-        unknown = timed(lambda: app.post("/v1/password-reset", {"email": unique_email("ghost")}), n=5)
+        known = timed(lambda: app.password_reset(email), n=5)
+        unknown = timed(lambda: app.password_reset(unique_email("ghost")), n=5)
     finally:
         mail.set(email)
     assert known < unknown + 0.2, (known, unknown)
@@ -66,10 +66,10 @@ def test_reset_timing_does_not_wait_for_the_mail_of_known_addresses(app, mail, v
 def test_register_answers_alike_for_new_pending_and_verified_addresses_in_time_too(app, mail, verified_user):
     verified, _ = verified_user
     pending = unique_email("pending")
-    assert app.post("/v1/register", {"email": pending, "password": "whatever pw"}).status_code == 202
+    assert app.register(pending, "whatever pw").status_code == 202
     mail.wait_for(pending)
     kinds = {"verified": lambda: verified, "pending": lambda: pending, "new": lambda: unique_email("new")}
-    answers = {kind: app.post("/v1/register", {"email": address(), "password": "whatever pw"})
+    answers = {kind: app.register(address(), "whatever pw")
                for kind, address in kinds.items()}
     for kind in ("pending", "new"):
         same(answers["verified"], answers[kind])
@@ -79,7 +79,7 @@ def test_register_answers_alike_for_new_pending_and_verified_addresses_in_time_t
         for kind, address in kinds.items():
             email = address()
             t = time.perf_counter()
-            app.post("/v1/register", {"email": email, "password": "whatever pw"})
+            app.register(email, "whatever pw")
             samples[kind].append(time.perf_counter() - t)
     medians = {kind: statistics.median(s) for kind, s in samples.items()}
     slowest, fastest = max(medians.values()), min(medians.values())

@@ -24,21 +24,21 @@ def short(mail):
 
 def test_expired_codes_sessions_and_stale_accounts_go(short, mail):
     stale = unique_email("stale")
-    short.post("/v1/register", {"email": stale, "password": "correct horse"})
+    short.register(stale, "correct horse")
     stale_code = mail.code(stale)
 
     email = unique_email("exp")
-    short.post("/v1/register", {"email": email, "password": "correct horse"})
-    assert short.post("/v1/verify-email", {"email": email, "code": mail.code(email)}).status_code == 200
+    short.register(email, "correct horse")
+    assert short.verify_email(email, mail.code(email)).status_code == 200
     token = login(short, email, "correct horse")
-    assert short.get("/v1/me", token=token).status_code == 200
-    stats = short.get("/v1/admin/stats", token=ADMIN_TOKEN).json()
+    assert short.me(token=token).status_code == 200
+    stats = short.admin_stats(token=ADMIN_TOKEN).json()
     assert stats["active_codes"] >= 1 and stats["active_sessions"] == 1
 
     time.sleep(TTL + 1.5)
-    problem(short.post("/v1/verify-email", {"email": stale, "code": stale_code}), 400, "expired_code")
-    problem(short.get("/v1/me", token=token), 401, "unauthorized")
-    stats = short.get("/v1/admin/stats", token=ADMIN_TOKEN).json()
+    problem(short.verify_email(stale, stale_code), 400, "expired_code")
+    problem(short.me(token=token), 401, "unauthorized")
+    stats = short.admin_stats(token=ADMIN_TOKEN).json()
     assert stats["active_codes"] == 0 and stats["expired_codes"] >= 1 and stats["active_sessions"] == 0
 
     short.scheduled()
@@ -49,11 +49,11 @@ def test_expired_codes_sessions_and_stale_accounts_go(short, mail):
     counts = json.loads(line[line.index("{"):])["deleted"]
     assert counts["expired_codes"] >= 1 and counts["expired_sessions"] == 1 and counts["unverified_users"] >= 1
 
-    stats = short.get("/v1/admin/stats", token=ADMIN_TOKEN).json()
+    stats = short.admin_stats(token=ADMIN_TOKEN).json()
     assert stats["expired_codes"] == 0
     assert stats["users"]["total"] == stats["users"]["verified"] == 1
     with short.db() as db:
         assert db.execute("SELECT COUNT(*) FROM users WHERE email = ?", (stale,)).fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
     # The stale address can register again from scratch.
-    assert short.post("/v1/register", {"email": stale, "password": "correct horse"}).status_code == 202
+    assert short.register(stale, "correct horse").status_code == 202

@@ -41,7 +41,7 @@ def broken(mail):
 
 
 def register(w, email=None):
-    return w.post("/v1/register", {"email": email or unique_email("cfg"), "password": "correct horse"})
+    return w.register(email or unique_email("cfg"), "correct horse")
 
 
 def unavailable(r, mentions):
@@ -52,23 +52,23 @@ def unavailable(r, mentions):
 
 def test_missing_pepper_fails_closed(broken):
     w = broken["nosecrets"]
-    for path, body in [("/v1/register", {"email": unique_email(), "password": "correct horse"}),
-                       ("/v1/verify-email", {"email": unique_email(), "code": "123456"}),
-                       ("/v1/login", {"email": unique_email(), "password": "correct horse"}),
-                       ("/v1/password-reset", {"email": unique_email()})]:
-        unavailable(w.post(path, body), "OTP_PEPPER")
+    for route, body in [("register", {"email": unique_email(), "password": "correct horse"}),
+                       ("verify_email", {"email": unique_email(), "code": "123456"}),
+                       ("login", {"email": unique_email(), "password": "correct horse"}),
+                       ("password_reset", {"email": unique_email()})]:
+        unavailable(w.call(route, body), "OTP_PEPPER")
     unavailable(register(broken["shortpepper"]), "OTP_PEPPER")
 
 
 def test_missing_admin_token_fails_closed(broken):
-    unavailable(broken["nosecrets"].get("/v1/admin/stats", token=ADMIN_TOKEN), "ADMIN_TOKEN")
+    unavailable(broken["nosecrets"].admin_stats(token=ADMIN_TOKEN), "ADMIN_TOKEN")
 
 
 def test_a_short_admin_token_fails_closed(broken):
     w = broken["shortadmin"]
-    body = unavailable(w.get("/v1/admin/stats", token="only-twenty-chars-xx"), "ADMIN_TOKEN")
+    body = unavailable(w.admin_stats(token="only-twenty-chars-xx"), "ADMIN_TOKEN")
     assert "32" in body["detail"] and "only-twenty" not in body["detail"]
-    unavailable(w.get("/v1/admin/api-keys", token="only-twenty-chars-xx"), "ADMIN_TOKEN")
+    unavailable(w.admin_list_keys(token="only-twenty-chars-xx"), "ADMIN_TOKEN")
 
 
 def test_unsafe_settings_are_refused(broken):
@@ -79,14 +79,14 @@ def test_unsafe_settings_are_refused(broken):
 
 def test_a_missing_rate_limiter_fails_closed(broken):
     unavailable(register(broken["nolimiter"]), "`IP_LIMITER`")
-    unavailable(broken["nolimiter"].get("/healthz"), "`IP_LIMITER`")
+    unavailable(broken["nolimiter"].healthz(), "`IP_LIMITER`")
 
 
 def test_missing_mail_key_fails_closed_before_writing_anything(broken):
     w = broken["nomailkey"]
     email = unique_email("nokey")
     unavailable(register(w, email), "MAIL_API_KEY")
-    unavailable(w.post("/v1/password-reset", {"email": email}), "MAIL_API_KEY")
+    unavailable(w.password_reset(email), "MAIL_API_KEY")
     with w.db() as db:
         assert db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM codes").fetchone()[0] == 0
@@ -102,20 +102,20 @@ def test_invalid_var_is_refused_not_defaulted(broken):
 
 def test_missing_schema_is_503(broken):
     w = broken["noschema"]
-    unavailable(w.get("/healthz"), "schema.sql")
+    unavailable(w.healthz(), "schema.sql")
     unavailable(register(w), "schema.sql")
 
 
 def test_wrong_schema_is_503_naming_what_is_missing(broken):
     w = broken["wrongschema"]
-    body = unavailable(w.get("/healthz"), "schema.sql")
+    body = unavailable(w.healthz(), "schema.sql")
     assert "sessions" in body["detail"] and "auth_events" in body["detail"]
     unavailable(register(w), "schema.sql")
-    unavailable(w.post("/v1/login", {"email": unique_email(), "password": "correct horse"}), "schema.sql")
+    unavailable(w.login(unique_email(), "correct horse"), "schema.sql")
 
 
 def test_missing_bindings_are_503(broken):
-    unavailable(broken["nodb"].get("/healthz"), "`DB`")
+    unavailable(broken["nodb"].healthz(), "`DB`")
     unavailable(register(broken["nodb"]), "`DB`")
     unavailable(register(broken["nokv"]), "`RATE_LIMIT`")
 
@@ -142,12 +142,12 @@ def test_missing_twilio_settings_fail_closed_before_writing_anything(broken):
     w = broken["nomailkey"]
     key = {"authorization": f"Bearer {create_key(w)['key']}"}
     send = {"to": unique_phone(), "purpose": "login"}
-    unavailable(w.post("/v1/otp/send", {"channel": "sms", **send}, headers=key), "TWILIO_ACCOUNT_SID")
-    unavailable(w.post("/v1/otp/send", {"channel": "email", **send, "to": unique_email()}, headers=key), "MAIL_API_KEY")
+    unavailable(w.call("otp_send", {"channel": "sms", **send}, headers=key), "TWILIO_ACCOUNT_SID")
+    unavailable(w.call("otp_send", {"channel": "email", **send, "to": unique_email()}, headers=key), "MAIL_API_KEY")
     w = broken["notwiliotoken"]
     key = {"authorization": f"Bearer {create_key(w)['key']}"}
-    unavailable(w.post("/v1/otp/send", {"channel": "sms", **send}, headers=key), "TWILIO_AUTH_TOKEN")
-    unavailable(w.post("/v1/otp/send", {"channel": "whatsapp", **send}, headers=key), "TWILIO_AUTH_TOKEN")
+    unavailable(w.call("otp_send", {"channel": "sms", **send}, headers=key), "TWILIO_AUTH_TOKEN")
+    unavailable(w.call("otp_send", {"channel": "whatsapp", **send}, headers=key), "TWILIO_AUTH_TOKEN")
     for w in (broken["nomailkey"], broken["notwiliotoken"]):
         with w.db() as db:
             assert db.execute("SELECT COUNT(*) FROM codes WHERE scope LIKE 'key:%'").fetchone()[0] == 0

@@ -15,30 +15,30 @@ ATTACKER_PW = "attacker's password"
 
 
 def refused(app, email, password):
-    problem(app.post("/v1/login", {"email": email, "password": password}), 401, "invalid_credentials")
+    problem(app.login(email, password), 401, "invalid_credentials")
 
 
 def test_a_squatters_password_does_not_survive_the_owners_code_sign_in(app, mail, secrets_seen):
     victim = unique_email("victim")
     # The attacker registers the victim's address and never verifies it.
-    assert app.post("/v1/register", {"email": victim, "password": ATTACKER_PW}).status_code == 202
+    assert app.register(victim, ATTACKER_PW).status_code == 202
     mail.wait_for(victim)
     # Later the owner signs in with an emailed code.
-    assert app.post("/v1/login/code", {"email": victim}).status_code == 202
+    assert app.login_code(victim).status_code == 202
     code = mail.code(victim, index=1)
-    r = app.post("/v1/login/code/verify", {"email": victim, "code": code})
+    r = app.login_code_verify(victim, code)
     assert r.status_code == 200, r.text
     owner = r.json()["token"]
     secrets_seen += [code, owner]
-    assert app.get("/v1/me", token=owner).json()["verified"] is True
+    assert app.me(token=owner).json()["verified"] is True
     refused(app, victim, ATTACKER_PW)
     with app.db() as db:
         (stored,) = db.execute("SELECT password_hash FROM users WHERE email = ?", (victim,)).fetchone()
     assert stored == "", "the squatter's hash is gone"
     # The owner sets a password of their own; the attacker's still fails.
-    assert app.post("/v1/password-reset", {"email": victim}).status_code == 202
+    assert app.password_reset(victim).status_code == 202
     reset = mail.code(victim, index=2)
-    r = app.post("/v1/password-reset/confirm", {"email": victim, "code": reset, "new_password": "the owner's pw"})
+    r = app.password_reset_confirm(victim, reset, "the owner's pw")
     assert r.status_code == 200
     login(app, victim, "the owner's pw", secrets_seen)
     refused(app, victim, ATTACKER_PW)
@@ -46,15 +46,15 @@ def test_a_squatters_password_does_not_survive_the_owners_code_sign_in(app, mail
 
 def test_no_session_made_before_the_proof_survives_it(app, mail):
     victim = unique_email("victim")
-    assert app.post("/v1/register", {"email": victim, "password": ATTACKER_PW}).status_code == 202
+    assert app.register(victim, ATTACKER_PW).status_code == 202
     mail.wait_for(victim)
     # A session on the unverified account, however it came to be.
     with app.db() as db:
         (user_id,) = db.execute("SELECT id FROM users WHERE email = ?", (victim,)).fetchone()
     app.sql(command=f"INSERT INTO sessions (token_hash, user_id, created_at, expires_at) "
                     f"VALUES ('{'ab' * 32}', '{user_id}', 0, 99999999999)")
-    assert app.post("/v1/login/code", {"email": victim}).status_code == 202
-    r = app.post("/v1/login/code/verify", {"email": victim, "code": mail.code(victim, index=1)})
+    assert app.login_code(victim).status_code == 202
+    r = app.login_code_verify(victim, mail.code(victim, index=1))
     assert r.status_code == 200
     with app.db() as db:
         hashes = [h for (h,) in db.execute("SELECT token_hash FROM sessions WHERE user_id = ?", (user_id,))]
@@ -63,11 +63,11 @@ def test_no_session_made_before_the_proof_survives_it(app, mail):
 
 def test_a_second_registration_does_not_replace_a_live_ones_password(app, mail, secrets_seen):
     owner = unique_email("owner")
-    assert app.post("/v1/register", {"email": owner, "password": "the owner's pw"}).status_code == 202
+    assert app.register(owner, "the owner's pw").status_code == 202
     code = mail.code(owner)
     refused(app, owner, ATTACKER_PW)
     # Before the owner verifies, the attacker registers the address again.
-    r = app.post("/v1/register", {"email": owner, "password": ATTACKER_PW})
+    r = app.register(owner, ATTACKER_PW)
     assert (r.status_code, r.json()) == (202, {"status": "verification_sent"})
     notice = mail.wait_for(owner, 2)[-1]["json"]
     assert "already waiting" in notice["subject"] and "still waiting" in notice["text"]
@@ -75,7 +75,7 @@ def test_a_second_registration_does_not_replace_a_live_ones_password(app, mail, 
     assert len(codes_mailed) == 1, "no code went out for the second registration"
     refused(app, owner, ATTACKER_PW)
     # The owner types the code they were mailed.
-    assert app.post("/v1/verify-email", {"email": owner, "code": code}).status_code == 200
+    assert app.verify_email(owner, code).status_code == 200
     secrets_seen.append(code)
     refused(app, owner, ATTACKER_PW)
     login(app, owner, "the owner's pw", secrets_seen)
@@ -83,13 +83,13 @@ def test_a_second_registration_does_not_replace_a_live_ones_password(app, mail, 
 
 def test_a_resent_code_proves_the_address_but_not_a_squatters_password(app, mail, secrets_seen):
     victim = unique_email("victim")
-    assert app.post("/v1/register", {"email": victim, "password": ATTACKER_PW}).status_code == 202
+    assert app.register(victim, ATTACKER_PW).status_code == 202
     # The owner registers too, finds the sign-up waiting, and asks again.
-    assert app.post("/v1/register", {"email": victim, "password": "the owner's pw"}).status_code == 202
-    assert app.post("/v1/resend", {"email": victim, "purpose": "verify_email"}).status_code == 202
+    assert app.register(victim, "the owner's pw").status_code == 202
+    assert app.resend(victim, "verify_email").status_code == 202
     code = mail.code(victim, index=2)
     secrets_seen.append(code)
-    assert app.post("/v1/verify-email", {"email": victim, "code": code}).status_code == 200
+    assert app.verify_email(victim, code).status_code == 200
     refused(app, victim, ATTACKER_PW)
     refused(app, victim, "the owner's pw")
     with app.db() as db:
@@ -107,12 +107,12 @@ def fleeting(mail):
 
 def test_an_expired_registration_may_be_replaced(fleeting, mail, secrets_seen):
     email = unique_email("stale")
-    assert fleeting.post("/v1/register", {"email": email, "password": "first password"}).status_code == 202
+    assert fleeting.register(email, "first password").status_code == 202
     mail.wait_for(email)
     time.sleep(3.3)
-    assert fleeting.post("/v1/register", {"email": email, "password": "second password"}).status_code == 202
+    assert fleeting.register(email, "second password").status_code == 202
     code = mail.code(email, index=1)
-    assert fleeting.post("/v1/verify-email", {"email": email, "code": code}).status_code == 200
+    assert fleeting.verify_email(email, code).status_code == 200
     secrets_seen.append(code)
     login(fleeting, email, "second password", secrets_seen)
     refused(fleeting, email, "first password")
@@ -120,12 +120,12 @@ def test_an_expired_registration_may_be_replaced(fleeting, mail, secrets_seen):
 
 def test_re_registering_does_not_keep_an_unverified_account_alive(fleeting, mail):
     email = unique_email("squat")
-    assert fleeting.post("/v1/register", {"email": email, "password": ATTACKER_PW}).status_code == 202
+    assert fleeting.register(email, ATTACKER_PW).status_code == 202
     mail.wait_for(email)
     # Re-registered once the code expired: the account is as old as ever,
     # and goes at the next cleanup, live code and all.
     time.sleep(3.3)
-    assert fleeting.post("/v1/register", {"email": email, "password": ATTACKER_PW}).status_code == 202
+    assert fleeting.register(email, ATTACKER_PW).status_code == 202
     mail.wait_for(email, 2)
     time.sleep(1)
     fleeting.scheduled()

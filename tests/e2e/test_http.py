@@ -26,10 +26,10 @@ def answers(w):
     """One answer of each kind: JSON, problem, empty, unmatched, preflight."""
     email = unique_email("headers")
     return {
-        "200": w.get("/healthz"),
-        "202": w.post("/v1/password-reset", {"email": email}),
-        "400": w.post("/v1/register", {"email": "nope"}),
-        "401": w.get("/v1/me"),
+        "200": w.healthz(),
+        "202": w.password_reset(email),
+        "400": w.call("register", {"email": "nope"}),
+        "401": w.me(),
         "404": w.get("/nowhere"),
         "405": w.get("/v1/register"),
         "415": requests.post(w.url + "/v1/login", data="x"),
@@ -62,14 +62,14 @@ def request_lines(w, request_id, timeout=5):
 
 def test_each_request_is_one_json_log_line_with_its_id(app):
     ray = f"{uuid.uuid4().hex[:16]}-AMS"
-    r = app.post("/v1/login", {"email": unique_email(), "password": "whatever pw"}, headers={"cf-ray": ray})
+    r = app.login(unique_email(), "whatever pw", headers={"cf-ray": ray})
     assert r.headers["x-request-id"] == ray
     mine = request_lines(app, ray)
     assert len(mine) == 1
     assert set(mine[0]) == {"event", "request_id", "route", "method", "status", "duration_ms"}
     assert mine[0]["event"] == "request" and mine[0]["route"] == "login"
     assert mine[0]["status"] == 401 and mine[0]["method"] == "POST"
-    odd = app.get("/v1/me", headers={"cf-ray": 'x" "forged": 1'})
+    odd = app.me(headers={"cf-ray": 'x" "forged": 1'})
     assert re.fullmatch(r"[0-9a-f]{24}", odd.headers["x-request-id"])
     assert len(request_lines(app, odd.headers["x-request-id"])) == 1
     assert "forged" not in app.logs()
@@ -80,7 +80,7 @@ def test_cors_is_off_by_default(app):
         "origin": "https://app.example.com", "access-control-request-method": "POST"})
     problem(r, 403, "origin_not_allowed")
     assert "access-control-allow-origin" not in r.headers
-    r = app.post("/v1/password-reset", {"email": unique_email()}, headers={"origin": "https://app.example.com"})
+    r = app.password_reset(unique_email(), headers={"origin": "https://app.example.com"})
     assert r.status_code == 202 and "access-control-allow-origin" not in r.headers
 
 
@@ -108,7 +108,7 @@ def test_listed_origins_get_preflight_and_readable_answers(cors_workers):
     assert "authorization" in r.headers["access-control-allow-headers"]
     assert "access-control-allow-credentials" not in r.headers
     assert r.headers["vary"].lower() == "origin"
-    r = browser.post("/v1/password-reset", {"email": unique_email()}, headers={"origin": "https://app.example.com"})
+    r = browser.password_reset(unique_email(), headers={"origin": "https://app.example.com"})
     assert r.status_code == 202
     assert r.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "x-request-id" in r.headers["access-control-expose-headers"]
@@ -116,19 +116,19 @@ def test_listed_origins_get_preflight_and_readable_answers(cors_workers):
         r = requests.options(browser.url + "/v1/login", headers={
             "origin": other, "access-control-request-method": "POST"})
         problem(r, 403, "origin_not_allowed")
-        r = browser.get("/healthz", headers={"origin": other})
+        r = browser.healthz(headers={"origin": other})
         assert "access-control-allow-origin" not in r.headers
     problem(requests.options(browser.url + "/v1/nowhere", headers={"origin": "https://app.example.com"}),
             404, "not_found")
 
 
 def test_a_malformed_origin_list_fails_closed(cors_workers):
-    body = problem(cors_workers["miscors"].get("/healthz"), 503, "unavailable")
+    body = problem(cors_workers["miscors"].healthz(), 503, "unavailable")
     assert "CORS_ALLOWED_ORIGINS" in body["detail"]
 
 
 def test_the_contract_is_served_as_json(app):
-    r = app.get("/openapi.json")
+    r = app.openapi()
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     assert r.json() == yaml.safe_load((ROOT / "openapi.yaml").read_text())
     assert r.json()["openapi"].startswith("3.1")

@@ -53,8 +53,8 @@ def workers(stand_ins, twilio):
 
 
 def register_and_verify(w, email, code_of):
-    assert w.post("/v1/register", {"email": email, "password": "correct horse"}).status_code == 202
-    r = w.post("/v1/verify-email", {"email": email, "code": code_of(email)})
+    assert w.register(email, "correct horse").status_code == 202
+    r = w.verify_email(email, code_of(email))
     assert r.status_code == 200, r.text
 
 
@@ -76,7 +76,7 @@ def test_postmark_request_shape(workers, stand_ins):
 def test_postmark_refusal_is_502_and_a_retry_works(workers, stand_ins):
     pm, email = stand_ins["postmark"], unique_email("pmfail")
     pm.set(email, status=422, body={"ErrorCode": 300, "Message": "Invalid email request"})
-    problem(workers["postmark"].post("/v1/register", {"email": email, "password": "correct horse"}), 502,
+    problem(workers["postmark"].register(email, "correct horse"), 502,
             "mail_delivery_failed")
     pm.set(email)
     register_and_verify(workers["postmark"], email, lambda e: pm.code(e))
@@ -121,7 +121,7 @@ def test_cloudflare_send_email_binding(workers):
 def test_templates_override_subject_html_text_and_sms(workers, stand_ins, twilio):
     w, pm = workers["templates"], stand_ins["postmark"]
     email = unique_email("tmpl")
-    assert w.post("/v1/register", {"email": email, "password": "correct horse"}).status_code == 202
+    assert w.register(email, "correct horse").status_code == 202
     body = pm.wait_for(email)[-1]["json"]
     code = pm.code(email)
     assert body["Subject"] == f"Welcome to Acme & <Co>: {code}"
@@ -129,14 +129,12 @@ def test_templates_override_subject_html_text_and_sms(workers, stand_ins, twilio
     assert "verify your email address" in body["TextBody"], "parts left out keep their default"
     key = create_key(w, name="shop")["key"]
     other = unique_email("tmpl")
-    r = w.post("/v1/otp/send", {"channel": "email", "to": other, "purpose": "confirm_payment", "ttl_seconds": 300},
-               headers={"authorization": f"Bearer {key}"})
+    r = w.otp_send("email", other, "confirm_payment", ttl_seconds=300, headers={"authorization": f"Bearer {key}"})
     assert r.status_code == 202, r.text
     text = pm.wait_for(other)[-1]["json"]["TextBody"]
     assert text == f"Acme & <Co> confirm_payment code:\n\n    {pm.code(other)}\n\nValid 5 min."
     phone = "+15551230000"
-    r = w.post("/v1/otp/send", {"channel": "sms", "to": phone, "purpose": "unlock", "ttl_seconds": 60},
-               headers={"authorization": f"Bearer {key}"})
+    r = w.otp_send("sms", phone, "unlock", ttl_seconds=60, headers={"authorization": f"Bearer {key}"})
     assert r.status_code == 202, r.text
     sms = twilio.wait_for(phone)[-1]["form"]["Body"]
     assert sms == f"{code_in(sms)} is your Acme & <Co> unlock code (1 min)"
@@ -146,11 +144,11 @@ def test_whatsapp_content_template_carries_the_code(workers, twilio):
     w = workers["templates"]
     key = {"authorization": f"Bearer {create_key(w, name='wa')['key']}"}
     phone = "+15551230001"
-    r = w.post("/v1/otp/send", {"channel": "whatsapp", "to": phone, "purpose": "login"}, headers=key)
+    r = w.otp_send("whatsapp", phone, "login", headers=key)
     assert r.status_code == 202, r.text
     form = twilio.wait_for(f"whatsapp:{phone}")[-1]["form"]
     assert set(form) == {"To", "From", "ContentSid", "ContentVariables"}
     assert form["ContentSid"] == CONTENT_SID
     code = json.loads(form["ContentVariables"])["1"]
-    r = w.post("/v1/otp/verify", {"channel": "whatsapp", "to": phone, "purpose": "login", "code": code}, headers=key)
+    r = w.otp_verify("whatsapp", phone, "login", code, headers=key)
     assert (r.status_code, r.json()) == (200, {"valid": True})
