@@ -4,7 +4,8 @@
 //! added without saying who may call it.
 //!
 //! Adding a route: a row here, a request type in `http::requests`, a flow
-//! method in `service`, and its arm in `edge`'s handler for its group.
+//! method in `service`, and its arm in `edge::dispatch`, in the handler of
+//! its group.
 
 use crate::error::ApiError;
 use crate::ports::limits::{RateLimit, APP_LIMIT, CLIENT_LIMIT};

@@ -33,7 +33,7 @@ def log_scan(request):
     """Scans every worker's output once all of them have stopped: set up
     first, so torn down last."""
     yield
-    files = {Path(str(item.fspath)).name for item in request.session.items}
+    files = {item.path.name for item in request.session.items}
     every = {p.name for p in Path(__file__).parent.glob("test_*.py")}
     scan_the_logs(whole_suite=files == every)
 
@@ -42,8 +42,8 @@ def log_scan(request):
 def stand_in_expectations():
     """Checks each stand-in's `expect`ations when the test ends."""
     yield
-    for server in StandIn.instances:
-        server.verify()
+    failures = [str(e) for e in map(StandIn.verify_quietly, StandIn.instances) if e]
+    assert not failures, "; ".join(failures)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 import requests
 
-from harness import problem, unique_email
+from harness import API_KEYS_PATH, ROUTES, problem, unique_email
 
 
 def test_healthz_reports_ok_when_d1_and_schema_are_there(app):
@@ -47,6 +47,13 @@ def test_malformed_json_and_wrong_shapes_are_invalid_request(app):
     r = requests.post(app.url + "/v1/register", data="{not json", headers={"content-type": "application/json"})
     problem(r, 400, "invalid_request")
     problem(app.call("register", ["a@example.com"]), 400, "invalid_request")
+
+
+def test_the_typed_client_knows_every_route_the_contract_lists(app):
+    spec = app.openapi().json()
+    listed = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
+    known = {*ROUTES.values(), ("DELETE", API_KEYS_PATH + "/{id}")}
+    assert listed == known
 
 
 def test_detail_names_the_bad_field(app):

@@ -1,0 +1,270 @@
+//! From an authenticated group to an answer: each group's credentials,
+//! then the body its row asks for, then one arm per route that parses the
+//! request (`http::requests`), runs the flow and writes the answer.
+
+use super::mailer::EdgeMailer;
+use super::respond;
+use super::{check_limit, Call, EdgeService};
+use crate::domain::api_key::ApiKey;
+use crate::error::{ApiError, ApiResult};
+use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
+use crate::http::requests::{
+    query_of, CodeProof, CodeRequest, CreateKey, EventsQuery, Login, OtpSend, OtpVerify,
+    PasswordResetConfirm, Register, Resend, RevokeKey,
+};
+use crate::http::routes::{AdminRoute, AppRoute, Flow, PublicRoute, SessionRoute};
+use crate::ports::clock::rfc3339;
+use crate::ports::limits::CLIENT_LIMIT;
+use crate::providers::mail::Message;
+use crate::service::LoginSession;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use worker::{Context, Request, Response};
+
+/// Authenticates the caller as the route's group requires, reads the body
+/// the row asks for, and runs the route. Credentials come first: without
+/// them, nothing about the request matters.
+pub(super) async fn serve(
+    flow: Flow,
+    svc: &EdgeService<'_>,
+    call: &mut Call<'_>,
+) -> ApiResult<Response> {
+    match flow {
+        Flow::Public(route) => {
+            let body = body(svc, call).await?;
+            public(route, svc, &body, call).await
+        }
+        Flow::Session(route) => {
+            let body = body(svc, call).await?;
+            session(route, svc, &body, call).await
+        }
+        Flow::Admin(route) => {
+            svc.admin(call.token.as_deref())?;
+            let body = body(svc, call).await?;
+            admin(route, svc, &body, call).await
+        }
+        Flow::App(route) => {
+            let key = authenticate_app(svc, call).await?;
+            let body = body(svc, call).await?;
+            app(route, svc, &key, &body).await
+        }
+    }
+}
+
+/// The API key of `/v1/otp/*`. A wrong key also counts against the
+/// client's strict limit, so guessing keys gets the same cap as any
+/// anonymous request; past it, the refusal is not audited either.
+async fn authenticate_app(svc: &EdgeService<'_>, call: &Call<'_>) -> ApiResult<ApiKey> {
+    match svc.api_key(call.token.as_deref()).await {
+        Err(ApiError::Unauthorized) => {
+            check_limit(call.env, CLIENT_LIMIT, &call.client).await?;
+            Err(svc.refuse_key())
+        }
+        outcome => outcome,
+    }
+}
+
+/// The pepper, then the body, as the row asks. No pepper, no service:
+/// answered before the body is read.
+async fn body(svc: &EdgeService<'_>, call: &mut Call<'_>) -> ApiResult<JsonBody> {
+    if call.row.needs_pepper() {
+        svc.cfg.pepper()?;
+    }
+    match call.row.takes_json() {
+        true => read_json(call.req).await,
+        false => Ok(JsonBody::empty()),
+    }
+}
+
+fn status(status: u16, value: &str) -> Response {
+    respond::json(status, &json!({ "status": value }))
+}
+
+async fn public(
+    route: PublicRoute,
+    svc: &EdgeService<'_>,
+    body: &JsonBody,
+    call: &Call<'_>,
+) -> ApiResult<Response> {
+    let cfg = svc.cfg;
+    match route {
+        PublicRoute::Register => {
+            let r = Register::parse(body, cfg)?;
+            svc.register(&r.email, &r.password).await?;
+            Ok(status(202, "verification_sent"))
+        }
+        PublicRoute::VerifyEmail => {
+            let r = CodeProof::parse(body, cfg)?;
+            svc.verify_email(&r.email, &r.code).await?;
+            Ok(status(200, "verified"))
+        }
+        PublicRoute::Resend => {
+            let r = Resend::parse(body)?;
+            let deferred = svc.resend(&r.email, r.purpose).await?;
+            deliver_later(call.ctx, &svc.mailer, deferred);
+            Ok(status(202, "code_sent"))
+        }
+        PublicRoute::Login => {
+            let r = Login::parse(body)?;
+            let session = svc.login(&r.email, &r.password).await?;
+            Ok(respond::json(200, &session_json(session)))
+        }
+        PublicRoute::LoginCode => {
+            let r = CodeRequest::parse(body)?;
+            let deferred = svc.login_code(&r.email).await?;
+            deliver_later(call.ctx, &svc.mailer, deferred);
+            Ok(status(202, "code_sent"))
+        }
+        PublicRoute::LoginCodeVerify => {
+            let r = CodeProof::parse(body, cfg)?;
+            let session = svc.login_with_code(&r.email, &r.code).await?;
+            Ok(respond::json(200, &session_json(session)))
+        }
+        PublicRoute::PasswordReset => {
+            let r = CodeRequest::parse(body)?;
+            let deferred = svc.password_reset(&r.email).await?;
+            deliver_later(call.ctx, &svc.mailer, deferred);
+            Ok(status(202, "code_sent"))
+        }
+        PublicRoute::PasswordResetConfirm => {
+            let r = PasswordResetConfirm::parse(body, cfg)?;
+            svc.confirm_password_reset(&r.email, &r.code, &r.new_password)
+                .await?;
+            Ok(status(200, "password_reset"))
+        }
+    }
+}
+
+async fn session(
+    route: SessionRoute,
+    svc: &EdgeService<'_>,
+    _body: &JsonBody,
+    call: &Call<'_>,
+) -> ApiResult<Response> {
+    let token = call.token.as_deref();
+    match route {
+        SessionRoute::Me => {
+            let user = svc.me(token).await?;
+            Ok(respond::json(
+                200,
+                &json!({"email": user.email, "verified": user.verified, "created_at": rfc3339(user.created_at)}),
+            ))
+        }
+        SessionRoute::Logout => {
+            svc.logout(token).await?;
+            Ok(respond::empty(204))
+        }
+    }
+}
+
+async fn admin(
+    route: AdminRoute,
+    svc: &EdgeService<'_>,
+    body: &JsonBody,
+    call: &Call<'_>,
+) -> ApiResult<Response> {
+    let token = call.token.as_deref();
+    match route {
+        AdminRoute::Stats => Ok(respond::json(200, &svc.admin_stats(token).await?)),
+        AdminRoute::ListKeys => {
+            let keys = svc.api_keys(token).await?;
+            let keys: Vec<Value> = keys.iter().map(key_json).collect();
+            Ok(respond::json(200, &json!({"api_keys": keys})))
+        }
+        AdminRoute::CreateKey => {
+            let CreateKey(new) = CreateKey::parse(body)?;
+            let (key, secret) = svc.create_api_key(token, &new).await?;
+            let mut answer = key_json(&key);
+            answer["key"] = json!(secret.expose());
+            Ok(respond::json(201, &answer))
+        }
+        AdminRoute::RevokeKey => {
+            let r = RevokeKey::parse(&call.req.path());
+            svc.revoke_api_key(token, &r.id).await?;
+            Ok(respond::empty(204))
+        }
+        AdminRoute::Events => {
+            // Not `req.url()`: the `url` crate's IDNA tables would add ~90 KB
+            // of gzipped wasm for three query parameters.
+            let r = EventsQuery::parse(query_of(&call.req.inner().url()))?;
+            let events = svc.events(token, &r.page, r.address.as_deref()).await?;
+            Ok(respond::json(
+                200,
+                &json!({"events": events, "next_before": r.page.next_before(&events)}),
+            ))
+        }
+    }
+}
+
+/// `/v1/otp/*`, for the app holding `key`.
+async fn app(
+    route: AppRoute,
+    svc: &EdgeService<'_>,
+    key: &ApiKey,
+    body: &JsonBody,
+) -> ApiResult<Response> {
+    match route {
+        AppRoute::Send => {
+            let OtpSend(request) = OtpSend::parse(body, svc.cfg)?;
+            let sent = svc.send_app_code(key, &request).await?;
+            Ok(respond::json(
+                202,
+                &json!({"id": sent.id, "expires_at": sent.expires_at}),
+            ))
+        }
+        AppRoute::Verify => {
+            let r = OtpVerify::parse(body)?;
+            svc.verify_app_code(key, &r.to, &r.purpose, &r.code).await?;
+            Ok(respond::json(200, &json!({"valid": true})))
+        }
+    }
+}
+
+fn session_json(session: LoginSession) -> Value {
+    json!({"token": session.token.expose(), "token_type": "Bearer", "expires_at": session.expires_at})
+}
+
+fn key_json(key: &ApiKey) -> Value {
+    json!({
+        "id": key.id,
+        "name": key.name,
+        "app_name": key.app_name,
+        "channels": key.channels.names(),
+        "hint": key.hint,
+        "created_at": rfc3339(key.created_at),
+        "revoked_at": key.revoked_at.map(rfc3339),
+    })
+}
+
+async fn read_json(req: &mut Request) -> ApiResult<JsonBody> {
+    let headers = req.headers();
+    require_json(headers.get("content-type").ok().flatten().as_deref())?;
+    check_declared_length(headers.get("content-length").ok().flatten().as_deref())?;
+    // Read as it arrives and stop past the limit: a chunked body declares
+    // no length, and may never end.
+    let mut body = BodyBuffer::default();
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::InvalidRequest("the body could not be read".into()))?;
+            body.push(&chunk)?;
+        }
+    }
+    JsonBody::parse(body.bytes())
+}
+
+/// Sends after the answer has gone out, so its timing cannot tell a known
+/// address from an unknown one. A failure is logged, without the message.
+fn deliver_later(ctx: &Context, mailer: &EdgeMailer, message: Option<Message>) {
+    let Some(message) = message else { return };
+    let mailer = mailer.clone();
+    ctx.wait_until(async move {
+        use crate::providers::mail::Mailer as _;
+        if mailer.send(&message).await.is_err() {
+            worker::console_error!(
+                "{}",
+                json!({"event": "deferred_mail_failed", "request_id": mailer.request_id()})
+            );
+        }
+    });
+}
