@@ -15,8 +15,7 @@ use crate::http::requests::{
 use crate::http::routes::{AdminRoute, AppRoute, Flow, PublicRoute, SessionRoute};
 use crate::ports::clock::rfc3339;
 use crate::ports::limits::CLIENT_LIMIT;
-use crate::providers::mail::Message;
-use crate::service::LoginSession;
+use crate::service::{Deferred, LoginSession};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use worker::{Context, Request, Response};
@@ -80,6 +79,13 @@ fn status(status: u16, value: &str) -> Response {
     respond::json(status, &json!({ "status": value }))
 }
 
+/// The answer to a request for a code: 202 at once, and the mail, if the
+/// address has one coming, after it (see `deliver_later`).
+fn code_sent(svc: &EdgeService<'_>, call: &Call<'_>, deferred: Deferred) -> Response {
+    deliver_later(call.ctx, &svc.mailer, deferred);
+    status(202, "code_sent")
+}
+
 async fn public(
     route: PublicRoute,
     svc: &EdgeService<'_>,
@@ -100,9 +106,7 @@ async fn public(
         }
         PublicRoute::Resend => {
             let r = Resend::parse(body)?;
-            let deferred = svc.resend(&r.email, r.purpose).await?;
-            deliver_later(call.ctx, &svc.mailer, deferred);
-            Ok(status(202, "code_sent"))
+            Ok(code_sent(svc, call, svc.resend(&r.email, r.purpose).await?))
         }
         PublicRoute::Login => {
             let r = Login::parse(body)?;
@@ -111,9 +115,7 @@ async fn public(
         }
         PublicRoute::LoginCode => {
             let r = CodeRequest::parse(body)?;
-            let deferred = svc.login_code(&r.email).await?;
-            deliver_later(call.ctx, &svc.mailer, deferred);
-            Ok(status(202, "code_sent"))
+            Ok(code_sent(svc, call, svc.login_code(&r.email).await?))
         }
         PublicRoute::LoginCodeVerify => {
             let r = CodeProof::parse(body, cfg)?;
@@ -122,9 +124,7 @@ async fn public(
         }
         PublicRoute::PasswordReset => {
             let r = CodeRequest::parse(body)?;
-            let deferred = svc.password_reset(&r.email).await?;
-            deliver_later(call.ctx, &svc.mailer, deferred);
-            Ok(status(202, "code_sent"))
+            Ok(code_sent(svc, call, svc.password_reset(&r.email).await?))
         }
         PublicRoute::PasswordResetConfirm => {
             let r = PasswordResetConfirm::parse(body, cfg)?;
@@ -255,7 +255,7 @@ async fn read_json(req: &mut Request) -> ApiResult<JsonBody> {
 
 /// Sends after the answer has gone out, so its timing cannot tell a known
 /// address from an unknown one. A failure is logged, without the message.
-fn deliver_later(ctx: &Context, mailer: &EdgeMailer, message: Option<Message>) {
+fn deliver_later(ctx: &Context, mailer: &EdgeMailer, message: Deferred) {
     let Some(message) = message else { return };
     let mailer = mailer.clone();
     ctx.wait_until(async move {

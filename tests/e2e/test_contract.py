@@ -56,6 +56,16 @@ def test_the_typed_client_knows_every_route_the_contract_lists(app):
     assert listed == known
 
 
+def test_credentials_are_checked_before_the_body_is_read(app):
+    """Without the admin token or a valid API key, nothing about the body
+    matters: no media type, size or field error tells a caller anything."""
+    junk = "x" * 20_000  # past the size limit, and not JSON
+    for auth in ({}, {"authorization": "Bearer otpk_guess"}):
+        headers = {"content-type": "text/plain", **auth}
+        problem(app.call("admin_create_key", data=junk, headers=headers), 401, "unauthorized")
+        problem(app.call("otp_send", data=junk, headers=headers), 401, "unauthorized")
+
+
 def test_detail_names_the_bad_field(app):
     cases = [
         ("register", {"password": "correct horse"}, "email"),
