@@ -1,6 +1,6 @@
 """The benchmark that `bench/run` drives: the release worker and a baseline
 worker under `wrangler dev`, loaded by wrk over loopback, with the report
-written to bench/results/ and the README.
+written to bench/results/ and docs/performance.md.
 
 Machines differ and are noisy, so every throughput is also given as a
 ratio of the baseline's, measured in the same run on the same machine.
@@ -234,10 +234,10 @@ def run(build_log=None, baseline_log=None):
         mail.close()
 
     report.finish(results)
-    report.write(results, RESULTS, ROOT / "README.md")
+    report.write(results, RESULTS, ROOT / "docs" / "performance.md")
     log("")
     log(report.markdown(results))
-    log(f"Written: {RESULTS.relative_to(ROOT)}/latest.json, latest.md, latest.svg; README updated.")
+    log(f"Written: {RESULTS.relative_to(ROOT)}/latest.json, latest.md, latest.svg; docs/performance.md updated.")
     return results
 
 

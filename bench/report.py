@@ -1,5 +1,5 @@
 """Turns a benchmark run into its report: ratios to the baseline, the
-targets, a Markdown table, an SVG chart, and the README's copy of them.
+targets, a Markdown table, an SVG chart, and their copy in docs/performance.md.
 Pure functions of the results, so they are tested without a load run."""
 
 import json
@@ -130,7 +130,7 @@ def svg(results):
 
 def readme_block(results):
     return (f"{README_START}\n"
-            "![Throughput as a share of the baseline](bench/results/latest.svg)\n\n"
+            "![Throughput as a share of the baseline](../bench/results/latest.svg)\n\n"
             f"{markdown(results)}{README_END}")
 
 
