@@ -1,4 +1,6 @@
--- otp-edge D1 schema. Idempotent: safe to apply on every deploy.
+-- otp-edge D1 schema: the whole current schema, for reading. Databases are
+-- built and upgraded by migrations/ (`wrangler d1 migrations apply DB`); a
+-- test checks that applying every migration gives exactly this schema.
 -- Times are unix seconds. Secrets are never stored: passwords as Argon2id
 -- PHC strings, codes as HMAC-SHA256 under OTP_PEPPER, session tokens as SHA-256.
 
@@ -15,7 +17,6 @@ CREATE TABLE IF NOT EXISTS users (
   created_at    INTEGER NOT NULL,
   updated_at    INTEGER NOT NULL
 );
-DROP INDEX IF EXISTS users_unverified_updated;
 CREATE INDEX IF NOT EXISTS users_unverified_created ON users (verified, created_at);
 
 -- One pending code per (scope, channel, address, purpose); a new code replaces it.

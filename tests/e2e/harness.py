@@ -238,7 +238,7 @@ class Worker:
     LIMITS = {"IP_LIMITER": (100_000, 60), "API_LIMITER": (100_000, 60)}
 
     def __init__(self, name, mail=None, vars=None, secrets=None, d1=True, kv=True, schema=True, state_dir=None,
-                 toml_vars=None, send_email=None, main=None, limits=None):
+                 toml_vars=None, send_email=None, main=None, limits=None, migrations=None, start=True):
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"otp-e2e-{name}-"))
         self.state = Path(state_dir) if state_dir else self.dir / "state"
@@ -253,7 +253,8 @@ class Worker:
         ]
         if d1:
             config += ['[[d1_databases]]', 'binding = "DB"', 'database_name = "otp-edge"',
-                       'database_id = "00000000-0000-0000-0000-000000000000"']
+                       'database_id = "00000000-0000-0000-0000-000000000000"',
+                       f'migrations_dir = "{migrations or ROOT / "migrations"}"']
         if kv:
             config += ['[[kv_namespaces]]', 'binding = "RATE_LIMIT"', 'id = "00000000000000000000000000000000"']
         for i, (binding, cap) in enumerate({**Worker.LIMITS, **(limits or {})}.items()):
@@ -277,14 +278,25 @@ class Worker:
         (self.dir / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in env.items() if v is not None))
         self.vars = base
         if schema is True:
-            self.sql(file=ROOT / "schema.sql")
+            self.migrate()
+        elif isinstance(schema, Path):
+            self.sql(file=schema)
         elif schema:
             self.sql(command=schema)
-        self.start()
+        self.proc = None
+        if start:
+            self.start()
 
     def wrangler(self, *args, **kw):
         return subprocess.run([str(WRANGLER), *args, "-c", str(self.dir / "wrangler.toml")],
                               cwd=self.dir, capture_output=True, text=True, **kw)
+
+    def migrate(self):
+        """Applies the migrations not yet applied, as a deploy does."""
+        r = self.wrangler("d1", "migrations", "apply", "DB", "--local", "--persist-to", str(self.state),
+                          timeout=120, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
 
     def sql(self, file=None, command=None):
         args = ["d1", "execute", "DB", "--local", "--persist-to", str(self.state)]
@@ -339,6 +351,8 @@ class Worker:
         raise RuntimeError(f"wrangler dev did not start:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self):
+        if self.proc is None:
+            return
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:

@@ -102,16 +102,16 @@ def test_invalid_var_is_refused_not_defaulted(broken):
 
 def test_missing_schema_is_503(broken):
     w = broken["noschema"]
-    unavailable(w.healthz(), "schema.sql")
-    unavailable(register(w), "schema.sql")
+    unavailable(w.healthz(), "migrations apply")
+    unavailable(register(w), "migrations apply")
 
 
 def test_wrong_schema_is_503_naming_what_is_missing(broken):
     w = broken["wrongschema"]
-    body = unavailable(w.healthz(), "schema.sql")
+    body = unavailable(w.healthz(), "migrations apply")
     assert "sessions" in body["detail"] and "auth_events" in body["detail"]
-    unavailable(register(w), "schema.sql")
-    unavailable(w.login(unique_email(), "correct horse"), "schema.sql")
+    unavailable(register(w), "migrations apply")
+    unavailable(w.login(unique_email(), "correct horse"), "migrations apply")
 
 
 def test_missing_bindings_are_503(broken):

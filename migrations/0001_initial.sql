@@ -1,0 +1,77 @@
+-- otp-edge D1 schema, as the first releases created it (with schema.sql,
+-- before migrations existed). Every statement is IF NOT EXISTS: on a
+-- database set up by those releases, this migration changes nothing and
+-- only records itself as applied.
+--
+-- Times are unix seconds. Secrets are never stored: passwords as Argon2id
+-- PHC strings, codes as HMAC-SHA256 under OTP_PEPPER, session tokens and
+-- API keys as SHA-256. schema.sql shows the whole current schema.
+
+CREATE TABLE IF NOT EXISTS users (
+  id            TEXT PRIMARY KEY,
+  email         TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  verified      INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS users_unverified_updated ON users (verified, updated_at);
+
+-- One pending code per (scope, channel, address, purpose); a new code replaces it.
+-- `scope` is `core` for the account flows and `key:<api key id>` for an app's codes.
+-- `attempts` counts guesses, each one before it is compared, and stops at the
+-- budget + 1 (spent). It carries over to a replacement code until
+-- `window_ends_at`, so a resend never refills the guess budget.
+CREATE TABLE IF NOT EXISTS codes (
+  id             TEXT PRIMARY KEY,
+  scope          TEXT NOT NULL,
+  channel        TEXT NOT NULL,
+  address        TEXT NOT NULL,
+  purpose        TEXT NOT NULL,
+  digest         TEXT NOT NULL,
+  attempts       INTEGER NOT NULL DEFAULT 0,
+  window_ends_at INTEGER NOT NULL,
+  created_at     INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  UNIQUE (scope, channel, address, purpose)
+);
+CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at);
+
+CREATE TABLE IF NOT EXISTS sessions (
+  token_hash TEXT PRIMARY KEY,
+  user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user_id ON sessions (user_id);
+CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
+
+-- Keys of calling apps. Only the SHA-256 of a key is stored; `hint` is its
+-- last four characters, for telling keys apart. Revoked keys stay listed.
+CREATE TABLE IF NOT EXISTS api_keys (
+  id         TEXT PRIMARY KEY,
+  key_hash   TEXT NOT NULL UNIQUE,
+  hint       TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  app_name   TEXT,
+  channels   TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+
+-- The security audit trail: one row per security event. The address is
+-- only a keyed hash (HMAC under the pepper), never the address itself.
+-- The cron deletes rows older than AUDIT_RETENTION_DAYS.
+CREATE TABLE IF NOT EXISTS auth_events (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  at           INTEGER NOT NULL,
+  event        TEXT NOT NULL,
+  outcome      TEXT NOT NULL,
+  scope        TEXT,
+  purpose      TEXT,
+  channel      TEXT,
+  address_hash TEXT,
+  ip           TEXT
+);
+CREATE INDEX IF NOT EXISTS auth_events_at ON auth_events (at);
+CREATE INDEX IF NOT EXISTS auth_events_address ON auth_events (address_hash, id);
