@@ -106,6 +106,19 @@ pub struct Hasher {
     params: HashParams,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Argon2 runs on this thread, for the table of what each route costs
+    /// (`service::rounds`).
+    pub static ARGON2_RUNS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one Argon2 run in tests; nothing in the worker.
+fn argon2_run() {
+    #[cfg(test)]
+    ARGON2_RUNS.with(|runs| runs.set(runs.get() + 1));
+}
+
 impl Hasher {
     pub fn new(params: HashParams) -> Self {
         Self { params }
@@ -117,6 +130,7 @@ impl Hasher {
             .map_err(|e| ApiError::internal("password salt: getrandom", e))?;
         let salt = SaltString::encode_b64(&salt)
             .map_err(|e| ApiError::internal("password salt: encode", e))?;
+        argon2_run();
         self.params
             .argon2()
             .hash_password(password.bytes(), &salt)
@@ -134,6 +148,7 @@ impl Hasher {
         }
         // The stored string carries its own parameters; verifying with them
         // lets old hashes keep working after the configuration changes.
+        argon2_run();
         match Argon2::default().verify_password(password.bytes(), &parsed) {
             Ok(()) => Ok(Verdict::Match {
                 needs_rehash: !self.is_current(&parsed),

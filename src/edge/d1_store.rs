@@ -15,7 +15,7 @@ use crate::ports::clock::rfc3339;
 use crate::ports::limits::{SendCount, HOUR};
 use crate::ports::store::{
     is_transient, nth, read_with_retry, Cleanup, Effect, NewCode, NewSession, PasswordLookup,
-    PendingCode, Registered, Registration, Stats, Store, User, UserStats,
+    PendingCode, Registered, Registration, Requested, Stats, Store, User, UserStats,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -25,7 +25,7 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 
 pub struct D1Store(pub D1Database);
 
-/// Every table schema.sql creates.
+/// Every table the migrations create.
 const TABLES: [&str; 6] = [
     "users",
     "codes",
@@ -53,7 +53,7 @@ fn db_error(op: &'static str) -> impl Fn(worker::Error) -> ApiError {
         let schema_errors = ["no such table", "no such column", "has no column named"];
         match schema_errors.iter().any(|s| message.contains(s)) {
             true => ApiError::Unavailable(
-                "the D1 schema is missing or outdated: apply schema.sql".into(),
+                "the D1 schema is missing or outdated: apply the migrations (wrangler d1 migrations apply DB)".into(),
             ),
             false => ApiError::storage(&format!("d1 {op}"), message),
         }
@@ -89,6 +89,7 @@ struct CodeRow {
     attempts: f64,
     expires_at: f64,
     account_password: Option<String>,
+    account_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -233,7 +234,7 @@ impl D1Store {
         match missing.is_empty() {
             true => Ok(()),
             false => Err(ApiError::Unavailable(format!(
-                "the D1 schema is missing or outdated (no table {}): apply schema.sql",
+                "the D1 schema is missing or outdated (no table {}): apply the migrations (wrangler d1 migrations apply DB)",
                 missing.join(", ")
             ))),
         }
@@ -529,6 +530,33 @@ impl Store for D1Store {
         self.batch(OP, vec![code, count]).await?.returned(1)
     }
 
+    async fn request_code(
+        &self,
+        email: &Email,
+        c: &NewCode<'_>,
+        attempts_window_secs: u64,
+        count: &SendCount,
+    ) -> ApiResult<Requested> {
+        const OP: &str = "request_code";
+        let user = self.stmt(
+            OP,
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
+            &[text(email.as_str())],
+        )?;
+        let (guard, guard_args) = send_guard(count, 10);
+        let code = self.code_statement(OP, c, attempts_window_secs, &guard, guard_args)?;
+        let count = self.count_statement(OP, count)?;
+        let results = self.batch(OP, vec![user, code, count]).await?;
+        Ok(Requested {
+            user: results
+                .rows::<UserRow>(0)?
+                .into_iter()
+                .next()
+                .map(User::from),
+            issued: results.returned(2)?,
+        })
+    }
+
     async fn withdraw_code(&self, code_id: &str) -> ApiResult<()> {
         self.write::<serde_json::Value>(
             "withdraw_code",
@@ -552,7 +580,9 @@ impl Store for D1Store {
                      WHERE scope = ?1 AND channel = ?2 AND address = ?3 AND purpose = ?4
                      RETURNING id, digest, attempts, expires_at,
                        (SELECT password_hash FROM users WHERE users.email = codes.address
-                          AND codes.scope = '{CORE_SCOPE}' AND codes.channel = 'email') AS account_password"
+                          AND codes.scope = '{CORE_SCOPE}' AND codes.channel = 'email') AS account_password,
+                       (SELECT id FROM users WHERE users.email = codes.address
+                          AND codes.scope = '{CORE_SCOPE}' AND codes.channel = 'email') AS account_id"
                 ),
                 &[
                     text(key.scope),
@@ -569,6 +599,7 @@ impl Store for D1Store {
             attempts: r.attempts as u32,
             expires_at: r.expires_at as u64,
             account_password: r.account_password,
+            account_id: r.account_id,
         }))
     }
 

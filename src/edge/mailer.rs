@@ -71,7 +71,7 @@ impl Mailer for EdgeMailer {
         match (&self.provider, &self.binding) {
             (MailProvider::Api { .. }, _) => self.api_key.as_ref().map(drop).map_err(Clone::clone),
             (MailProvider::Cloudflare { binding }, None) => Err(ApiError::Unavailable(format!(
-                "MAIL_PROVIDER=cloudflare needs a send_email binding named `{binding}` (see README)"
+                "MAIL_PROVIDER=cloudflare needs a send_email binding named `{binding}` (see docs/providers.md)"
             ))),
             _ => Ok(()),
         }

@@ -20,10 +20,11 @@ use crate::http::cors::Cors;
 use crate::http::request_id::request_id;
 use crate::http::routes::{Route, Row};
 use crate::ports::clock::Clock;
+use crate::ports::limits::CounterWrite;
 use crate::ports::limits::{client_key, RateLimit};
 use crate::ports::store::Store as _;
 use crate::service::diagnostics::{Diagnostic, Diagnostics};
-use crate::service::Service;
+use crate::service::{Later, Service};
 use d1_store::D1Store;
 use dispatch::serve;
 use kv_counters::KvCounters;
@@ -185,6 +186,7 @@ async fn handle(
     let cfg = load_config(env)?;
     let audit = Audit::default();
     let diagnostics = Diagnostics::default();
+    let later = Later::default();
     let svc = Service {
         cfg: &cfg,
         store: database(env)?,
@@ -197,6 +199,7 @@ async fn handle(
         clock: WorkerClock,
         audit: &audit,
         diagnostics: &diagnostics,
+        later: &later,
     };
     let token = header(req, "authorization");
     let mut call = Call {
@@ -210,6 +213,7 @@ async fn handle(
     let answer = serve(flow, &svc, &mut call).await;
     let ip = ip.unwrap_or_else(|| "unknown".into());
     store_events(ctx, env, request_id, audit.take(), ip, svc.clock.now());
+    write_counters(ctx, env, request_id, later.take());
     log_diagnostics(request_id, diagnostics.take());
     answer
 }
@@ -250,6 +254,23 @@ fn store_events(
                 json!({"event": "audit_write_failed", "request_id": request_id, "code": e.code(), "events": events.len()})
             );
         }
+    });
+}
+
+/// Makes the KV writes the flow left for after the answer (`Later`); a
+/// failure is logged under the request id.
+fn write_counters(ctx: &Context, env: &Env, request_id: &str, writes: Vec<CounterWrite>) {
+    if writes.is_empty() {
+        return;
+    }
+    let (env, request_id) = (env.clone(), request_id.to_owned());
+    ctx.wait_until(async move {
+        let diagnostics = Diagnostics::default();
+        match counters(&env) {
+            Ok(kv) => Later::write(&kv, &writes, &diagnostics).await,
+            Err(e) => diagnostics.record("cooldown_write_failed", format!("{e:?}")),
+        }
+        log_diagnostics(&request_id, diagnostics.take());
     });
 }
 

@@ -53,6 +53,20 @@ pub trait Counters {
     async fn put(&self, key: &str, value: &str, ttl_secs: u64) -> ApiResult<()>;
 }
 
+/// A KV write the answer does not wait for: it goes out after the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterWrite {
+    pub key: String,
+    pub value: String,
+    pub ttl_secs: u64,
+}
+
+impl CounterWrite {
+    pub async fn apply(&self, kv: &impl Counters) -> ApiResult<()> {
+        kv.put(&self.key, &self.value, self.ttl_secs).await
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct SendPolicy {
     pub cooldown_secs: u64,
@@ -109,21 +123,15 @@ impl SendPolicy {
             .map(|elapsed| self.cooldown_secs - elapsed))
     }
 
-    /// Starts the cooldown after a delivered send. Without a cooldown
-    /// nothing is written.
-    pub async fn start_cooldown(
-        &self,
-        kv: &impl Counters,
-        tag: &str,
-        lane: &str,
-        now: u64,
-    ) -> ApiResult<()> {
-        if self.cooldown_secs == 0 {
-            return Ok(());
-        }
-        let ttl = self.cooldown_secs.max(KV_MIN_TTL);
-        kv.put(&cooldown_key(tag, lane), &now.to_string(), ttl)
-            .await
+    /// The write that starts the cooldown after a delivered send; none
+    /// without a cooldown. The caller makes it after the answer
+    /// (`service::Later`): the answer does not depend on it.
+    pub fn cooldown_start(&self, tag: &str, lane: &str, now: u64) -> Option<CounterWrite> {
+        (self.cooldown_secs > 0).then(|| CounterWrite {
+            key: cooldown_key(tag, lane),
+            value: now.to_string(),
+            ttl_secs: self.cooldown_secs.max(KV_MIN_TTL),
+        })
     }
 
     /// The counters of one message to the address tagged `tag` from
@@ -201,12 +209,18 @@ mod tests {
     };
     const T0: u64 = 1_800_000_000; // on an hour boundary
 
+    async fn start(policy: SendPolicy, kv: &MemoryCounters, tag: &str, lane: &str, now: u64) {
+        if let Some(write) = policy.cooldown_start(tag, lane, now) {
+            write.apply(kv).await.unwrap();
+        }
+    }
+
     #[test]
     fn cooldown_blocks_until_it_has_passed() {
         let kv = MemoryCounters::default();
         block_on(async {
             assert_eq!(POLICY.cooldown(&kv, "t", VERIFY, T0).await.unwrap(), None);
-            POLICY.start_cooldown(&kv, "t", VERIFY, T0).await.unwrap();
+            start(POLICY, &kv, "t", VERIFY, T0).await;
             assert_eq!(
                 POLICY.cooldown(&kv, "t", VERIFY, T0 + 15).await.unwrap(),
                 Some(45)
@@ -235,7 +249,7 @@ mod tests {
             ..POLICY
         };
         block_on(async {
-            policy.start_cooldown(&kv, "t", VERIFY, T0).await.unwrap();
+            start(policy, &kv, "t", VERIFY, T0).await;
             assert!(kv.0.borrow().is_empty());
             assert_eq!(policy.cooldown(&kv, "t", VERIFY, T0).await.unwrap(), None);
         });
@@ -262,7 +276,7 @@ mod tests {
     #[test]
     fn keys_never_hold_the_address() {
         let kv = MemoryCounters::default();
-        block_on(POLICY.start_cooldown(&kv, "tag123", VERIFY, T0)).unwrap();
+        block_on(start(POLICY, &kv, "tag123", VERIFY, T0));
         assert!(kv
             .0
             .borrow()

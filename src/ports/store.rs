@@ -75,6 +75,18 @@ pub struct PendingCode {
     /// a code bound to a password (`Pepper::bound_code_digest`) must have
     /// been issued for.
     pub account_password: Option<String>,
+    /// For a code of the core flows: the id of the address's account, if
+    /// it has one, read in the same statement that claims the attempt.
+    pub account_id: Option<String>,
+}
+
+/// What a request for a code of the core flows found and did, in one
+/// transaction: the address's account, if any, and whether the code was
+/// filed (`false` when an hourly cap is reached: nothing was written).
+#[derive(Debug, Clone)]
+pub struct Requested {
+    pub user: Option<User>,
+    pub issued: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +123,7 @@ pub enum Effect<'a> {
     /// drops the password and revokes every session: whoever set that
     /// password had not proven the address (account pre-hijacking).
     SignIn {
-        user_id: &'a str,
+        user_id: String,
         session: NewSession,
     },
 }
@@ -175,6 +187,16 @@ pub trait Store {
         attempts_window_secs: u64,
         count: &SendCount,
     ) -> ApiResult<bool>;
+    /// `issue_code` for `email`'s address, with its account read in the
+    /// same transaction: whether or not there is an account, the same
+    /// one round trip (see `Service::request_code`).
+    async fn request_code(
+        &self,
+        email: &Email,
+        code: &NewCode<'_>,
+        attempts_window_secs: u64,
+        count: &SendCount,
+    ) -> ApiResult<Requested>;
     /// Deletes a code whose message could not be delivered, so that it
     /// does not hold a registration nobody received a code for.
     async fn withdraw_code(&self, code_id: &str) -> ApiResult<()>;

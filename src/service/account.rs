@@ -121,7 +121,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     pub async fn verify_email(&self, email: &Email, code: &Code) -> ApiResult<()> {
         let key = account_key(Purpose::VerifyEmail, email);
-        self.redeem(&key, code, |proof| {
+        self.redeem(&key, code, |proof, _| {
             Ok(Effect::MarkVerified {
                 email,
                 password_hash: match proof {
@@ -156,7 +156,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         new_password: &Password,
     ) -> ApiResult<()> {
         let key = account_key(Purpose::ResetPassword, email);
-        self.redeem(&key, code, |_| {
+        self.redeem(&key, code, |_, _| {
             let password_hash = self.hasher().hash(new_password)?;
             Ok(Effect::ResetPassword {
                 email,
@@ -265,14 +265,13 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     }
 
     async fn code_login(&self, email: &Email, code: &Code) -> ApiResult<LoginSession> {
-        // Looked up for known and unknown addresses alike. An unknown address
-        // has a pending code too, which nobody was sent.
-        let user = self.store.user_by_email(email).await?;
         let (session, new_session) = self.new_session(self.clock.now())?;
         let key = account_key(Purpose::Login, email);
-        self.redeem(&key, code, |_| match &user {
-            Some(u) => Ok(Effect::SignIn {
-                user_id: &u.id,
+        // The account is read in the statement that claims the attempt. An
+        // unknown address has a pending code too, which nobody was sent.
+        self.redeem(&key, code, |_, account| match account {
+            Some(user_id) => Ok(Effect::SignIn {
+                user_id,
                 session: new_session,
             }),
             None => Err(ApiError::InvalidCode),
@@ -320,8 +319,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     /// Shared by resend, password reset and code login. Known and unknown
     /// addresses go through the same cooldown read and write and the same
-    /// D1 reads and writes (an unknown address gets a code nobody is told),
-    /// so only the deferred mail differs, and it is sent after the answer.
+    /// D1 transaction, which reads the account and files the code (an
+    /// unknown address gets a code nobody is told), so only the deferred
+    /// mail differs, and it is sent after the answer.
     /// Outside the limits, `limit_is_error` says whether to answer 429.
     async fn request_code(
         &self,
@@ -345,19 +345,23 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         if let Some(retry_after) = self.cooldown(&tag, &key, now).await? {
             return limited(retry_after);
         }
-        let user = self.store.user_by_email(email).await?;
-        let (wanted, outcome) = match (purpose, &user) {
+        let (issued, row) = new_code(pepper, &issue, now)?;
+        let count = self.send_count(&tag, &key, None, now);
+        let requested = self
+            .store
+            .request_code(email, &row.code(&issued.id, &issue), issue.ttl_secs, &count)
+            .await?;
+        if !requested.issued {
+            return limited(count.retry_after(now));
+        }
+        let (wanted, outcome) = match (purpose, &requested.user) {
             (Purpose::VerifyEmail, Some(u)) if u.verified => (false, "already_verified"),
             (_, Some(_)) => (true, "queued"),
             (_, None) => (false, "no_account"),
         };
-        let count = self.send_count(&tag, &key, None, now);
-        let Some(issued) = self.issue_code(pepper, &issue, &count, now).await? else {
-            return limited(count.retry_after(now));
-        };
         // The code is written and its mail will go: from here on a failure
         // is logged, never answered.
-        self.start_cooldown(&tag, &key, now).await;
+        self.start_cooldown(&tag, &key, now);
         self.audit_code(EventKind::CodeSent, outcome, &key);
         Ok(wanted.then(|| self.code_message(purpose, email, &issued)))
     }
@@ -416,7 +420,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             return Err(e);
         }
         self.audit_code(EventKind::CodeSent, outcome, key);
-        self.start_cooldown(tag, key, now).await;
+        self.start_cooldown(tag, key, now);
         Ok(())
     }
 
@@ -607,6 +611,7 @@ mod tests {
                 .await
                 .unwrap();
             assert!(deferred.is_none());
+            w.after_answer().await;
             assert_eq!(
                 w.store.codes.borrow().len(),
                 1,
@@ -699,6 +704,7 @@ mod tests {
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
+            w.after_answer().await;
             let code = w.last_code();
             svc.register(&ann, &pw("correct horse")).await.unwrap();
             assert_eq!(w.mails(), 1);
@@ -939,6 +945,7 @@ mod tests {
             svc.register(&pending, &pw("correct horse")).await.unwrap();
             svc.register(&verified, &pw("correct horse")).await.unwrap();
             svc.verify_email(&verified, &w.last_code()).await.unwrap();
+            w.after_answer().await;
             w.advance(61); // past the cooldown, within the pending code's life
             let mut seen = vec![];
             for who in [
@@ -948,6 +955,7 @@ mod tests {
             ] {
                 w.faults.take();
                 svc.register(&email(who), &pw("whatever pw")).await.unwrap();
+                w.after_answer().await;
                 seen.push((who, w.faults.take()));
             }
             assert_eq!(seen[0].1, ["kv_get", "register", "kv_put"]);
@@ -1081,6 +1089,7 @@ mod tests {
         setup(&w);
         w.faults.take();
         let result = flow(&w);
+        block_on(w.after_answer());
         let calls = w.faults.take().len();
         assert!(result.is_ok(), "{result:?}");
         for n in 1..=calls {
@@ -1089,6 +1098,7 @@ mod tests {
             let baseline = w.sent();
             w.faults.fail_call(n);
             let result = flow(&w);
+            block_on(w.after_answer());
             let messages = sent(&w, &result) - baseline;
             match &result {
                 Err(ApiError::StorageUnavailable(_)) => {
@@ -1157,9 +1167,10 @@ mod tests {
         let w = World::new(&[]);
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
-            w.faults.fail_call(3); // kv_get, register, kv_put
+            w.faults.fail_call(3); // kv_get, register, then kv_put after the answer
             svc.register(&ann, &pw("correct horse")).await.unwrap();
             assert_eq!(w.mails(), 1);
+            w.after_answer().await;
             let logged = w.diagnostics.take();
             assert_eq!(logged.len(), 1);
             assert_eq!(logged[0].event, "cooldown_write_failed");
@@ -1176,6 +1187,7 @@ mod tests {
             svc.resend(&email("victim+1@gmail.com"), Purpose::ResetPassword)
                 .await
                 .unwrap();
+            w.after_answer().await;
             for alias in ["victim+2@gmail.com", "v.i.c.t.i.m@googlemail.com"] {
                 assert!(matches!(
                     svc.resend(&email(alias), Purpose::ResetPassword).await,

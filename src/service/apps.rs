@@ -174,7 +174,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         }
         // Only a delivered message starts the cooldown, so a retry after a
         // provider failure works.
-        self.start_cooldown(&tag, &code_key, now).await;
+        self.start_cooldown(&tag, &code_key, now);
         Ok(SentCode {
             id: issued.id,
             expires_at: rfc3339(issued.expires_at),
@@ -192,8 +192,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             return Err(ApiError::ChannelNotAllowed(to.channel()));
         }
         let scope = app_scope(&key.id);
-        self.redeem(&app_key(&scope, to, purpose), code, |_| Ok(Effect::Nothing))
-            .await
+        self.redeem(&app_key(&scope, to, purpose), code, |_, _| {
+            Ok(Effect::Nothing)
+        })
+        .await
     }
 }
 
@@ -358,8 +360,10 @@ mod tests {
                 svc.send_app_code(&key, &req).await.unwrap_err(),
                 ApiError::MailDeliveryFailed
             );
+            w.after_answer().await;
             // No cooldown after a failure: the retry goes out.
             svc.send_app_code(&key, &req).await.unwrap();
+            w.after_answer().await;
             assert!(matches!(
                 svc.send_app_code(&key, &req).await.unwrap_err(),
                 ApiError::RateLimited {

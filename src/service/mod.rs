@@ -10,6 +10,8 @@ mod admin;
 mod apps;
 pub mod diagnostics;
 #[cfg(test)]
+mod rounds;
+#[cfg(test)]
 mod testkit;
 
 pub use account::LoginSession;
@@ -21,11 +23,13 @@ use crate::domain::channel::Channel;
 use crate::domain::code::{digests_match, Code, CodeKey, CodeSpec, Pepper};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
-use crate::ports::limits::{lane, Counters, SendCount, SendPolicy};
+use crate::ports::limits::{lane, CounterWrite, Counters, SendCount, SendPolicy};
 use crate::ports::store::{Effect, NewCode, Store};
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::Texter;
 use crate::service::diagnostics::Diagnostics;
+use futures_util::future::join_all;
+use std::cell::RefCell;
 
 pub struct Service<'a, S, K, M, T, C> {
     pub cfg: &'a Config,
@@ -38,6 +42,35 @@ pub struct Service<'a, S, K, M, T, C> {
     pub audit: &'a Audit,
     /// Failures the flow absorbed, for the caller to log.
     pub diagnostics: &'a Diagnostics,
+    /// Writes for the caller to make after the answer (`Later::write`).
+    pub later: &'a Later,
+}
+
+/// The KV writes of a request that its answer does not depend on (the
+/// cooldown a delivered send starts): made after the answer, so they add
+/// no round trip to it. A cooldown then starts a few milliseconds later
+/// than the send, which KV's eventual consistency allows anyway; the
+/// hourly caps in D1 stay exact.
+#[derive(Debug, Default)]
+pub struct Later(RefCell<Vec<CounterWrite>>);
+
+impl Later {
+    fn push(&self, write: CounterWrite) {
+        self.0.borrow_mut().push(write);
+    }
+
+    pub fn take(&self) -> Vec<CounterWrite> {
+        self.0.take()
+    }
+
+    /// Makes `writes`, all at once. The messages are out, so a failure is
+    /// recorded for the log, never answered: the client must not send again.
+    pub async fn write(kv: &impl Counters, writes: &[CounterWrite], diagnostics: &Diagnostics) {
+        let outcomes = join_all(writes.iter().map(|w| w.apply(kv))).await;
+        for e in outcomes.into_iter().filter_map(Result::err) {
+            diagnostics.record("cooldown_write_failed", format!("{e:?}"));
+        }
+    }
 }
 
 /// A mail the caller must deliver after answering, so that the answer's
@@ -123,27 +156,22 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         self.policy().count(key.scope, tag, key_quota, now)
     }
 
-    /// Starts `key`'s cooldown after a delivered send. The message is out,
-    /// so a failed write is logged, not answered: the client must not
-    /// send it again.
-    async fn start_cooldown(&self, tag: &str, key: &CodeKey<'_>, now: u64) {
-        if let Err(e) = self
-            .policy()
-            .start_cooldown(&self.counters, tag, &lane(key), now)
-            .await
-        {
-            self.diagnostics
-                .record("cooldown_write_failed", format!("{e:?}"));
+    /// Starts `key`'s cooldown after a delivered send, once the answer
+    /// has gone out (`Later`).
+    fn start_cooldown(&self, tag: &str, key: &CodeKey<'_>, now: u64) {
+        if let Some(write) = self.policy().cooldown_start(tag, &lane(key), now) {
+            self.later.push(write);
         }
     }
 
     /// Checks `code` against the pending one and, if right, consumes it
-    /// atomically together with the effect `unlock` builds.
+    /// atomically together with the effect `unlock` builds from the proof
+    /// and, for a code of the core flows, the address's account id.
     async fn redeem<'e>(
         &self,
         key: &CodeKey<'_>,
         code: &Code,
-        unlock: impl FnOnce(Proof) -> ApiResult<Effect<'e>>,
+        unlock: impl FnOnce(Proof, Option<String>) -> ApiResult<Effect<'e>>,
     ) -> ApiResult<()> {
         let pepper = self.cfg.pepper()?;
         let max = self.cfg.otp_max_attempts;
@@ -182,7 +210,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 return failed("invalid_code", ApiError::InvalidCode);
             }
         };
-        let effect = match unlock(proof) {
+        let effect = match unlock(proof, pending.account_id) {
             Ok(effect) => effect,
             Err(e) => return failed(e.code(), e),
         };

@@ -6,7 +6,7 @@
 //! flow after a named call (`Gate`), so that a test can run another flow
 //! in between, as two concurrent requests would interleave.
 
-use super::Service;
+use super::{Later, Service};
 use crate::config::Config;
 use crate::domain::api_key::{ApiKey, Channels, NewApiKey};
 use crate::domain::audit::{Audit, Event, EventPage, StoredEvent};
@@ -17,7 +17,7 @@ use crate::ports::clock::Clock;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
     Cleanup, Effect, NewCode, NewSession, PasswordLookup, PendingCode, Registered, Registration,
-    Stats, Store, User, UserStats,
+    Requested, Stats, Store, User, UserStats,
 };
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::{TextChannel, TextMessage, Texter};
@@ -40,14 +40,99 @@ fn code_id(k: &CodeKey<'_>) -> CodeId {
     )
 }
 
+/// What a call crosses the network to: in production, a round trip each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    D1,
+    Kv,
+    /// A mail API, Twilio: the delivery.
+    Outbound,
+}
+
+/// One call to D1, KV or a provider, and the round it went out in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traced {
+    pub round: usize,
+    pub on: Resource,
+    pub op: &'static str,
+}
+
+/// Every call the flows make to D1, KV and the providers, grouped into
+/// rounds: a call that starts while another is in flight (awaited together
+/// with `join`) shares its round; one that starts after the others ended
+/// begins the next. With `concurrent` on, each call yields once before it
+/// completes, as a real round trip would, so that joined calls overlap.
+#[derive(Default)]
+pub struct Rounds {
+    pub concurrent: Cell<bool>,
+    in_flight: Cell<usize>,
+    round: Cell<usize>,
+    calls: RefCell<Vec<Traced>>,
+}
+
+impl Rounds {
+    async fn call(&self, on: Resource, op: &'static str) -> InFlight<'_> {
+        if self.in_flight.get() == 0 {
+            self.round.set(self.round.get() + 1);
+        }
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.calls.borrow_mut().push(Traced {
+            round: self.round.get(),
+            on,
+            op,
+        });
+        let call = InFlight(self);
+        if self.concurrent.get() {
+            YieldOnce(false).await;
+        }
+        call
+    }
+
+    /// The calls since the last `take`; the next call starts a new round.
+    pub fn take(&self) -> Vec<Traced> {
+        self.calls.take()
+    }
+}
+
+/// A call in flight; it ends when dropped, at the end of the adapter's method.
+pub struct InFlight<'a>(&'a Rounds);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
+
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match std::mem::replace(&mut self.0, true) {
+            true => Poll::Ready(()),
+            false => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+}
+
 /// The calls the flows make to D1 and KV, in order, and the one to fail.
 #[derive(Default)]
 pub struct Faults {
     calls: RefCell<Vec<&'static str>>,
     fail_at: Cell<Option<usize>>,
+    pub rounds: Rc<Rounds>,
 }
 
 impl Faults {
+    /// One call to `on`: counted, failed if it is the one to fail, traced.
+    async fn call(&self, on: Resource, op: &'static str) -> ApiResult<InFlight<'_>> {
+        self.tick(op)?;
+        Ok(self.rounds.call(on, op).await)
+    }
+
     fn tick(&self, op: &'static str) -> ApiResult<()> {
         let mut calls = self.calls.borrow_mut();
         calls.push(op);
@@ -171,6 +256,7 @@ impl MemoryStore {
             attempts,
             expires_at: c.expires_at,
             account_password: None,
+            account_id: None,
         };
         codes.insert(id, (code, window_ends));
     }
@@ -185,13 +271,13 @@ impl MemoryStore {
 
 impl Store for &MemoryStore {
     async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>> {
-        self.faults.tick("user_by_email")?;
+        let _call = self.faults.call(Resource::D1, "user_by_email").await?;
         let user = self.users.borrow().get(email.as_str()).cloned();
         self.gate.pass("user_by_email").await;
         Ok(user)
     }
     async fn password_lookup(&self, email: &Email, seed: u32) -> ApiResult<PasswordLookup> {
-        self.faults.tick("password_lookup")?;
+        let _call = self.faults.call(Resource::D1, "password_lookup").await?;
         let lookup = {
             let users = self.users.borrow();
             let mut hashes: Vec<(&String, &String)> = users
@@ -208,7 +294,7 @@ impl Store for &MemoryStore {
         Ok(lookup)
     }
     async fn register(&self, r: &Registration<'_>) -> ApiResult<Registered> {
-        self.faults.tick("register")?;
+        let _call = self.faults.call(Resource::D1, "register").await?;
         let existing = self.users.borrow().get(r.email.as_str()).cloned();
         let outcome = match existing {
             Some(u) if u.verified => Registered::AlreadyVerified,
@@ -243,7 +329,10 @@ impl Store for &MemoryStore {
         rehash: Option<&str>,
         session: Option<&NewSession>,
     ) -> ApiResult<bool> {
-        self.faults.tick("after_password_login")?;
+        let _call = self
+            .faults
+            .call(Resource::D1, "after_password_login")
+            .await?;
         let mut users = self.users.borrow_mut();
         let Some(user) = users
             .values_mut()
@@ -262,20 +351,36 @@ impl Store for &MemoryStore {
         Ok(true)
     }
     async fn issue_code(&self, c: &NewCode<'_>, window: u64, count: &SendCount) -> ApiResult<bool> {
-        self.faults.tick("issue_code")?;
+        let _call = self.faults.call(Resource::D1, "issue_code").await?;
         if !self.count(count) {
             return Ok(false);
         }
         self.file_code(c, window);
         Ok(true)
     }
+    async fn request_code(
+        &self,
+        email: &Email,
+        c: &NewCode<'_>,
+        window: u64,
+        count: &SendCount,
+    ) -> ApiResult<Requested> {
+        let _call = self.faults.call(Resource::D1, "request_code").await?;
+        let user = self.users.borrow().get(email.as_str()).cloned();
+        let issued = self.count(count);
+        if issued {
+            self.file_code(c, window);
+        }
+        self.gate.pass("request_code").await;
+        Ok(Requested { user, issued })
+    }
     async fn withdraw_code(&self, id: &str) -> ApiResult<()> {
-        self.faults.tick("withdraw_code")?;
+        let _call = self.faults.call(Resource::D1, "withdraw_code").await?;
         self.codes.borrow_mut().retain(|_, (c, _)| c.id != id);
         Ok(())
     }
     async fn claim_attempt(&self, key: &CodeKey<'_>, max: u32) -> ApiResult<Option<PendingCode>> {
-        self.faults.tick("claim_attempt")?;
+        let _call = self.faults.call(Resource::D1, "claim_attempt").await?;
         let account_password = match (key.scope, key.channel.as_str()) {
             (CORE_SCOPE, "email") => self
                 .users
@@ -284,11 +389,16 @@ impl Store for &MemoryStore {
                 .map(|u| u.password_hash.clone().unwrap_or_default()),
             _ => None,
         };
+        let account_id = match (key.scope, key.channel.as_str()) {
+            (CORE_SCOPE, "email") => self.users.borrow().get(key.address).map(|u| u.id.clone()),
+            _ => None,
+        };
         let mut codes = self.codes.borrow_mut();
         Ok(codes.get_mut(&code_id(key)).map(|(c, _)| {
             c.attempts = (c.attempts + 1).min(max + 1);
             PendingCode {
                 account_password,
+                account_id,
                 ..c.clone()
             }
         }))
@@ -300,7 +410,7 @@ impl Store for &MemoryStore {
         effect: Effect<'_>,
         now: u64,
     ) -> ApiResult<bool> {
-        self.faults.tick("consume_code")?;
+        let _call = self.faults.call(Resource::D1, "consume_code").await?;
         let mut codes = self.codes.borrow_mut();
         let Some(key) = codes
             .iter()
@@ -346,16 +456,16 @@ impl Store for &MemoryStore {
                     if !u.verified {
                         u.verified = true;
                         u.password_hash = None;
-                        sessions.retain(|_, (uid, _)| uid != user_id);
+                        sessions.retain(|_, (uid, _)| *uid != user_id);
                     }
                 }
-                sessions.insert(session.token_hash, (user_id.into(), session.expires_at));
+                sessions.insert(session.token_hash, (user_id, session.expires_at));
             }
         }
         Ok(true)
     }
     async fn session_user(&self, hash: &str, now: u64) -> ApiResult<Option<User>> {
-        self.faults.tick("session_user")?;
+        let _call = self.faults.call(Resource::D1, "session_user").await?;
         let sessions = self.sessions.borrow();
         let Some((uid, _)) = sessions.get(hash).filter(|(_, exp)| *exp > now) else {
             return Ok(None);
@@ -363,7 +473,7 @@ impl Store for &MemoryStore {
         Ok(self.users.borrow().values().find(|u| &u.id == uid).cloned())
     }
     async fn delete_session(&self, hash: &str) -> ApiResult<Option<String>> {
-        self.faults.tick("delete_session")?;
+        let _call = self.faults.call(Resource::D1, "delete_session").await?;
         let Some((uid, _)) = self.sessions.borrow_mut().remove(hash) else {
             return Ok(None);
         };
@@ -381,7 +491,7 @@ impl Store for &MemoryStore {
         new: &NewApiKey,
         now: u64,
     ) -> ApiResult<()> {
-        self.faults.tick("create_api_key")?;
+        let _call = self.faults.call(Resource::D1, "create_api_key").await?;
         let key = ApiKey {
             id: id.into(),
             name: new.name.clone(),
@@ -395,7 +505,7 @@ impl Store for &MemoryStore {
         Ok(())
     }
     async fn api_keys(&self) -> ApiResult<Vec<ApiKey>> {
-        self.faults.tick("api_keys")?;
+        let _call = self.faults.call(Resource::D1, "api_keys").await?;
         Ok(self
             .keys
             .borrow()
@@ -405,7 +515,7 @@ impl Store for &MemoryStore {
             .collect())
     }
     async fn api_key_by_hash(&self, hash: &str) -> ApiResult<Option<ApiKey>> {
-        self.faults.tick("api_key_by_hash")?;
+        let _call = self.faults.call(Resource::D1, "api_key_by_hash").await?;
         let keys = self.keys.borrow();
         Ok(keys
             .iter()
@@ -413,7 +523,7 @@ impl Store for &MemoryStore {
             .map(|(_, k)| k.clone()))
     }
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {
-        self.faults.tick("revoke_api_key")?;
+        let _call = self.faults.call(Resource::D1, "revoke_api_key").await?;
         let mut keys = self.keys.borrow_mut();
         let Some((_, k)) = keys.iter_mut().find(|(_, k)| k.id == id) else {
             return Ok(false);
@@ -424,7 +534,7 @@ impl Store for &MemoryStore {
         Ok(true)
     }
     async fn stats(&self, _now: u64) -> ApiResult<Stats> {
-        self.faults.tick("stats")?;
+        let _call = self.faults.call(Resource::D1, "stats").await?;
         let users = self.users.borrow();
         Ok(Stats {
             active_codes: self.codes.borrow().len() as u64,
@@ -443,7 +553,7 @@ impl Store for &MemoryStore {
         unimplemented!("the cron is tested end to end")
     }
     async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()> {
-        self.faults.tick("record_events")?;
+        let _call = self.faults.call(Resource::D1, "record_events").await?;
         let mut stored = self.events.borrow_mut();
         for e in events {
             let id = stored.len() as u64 + 1;
@@ -466,7 +576,7 @@ impl Store for &MemoryStore {
         page: &EventPage,
         address_hash: Option<&str>,
     ) -> ApiResult<Vec<StoredEvent>> {
-        self.faults.tick("events")?;
+        let _call = self.faults.call(Resource::D1, "events").await?;
         Ok(self
             .events
             .borrow()
@@ -489,11 +599,11 @@ pub struct MemoryKv {
 
 impl Counters for &MemoryKv {
     async fn get(&self, key: &str) -> ApiResult<Option<String>> {
-        self.faults.tick("kv_get")?;
+        let _call = self.faults.call(Resource::Kv, "kv_get").await?;
         Ok(self.entries.borrow().get(key).cloned())
     }
     async fn put(&self, key: &str, value: &str, _ttl: u64) -> ApiResult<()> {
-        self.faults.tick("kv_put")?;
+        let _call = self.faults.call(Resource::Kv, "kv_put").await?;
         self.entries.borrow_mut().insert(key.into(), value.into());
         Ok(())
     }
@@ -505,6 +615,7 @@ pub struct Outbox {
     pub mails: RefCell<Vec<Message>>,
     pub texts: RefCell<Vec<TextMessage>>,
     pub fail_next: Cell<bool>,
+    pub rounds: Rc<Rounds>,
 }
 
 impl Outbox {
@@ -521,6 +632,7 @@ impl Mailer for &Outbox {
         Ok(())
     }
     async fn send(&self, m: &Message) -> ApiResult<()> {
+        let _call = self.rounds.call(Resource::Outbound, "mail").await;
         self.deliver()?;
         self.mails.borrow_mut().push(m.clone());
         Ok(())
@@ -532,6 +644,7 @@ impl Texter for &Outbox {
         Ok(())
     }
     async fn send(&self, m: &TextMessage) -> ApiResult<()> {
+        let _call = self.rounds.call(Resource::Outbound, "text").await;
         self.deliver()?;
         self.texts.borrow_mut().push(m.clone());
         Ok(())
@@ -557,6 +670,7 @@ pub struct World {
     pub clock: TestClock,
     pub audit: Audit,
     pub diagnostics: Diagnostics,
+    pub later: Later,
     /// Shared by the store and KV: one sequence of calls.
     pub faults: Rc<Faults>,
 }
@@ -574,6 +688,7 @@ impl World {
         ]);
         vars.extend(extra.iter().copied());
         let faults = Rc::new(Faults::default());
+        let rounds = faults.rounds.clone();
         World {
             cfg: Config::load(|k| vars.get(k).map(|v| v.to_string())).unwrap(),
             store: MemoryStore {
@@ -584,10 +699,14 @@ impl World {
                 faults: faults.clone(),
                 ..MemoryKv::default()
             },
-            outbox: Outbox::default(),
+            outbox: Outbox {
+                rounds,
+                ..Outbox::default()
+            },
             clock: TestClock(Cell::new(1_800_000_000)),
             audit: Audit::default(),
             diagnostics: Diagnostics::default(),
+            later: Later::default(),
             faults,
         }
     }
@@ -602,7 +721,29 @@ impl World {
             clock: &self.clock,
             audit: &self.audit,
             diagnostics: &self.diagnostics,
+            later: &self.later,
         }
+    }
+
+    /// What the worker does once a request's answer has gone out: the KV
+    /// writes the flow left for later (`Later`).
+    pub async fn after_answer(&self) {
+        let writes = self.later.take();
+        Later::write(&&self.counters, &writes, &self.diagnostics).await;
+    }
+
+    pub fn after_answer_now(&self) {
+        pollster::block_on(self.after_answer());
+    }
+
+    /// A session token of `email`'s account, signed in with `password`.
+    pub fn login_token(
+        &self,
+        email: &Email,
+        password: &crate::domain::password::Password,
+    ) -> String {
+        let session = pollster::block_on(self.svc().login(email, password)).unwrap();
+        session.token.expose().to_owned()
     }
 
     /// Messages of any kind sent so far.

@@ -1,0 +1,419 @@
+//! What each route costs on the platform: the round trips on its path to
+//! the answer (in production each D1 or KV call and each provider call
+//! crosses the network: a few ms to D1's primary in its region, 100 ms or
+//! more from another continent), every call it makes, and the Argon2 runs
+//! (~45 ms of CPU each in workerd).
+//!
+//! Each route's flow runs over the testkit with tracing adapters, called
+//! as `edge::dispatch` calls it (the API key first on `/v1/otp/*`), then
+//! what the worker does after the answer (`wait_until`): the deferred
+//! mail, the `Later` KV writes, the audit trail. Calls awaited together
+//! with `join` share a round. `EXPECTED` pins the table: a route that gets
+//! slower, or faster, fails here until the table and docs/performance.md
+//! (which shows the same table) say so.
+//!
+//! Not here, because they are not flows: `GET /healthz` (one D1 read) and
+//! `GET /openapi.json` (none). The Rate Limiting binding's check on every
+//! request is answered in the colo from a cache the platform keeps, not a
+//! round trip to a store, and is left out of the counts.
+
+use super::testkit::{Resource, Traced, World, ADMIN};
+use super::Deferred;
+use crate::domain::api_key::NewApiKey;
+use crate::domain::audit::EventPage;
+use crate::domain::channel::Channel;
+use crate::domain::code::CodeSpec;
+use crate::domain::email::Email;
+use crate::domain::password::{Password, ARGON2_RUNS};
+use crate::domain::purpose::{AppPurpose, Purpose};
+use crate::domain::recipient::Recipient;
+use crate::error::ApiResult;
+use crate::ports::store::Store;
+use crate::providers::mail::Mailer;
+use crate::service::AppCode;
+use pollster::block_on;
+use std::collections::BTreeSet;
+use std::future::Future;
+
+/// Milliseconds one round trip adds, for the table's estimate: D1's
+/// primary from a colo in its region is a few ms, from another continent
+/// 100 ms or more.
+const MS_PER_ROUND: usize = 30;
+
+/// One route's cost: on the path to the answer, and after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cost {
+    route: &'static str,
+    /// Sequential rounds of network calls before the answer.
+    rounds: usize,
+    d1: usize,
+    kv: usize,
+    outbound: usize,
+    argon2: usize,
+    /// Calls after the answer (`wait_until`): D1, KV, outbound.
+    later: (usize, usize, usize),
+}
+
+const fn cost(
+    route: &'static str,
+    rounds: usize,
+    (d1, kv, outbound): (usize, usize, usize),
+    argon2: usize,
+    later: (usize, usize, usize),
+) -> Cost {
+    Cost {
+        route,
+        rounds,
+        d1,
+        kv,
+        outbound,
+        argon2,
+        later,
+    }
+}
+
+/// The table: route, rounds before the answer, (D1, KV, provider) calls
+/// before it, Argon2 runs, and (D1, KV, provider) calls after it.
+#[rustfmt::skip]
+const EXPECTED: &[Cost] = &[
+    cost("POST /v1/register",                         3, (1, 1, 1), 1, (1, 1, 0)),
+    cost("POST /v1/verify-email",                     2, (2, 0, 0), 0, (1, 0, 0)),
+    cost("POST /v1/resend",                           2, (1, 1, 0), 0, (1, 1, 1)),
+    cost("POST /v1/login",                            2, (2, 0, 0), 1, (1, 0, 0)),
+    cost("POST /v1/login (unverified: mails a code)", 4, (2, 1, 1), 1, (1, 1, 0)),
+    cost("POST /v1/login/code",                       2, (1, 1, 0), 0, (1, 1, 1)),
+    cost("POST /v1/login/code/verify",                2, (2, 0, 0), 0, (1, 0, 0)),
+    cost("POST /v1/password-reset",                   2, (1, 1, 0), 0, (1, 1, 1)),
+    cost("POST /v1/password-reset/confirm",           2, (2, 0, 0), 1, (1, 0, 0)),
+    cost("GET /v1/me",                                1, (1, 0, 0), 0, (0, 0, 0)),
+    cost("DELETE /v1/session",                        1, (1, 0, 0), 0, (1, 0, 0)),
+    cost("POST /v1/otp/send (email)",                 4, (2, 1, 1), 0, (1, 1, 0)),
+    cost("POST /v1/otp/send (sms)",                   4, (2, 1, 1), 0, (1, 1, 0)),
+    cost("POST /v1/otp/verify",                       3, (3, 0, 0), 0, (1, 0, 0)),
+    cost("GET /v1/admin/stats",                       1, (1, 0, 0), 0, (0, 0, 0)),
+    cost("GET /v1/admin/api-keys",                    1, (1, 0, 0), 0, (0, 0, 0)),
+    cost("POST /v1/admin/api-keys",                   1, (1, 0, 0), 0, (1, 0, 0)),
+    cost("DELETE /v1/admin/api-keys/{id}",            1, (1, 0, 0), 0, (1, 0, 0)),
+    cost("GET /v1/admin/events",                      1, (1, 0, 0), 0, (0, 0, 0)),
+];
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+fn pw(s: &str) -> Password {
+    Password::parse(s, 8, "password").unwrap()
+}
+
+fn count(calls: &[Traced], on: Resource) -> usize {
+    calls.iter().filter(|c| c.on == on).count()
+}
+
+/// Runs `flow` as one request, then the worker's work after the answer,
+/// and returns what it cost. `deferred` is the mail the answer leaves for
+/// later, if the flow returns one.
+fn measure<R>(
+    w: &World,
+    route: &'static str,
+    flow: impl Future<Output = ApiResult<R>>,
+    deferred: impl FnOnce(&ApiResult<R>) -> Deferred,
+) -> Cost {
+    let rounds = &w.faults.rounds;
+    w.after_answer_now();
+    w.audit.take();
+    rounds.take();
+    ARGON2_RUNS.with(|r| r.set(0));
+    rounds.concurrent.set(true);
+    let result = block_on(flow);
+    let path = rounds.take();
+    let argon2 = ARGON2_RUNS.with(|r| r.get());
+    // After the answer, as `edge::handle` and `dispatch::code_sent` do it.
+    let mail = deferred(&result);
+    block_on(async {
+        if let Some(message) = mail {
+            (&w.outbox).send(&message).await.unwrap();
+        }
+        w.after_answer().await;
+        let events = w.audit.take();
+        if !events.is_empty() {
+            (&w.store).record_events(&events, "ip", 0).await.unwrap();
+        }
+    });
+    let later = rounds.take();
+    rounds.concurrent.set(false);
+    Cost {
+        route,
+        rounds: path.iter().map(|c| c.round).collect::<BTreeSet<_>>().len(),
+        d1: count(&path, Resource::D1),
+        kv: count(&path, Resource::Kv),
+        outbound: count(&path, Resource::Outbound),
+        argon2,
+        later: (
+            count(&later, Resource::D1),
+            count(&later, Resource::Kv),
+            count(&later, Resource::Outbound),
+        ),
+    }
+}
+
+fn no_mail<R>(_: &ApiResult<R>) -> Deferred {
+    None
+}
+
+fn the_mail(r: &ApiResult<Deferred>) -> Deferred {
+    r.as_ref().ok().cloned().flatten()
+}
+
+/// Every route's cost, measured.
+fn measured() -> Vec<Cost> {
+    let mut costs = vec![];
+    let ann = email("ann@example.com");
+    let password = pw("correct horse");
+    // A world with ann registered, verified, and past every cooldown.
+    let verified = || {
+        let w = World::new(&[]);
+        block_on(async {
+            w.svc().register(&ann, &password).await.unwrap();
+            w.svc().verify_email(&ann, &w.last_code()).await.unwrap();
+        });
+        w.after_answer_now();
+        w.advance(61);
+        w
+    };
+
+    let w = World::new(&[]);
+    costs.push(measure(
+        &w,
+        "POST /v1/register",
+        w.svc().register(&ann, &password),
+        no_mail,
+    ));
+    let code = w.last_code();
+    costs.push(measure(
+        &w,
+        "POST /v1/verify-email",
+        w.svc().verify_email(&ann, &code),
+        no_mail,
+    ));
+
+    let w = World::new(&[]);
+    block_on(w.svc().register(&ann, &password)).unwrap();
+    w.after_answer_now();
+    w.advance(61);
+    costs.push(measure(
+        &w,
+        "POST /v1/resend",
+        w.svc().resend(&ann, Purpose::VerifyEmail),
+        the_mail,
+    ));
+    w.advance(61);
+    costs.push(measure(
+        &w,
+        "POST /v1/login (unverified: mails a code)",
+        w.svc().login(&ann, &password),
+        no_mail,
+    ));
+
+    let w = verified();
+    costs.push(measure(
+        &w,
+        "POST /v1/login",
+        w.svc().login(&ann, &password),
+        no_mail,
+    ));
+    costs.push(measure(
+        &w,
+        "POST /v1/login/code",
+        w.svc().login_code(&ann),
+        the_mail,
+    ));
+    let code = w.last_code();
+    costs.push(measure(
+        &w,
+        "POST /v1/login/code/verify",
+        w.svc().login_with_code(&ann, &code),
+        no_mail,
+    ));
+    costs.push(measure(
+        &w,
+        "POST /v1/password-reset",
+        w.svc().password_reset(&ann),
+        the_mail,
+    ));
+    let code = w.last_code();
+    costs.push(measure(
+        &w,
+        "POST /v1/password-reset/confirm",
+        w.svc()
+            .confirm_password_reset(&ann, &code, &pw("battery staple")),
+        no_mail,
+    ));
+
+    let w = verified();
+    let token = w.login_token(&ann, &password);
+    costs.push(measure(&w, "GET /v1/me", w.svc().me(Some(&token)), no_mail));
+    costs.push(measure(
+        &w,
+        "DELETE /v1/session",
+        w.svc().logout(Some(&token)),
+        no_mail,
+    ));
+
+    for (channel, to, route) in [
+        (
+            Channel::Email,
+            "bob@example.com",
+            "POST /v1/otp/send (email)",
+        ),
+        (Channel::Sms, "+14155550100", "POST /v1/otp/send (sms)"),
+    ] {
+        let w = World::new(&[]);
+        let (_, secret) = w.api_key(&["email", "sms"]);
+        let request = AppCode::new(
+            Recipient::parse(channel, to).unwrap(),
+            AppPurpose::parse("checkout").unwrap(),
+            CodeSpec::digits(6),
+            300,
+        )
+        .unwrap();
+        let svc = w.svc();
+        let send = async {
+            let key = svc.api_key(Some(&secret)).await?;
+            svc.send_app_code(&key, &request).await
+        };
+        costs.push(measure(&w, route, send, no_mail));
+        if channel == Channel::Email {
+            let code = w.last_code();
+            let verify = async {
+                let key = svc.api_key(Some(&secret)).await?;
+                svc.verify_app_code(&key, &request.to, &request.purpose, &code)
+                    .await
+            };
+            costs.push(measure(&w, "POST /v1/otp/verify", verify, no_mail));
+        }
+    }
+
+    let w = verified();
+    let svc = w.svc();
+    costs.push(measure(
+        &w,
+        "GET /v1/admin/stats",
+        svc.admin_stats(ADMIN),
+        no_mail,
+    ));
+    costs.push(measure(
+        &w,
+        "GET /v1/admin/api-keys",
+        svc.api_keys(ADMIN),
+        no_mail,
+    ));
+    let new = NewApiKey::parse("shop", None, &["email"]).unwrap();
+    let created = measure(
+        &w,
+        "POST /v1/admin/api-keys",
+        svc.create_api_key(ADMIN, &new),
+        no_mail,
+    );
+    costs.push(created);
+    let id = w.store.keys.borrow()[0].1.id.clone();
+    costs.push(measure(
+        &w,
+        "DELETE /v1/admin/api-keys/{id}",
+        svc.revoke_api_key(ADMIN, &id),
+        no_mail,
+    ));
+    let page = EventPage::parse(None, None).unwrap();
+    costs.push(measure(
+        &w,
+        "GET /v1/admin/events",
+        svc.events(ADMIN, &page, None),
+        no_mail,
+    ));
+    costs
+}
+
+/// The table as docs/performance.md shows it.
+fn markdown(costs: &[Cost]) -> String {
+    let mut out = String::from(
+        "| Route | Rounds before the answer | Est. added latency | D1 / KV / provider calls before | Argon2 runs | D1 / KV / provider calls after |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for c in costs {
+        out += &format!(
+            "| `{}` | {} | {} ms | {} / {} / {} | {} | {} / {} / {} |\n",
+            c.route,
+            c.rounds,
+            c.rounds * MS_PER_ROUND,
+            c.d1,
+            c.kv,
+            c.outbound,
+            c.argon2,
+            c.later.0,
+            c.later.1,
+            c.later.2
+        );
+    }
+    out
+}
+
+#[test]
+fn every_route_makes_the_round_trips_the_table_says() {
+    let mut measured = measured();
+    let order = |c: &Cost| EXPECTED.iter().position(|e| e.route == c.route);
+    measured.sort_by_key(order);
+    assert!(
+        measured == EXPECTED,
+        "measured:\n{}\nexpected:\n{}",
+        markdown(&measured),
+        markdown(EXPECTED)
+    );
+}
+
+#[test]
+fn the_performance_doc_shows_the_table() {
+    let doc = include_str!("../../docs/performance.md");
+    let table = markdown(EXPECTED);
+    assert!(
+        doc.contains(&table),
+        "docs/performance.md must hold this table:\n{table}"
+    );
+}
+
+#[test]
+fn the_targets_hold_code_sends_one_kv_round_and_me_one_d1_round() {
+    for c in EXPECTED {
+        let sends = [
+            "POST /v1/resend",
+            "POST /v1/login/code",
+            "POST /v1/password-reset",
+            "POST /v1/register",
+        ];
+        if sends.contains(&c.route) || c.route.starts_with("POST /v1/otp/send") {
+            assert!(c.kv <= 1, "{}: one KV read on the path", c.route);
+            assert!(c.outbound <= 1, "{}: one delivery at most", c.route);
+        }
+    }
+    let me = EXPECTED.iter().find(|c| c.route == "GET /v1/me").unwrap();
+    assert_eq!((me.rounds, me.d1), (1, 1));
+}
+
+#[test]
+fn calls_awaited_together_share_a_round() {
+    let w = World::new(&[]);
+    let rounds = &w.faults.rounds;
+    rounds.concurrent.set(true);
+    let svc = w.svc();
+    let ann = email("ann@example.com");
+    block_on(async {
+        let _ =
+            futures_util::future::join(svc.store.user_by_email(&ann), svc.store.api_keys()).await;
+        let _ = svc.store.user_by_email(&ann).await;
+    });
+    let calls = rounds.take();
+    let per_round: Vec<usize> = calls.iter().map(|c| c.round).collect();
+    assert_eq!(per_round[0], per_round[1], "joined: one round");
+    assert_eq!(
+        per_round[2],
+        per_round[1] + 1,
+        "awaited after: the next round"
+    );
+}
