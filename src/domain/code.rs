@@ -129,8 +129,11 @@ pub const CORE_SCOPE: &str = "core";
 
 /// The scope of an API key's codes: one app never verifies another's.
 pub fn app_scope(key_id: &str) -> String {
-    format!("key:{key_id}")
+    format!("{APP_SCOPE_PREFIX}{key_id}")
 }
+
+/// What an app's scope is named with, before its key's id.
+pub const APP_SCOPE_PREFIX: &str = "key:";
 
 /// Everything a pending code is filed under; at most one code per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 use crate::domain::api_key::{ApiKey, Channels, NewApiKey};
 use crate::domain::audit::{Event, EventPage, StoredEvent};
-use crate::domain::code::{app_scope, CodeKey, CORE_SCOPE};
+use crate::domain::code::{app_scope, CodeKey, APP_SCOPE_PREFIX, CORE_SCOPE};
 use crate::domain::email::Email;
 use crate::domain::purpose::Purpose;
 use crate::error::{ApiError, ApiResult};
@@ -90,6 +90,19 @@ struct CodeRow {
     expires_at: f64,
     account_password: Option<String>,
     account_id: Option<String>,
+}
+
+impl From<CodeRow> for PendingCode {
+    fn from(r: CodeRow) -> Self {
+        PendingCode {
+            id: r.id,
+            digest: r.digest,
+            attempts: r.attempts as u32,
+            expires_at: r.expires_at as u64,
+            account_password: r.account_password,
+            account_id: r.account_id,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -593,14 +606,53 @@ impl Store for D1Store {
                 ],
             )
             .await?;
-        Ok(row.map(|r| PendingCode {
-            id: r.id,
-            digest: r.digest,
-            attempts: r.attempts as u32,
-            expires_at: r.expires_at as u64,
-            account_password: r.account_password,
-            account_id: r.account_id,
-        }))
+        Ok(row.map(PendingCode::from))
+    }
+
+    async fn claim_app_attempt(
+        &self,
+        key_hash: &str,
+        key: &CodeKey<'_>,
+        max_attempts: u32,
+    ) -> ApiResult<(Option<ApiKey>, Option<PendingCode>)> {
+        const OP: &str = "claim_app_attempt";
+        let active_key = "FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL";
+        let lookup = self.stmt(
+            OP,
+            &format!("SELECT {KEY_COLUMNS} {active_key}"),
+            &[text(key_hash)],
+        )?;
+        // The scope is the key's, if the key exists, is not revoked and
+        // allows the channel: otherwise no row matches and no guess counts.
+        let claim = self.stmt(
+            OP,
+            &format!(
+                "UPDATE codes SET attempts = MIN(attempts + 1, ?5 + 1)
+                 WHERE scope = (SELECT '{APP_SCOPE_PREFIX}' || id {active_key}
+                                  AND instr(',' || channels || ',', ',' || ?2 || ',') > 0)
+                   AND channel = ?2 AND address = ?3 AND purpose = ?4
+                 RETURNING id, digest, attempts, expires_at, NULL AS account_password, NULL AS account_id"
+            ),
+            &[
+                text(key_hash),
+                text(key.channel.as_str()),
+                text(key.address),
+                text(key.purpose),
+                number(max_attempts.into()),
+            ],
+        )?;
+        let results = self.batch(OP, vec![lookup, claim]).await?;
+        let found = results
+            .rows::<KeyRow>(0)?
+            .into_iter()
+            .next()
+            .map(ApiKey::from);
+        let pending = results
+            .rows::<CodeRow>(1)?
+            .into_iter()
+            .next()
+            .map(PendingCode::from);
+        Ok((found, pending))
     }
 
     async fn consume_code(

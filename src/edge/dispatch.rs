@@ -5,7 +5,7 @@
 use super::mailer::EdgeMailer;
 use super::respond;
 use super::{check_limit, Call, EdgeService};
-use crate::domain::api_key::ApiKey;
+use crate::domain::api_key::{is_well_formed, ApiKey};
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
 use crate::http::requests::{
@@ -42,25 +42,39 @@ pub(super) async fn serve(
             let body = body(svc, call).await?;
             admin(route, svc, &body, call).await
         }
+        // The flows look the key up in their first round, together with
+        // other work. A bearer not shaped like a key is refused before the
+        // body is read, and an error in the body is told only to a valid key.
         Flow::App(route) => {
-            let key = authenticate_app(svc, call).await?;
-            let body = body(svc, call).await?;
-            app(route, svc, &key, &body).await
+            let bearer = match call.token.clone() {
+                Some(bearer) if is_well_formed(&bearer) => bearer,
+                _ => return refuse_key(svc, call).await,
+            };
+            let answer = match body(svc, call).await {
+                Ok(body) => app(route, svc, &bearer, &body).await,
+                Err(e) => held(svc, &bearer, e).await,
+            };
+            match answer {
+                Err(ApiError::Unauthorized) => refuse_key(svc, call).await,
+                answer => answer,
+            }
         }
     }
 }
 
-/// The API key of `/v1/otp/*`. A wrong key also counts against the
-/// client's strict limit, so guessing keys gets the same cap as any
-/// anonymous request; past it, the refusal is not audited either.
-async fn authenticate_app(svc: &EdgeService<'_>, call: &Call<'_>) -> ApiResult<ApiKey> {
-    match svc.api_key(call.token.as_deref()).await {
-        Err(ApiError::Unauthorized) => {
-            check_limit(call.env, CLIENT_LIMIT, &call.client).await?;
-            Err(svc.refuse_key())
-        }
-        outcome => outcome,
-    }
+/// A refused API key also counts against the client's strict limit, so
+/// guessing keys gets the same cap as any anonymous request; past it, the
+/// refusal is not audited either.
+async fn refuse_key(svc: &EdgeService<'_>, call: &Call<'_>) -> ApiResult<Response> {
+    check_limit(call.env, CLIENT_LIMIT, &call.client).await?;
+    Err(svc.refuse_key())
+}
+
+/// An error in an app's request, answered only once its key is known good:
+/// without a valid key, nothing about the request matters.
+async fn held<T>(svc: &EdgeService<'_>, bearer: &str, error: ApiError) -> ApiResult<T> {
+    svc.api_key(Some(bearer)).await?;
+    Err(error)
 }
 
 /// The pepper, then the body, as the row asks. No pepper, no service:
@@ -196,25 +210,32 @@ async fn admin(
     }
 }
 
-/// `/v1/otp/*`, for the app holding `key`.
+/// `/v1/otp/*`, for the app holding the key `bearer`.
 async fn app(
     route: AppRoute,
     svc: &EdgeService<'_>,
-    key: &ApiKey,
+    bearer: &str,
     body: &JsonBody,
 ) -> ApiResult<Response> {
     match route {
         AppRoute::Send => {
-            let OtpSend(request) = OtpSend::parse(body, svc.cfg)?;
-            let sent = svc.send_app_code(key, &request).await?;
+            let OtpSend(request) = match OtpSend::parse(body, svc.cfg) {
+                Ok(parsed) => parsed,
+                Err(e) => return held(svc, bearer, e).await,
+            };
+            let sent = svc.send_app_code(bearer, &request).await?;
             Ok(respond::json(
                 202,
                 &json!({"id": sent.id, "expires_at": sent.expires_at}),
             ))
         }
         AppRoute::Verify => {
-            let r = OtpVerify::parse(body)?;
-            svc.verify_app_code(key, &r.to, &r.purpose, &r.code).await?;
+            let r = match OtpVerify::parse(body) {
+                Ok(parsed) => parsed,
+                Err(e) => return held(svc, bearer, e).await,
+            };
+            svc.verify_app_code(bearer, &r.to, &r.purpose, &r.code)
+                .await?;
             Ok(respond::json(200, &json!({"valid": true})))
         }
     }

@@ -211,6 +211,18 @@ pub trait Store {
         key: &CodeKey<'_>,
         max_attempts: u32,
     ) -> ApiResult<Option<PendingCode>>;
+    /// `/v1/otp/verify`'s first round, one transaction: the key behind
+    /// `key_hash`, if it exists and is not revoked, and, when that key
+    /// allows `key.channel`, the guess counted against its pending code
+    /// under (`key.channel`, `key.address`, `key.purpose`) as
+    /// `claim_attempt` counts it. `key.scope` is ignored: it is the key's,
+    /// which this call finds. A wrong key or channel counts no guess.
+    async fn claim_app_attempt(
+        &self,
+        key_hash: &str,
+        key: &CodeKey<'_>,
+        max_attempts: u32,
+    ) -> ApiResult<(Option<ApiKey>, Option<PendingCode>)>;
     /// Deletes the code and applies `effect` in one transaction, only if the
     /// code still exists unspent. Exactly one concurrent caller gets `true`.
     async fn consume_code(

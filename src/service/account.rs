@@ -1202,7 +1202,7 @@ mod tests {
     #[test]
     fn the_core_flows_cannot_use_up_an_apps_sends_to_an_address() {
         let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
-        let (key, _) = w.api_key(&["email"]);
+        let (_, key) = w.api_key(&["email"]);
         let svc = w.svc();
         let victim = email("victim@example.com");
         block_on(async {
@@ -1234,7 +1234,7 @@ mod tests {
             ("MAX_SENDS_PER_HOUR", "3"),
             ("MAX_SENDS_PER_ADDRESS_PER_HOUR", "4"),
         ]);
-        let keys = [w.api_key(&["email"]).0, w.api_key(&["email"]).0];
+        let keys = [w.api_key(&["email"]).1, w.api_key(&["email"]).1];
         let svc = w.svc();
         let app = crate::service::AppCode::new(
             crate::domain::recipient::Recipient::parse(Channel::Email, "victim@example.com")

@@ -17,6 +17,7 @@ use crate::ports::store::{Effect, Store};
 use crate::providers::mail::{code_message, Mailer};
 use crate::providers::template::{Kind, Values};
 use crate::providers::text::{TextChannel, TextMessage, Texter};
+use futures_util::future::join;
 
 pub const MIN_TTL_SECS: u64 = 60;
 pub const MAX_TTL_SECS: u64 = 86_400;
@@ -95,10 +96,38 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         ApiError::Unauthorized
     }
 
-    pub async fn send_app_code(&self, key: &ApiKey, req: &AppCode) -> ApiResult<SentCode> {
+    /// `/v1/otp/send` for the app holding the key `bearer`. The key's
+    /// lookup (D1) and the cooldown's read (KV) go out together, one round:
+    /// the cooldown is named after the key's hash, which is known before
+    /// the lookup. A key that does not exist or is revoked is
+    /// `Unauthorized`, not audited here: the caller holds the client to
+    /// its limit first, then `refuse_key`.
+    pub async fn send_app_code(&self, bearer: &str, req: &AppCode) -> ApiResult<SentCode> {
+        if !is_well_formed(bearer) {
+            return Err(ApiError::Unauthorized);
+        }
+        let pepper = self.cfg.pepper()?;
+        let now = self.clock.now();
+        let key_hash = token_hash(bearer);
+        let lane_scope = cooldown_scope(&key_hash);
+        let lane = app_key(&lane_scope, &req.to, &req.purpose);
+        let tag = self.limit_tag(pepper, &lane);
+        let (found, cooldown) = join(
+            self.store.api_key_by_hash(&key_hash),
+            self.cooldown(&tag, &lane, now),
+        )
+        .await;
+        let key = found?.ok_or(ApiError::Unauthorized)?;
         let scope = app_scope(&key.id);
         let code_key = app_key(&scope, &req.to, &req.purpose);
-        let result = self.deliver_app_code(key, req, code_key).await;
+        let cooldown = Cooldown {
+            left: cooldown,
+            tag: &tag,
+            lane: &lane,
+        };
+        let result = self
+            .deliver_app_code(&key, req, code_key, cooldown, now)
+            .await;
         let outcome = match &result {
             Ok(_) => "sent",
             Err(e) => e.code(),
@@ -112,6 +141,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         key: &ApiKey,
         req: &AppCode,
         code_key: CodeKey<'_>,
+        cooldown: Cooldown<'_>,
+        now: u64,
     ) -> ApiResult<SentCode> {
         let channel = req.to.channel();
         if !key.channels.allows(channel) {
@@ -128,9 +159,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             None => self.mailer.ready()?,
             Some((tc, _)) => self.texter.ready(tc)?,
         }
-        let now = self.clock.now();
-        let tag = self.limit_tag(pepper, &code_key);
-        if let Some(retry_after_secs) = self.cooldown(&tag, &code_key, now).await? {
+        let tag = cooldown.tag;
+        if let Some(retry_after_secs) = cooldown.left? {
             return Err(ApiError::RateLimited { retry_after_secs });
         }
         let issue = Issue {
@@ -143,7 +173,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         // same D1 transaction that files the code: exact under any burst,
         // and counted before anything is sent. A message handed to a
         // provider counts whether or not it is accepted.
-        let count = self.send_count(&tag, &code_key, Some(self.cfg.api_key_sends_per_hour), now);
+        let count = self.send_count(tag, &code_key, Some(self.cfg.api_key_sends_per_hour), now);
         let Some(issued) = self.issue_code(pepper, &issue, &count, now).await? else {
             return Err(ApiError::RateLimited {
                 retry_after_secs: count.retry_after(now),
@@ -174,29 +204,58 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         }
         // Only a delivered message starts the cooldown, so a retry after a
         // provider failure works.
-        self.start_cooldown(&tag, &code_key, now);
+        self.start_cooldown(tag, cooldown.lane, now);
         Ok(SentCode {
             id: issued.id,
             expires_at: rfc3339(issued.expires_at),
         })
     }
 
+    /// `/v1/otp/verify` for the app holding the key `bearer`: the key's
+    /// lookup and the guess's claim are one transaction, one round. A
+    /// wrong key, or a channel the key does not allow, counts no guess.
     pub async fn verify_app_code(
         &self,
-        key: &ApiKey,
+        bearer: &str,
         to: &Recipient,
         purpose: &AppPurpose,
         code: &Code,
     ) -> ApiResult<()> {
+        if !is_well_formed(bearer) {
+            return Err(ApiError::Unauthorized);
+        }
+        self.cfg.pepper()?;
+        // The store fills in the scope: the key's, which it finds.
+        let unscoped = app_key("", to, purpose);
+        let (found, pending) = self
+            .store
+            .claim_app_attempt(&token_hash(bearer), &unscoped, self.cfg.otp_max_attempts)
+            .await?;
+        let key = found.ok_or(ApiError::Unauthorized)?;
         if !key.channels.allows(to.channel()) {
             return Err(ApiError::ChannelNotAllowed(to.channel()));
         }
         let scope = app_scope(&key.id);
-        self.redeem(&app_key(&scope, to, purpose), code, |_, _| {
+        self.settle(&app_key(&scope, to, purpose), code, pending, |_, _| {
             Ok(Effect::Nothing)
         })
         .await
     }
+}
+
+/// The cooldown of an app's send: what its read found, and where it is kept.
+struct Cooldown<'a> {
+    left: ApiResult<Option<u64>>,
+    tag: &'a str,
+    lane: &'a CodeKey<'a>,
+}
+
+/// The scope an app's cooldowns are kept under: its key's hash (its first
+/// 64 bits), known before the key is looked up, so that the cooldown's read
+/// goes out together with the lookup. Codes and counts stay under the key's
+/// id (`app_scope`).
+fn cooldown_scope(key_hash: &str) -> String {
+    format!("kh:{}", &key_hash[..16])
 }
 
 #[cfg(test)]
@@ -231,7 +290,7 @@ mod tests {
     #[test]
     fn email_code_round_trip_in_the_shape_asked_for() {
         let w = World::new(&[]);
-        let (key, _) = w.api_key(&["email"]);
+        let (_, key) = w.api_key(&["email"]);
         let svc = w.svc();
         block_on(async {
             let req = request(Channel::Email, "ann@example.com", Alphabet::Alphanumeric);
@@ -262,7 +321,7 @@ mod tests {
     #[test]
     fn sms_and_whatsapp_go_to_the_texter() {
         let w = World::new(&[]);
-        let (key, _) = w.api_key(&["sms", "whatsapp"]);
+        let (_, key) = w.api_key(&["sms", "whatsapp"]);
         let svc = w.svc();
         block_on(async {
             for (channel, tc) in [
@@ -283,8 +342,8 @@ mod tests {
     #[test]
     fn keys_send_only_on_their_channels_and_never_see_each_others_codes() {
         let w = World::new(&[]);
-        let (a, _) = w.api_key(&["email"]);
-        let (b, _) = w.api_key(&["email"]);
+        let (_, a) = w.api_key(&["email"]);
+        let (_, b) = w.api_key(&["email"]);
         let svc = w.svc();
         block_on(async {
             let sms = request(Channel::Sms, "+14155550123", Alphabet::Digits);
@@ -317,7 +376,7 @@ mod tests {
     #[test]
     fn attempts_are_capped_and_a_resend_does_not_refill_them() {
         let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0"), ("OTP_MAX_ATTEMPTS", "3")]);
-        let (key, _) = w.api_key(&["email"]);
+        let (_, key) = w.api_key(&["email"]);
         let svc = w.svc();
         block_on(async {
             let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
@@ -351,7 +410,7 @@ mod tests {
     #[test]
     fn a_failed_send_leaves_no_cooldown_but_counts_against_the_key_quota() {
         let w = World::new(&[("API_KEY_SENDS_PER_HOUR", "3")]);
-        let (key, _) = w.api_key(&["email"]);
+        let (_, key) = w.api_key(&["email"]);
         let svc = w.svc();
         block_on(async {
             let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
@@ -388,7 +447,7 @@ mod tests {
     #[test]
     fn codes_too_small_for_the_attempt_cap_are_refused() {
         let w = World::new(&[]);
-        let (key, _) = w.api_key(&["sms"]);
+        let (_, key) = w.api_key(&["sms"]);
         let svc = w.svc();
         let at = |length, alphabet| AppCode {
             spec: CodeSpec::new(length, alphabet).unwrap(),
@@ -432,13 +491,75 @@ mod tests {
             );
             assert_eq!(svc.api_key(None).await.unwrap_err(), ApiError::Unauthorized);
             let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
-            svc.send_app_code(&key, &req).await.unwrap();
+            svc.send_app_code(&secret, &req).await.unwrap();
+            let code = w.last_code();
             svc.revoke_api_key(ADMIN, &key.id).await.unwrap();
             assert_eq!(
                 svc.api_key(Some(&secret)).await.unwrap_err(),
                 ApiError::Unauthorized
             );
             assert!(w.store.codes.borrow().is_empty());
+            let sent = w.sent();
+            assert_eq!(
+                svc.send_app_code(&secret, &req).await.unwrap_err(),
+                ApiError::Unauthorized
+            );
+            assert_eq!(
+                svc.verify_app_code(&secret, &req.to, &req.purpose, &code)
+                    .await
+                    .unwrap_err(),
+                ApiError::Unauthorized
+            );
+            assert_eq!(w.sent(), sent, "a revoked key sends nothing");
+            assert!(w.store.codes.borrow().is_empty());
+        });
+    }
+
+    #[test]
+    fn a_wrong_key_or_a_channel_the_key_lacks_counts_no_guess() {
+        let w = World::new(&[]);
+        let (_, email_only) = w.api_key(&["email"]);
+        let (_, other) = w.api_key(&["email", "sms"]);
+        let svc = w.svc();
+        let attempts = || {
+            w.store
+                .codes
+                .borrow()
+                .values()
+                .map(|(c, _)| c.attempts)
+                .collect::<Vec<_>>()
+        };
+        block_on(async {
+            let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
+            svc.send_app_code(&email_only, &req).await.unwrap();
+            let code = w.last_code();
+            // Another app's key finds no code of this one's: a guess of its own.
+            assert_eq!(
+                svc.verify_app_code(&other, &req.to, &req.purpose, &wrong(&code))
+                    .await
+                    .unwrap_err(),
+                ApiError::InvalidCode
+            );
+            let forged = format!("otpk_{}", "A".repeat(43));
+            assert!(is_well_formed(&forged));
+            assert_eq!(
+                svc.verify_app_code(&forged, &req.to, &req.purpose, &code)
+                    .await
+                    .unwrap_err(),
+                ApiError::Unauthorized
+            );
+            assert_eq!(attempts(), [0], "no guess counted against ann's code");
+            let sms = request(Channel::Sms, "+14155550100", Alphabet::Digits);
+            assert_eq!(
+                svc.verify_app_code(&email_only, &sms.to, &sms.purpose, &code)
+                    .await
+                    .unwrap_err(),
+                ApiError::ChannelNotAllowed(Channel::Sms)
+            );
+            assert_eq!(attempts(), [0]);
+            svc.verify_app_code(&email_only, &req.to, &req.purpose, &code)
+                .await
+                .unwrap();
         });
     }
 }

@@ -24,11 +24,10 @@ use crate::domain::code::{digests_match, Code, CodeKey, CodeSpec, Pepper};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::{lane, CounterWrite, Counters, SendCount, SendPolicy};
-use crate::ports::store::{Effect, NewCode, Store};
+use crate::ports::store::{Effect, NewCode, PendingCode, Store};
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::Texter;
 use crate::service::diagnostics::Diagnostics;
-use futures_util::future::join_all;
 use std::cell::RefCell;
 
 pub struct Service<'a, S, K, M, T, C> {
@@ -63,12 +62,14 @@ impl Later {
         self.0.take()
     }
 
-    /// Makes `writes`, all at once. The messages are out, so a failure is
-    /// recorded for the log, never answered: the client must not send again.
+    /// Makes `writes` (one, for a send), after the answer. The messages
+    /// are out, so a failure is recorded for the log, never answered: the
+    /// client must not send again.
     pub async fn write(kv: &impl Counters, writes: &[CounterWrite], diagnostics: &Diagnostics) {
-        let outcomes = join_all(writes.iter().map(|w| w.apply(kv))).await;
-        for e in outcomes.into_iter().filter_map(Result::err) {
-            diagnostics.record("cooldown_write_failed", format!("{e:?}"));
+        for write in writes {
+            if let Err(e) = write.apply(kv).await {
+                diagnostics.record("cooldown_write_failed", format!("{e:?}"));
+            }
         }
     }
 }
@@ -173,6 +174,25 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         code: &Code,
         unlock: impl FnOnce(Proof, Option<String>) -> ApiResult<Effect<'e>>,
     ) -> ApiResult<()> {
+        self.cfg.pepper()?;
+        // The guess is counted before it is compared: one write, and a
+        // burst of concurrent guesses gets no more comparisons than `max`.
+        let pending = self
+            .store
+            .claim_attempt(key, self.cfg.otp_max_attempts)
+            .await?;
+        self.settle(key, code, pending, unlock).await
+    }
+
+    /// The rest of `redeem`, once the guess is counted: `pending` is the
+    /// code filed under `key` with this guess included, if there is one.
+    async fn settle<'e>(
+        &self,
+        key: &CodeKey<'_>,
+        code: &Code,
+        pending: Option<PendingCode>,
+        unlock: impl FnOnce(Proof, Option<String>) -> ApiResult<Effect<'e>>,
+    ) -> ApiResult<()> {
         let pepper = self.cfg.pepper()?;
         let max = self.cfg.otp_max_attempts;
         let now = self.clock.now();
@@ -180,9 +200,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             self.audit_code(EventKind::CodeFailed, outcome, key);
             Err(error)
         };
-        // The guess is counted before it is compared: one write, and a
-        // burst of concurrent guesses gets no more comparisons than `max`.
-        let Some(pending) = self.store.claim_attempt(key, max).await? else {
+        let Some(pending) = pending else {
             return failed("no_pending_code", ApiError::InvalidCode);
         };
         if pending.attempts > max {

@@ -10,7 +10,7 @@ use super::{Later, Service};
 use crate::config::Config;
 use crate::domain::api_key::{ApiKey, Channels, NewApiKey};
 use crate::domain::audit::{Audit, Event, EventPage, StoredEvent};
-use crate::domain::code::{Code, CodeKey, CORE_SCOPE};
+use crate::domain::code::{app_scope, Code, CodeKey, CORE_SCOPE};
 use crate::domain::email::Email;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
@@ -261,6 +261,31 @@ impl MemoryStore {
         codes.insert(id, (code, window_ends));
     }
 
+    /// Counts one guess against `key`'s pending code, as `claim_attempt` does.
+    fn claim(&self, key: &CodeKey<'_>, max: u32) -> Option<PendingCode> {
+        let account_password = match (key.scope, key.channel.as_str()) {
+            (CORE_SCOPE, "email") => self
+                .users
+                .borrow()
+                .get(key.address)
+                .map(|u| u.password_hash.clone().unwrap_or_default()),
+            _ => None,
+        };
+        let account_id = match (key.scope, key.channel.as_str()) {
+            (CORE_SCOPE, "email") => self.users.borrow().get(key.address).map(|u| u.id.clone()),
+            _ => None,
+        };
+        let mut codes = self.codes.borrow_mut();
+        codes.get_mut(&code_id(key)).map(|(c, _)| {
+            c.attempts = (c.attempts + 1).min(max + 1);
+            PendingCode {
+                account_password,
+                account_id,
+                ..c.clone()
+            }
+        })
+    }
+
     fn live_code(&self, key: &CodeKey<'_>, now: u64) -> bool {
         self.codes
             .borrow()
@@ -379,29 +404,37 @@ impl Store for &MemoryStore {
         self.codes.borrow_mut().retain(|_, (c, _)| c.id != id);
         Ok(())
     }
+    async fn claim_app_attempt(
+        &self,
+        key_hash: &str,
+        key: &CodeKey<'_>,
+        max: u32,
+    ) -> ApiResult<(Option<ApiKey>, Option<PendingCode>)> {
+        let _call = self.faults.call(Resource::D1, "claim_app_attempt").await?;
+        let found = self
+            .keys
+            .borrow()
+            .iter()
+            .find(|(h, k)| h == key_hash && k.revoked_at.is_none())
+            .map(|(_, k)| k.clone());
+        let pending = match &found {
+            Some(k) if k.channels.allows(key.channel) => {
+                let scope = app_scope(&k.id);
+                self.claim(
+                    &CodeKey {
+                        scope: &scope,
+                        ..*key
+                    },
+                    max,
+                )
+            }
+            _ => None,
+        };
+        Ok((found, pending))
+    }
     async fn claim_attempt(&self, key: &CodeKey<'_>, max: u32) -> ApiResult<Option<PendingCode>> {
         let _call = self.faults.call(Resource::D1, "claim_attempt").await?;
-        let account_password = match (key.scope, key.channel.as_str()) {
-            (CORE_SCOPE, "email") => self
-                .users
-                .borrow()
-                .get(key.address)
-                .map(|u| u.password_hash.clone().unwrap_or_default()),
-            _ => None,
-        };
-        let account_id = match (key.scope, key.channel.as_str()) {
-            (CORE_SCOPE, "email") => self.users.borrow().get(key.address).map(|u| u.id.clone()),
-            _ => None,
-        };
-        let mut codes = self.codes.borrow_mut();
-        Ok(codes.get_mut(&code_id(key)).map(|(c, _)| {
-            c.attempts = (c.attempts + 1).min(max + 1);
-            PendingCode {
-                account_password,
-                account_id,
-                ..c.clone()
-            }
-        }))
+        Ok(self.claim(key, max))
     }
     async fn consume_code(
         &self,
