@@ -14,8 +14,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::rfc3339;
 use crate::ports::limits::{SendCount, HOUR};
 use crate::ports::store::{
-    is_transient, nth, read_with_retry, Cleanup, Effect, NewCode, NewSession, PasswordLookup,
-    PendingCode, Registered, Registration, Requested, Stats, Store, User, UserStats,
+    is_transient, nth, read_with_retry, Cleanup, Effect, Filed, NewCode, NewSession,
+    PasswordLookup, PendingCode, Registered, Registration, Requested, Stats, Store, User,
+    UserStats,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -261,7 +262,21 @@ impl D1Store {
         op: &'static str,
         count: &SendCount,
     ) -> ApiResult<D1PreparedStatement> {
-        let (guard, args) = send_guard(count, 1);
+        self.count_statement_if(op, count, None)
+    }
+
+    /// `count_statement`, counting only while `key_id`'s key is not revoked.
+    fn count_statement_if(
+        &self,
+        op: &'static str,
+        count: &SendCount,
+        key_id: Option<&str>,
+    ) -> ApiResult<D1PreparedStatement> {
+        let (mut guard, mut args) = send_guard(count, 1);
+        if let Some(id) = key_id {
+            guard = format!("{guard} AND {}", key_alive(args.len() + 1));
+            args.push(text(id));
+        }
         let names: Vec<String> = (0..count.counters.len())
             .map(|i| format!("SELECT ?{} AS counter", 2 + 2 * i))
             .collect();
@@ -311,6 +326,11 @@ impl D1Store {
 /// SQL that holds while every counter of `count` is under its cap, and its
 /// parameters, numbered from `?{first}`: the hour, then each counter's
 /// name and cap.
+/// SQL that holds while the API key whose id is parameter `?{at}` is not revoked.
+fn key_alive(at: usize) -> String {
+    format!("EXISTS (SELECT 1 FROM api_keys WHERE id = ?{at} AND revoked_at IS NULL)")
+}
+
 fn send_guard(count: &SendCount, first: usize) -> (String, Vec<JsValue>) {
     let mut terms = Vec::with_capacity(count.counters.len());
     let mut args = vec![number(count.hour)];
@@ -541,6 +561,44 @@ impl Store for D1Store {
         let code = self.code_statement(OP, c, attempts_window_secs, &guard, guard_args)?;
         let count = self.count_statement(OP, count)?;
         self.batch(OP, vec![code, count]).await?.returned(1)
+    }
+
+    async fn issue_app_code(
+        &self,
+        c: &NewCode<'_>,
+        attempts_window_secs: u64,
+        count: &SendCount,
+        key_id: &str,
+    ) -> ApiResult<Filed> {
+        const OP: &str = "issue_app_code";
+        let (guard, mut guard_args) = send_guard(count, 10);
+        let condition = format!("{guard} AND {}", key_alive(10 + guard_args.len()));
+        guard_args.push(text(key_id));
+        let code = self.code_statement(OP, c, attempts_window_secs, &condition, guard_args)?;
+        let counted = self.count_statement_if(OP, count, Some(key_id))?;
+        let alive = self.stmt(
+            OP,
+            &format!("SELECT {} AS alive", key_alive(1)),
+            &[text(key_id)],
+        )?;
+        #[derive(Deserialize)]
+        struct Alive {
+            alive: f64,
+        }
+        let results = self.batch(OP, vec![code, counted, alive]).await?;
+        if results.returned(1)? {
+            return Ok(Filed::Filed);
+        }
+        let alive = results
+            .rows::<Alive>(2)?
+            .into_iter()
+            .next()
+            .is_some_and(|a| a.alive != 0.0);
+        Ok(if alive {
+            Filed::Capped
+        } else {
+            Filed::KeyRevoked
+        })
     }
 
     async fn request_code(

@@ -21,8 +21,10 @@ use serde_json::{json, Value};
 use worker::{Context, Request, Response};
 
 /// Authenticates the caller as the route's group requires, reads the body
-/// the row asks for, and runs the route. Credentials come first: without
-/// them, nothing about the request matters.
+/// the row asks for, and runs the route. Without credentials nothing about
+/// the request matters: they are checked before the body is read, except
+/// that an app's key, when shaped like one, is looked up in the flow's
+/// first round, and an error in its body is told only to a valid key.
 pub(super) async fn serve(
     flow: Flow,
     svc: &EdgeService<'_>,

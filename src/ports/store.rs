@@ -80,6 +80,17 @@ pub struct PendingCode {
     pub account_id: Option<String>,
 }
 
+/// What filing an app's code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filed {
+    Filed,
+    /// An hourly cap or the key's quota is reached: nothing was written.
+    Capped,
+    /// The key was revoked since it was looked up: nothing was written,
+    /// and no message may go out.
+    KeyRevoked,
+}
+
 /// What a request for a code of the core flows found and did, in one
 /// transaction: the address's account, if any, and whether the code was
 /// filed (`false` when an hourly cap is reached: nothing was written).
@@ -187,6 +198,15 @@ pub trait Store {
         attempts_window_secs: u64,
         count: &SendCount,
     ) -> ApiResult<bool>;
+    /// `issue_code` for an app's code, only while the key `key_id` is not
+    /// revoked: a revocation that lands while a send is in flight stops it.
+    async fn issue_app_code(
+        &self,
+        code: &NewCode<'_>,
+        attempts_window_secs: u64,
+        count: &SendCount,
+        key_id: &str,
+    ) -> ApiResult<Filed>;
     /// `issue_code` for `email`'s address, with its account read in the
     /// same transaction: whether or not there is an account, the same
     /// one round trip (see `Service::request_code`).

@@ -2,7 +2,7 @@
 //! the app's own purpose, then check what the user typed. Every code is
 //! filed under the calling key's scope.
 
-use super::{Issue, Service};
+use super::{new_code, Issue, Service};
 use crate::config::{attempts_fit, CODES_PER_ATTEMPT};
 use crate::domain::api_key::{is_well_formed, ApiKey};
 use crate::domain::audit::{Event, EventKind};
@@ -13,7 +13,7 @@ use crate::domain::session::token_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::{rfc3339, Clock};
 use crate::ports::limits::Counters;
-use crate::ports::store::{Effect, Store};
+use crate::ports::store::{Effect, Filed, Store};
 use crate::providers::mail::{code_message, Mailer};
 use crate::providers::template::{Kind, Values};
 use crate::providers::text::{TextChannel, TextMessage, Texter};
@@ -174,11 +174,22 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         // and counted before anything is sent. A message handed to a
         // provider counts whether or not it is accepted.
         let count = self.send_count(tag, &code_key, Some(self.cfg.api_key_sends_per_hour), now);
-        let Some(issued) = self.issue_code(pepper, &issue, &count, now).await? else {
-            return Err(ApiError::RateLimited {
-                retry_after_secs: count.retry_after(now),
-            });
-        };
+        let (issued, row) = new_code(pepper, &issue, now)?;
+        let code = row.code(&issued.id, &issue);
+        match self
+            .store
+            .issue_app_code(&code, issue.ttl_secs, &count, &key.id)
+            .await?
+        {
+            Filed::Filed => {}
+            Filed::Capped => {
+                return Err(ApiError::RateLimited {
+                    retry_after_secs: count.retry_after(now),
+                })
+            }
+            // Revoked while this send was in flight: it stops here.
+            Filed::KeyRevoked => return Err(ApiError::Unauthorized),
+        }
         let values = Values {
             code: issued.code.expose(),
             ttl_secs: req.ttl_secs,
@@ -255,7 +266,7 @@ struct Cooldown<'a> {
 /// goes out together with the lookup. Codes and counts stay under the key's
 /// id (`app_scope`).
 fn cooldown_scope(key_hash: &str) -> String {
-    format!("kh:{}", &key_hash[..16])
+    format!("kh:{}", key_hash.get(..16).unwrap_or(key_hash))
 }
 
 #[cfg(test)]
@@ -263,7 +274,7 @@ mod tests {
     use super::*;
     use crate::domain::channel::Channel;
     use crate::domain::code::Alphabet;
-    use crate::service::testkit::{wrong, World, ADMIN};
+    use crate::service::testkit::{poll_once, wrong, World, ADMIN};
     use pollster::block_on;
 
     fn request(channel: Channel, to: &str, alphabet: Alphabet) -> AppCode {
@@ -561,5 +572,38 @@ mod tests {
                 .await
                 .unwrap();
         });
+    }
+
+    #[test]
+    fn a_key_revoked_while_its_send_is_in_flight_files_and_sends_nothing() {
+        let w = World::new(&[]);
+        let (key, secret) = w.api_key(&["email"]);
+        let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
+        let svc = w.svc();
+        w.store.gate.hold_after("api_key_by_hash");
+        let mut send = std::pin::pin!(svc.send_app_code(&secret, &req));
+        assert!(poll_once(send.as_mut()).is_pending() && w.store.gate.is_holding());
+        block_on(svc.revoke_api_key(ADMIN, &key.id)).unwrap();
+        w.store.gate.release();
+        assert_eq!(block_on(send).unwrap_err(), ApiError::Unauthorized);
+        assert_eq!(w.sent(), 0, "no message after the revocation");
+        assert!(w.store.codes.borrow().is_empty(), "no code filed");
+        assert!(w.store.counts.borrow().is_empty(), "nothing counted");
+    }
+
+    #[test]
+    fn a_key_revoked_between_a_guess_and_its_consumption_verifies_nothing() {
+        let w = World::new(&[]);
+        let (key, secret) = w.api_key(&["email"]);
+        let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
+        let svc = w.svc();
+        block_on(svc.send_app_code(&secret, &req)).unwrap();
+        let code = w.last_code();
+        w.store.gate.hold_after("claim_app_attempt");
+        let mut verify = std::pin::pin!(svc.verify_app_code(&secret, &req.to, &req.purpose, &code));
+        assert!(poll_once(verify.as_mut()).is_pending() && w.store.gate.is_holding());
+        block_on(svc.revoke_api_key(ADMIN, &key.id)).unwrap();
+        w.store.gate.release();
+        assert_eq!(block_on(verify).unwrap_err(), ApiError::InvalidCode);
     }
 }

@@ -5,9 +5,12 @@
 //! (~45 ms of CPU each in workerd).
 //!
 //! Each route's flow runs over the testkit with tracing adapters, called
-//! as `edge::dispatch` calls it (the API key first on `/v1/otp/*`), then
-//! what the worker does after the answer (`wait_until`): the deferred
-//! mail, the `Later` KV writes, the audit trail. Calls awaited together
+//! as `edge::dispatch` calls it on success (dispatch itself adds no I/O
+//! then: on `/v1/otp/*` the flows look the key up), then what the worker
+//! does after the answer (`wait_until`): the deferred mail, the `Later` KV
+//! writes, the audit trail. Each store method is one D1 call (one
+//! statement or one `batch`) in `edge::d1_store`; a read retried after a
+//! transient failure would be a second. Calls awaited together
 //! with `join` share a round. `EXPECTED` pins the table: a route that gets
 //! slower, or faster, fails here until the table and docs/performance.md
 //! (which shows the same table) say so.
@@ -27,13 +30,20 @@ use crate::domain::email::Email;
 use crate::domain::password::{Password, ARGON2_RUNS};
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::ports::store::Store;
 use crate::providers::mail::Mailer;
 use crate::service::AppCode;
 use pollster::block_on;
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::time::Instant;
+
+thread_local! {
+    /// The native time of the last flow `measure` ran, in ms.
+    static FLOW_MS: Cell<f64> = const { Cell::new(0.0) };
+}
 
 /// Milliseconds one round trip adds, for the table's estimate: D1's
 /// primary from a colo in its region is a few ms, from another continent
@@ -124,7 +134,14 @@ fn measure<R>(
     rounds.take();
     ARGON2_RUNS.with(|r| r.set(0));
     rounds.concurrent.set(true);
+    let started = Instant::now();
     let result = block_on(flow);
+    FLOW_MS.with(|t| t.set(started.elapsed().as_secs_f64() * 1e3));
+    // A row pins the cost of the outcome it names, not of an early failure.
+    match route.contains("(unverified") {
+        true => assert_eq!(result.as_ref().err(), Some(&ApiError::EmailNotVerified)),
+        false => assert!(result.is_ok(), "{route}: {:?}", result.as_ref().err()),
+    }
     let path = rounds.take();
     let argon2 = ARGON2_RUNS.with(|r| r.get());
     // After the answer, as `edge::handle` and `dispatch::code_sent` do it.
@@ -166,12 +183,19 @@ fn the_mail(r: &ApiResult<Deferred>) -> Deferred {
 
 /// Every route's cost, measured.
 fn measured() -> Vec<Cost> {
+    measured_in(&[]).into_iter().map(|(cost, _)| cost).collect()
+}
+
+/// Every route's cost and the native time of its flow, in a world with
+/// the configuration `vars`.
+fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
     let mut costs = vec![];
+    let mut costs_push = |cost: Cost| costs.push((cost, FLOW_MS.with(Cell::get)));
     let ann = email("ann@example.com");
     let password = pw("correct horse");
     // A world with ann registered, verified, and past every cooldown.
     let verified = || {
-        let w = World::new(&[]);
+        let w = World::new(vars);
         block_on(async {
             w.svc().register(&ann, &password).await.unwrap();
             w.svc().verify_email(&ann, &w.last_code()).await.unwrap();
@@ -181,33 +205,33 @@ fn measured() -> Vec<Cost> {
         w
     };
 
-    let w = World::new(&[]);
-    costs.push(measure(
+    let w = World::new(vars);
+    costs_push(measure(
         &w,
         "POST /v1/register",
         w.svc().register(&ann, &password),
         no_mail,
     ));
     let code = w.last_code();
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "POST /v1/verify-email",
         w.svc().verify_email(&ann, &code),
         no_mail,
     ));
 
-    let w = World::new(&[]);
+    let w = World::new(vars);
     block_on(w.svc().register(&ann, &password)).unwrap();
     w.after_answer_now();
     w.advance(61);
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "POST /v1/resend",
         w.svc().resend(&ann, Purpose::VerifyEmail),
         the_mail,
     ));
     w.advance(61);
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "POST /v1/login (unverified: mails a code)",
         w.svc().login(&ann, &password),
@@ -215,33 +239,33 @@ fn measured() -> Vec<Cost> {
     ));
 
     let w = verified();
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "POST /v1/login",
         w.svc().login(&ann, &password),
         no_mail,
     ));
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "POST /v1/login/code",
         w.svc().login_code(&ann),
         the_mail,
     ));
     let code = w.last_code();
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "POST /v1/login/code/verify",
         w.svc().login_with_code(&ann, &code),
         no_mail,
     ));
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "POST /v1/password-reset",
         w.svc().password_reset(&ann),
         the_mail,
     ));
     let code = w.last_code();
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "POST /v1/password-reset/confirm",
         w.svc()
@@ -251,8 +275,8 @@ fn measured() -> Vec<Cost> {
 
     let w = verified();
     let token = w.login_token(&ann, &password);
-    costs.push(measure(&w, "GET /v1/me", w.svc().me(Some(&token)), no_mail));
-    costs.push(measure(
+    costs_push(measure(&w, "GET /v1/me", w.svc().me(Some(&token)), no_mail));
+    costs_push(measure(
         &w,
         "DELETE /v1/session",
         w.svc().logout(Some(&token)),
@@ -267,7 +291,7 @@ fn measured() -> Vec<Cost> {
         ),
         (Channel::Sms, "+14155550100", "POST /v1/otp/send (sms)"),
     ] {
-        let w = World::new(&[]);
+        let w = World::new(vars);
         let (_, secret) = w.api_key(&["email", "sms"]);
         let request = AppCode::new(
             Recipient::parse(channel, to).unwrap(),
@@ -277,7 +301,7 @@ fn measured() -> Vec<Cost> {
         )
         .unwrap();
         let svc = w.svc();
-        costs.push(measure(
+        costs_push(measure(
             &w,
             route,
             svc.send_app_code(&secret, &request),
@@ -286,19 +310,19 @@ fn measured() -> Vec<Cost> {
         if channel == Channel::Email {
             let code = w.last_code();
             let verify = svc.verify_app_code(&secret, &request.to, &request.purpose, &code);
-            costs.push(measure(&w, "POST /v1/otp/verify", verify, no_mail));
+            costs_push(measure(&w, "POST /v1/otp/verify", verify, no_mail));
         }
     }
 
     let w = verified();
     let svc = w.svc();
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "GET /v1/admin/stats",
         svc.admin_stats(ADMIN),
         no_mail,
     ));
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "GET /v1/admin/api-keys",
         svc.api_keys(ADMIN),
@@ -311,16 +335,16 @@ fn measured() -> Vec<Cost> {
         svc.create_api_key(ADMIN, &new),
         no_mail,
     );
-    costs.push(created);
+    costs_push(created);
     let id = w.store.keys.borrow()[0].1.id.clone();
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "DELETE /v1/admin/api-keys/{id}",
         svc.revoke_api_key(ADMIN, &id),
         no_mail,
     ));
     let page = EventPage::parse(None, None).unwrap();
-    costs.push(measure(
+    costs_push(measure(
         &w,
         "GET /v1/admin/events",
         svc.events(ADMIN, &page, None),
@@ -413,4 +437,83 @@ fn calls_awaited_together_share_a_round() {
         per_round[1] + 1,
         "awaited after: the next round"
     );
+}
+
+/// The native time of each route's flow at the production Argon2
+/// parameters, for the plan-limit table of `bench/run`: it runs
+/// `cargo test --release --lib cpu_per_route -- --ignored --nocapture`,
+/// which prints one JSON line per route.
+#[test]
+#[ignore = "a measurement for bench/run, not a check"]
+fn cpu_per_route() {
+    let production = [("ARGON2_MEMORY_KIB", "19456"), ("ARGON2_ITERATIONS", "2")];
+    for (cost, ms) in measured_in(&production) {
+        let line = serde_json::json!({"route": cost.route, "native_ms": ms, "argon2": cost.argon2});
+        println!("CPU {line}");
+    }
+}
+
+/// What an answer cost before it went out: the part a caller can time.
+fn path(c: &Cost) -> (usize, usize, usize, usize, usize) {
+    (c.rounds, c.d1, c.kv, c.outbound, c.argon2)
+}
+
+#[test]
+fn unknown_addresses_make_the_same_round_trips_as_known_ones() {
+    let w = World::new(&[]);
+    let (ann, ghost) = (email("ann@example.com"), email("ghost@example.com"));
+    let password = pw("correct horse");
+    block_on(async {
+        w.svc().register(&ann, &password).await.unwrap();
+        w.svc().verify_email(&ann, &w.last_code()).await.unwrap();
+    });
+    w.after_answer_now();
+    let svc = w.svc();
+    let cost = |who: &Email, route: &'static str| -> Cost {
+        w.advance(61); // past every cooldown
+        let wrong_code = crate::domain::code::Code::parse("000000", 6).unwrap();
+        match route {
+            "resend" => measure(&w, route, svc.resend(who, Purpose::VerifyEmail), the_mail),
+            "login/code" => measure(&w, route, svc.login_code(who), the_mail),
+            "password-reset" => measure(&w, route, svc.password_reset(who), the_mail),
+            _ => {
+                // A wrong guess, after a code was filed for either address.
+                block_on(svc.login_code(who)).unwrap();
+                w.after_answer_now();
+                let guess = svc.login_with_code(who, &wrong_code);
+                let started = block_on(async {
+                    let rounds = &w.faults.rounds;
+                    rounds.take();
+                    rounds.concurrent.set(true);
+                    let result = guess.await;
+                    rounds.concurrent.set(false);
+                    (result.is_err(), rounds.take())
+                });
+                assert!(started.0, "a wrong code is refused");
+                let calls = started.1;
+                Cost {
+                    route,
+                    rounds: calls.iter().map(|c| c.round).collect::<BTreeSet<_>>().len(),
+                    d1: count(&calls, Resource::D1),
+                    kv: count(&calls, Resource::Kv),
+                    outbound: count(&calls, Resource::Outbound),
+                    argon2: 0,
+                    later: (0, 0, 0),
+                }
+            }
+        }
+    };
+    for route in [
+        "resend",
+        "login/code",
+        "password-reset",
+        "login/code/verify (wrong code)",
+    ] {
+        let (known, unknown) = (cost(&ann, route), cost(&ghost, route));
+        assert_eq!(
+            path(&known),
+            path(&unknown),
+            "{route}: known {known:?}, unknown {unknown:?}"
+        );
+    }
 }

@@ -16,8 +16,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
-    Cleanup, Effect, NewCode, NewSession, PasswordLookup, PendingCode, Registered, Registration,
-    Requested, Stats, Store, User, UserStats,
+    Cleanup, Effect, Filed, NewCode, NewSession, PasswordLookup, PendingCode, Registered,
+    Registration, Requested, Stats, Store, User, UserStats,
 };
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::{TextChannel, TextMessage, Texter};
@@ -383,6 +383,28 @@ impl Store for &MemoryStore {
         self.file_code(c, window);
         Ok(true)
     }
+    async fn issue_app_code(
+        &self,
+        c: &NewCode<'_>,
+        window: u64,
+        count: &SendCount,
+        key_id: &str,
+    ) -> ApiResult<Filed> {
+        let _call = self.faults.call(Resource::D1, "issue_app_code").await?;
+        let alive = self
+            .keys
+            .borrow()
+            .iter()
+            .any(|(_, k)| k.id == key_id && k.revoked_at.is_none());
+        if !alive {
+            return Ok(Filed::KeyRevoked);
+        }
+        if !self.count(count) {
+            return Ok(Filed::Capped);
+        }
+        self.file_code(c, window);
+        Ok(Filed::Filed)
+    }
     async fn request_code(
         &self,
         email: &Email,
@@ -430,6 +452,7 @@ impl Store for &MemoryStore {
             }
             _ => None,
         };
+        self.gate.pass("claim_app_attempt").await;
         Ok((found, pending))
     }
     async fn claim_attempt(&self, key: &CodeKey<'_>, max: u32) -> ApiResult<Option<PendingCode>> {
@@ -549,11 +572,14 @@ impl Store for &MemoryStore {
     }
     async fn api_key_by_hash(&self, hash: &str) -> ApiResult<Option<ApiKey>> {
         let _call = self.faults.call(Resource::D1, "api_key_by_hash").await?;
-        let keys = self.keys.borrow();
-        Ok(keys
+        let found = self
+            .keys
+            .borrow()
             .iter()
             .find(|(h, k)| h == hash && k.revoked_at.is_none())
-            .map(|(_, k)| k.clone()))
+            .map(|(_, k)| k.clone());
+        self.gate.pass("api_key_by_hash").await;
+        Ok(found)
     }
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {
         let _call = self.faults.call(Resource::D1, "revoke_api_key").await?;

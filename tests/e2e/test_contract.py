@@ -56,14 +56,23 @@ def test_the_typed_client_knows_every_route_the_contract_lists(app):
     assert listed == known
 
 
-def test_credentials_are_checked_before_the_body_is_read(app):
+def test_credentials_are_checked_before_the_body_is_read(app, api_key):
     """Without the admin token or a valid API key, nothing about the body
-    matters: no media type, size or field error tells a caller anything."""
+    matters: no media type, size or field error tells a caller anything.
+    A bearer shaped like a key is looked up together with the flow's first
+    work, so its body is read, but a body error is told only to a valid key."""
     junk = "x" * 20_000  # past the size limit, and not JSON
-    for auth in ({}, {"authorization": "Bearer otpk_guess"}):
+    forged = "otpk_" + "A" * 43  # shaped like a key, and no key
+    for auth in ({}, {"authorization": "Bearer otpk_guess"}, {"authorization": f"Bearer {forged}"}):
         headers = {"content-type": "text/plain", **auth}
         problem(app.call("admin_create_key", data=junk, headers=headers), 401, "unauthorized")
-        problem(app.call("otp_send", data=junk, headers=headers), 401, "unauthorized")
+        for route in ("otp_send", "otp_verify"):
+            problem(app.call(route, data=junk, headers=headers), 401, "unauthorized")
+    for route, body in (("otp_send", {"channel": "email"}), ("otp_verify", {"to": "x"})):
+        problem(app.call(route, body, headers={"authorization": f"Bearer {forged}"}), 401, "unauthorized")
+        problem(app.call(route, body, headers={"authorization": f"Bearer {api_key}"}), 400, "invalid_request")
+    r = app.call("otp_send", data=junk, headers={"content-type": "text/plain", "authorization": f"Bearer {api_key}"})
+    assert r.status_code in (413, 415), r.text
 
 
 def test_detail_names_the_bad_field(app):
