@@ -8,6 +8,9 @@ ratio of the baseline's, measured in the same run on the same machine.
 
 import concurrent.futures
 import datetime
+import itertools
+import threading
+import time
 import gzip
 import json
 import os
@@ -24,6 +27,11 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 from harness import ADMIN_TOKEN, StandIn, Worker  # noqa: E402
 
 import report  # noqa: E402
+import requests  # noqa: E402
+
+# The baseline worker's tables (bench/baseline/src/lib.rs).
+BASELINE_SCHEMA = ("CREATE TABLE floor_writes (k INTEGER PRIMARY KEY, v INTEGER);"
+                   "CREATE TABLE ref_codes (address TEXT PRIMARY KEY, code TEXT NOT NULL, expires_at INTEGER NOT NULL);")
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "3"))
@@ -144,6 +152,60 @@ def measure(workload, url, connections, **request):
     return result
 
 
+ADDRESSES = itertools.count()
+
+
+def cycles(name, send, verify, mail, in_flight):
+    """Send-then-verify cycles: each of `in_flight` threads, on its own
+    kept-alive connection, sends a code to a new address, reads it from the
+    mail stand-in and verifies it, again and again, for a warm-up and then
+    SECONDS. Any unexpected answer voids the run."""
+    stop, counting = threading.Event(), threading.Event()
+    durations, failures = [], []
+    run_id = next(RUNS)
+
+    def loop():
+        session = requests.Session()
+        while not stop.is_set():
+            address = f"cycle-{run_id}-{next(ADDRESSES)}@bench.test"
+            started = time.perf_counter()
+            try:
+                send(session, address)
+                verify(session, address, mail.code(address, timeout=10))
+            except Exception as e:  # noqa: BLE001 - reported below, the run is void
+                failures.append(repr(e))
+                return
+            if counting.is_set():
+                durations.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(in_flight)]
+    for t in threads:
+        t.start()
+    time.sleep(WARMUP)
+    counting.set()
+    began = time.perf_counter()
+    time.sleep(SECONDS)
+    counting.clear()
+    elapsed = time.perf_counter() - began
+    stop.set()
+    for t in threads:
+        t.join(30)
+    if failures:
+        raise RuntimeError(f"{name} cycles at {in_flight} in flight: {failures[:3]}")
+    durations.sort()
+    pick = lambda q: 1000 * durations[min(len(durations) - 1, int(q * len(durations)))]  # noqa: E731
+    result = {"worker": name, "in_flight": in_flight, "cycles": len(durations), "cps": len(durations) / elapsed,
+              "p50_ms": pick(0.5), "p99_ms": pick(0.99)}
+    log(f"  {name:<10} cycles, {in_flight:>2} in flight {result['cps']:8.1f} cycles/s  "
+        f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms")
+    return result
+
+
+def expect_status(r, status):
+    if r.status_code != status:
+        raise RuntimeError(f"{r.request.method} {r.request.url} gave {r.status_code}: {r.text[:200]}")
+
+
 def criterion_median_ms(name):
     path = ROOT / "target" / "criterion" / name / "new" / "estimates.json"
     return json.loads(path.read_text())["median"]["point_estimate"] / 1e6
@@ -182,7 +244,15 @@ def machine():
     }
 
 
-def run(build_log=None, baseline_log=None):
+def cpu_per_route(cpu_log):
+    """The native ms of each route's flow (src/service/rounds.rs, `cpu_per_route`)."""
+    if not cpu_log:
+        return []
+    return [json.loads(line[len("CPU "):]) for line in Path(cpu_log).read_text().splitlines()
+            if line.startswith("CPU ")]
+
+
+def run(build_log=None, baseline_log=None, cpu_log=None):
     RESULTS.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="otp-bench-"))
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -193,6 +263,7 @@ def run(build_log=None, baseline_log=None):
         "argon2id_hash_native_ms": criterion_median_ms("argon2id/hash_owasp"),
         "code_generate_digest_compare_us": criterion_median_ms("code_generate_digest_compare") * 1000,
     }
+    results["cpu"] = cpu_per_route(cpu_log)
     results["wasm"] = {"service": wasm_sizes(ROOT / "build", build_log),
                        "baseline": wasm_sizes(ROOT / "bench" / "baseline" / "build", baseline_log)}
 
@@ -200,7 +271,7 @@ def run(build_log=None, baseline_log=None):
     # measures this service rather than the stand-in.
     mail = StandIn(keep_alive=True)
     baseline = Worker("bench-baseline", main=ROOT / "bench" / "baseline" / "build" / "worker" / "shim.mjs",
-                      kv=False, schema=False)
+                      mail=mail, kv=False, schema=BASELINE_SCHEMA)
     service = Worker("bench-service", mail=mail, vars=SERVICE_VARS, limits=SERVICE_LIMITS)
     try:
         log("== fixtures (through the API)")
@@ -214,6 +285,8 @@ def run(build_log=None, baseline_log=None):
         workloads = [
             ("baseline GET /", baseline.url, dict(method="GET", path="/", status=200)),
             (report.D1_FLOOR, baseline.url, dict(method="GET", path="/d1", status=200)),
+            (report.WRITE_FLOOR, baseline.url, dict(method="POST", path="/d1-write", status=200)),
+            (report.SEND_FLOOR, baseline.url, dict(method="POST", path="/send", status=200)),
             ("GET /healthz", service.url, dict(method="GET", path="/healthz", status=200)),
             ("POST /v1/verify-email (wrong)", service.url,
              dict(method="POST", path="/v1/verify-email", status=400, bodies=verify_email)),
@@ -228,6 +301,22 @@ def run(build_log=None, baseline_log=None):
         for connections in report.CONNECTIONS:
             for name, url, request in workloads:
                 results["workloads"].append(measure(name, url, connections, **request))
+
+        log(f"== send-then-verify cycles, {WARMUP} s warm-up + {SECONDS} s per run")
+        auth = {"authorization": f"Bearer {key}"}
+        service_send = lambda s, to: expect_status(s.post(  # noqa: E731
+            service.url + "/v1/otp/send", json={"channel": "email", "to": to, "purpose": "login"}, headers=auth), 202)
+        service_verify = lambda s, to, code: expect_status(s.post(  # noqa: E731
+            service.url + "/v1/otp/verify", json={"channel": "email", "to": to, "purpose": "login", "code": code},
+            headers=auth), 200)
+        reference_send = lambda s, to: expect_status(  # noqa: E731
+            s.post(baseline.url + "/ref/send", params={"to": to}), 200)
+        reference_verify = lambda s, to, code: expect_status(  # noqa: E731
+            s.post(baseline.url + "/ref/verify", params={"to": to, "code": code}), 200)
+        results["cycles"] = []
+        for in_flight in report.IN_FLIGHT:
+            results["cycles"].append(cycles("reference", reference_send, reference_verify, mail, in_flight))
+            results["cycles"].append(cycles("service", service_send, service_verify, mail, in_flight))
     finally:
         service.stop()
         baseline.stop()
@@ -242,4 +331,4 @@ def run(build_log=None, baseline_log=None):
 
 
 if __name__ == "__main__":
-    run(*sys.argv[1:3])
+    run(*sys.argv[1:4])

@@ -92,6 +92,7 @@ class StandIn:
         StandIn.instances.append(self)
         self.expectations = []
         self.requests = []
+        self.by_recipient = {}  # the same requests by recipient: a benchmark's stand-in holds thousands
         self.behaviour = {}
         self.ok_status = ok_status
         self.lock = threading.Lock()
@@ -127,6 +128,7 @@ class StandIn:
                     time.sleep(step["delay"])
                 with server.lock:
                     server.requests.append(entry)
+                    server.by_recipient.setdefault(to, []).append(entry)
                 if step.get("close"):
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -169,7 +171,7 @@ class StandIn:
 
     def to(self, address):
         with self.lock:
-            return [r for r in self.requests if r["to"] == address]
+            return list(self.by_recipient.get(address, []))
 
     def wait_for(self, address, count=1, timeout=10):
         deadline = time.time() + timeout
