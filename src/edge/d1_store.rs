@@ -400,14 +400,6 @@ fn prove_address(
 }
 
 impl Store for D1Store {
-    async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1");
-        Ok(self
-            .read_first::<UserRow>("user_by_email", &sql, &[text(email.as_str())])
-            .await?
-            .map(User::from))
-    }
-
     async fn password_lookup(&self, email: &Email, decoy_seed: u32) -> ApiResult<PasswordLookup> {
         #[derive(Deserialize)]
         struct Row {

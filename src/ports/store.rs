@@ -166,7 +166,6 @@ pub struct Cleanup {
 
 #[allow(async_fn_in_trait)]
 pub trait Store {
-    async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>>;
     /// The account for a password login, and a decoy hash picked by
     /// `decoy_seed` from the stored ones (the same seed, the same decoy).
     async fn password_lookup(&self, email: &Email, decoy_seed: u32) -> ApiResult<PasswordLookup>;

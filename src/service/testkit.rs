@@ -295,12 +295,6 @@ impl MemoryStore {
 }
 
 impl Store for &MemoryStore {
-    async fn user_by_email(&self, email: &Email) -> ApiResult<Option<User>> {
-        let _call = self.faults.call(Resource::D1, "user_by_email").await?;
-        let user = self.users.borrow().get(email.as_str()).cloned();
-        self.gate.pass("user_by_email").await;
-        Ok(user)
-    }
     async fn password_lookup(&self, email: &Email, seed: u32) -> ApiResult<PasswordLookup> {
         let _call = self.faults.call(Resource::D1, "password_lookup").await?;
         let lookup = {
