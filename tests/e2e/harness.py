@@ -366,6 +366,12 @@ class Worker:
     def logs(self):
         return self.log_path.read_text(errors="replace")
 
+    def after_answer(self, seconds=0.3):
+        """Waits for what the worker does just after an answer (`wait_until`:
+        the cooldown a send starts, the audit events), which lands within
+        milliseconds under wrangler dev."""
+        time.sleep(seconds)
+
     def log_line(self, *needles, timeout=5):
         """The first log line holding every needle; wrangler writes lines a
         moment after the answer, so this waits for one."""
