@@ -355,9 +355,10 @@ fn changes(r: &D1Result) -> u64 {
 
 const USER_COLUMNS: &str = "id, email, password_hash, verified, created_at";
 
-/// The code exists, is unexpired and unburned: the guard of every consumption.
-const CODE_LIVE: &str =
-    "EXISTS (SELECT 1 FROM codes WHERE id = ?1 AND attempts <= ?2 AND expires_at > ?3)";
+/// The code still exists and is unexpired: the guard of every consumption.
+/// Its guess was within the budget when it was claimed; guesses claimed
+/// after it do not take that back (see `Store::consume_code`).
+const CODE_LIVE: &str = "EXISTS (SELECT 1 FROM codes WHERE id = ?1 AND expires_at > ?2)";
 
 /// Columns of the audit trail, and its four query shapes: one statement
 /// per filter, so that SQLite walks the `(address_hash, id)` index for an
@@ -371,10 +372,10 @@ pub const EVENTS_OF_ADDRESS_BEFORE: &str =
     "WHERE address_hash = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?1";
 
 /// A proof of the address by a code anyone could have asked for, on an
-/// unverified account (`who`, SQL over `users` with `?4`): it ends
+/// unverified account (`who`, SQL over `users` with `?3`): it ends
 /// whatever was set before the proof, every session and then the
 /// password, and marks the address verified. Guarded by `CODE_LIVE`, with
-/// the guard's parameters `?1` to `?3` in `args`.
+/// the guard's parameters `?1` and `?2` in `args`.
 fn prove_address(
     store: &D1Store,
     who: &str,
@@ -392,7 +393,7 @@ fn prove_address(
         store.stmt(
             OP,
             &format!(
-                "UPDATE users SET verified = 1, password_hash = '', updated_at = ?3 WHERE {who} AND verified = 0 AND {CODE_LIVE}"
+                "UPDATE users SET verified = 1, password_hash = '', updated_at = ?2 WHERE {who} AND verified = 0 AND {CODE_LIVE}"
             ),
             args,
         )?,
@@ -705,15 +706,9 @@ impl Store for D1Store {
         Ok((found, pending))
     }
 
-    async fn consume_code(
-        &self,
-        code_id: &str,
-        max_attempts: u32,
-        effect: Effect<'_>,
-        now: u64,
-    ) -> ApiResult<bool> {
+    async fn consume_code(&self, code_id: &str, effect: Effect<'_>, now: u64) -> ApiResult<bool> {
         const OP: &str = "consume_code";
-        let guard = [text(code_id), number(max_attempts.into()), number(now)];
+        let guard = [text(code_id), number(now)];
         let with = |extra: &[JsValue]| -> Vec<JsValue> {
             guard.iter().cloned().chain(extra.iter().cloned()).collect()
         };
@@ -722,11 +717,11 @@ impl Store for D1Store {
         let mut statements = match &effect {
             Effect::Nothing => vec![],
             Effect::SignIn { user_id, session } => {
-                let mut statements = prove_address(self, "id = ?4", &with(&[text(user_id)]))?;
+                let mut statements = prove_address(self, "id = ?3", &with(&[text(user_id)]))?;
                 statements.push(self.stmt(
                     OP,
                     &format!(
-                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) SELECT ?5, ?4, ?3, ?6 WHERE {CODE_LIVE}"
+                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) SELECT ?4, ?3, ?2, ?5 WHERE {CODE_LIVE}"
                     ),
                     &with(&[text(user_id), text(&session.token_hash), number(session.expires_at)]),
                 )?);
@@ -737,25 +732,25 @@ impl Store for D1Store {
             Effect::MarkVerified { email, password_hash: Some(hash) } => vec![self.stmt(
                 OP,
                 &format!(
-                    "UPDATE users SET verified = 1, updated_at = ?3 WHERE email = ?4 AND password_hash = ?5 AND {CODE_LIVE}"
+                    "UPDATE users SET verified = 1, updated_at = ?2 WHERE email = ?3 AND password_hash = ?4 AND {CODE_LIVE}"
                 ),
                 &with(&[text(email.as_str()), text(hash)]),
             )?],
             Effect::MarkVerified { email, password_hash: None } => {
-                prove_address(self, "email = ?4", &with(&[text(email.as_str())]))?
+                prove_address(self, "email = ?3", &with(&[text(email.as_str())]))?
             }
             Effect::ResetPassword { email, password_hash } => vec![
                 self.stmt(
                     OP,
                     &format!(
-                        "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ?4) AND {CODE_LIVE}"
+                        "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ?3) AND {CODE_LIVE}"
                     ),
                     &with(&[text(email.as_str())]),
                 )?,
                 self.stmt(
                     OP,
                     &format!(
-                        "UPDATE users SET password_hash = ?5, verified = 1, updated_at = ?3 WHERE email = ?4 AND {CODE_LIVE}"
+                        "UPDATE users SET password_hash = ?4, verified = 1, updated_at = ?2 WHERE email = ?3 AND {CODE_LIVE}"
                     ),
                     &with(&[text(email.as_str()), text(password_hash)]),
                 )?,
@@ -763,7 +758,7 @@ impl Store for D1Store {
         };
         statements.push(self.stmt(
             OP,
-            "DELETE FROM codes WHERE id = ?1 AND attempts <= ?2 AND expires_at > ?3 RETURNING id",
+            "DELETE FROM codes WHERE id = ?1 AND expires_at > ?2 RETURNING id",
             &guard,
         )?);
         let last = statements.len() - 1;

@@ -243,14 +243,11 @@ pub trait Store {
         max_attempts: u32,
     ) -> ApiResult<(Option<ApiKey>, Option<PendingCode>)>;
     /// Deletes the code and applies `effect` in one transaction, only if the
-    /// code still exists unspent. Exactly one concurrent caller gets `true`.
-    async fn consume_code(
-        &self,
-        code_id: &str,
-        max_attempts: u32,
-        effect: Effect<'_>,
-        now: u64,
-    ) -> ApiResult<bool>;
+    /// code still exists, unexpired and unreplaced. Exactly one concurrent
+    /// caller gets `true`. The caller's guess was within the budget when it
+    /// was claimed; guesses claimed after it, even past the budget, do not
+    /// take that back, or a burst of right guesses would all fail.
+    async fn consume_code(&self, code_id: &str, effect: Effect<'_>, now: u64) -> ApiResult<bool>;
 
     async fn session_user(&self, token_hash: &str, now: u64) -> ApiResult<Option<User>>;
     /// Ends the session; returns its account's address, `None` if there was no session.

@@ -606,4 +606,25 @@ mod tests {
         w.store.gate.release();
         assert_eq!(block_on(verify).unwrap_err(), ApiError::InvalidCode);
     }
+
+    #[test]
+    fn more_concurrent_right_guesses_than_the_budget_still_give_one_success() {
+        let w = World::new(&[]);
+        let (_, secret) = w.api_key(&["email"]);
+        let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
+        let svc = w.svc();
+        block_on(svc.send_app_code(&secret, &req)).unwrap();
+        let code = w.last_code();
+        // Every guess is claimed before any is consumed: eight claims on a
+        // budget of five, as a burst of resubmissions arrives.
+        w.faults.rounds.concurrent.set(true);
+        let guesses = (0..8).map(|_| svc.verify_app_code(&secret, &req.to, &req.purpose, &code));
+        let results = block_on(futures_util::future::join_all(guesses));
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 1, "{results:?}");
+        assert!(results.iter().all(|r| matches!(
+            r,
+            Ok(()) | Err(ApiError::InvalidCode) | Err(ApiError::TooManyAttempts)
+        )));
+    }
 }

@@ -232,11 +232,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Ok(effect) => effect,
             Err(e) => return failed(e.code(), e),
         };
-        match self
-            .store
-            .consume_code(&pending.id, max, effect, now)
-            .await?
-        {
+        match self.store.consume_code(&pending.id, effect, now).await? {
             true => {
                 self.audit_code(EventKind::CodeVerified, "ok", key);
                 Ok(())

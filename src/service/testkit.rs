@@ -453,18 +453,12 @@ impl Store for &MemoryStore {
         let _call = self.faults.call(Resource::D1, "claim_attempt").await?;
         Ok(self.claim(key, max))
     }
-    async fn consume_code(
-        &self,
-        id: &str,
-        max: u32,
-        effect: Effect<'_>,
-        now: u64,
-    ) -> ApiResult<bool> {
+    async fn consume_code(&self, id: &str, effect: Effect<'_>, now: u64) -> ApiResult<bool> {
         let _call = self.faults.call(Resource::D1, "consume_code").await?;
         let mut codes = self.codes.borrow_mut();
         let Some(key) = codes
             .iter()
-            .find(|(_, (c, _))| c.id == id && c.attempts <= max && c.expires_at > now)
+            .find(|(_, (c, _))| c.id == id && c.expires_at > now)
             .map(|(k, _)| k.clone())
         else {
             return Ok(false);

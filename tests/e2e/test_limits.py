@@ -2,6 +2,7 @@
 cap of the Rate Limiting binding, on a worker with the production cooldown
 (60 s)."""
 
+import re
 
 import pytest
 
@@ -43,7 +44,8 @@ def test_resend_within_the_cooldown_is_429_with_retry_after_known_or_not(limited
         r = limited.resend(email, "verify_email", ip=addr)
         body = problem(r, 429, "rate_limited")
         assert 1 <= int(r.headers["retry-after"]) <= 60
-        answers.append((r.status_code, body))
+        # The seconds left count from each address's own send.
+        answers.append((r.status_code, {**body, "detail": re.sub(r"\d+", "N", body["detail"])}))
     assert answers[0] == answers[1]
     mail.expect(known, 1)
 
