@@ -4,7 +4,9 @@
 
 use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MIN_LENGTH};
 use crate::domain::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
+use crate::domain::return_to::ReturnOrigins;
 use crate::error::ApiError;
+use crate::pages::layout::{parse_accent, DEFAULT_ACCENT};
 use crate::providers::mail::{MailApi, Sender, APIS};
 use crate::providers::template::Templates;
 use crate::providers::text::TextChannel;
@@ -65,6 +67,10 @@ pub struct Config {
     pub templates: Templates,
     pub api_key_sends_per_hour: u32,
     pub twilio_timeout_ms: u64,
+    /// Where the hosted pages may send a browser back (`AUTH_RETURN_ORIGINS`).
+    pub auth_return_origins: ReturnOrigins,
+    /// The pages' accent colour (`ACCENT_COLOR`).
+    pub accent_color: String,
     twilio: Twilio,
     pepper: Result<Pepper, String>,
     mail_api_key: Option<String>,
@@ -165,7 +171,13 @@ impl Config {
                 "var MAX_SENDS_PER_ADDRESS_PER_HOUR must be at least MAX_SENDS_PER_HOUR: it is the ceiling across scopes".into(),
             ));
         }
+        let auth_return_origins =
+            ReturnOrigins::parse(&vars.text("AUTH_RETURN_ORIGINS", "")).map_err(unavailable)?;
+        let accent_color =
+            parse_accent(&vars.text("ACCENT_COLOR", DEFAULT_ACCENT)).map_err(unavailable)?;
         Ok(Self {
+            auth_return_origins,
+            accent_color,
             app_name: vars.text("APP_NAME", "OTP Edge"),
             production,
             otp_length,

@@ -11,8 +11,18 @@ pub enum ApiError {
     /// 400: a field or parameter is missing or malformed; `detail` names it
     /// without repeating its value.
     InvalidRequest(String),
-    /// 400: the code is wrong, or no code is pending.
+    /// 400: no code is pending (or it was used or replaced).
     InvalidCode,
+    /// 400: the code does not match the pending one, which takes
+    /// `attempts_left` more guesses. The same for every address: an
+    /// unknown one has a pending code too (see `Service::request_code`).
+    WrongCode { attempts_left: u32 },
+    /// 400: a hand-off's `code_verifier` does not match its challenge.
+    InvalidCodeVerifier,
+    /// 400: a hand-off code exchanged for another origin than it was issued to.
+    ReturnToMismatch,
+    /// 403: a page's form without the browser's CSRF token or from another origin.
+    CsrfRefused,
     /// 400: the code was right but has expired.
     ExpiredCode,
     /// 429: the code's attempts are used up; only a new code helps.
@@ -58,6 +68,11 @@ pub enum ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The path of the page about problem `code`: `/problems/invalid-code`.
+pub fn problem_path(code: &str) -> String {
+    format!("/problems/{}", code.replace('_', "-"))
+}
+
 impl ApiError {
     /// A bug or a platform failure (no randomness, say) in `operation`:
     /// `"session token: getrandom: ..."`. Logged, never answered.
@@ -99,14 +114,25 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub code: &'static str,
+    /// For `WrongCode`: the guesses the code still takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_left: Option<u32>,
 }
 
 impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidRequest(_) | Self::InvalidCode | Self::ExpiredCode => 400,
+            Self::InvalidRequest(_)
+            | Self::InvalidCode
+            | Self::WrongCode { .. }
+            | Self::ExpiredCode
+            | Self::InvalidCodeVerifier
+            | Self::ReturnToMismatch => 400,
             Self::InvalidCredentials | Self::Unauthorized => 401,
-            Self::EmailNotVerified | Self::ChannelNotAllowed(_) | Self::OriginNotAllowed => 403,
+            Self::EmailNotVerified
+            | Self::ChannelNotAllowed(_)
+            | Self::OriginNotAllowed
+            | Self::CsrfRefused => 403,
             Self::NotFound | Self::ApiKeyNotFound => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge { .. } => 413,
@@ -121,7 +147,10 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
-            Self::InvalidCode => "invalid_code",
+            Self::InvalidCode | Self::WrongCode { .. } => "invalid_code",
+            Self::InvalidCodeVerifier => "invalid_code_verifier",
+            Self::ReturnToMismatch => "return_to_mismatch",
+            Self::CsrfRefused => "csrf_failed",
             Self::ExpiredCode => "expired_code",
             Self::TooManyAttempts => "too_many_attempts",
             Self::RateLimited { .. } => "rate_limited",
@@ -142,10 +171,13 @@ impl ApiError {
         }
     }
 
-    fn title(&self) -> &'static str {
+    pub fn title(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "Invalid request",
-            Self::InvalidCode => "Invalid code",
+            Self::InvalidCode | Self::WrongCode { .. } => "Invalid code",
+            Self::InvalidCodeVerifier => "Invalid code verifier",
+            Self::ReturnToMismatch => "Return address mismatch",
+            Self::CsrfRefused => "Form refused",
             Self::ExpiredCode => "Expired code",
             Self::TooManyAttempts => "Too many attempts",
             Self::RateLimited { .. } => "Rate limited",
@@ -165,10 +197,23 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    pub fn detail(&self) -> String {
         match self {
             Self::InvalidRequest(d) | Self::Unavailable(d) => d.clone(),
             Self::InvalidCode => "The code is wrong, or there is no pending code for this address.".into(),
+            Self::WrongCode { attempts_left } => format!(
+                "The code is wrong. {attempts_left} more {} allowed before it can no longer be used.",
+                if *attempts_left == 1 { "attempt is" } else { "attempts are" }
+            ),
+            Self::InvalidCodeVerifier => {
+                "The code_verifier does not match the code_challenge of the sign-in.".into()
+            }
+            Self::ReturnToMismatch => {
+                "The return_to origin is not the one this code was issued for.".into()
+            }
+            Self::CsrfRefused => {
+                "The form did not come from this service's own page in this browser.".into()
+            }
             Self::ExpiredCode => "The code has expired. Ask for a new one.".into(),
             Self::TooManyAttempts => {
                 "Too many wrong codes: this code can no longer be used. Ask for a new one later.".into()
@@ -208,16 +253,19 @@ impl ApiError {
         }
     }
 
-    pub fn problem(&self) -> Problem {
+    /// The problem document; its `type` is the page this worker serves
+    /// about the problem, under `origin` (`https://otp.example.com`).
+    pub fn problem(&self, origin: &str) -> Problem {
         Problem {
-            type_uri: format!(
-                "https://otp-edge.dev/problems/{}",
-                self.code().replace('_', "-")
-            ),
+            type_uri: format!("{origin}{}", problem_path(self.code())),
             title: self.title(),
             status: self.status(),
             detail: self.detail(),
             code: self.code(),
+            attempts_left: match self {
+                Self::WrongCode { attempts_left } => Some(*attempts_left),
+                _ => None,
+            },
         }
     }
 
@@ -237,22 +285,16 @@ impl ApiError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn internal_errors_never_leak_their_detail() {
-        let p = ApiError::Internal("D1_ERROR: no such table: users".into()).problem();
-        assert_eq!(p.status, 500);
-        assert_eq!(p.code, "internal");
-        assert!(!p.detail.contains("D1"));
-    }
-
-    #[test]
-    fn every_variant_has_a_snake_case_code_and_matching_status() {
-        let all = [
+impl ApiError {
+    /// One of each variant, for tests that must cover every code.
+    pub fn examples() -> Vec<ApiError> {
+        vec![
             ApiError::InvalidRequest("email".into()),
             ApiError::InvalidCode,
+            ApiError::WrongCode { attempts_left: 2 },
+            ApiError::InvalidCodeVerifier,
+            ApiError::ReturnToMismatch,
+            ApiError::CsrfRefused,
             ApiError::ExpiredCode,
             ApiError::TooManyAttempts,
             ApiError::RateLimited {
@@ -276,7 +318,25 @@ mod tests {
             ApiError::Unavailable("OTP_PEPPER is not set".into()),
             ApiError::StorageUnavailable("d1 claim_attempt: Network connection lost".into()),
             ApiError::Internal("x".into()),
-        ];
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_never_leak_their_detail() {
+        let p = ApiError::Internal("D1_ERROR: no such table: users".into()).problem("");
+        assert_eq!(p.status, 500);
+        assert_eq!(p.code, "internal");
+        assert!(!p.detail.contains("D1"));
+    }
+
+    #[test]
+    fn every_variant_has_a_snake_case_code_and_matching_status() {
+        let all = ApiError::examples();
         let spec: serde_json::Value =
             serde_norway::from_str(include_str!("../openapi.yaml")).unwrap();
         let documented: Vec<&str> = spec["components"]["schemas"]["Problem"]["properties"]["code"]
@@ -296,10 +356,13 @@ mod tests {
             "problem codes and openapi.yaml's Problem.code differ"
         );
         for e in all {
-            let p = e.problem();
+            let p = e.problem("https://otp.example");
             assert!(p.code.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
             assert_eq!(p.status, e.status());
-            assert!(p.type_uri.starts_with("https://"));
+            assert_eq!(
+                p.type_uri,
+                format!("https://otp.example/problems/{}", p.code.replace('_', "-"))
+            );
         }
     }
 
@@ -307,7 +370,7 @@ mod tests {
     fn storage_failures_are_503_with_retry_after_and_keep_their_cause_private() {
         let e =
             ApiError::StorageUnavailable("d1 register: D1_ERROR: Network connection lost".into());
-        let p = e.problem();
+        let p = e.problem("");
         assert_eq!((p.status, p.code), (503, "unavailable"));
         assert!(!p.detail.contains("D1") && !p.detail.contains("register"));
         assert_eq!(e.headers(), vec![("retry-after", "2".to_string())]);

@@ -7,6 +7,8 @@
 //!   row of `http::routes::TABLE`, runs its policy, calls the flow, writes
 //!   the answer. Implements the ports on D1, KV and `fetch`.
 //! - `http`: the route table, one parser per request body, CORS, ids.
+//! - `pages`: the HTML for people (hosted sign-in, the console, problem
+//!   pages), CSRF and cookies.
 //! - `service`: the flows (`account`, `apps`, `admin`): decisions only.
 //! - `domain`: values parsed once and valid after (email, code, password...).
 //! - `ports`: the traits state lives behind (`Store`, `Counters`, `Clock`).
@@ -18,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod pages;
 pub mod ports;
 pub mod providers;
 pub mod service;

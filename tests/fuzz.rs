@@ -17,15 +17,17 @@ use otp_edge::domain::password::Password;
 use otp_edge::domain::phone::Phone;
 use otp_edge::domain::purpose::{AppPurpose, Purpose};
 use otp_edge::domain::recipient::Recipient;
+use otp_edge::domain::return_to::{Handoff, ReturnOrigins, ReturnTo};
 use otp_edge::error::ApiError;
 use otp_edge::http::body::{check_declared_length, require_json, JsonBody};
 use otp_edge::http::cors::Cors;
 use otp_edge::http::request_id::request_id;
 use otp_edge::http::requests::{
-    CodeProof, CodeRequest, CreateKey, EventsQuery, Login, OtpSend, OtpVerify,
+    CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange, Login, OtpSend, OtpVerify,
     PasswordResetConfirm, Register, Resend, RevokeKey,
 };
 use otp_edge::http::routes::{Row, TABLE};
+use otp_edge::pages::browser::Form;
 use otp_edge::providers::template::Templates;
 use proptest::prelude::*;
 
@@ -36,7 +38,7 @@ fn refused_cleanly(e: &ApiError, raw: &str) {
         matches!(e.status(), 400 | 413),
         "{e:?} is not a client error"
     );
-    let detail = e.problem().detail;
+    let detail = e.detail();
     if raw.trim().len() >= 6 {
         assert!(
             !detail.contains(raw.trim()),
@@ -105,6 +107,12 @@ fn route_field() -> impl Strategy<Value = (String, serde_json::Value)> {
         ("name", json!("shop")),
         ("app_name", json!("Shop")),
         ("channels", json!(["sms", "email"])),
+        ("code", json!("Yx2N0c3F1ZGJ4bW5rZXR6dWJ4cWlkYmNwYWtzaHZ4")),
+        ("return_to", json!("https://app.example.com/callback?x=1")),
+        (
+            "code_verifier",
+            json!("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+        ),
     ];
     (
         prop::sample::select(fields.to_vec()),
@@ -134,7 +142,7 @@ fn parsed_or_refused<T>(outcome: Result<T, ApiError>, fields: &[&str]) -> Option
         Ok(value) => Some(value),
         Err(e) => {
             assert_eq!(e.code(), "invalid_request", "{e:?}");
-            let detail = e.problem().detail;
+            let detail = e.detail();
             assert!(
                 fields.iter().any(|f| detail.contains(&format!("`{f}`"))),
                 "{detail} names none of {fields:?}"
@@ -170,7 +178,7 @@ proptest! {
             ] {
                 if let Err(e) = outcome {
                     prop_assert_eq!(e.code(), "invalid_request");
-                    prop_assert!(e.problem().detail.contains(name));
+                    prop_assert!(e.detail().contains(name));
                 }
             }
         }
@@ -381,8 +389,47 @@ proptest! {
     fn revoke_key_and_events_paths(path in "/v1/admin/api-keys/.{0,40}", query in ".{0,60}|limit=[0-9]{1,4}&before=[0-9]{1,20}&address=.{0,20}") {
         let id = RevokeKey::parse(&path).id;
         prop_assert!(!id.contains('/'));
-        if let Some(q) = parsed_or_refused(EventsQuery::parse(&query), &["limit", "before"]) {
+        if let Some(q) = parsed_or_refused(EventsQuery::parse(&query), &["limit", "before", "kind"]) {
             prop_assert!((1..=500).contains(&q.page.limit));
         }
+    }
+
+    #[test]
+    fn handoff_exchange_bodies(value in route_body()) {
+        let body = body_of(&value);
+        let fields = ["code", "return_to", "code_verifier"];
+        if let Some(r) = parsed_or_refused(HandoffExchange::parse(&body), &fields) {
+            prop_assert!(!r.code.is_empty() && r.code.len() <= 128);
+            prop_assert!(r.return_origin.starts_with("https://") || r.return_origin.starts_with("http://"));
+        }
+    }
+
+    /// Whatever a link carries, a page returns only to a listed origin,
+    /// and to nothing a browser could read as another host.
+    #[test]
+    fn return_to_only_ever_lands_on_a_listed_origin(
+        raw in prop_oneof![
+            text(),
+            r"(https?:)?(//|/\\|%2[fF]%2[fF])?[a-z.@:%/\\]{0,30}",
+            r"https://app\.example\.com[@:./\\%#?a-z0-9]{0,20}",
+        ],
+        query in ".{0,80}",
+    ) {
+        let origins = ReturnOrigins::parse("https://app.example.com, http://localhost:3000").unwrap();
+        if let Some(r) = ReturnTo::parse(&raw, &origins) {
+            prop_assert!(origins.iter().any(|o| o == r.origin()));
+            let after = &r.url()[r.origin().len().min(r.url().len())..];
+            prop_assert!(
+                r.url().to_ascii_lowercase().starts_with(r.origin()) || r.url().contains(":443"),
+                "{}", r.url()
+            );
+            prop_assert!(after.is_empty() || after.starts_with('/') || after.starts_with('?') || after.starts_with(':'));
+            prop_assert!(!r.url().contains('@') || r.url().find('@') > r.url()[8..].find('/').map(|i| i + 8));
+        }
+        let h = Handoff::from_query(&query, &origins);
+        if let Some(r) = &h.return_to {
+            prop_assert!(origins.iter().any(|o| o == r.origin()));
+        }
+        let _ = Form::parse(query.as_bytes()).get("csrf");
     }
 }

@@ -27,6 +27,25 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [Self; 12] = [
+        Self::CodeSent,
+        Self::CodeVerified,
+        Self::CodeFailed,
+        Self::CodeBurned,
+        Self::LoginOk,
+        Self::LoginFailed,
+        Self::PasswordReset,
+        Self::Logout,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRevoked,
+        Self::AdminAuthFailed,
+        Self::ApiKeyAuthFailed,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CodeSent => "code_sent",
@@ -110,6 +129,14 @@ pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 500;
 
 /// One page of the trail, newest first: events with an id below `before`.
+/// Which events a page of the trail shows.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// The keyed hash of an address (`Pepper::address_tag`).
+    pub address_hash: Option<String>,
+    pub kind: Option<EventKind>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventPage {
     pub limit: u32,

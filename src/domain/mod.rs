@@ -1,13 +1,16 @@
 //! The values the service reasons about, each parsed once from raw input
 //! and valid from then on. Nothing here does I/O.
 
+pub mod admin_session;
 pub mod api_key;
 pub mod audit;
 pub mod channel;
 pub mod code;
 pub mod email;
+pub mod handoff;
 pub mod password;
 pub mod phone;
 pub mod purpose;
 pub mod recipient;
+pub mod return_to;
 pub mod session;

@@ -6,7 +6,7 @@
 //! expression, evaluated on the same state inside that transaction.
 
 use crate::domain::api_key::{ApiKey, Channels, NewApiKey};
-use crate::domain::audit::{Event, EventPage, StoredEvent};
+use crate::domain::audit::{Event, EventFilter, EventPage, StoredEvent};
 use crate::domain::code::{app_scope, CodeKey, APP_SCOPE_PREFIX, CORE_SCOPE};
 use crate::domain::email::Email;
 use crate::domain::purpose::Purpose;
@@ -14,9 +14,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::rfc3339;
 use crate::ports::limits::{SendCount, HOUR};
 use crate::ports::store::{
-    is_transient, nth, read_with_retry, Cleanup, Effect, Filed, NewCode, NewSession,
-    PasswordLookup, PendingCode, Registered, Registration, Requested, Stats, Store, User,
-    UserStats,
+    is_transient, nth, read_with_retry, Cleanup, Effect, Exchange, Exchanged, Filed, NewCode,
+    NewHandoff, NewSession, PasswordLookup, PendingCode, Registered, Registration, Requested,
+    SeriesPoint, SpentHandoff, Stats, Store, User, UserStats,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -27,13 +27,14 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 pub struct D1Store(pub D1Database);
 
 /// Every table the migrations create.
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "users",
     "codes",
     "sessions",
     "api_keys",
     "auth_events",
     "send_counts",
+    "handoffs",
 ];
 
 fn text(v: &str) -> JsValue {
@@ -42,6 +43,10 @@ fn text(v: &str) -> JsValue {
 
 fn number(v: u64) -> JsValue {
     JsValue::from_f64(v as f64)
+}
+
+fn maybe_text(v: Option<&str>) -> JsValue {
+    v.map_or(JsValue::NULL, text)
 }
 
 /// What a D1 failure in operation `op` answers. A schema that was never
@@ -370,6 +375,22 @@ pub const EVENTS_BEFORE: &str = "WHERE id < ?2 ORDER BY id DESC LIMIT ?1";
 pub const EVENTS_OF_ADDRESS: &str = "WHERE address_hash = ?2 ORDER BY id DESC LIMIT ?1";
 pub const EVENTS_OF_ADDRESS_BEFORE: &str =
     "WHERE address_hash = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?1";
+pub const EVENTS_OF_KIND: &str = "WHERE event = ?2 ORDER BY id DESC LIMIT ?1";
+pub const EVENTS_OF_KIND_BEFORE: &str = "WHERE event = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?1";
+// `+event`: the address index narrows far more than the kind's, and the
+// unary plus keeps SQLite from picking the kind's.
+pub const EVENTS_OF_ADDRESS_KIND: &str =
+    "WHERE address_hash = ?2 AND +event = ?3 ORDER BY id DESC LIMIT ?1";
+pub const EVENTS_OF_ADDRESS_KIND_BEFORE: &str =
+    "WHERE address_hash = ?2 AND +event = ?3 AND id < ?4 ORDER BY id DESC LIMIT ?1";
+/// The admin chart: code events per bucket since ?1, buckets of ?2 seconds
+/// (bound as a float, like every number: cast, or `/` would not floor).
+pub const EVENT_SERIES: &str = "SELECT (at / CAST(?2 AS INTEGER)) * CAST(?2 AS INTEGER) AS start,
+       SUM(event = 'code_sent' AND outcome = 'sent') AS sent,
+       SUM(event = 'code_verified') AS verified,
+       SUM(event IN ('code_failed', 'code_burned')) AS failed
+  FROM auth_events WHERE at >= ?1
+  GROUP BY start ORDER BY start";
 
 /// A proof of the address by a code anyone could have asked for, on an
 /// unverified account (`who`, SQL over `users` with `?3`): it ends
@@ -951,6 +972,11 @@ impl Store for D1Store {
                         "DELETE FROM send_counts WHERE hour < ?1",
                         &[number((now / HOUR).saturating_sub(1))],
                     )?,
+                    self.stmt(
+                        OP,
+                        "DELETE FROM handoffs WHERE expires_at <= ?1",
+                        &[number(now)],
+                    )?,
                 ],
             )
             .await?;
@@ -988,11 +1014,139 @@ impl Store for D1Store {
         self.batch(OP, statements).await.map(drop)
     }
 
-    async fn events(
-        &self,
-        page: &EventPage,
-        address_hash: Option<&str>,
-    ) -> ApiResult<Vec<StoredEvent>> {
+    async fn event_series(&self, since: u64, bucket_secs: u64) -> ApiResult<Vec<SeriesPoint>> {
+        #[derive(Deserialize)]
+        struct Row {
+            start: f64,
+            sent: Option<f64>,
+            verified: Option<f64>,
+            failed: Option<f64>,
+        }
+        let n = |v: Option<f64>| v.unwrap_or(0.0) as u64;
+        Ok(self
+            .read_all::<Row>(
+                "event_series",
+                EVENT_SERIES,
+                &[number(since), number(bucket_secs.max(1))],
+            )
+            .await?
+            .into_iter()
+            .map(|r| SeriesPoint {
+                start: r.start as u64,
+                sent: n(r.sent),
+                verified: n(r.verified),
+                failed: n(r.failed),
+            })
+            .collect())
+    }
+
+    async fn file_handoff(&self, h: &NewHandoff<'_>) -> ApiResult<bool> {
+        #[derive(Deserialize)]
+        struct Filed {
+            #[allow(dead_code)]
+            code_hash: String,
+        }
+        let row: Option<Filed> = self
+            .write(
+                "file_handoff",
+                "INSERT INTO handoffs (code_hash, session_hash, user_id, return_origin, challenge, created_at, expires_at)
+                 SELECT ?1, s.token_hash, s.user_id, ?3, ?4, ?5, ?6 FROM sessions s
+                 WHERE s.token_hash = ?2 AND s.expires_at > ?5
+                 RETURNING code_hash",
+                &[
+                    text(h.code_hash),
+                    text(h.session_hash),
+                    text(h.return_origin),
+                    maybe_text(h.challenge),
+                    number(h.now),
+                    number(h.expires_at),
+                ],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn exchange_handoff(&self, x: &Exchange<'_>) -> ApiResult<Exchanged> {
+        const OP: &str = "exchange_handoff";
+        #[derive(Deserialize)]
+        struct Spent {
+            expires_at: f64,
+            return_origin: String,
+            challenge: Option<String>,
+        }
+        // The key is checked by every statement, so a wrong key changes
+        // nothing. The insert binds ?1 key hash, ?2 new token hash, ?3 now,
+        // ?4 session expiry, ?5 code hash, ?6 origin, ?7 challenge (NULL
+        // without a verifier). It runs before the delete, which it reads.
+        const KEY_OK: &str =
+            "EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL)";
+        let args = [
+            text(x.key_hash),
+            text(&x.session.token_hash),
+            number(x.session.now),
+            number(x.session.expires_at),
+            text(x.code_hash),
+            text(x.return_origin),
+            maybe_text(x.challenge),
+        ];
+        let r = self
+            .batch(
+                OP,
+                vec![
+                    self.stmt(OP, &format!("SELECT {KEY_OK} AS ok"), &[text(x.key_hash)])?,
+                    self.stmt(
+                        OP,
+                        &format!(
+                            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
+                             SELECT ?2, h.user_id, ?3, ?4 FROM handoffs h
+                             WHERE h.code_hash = ?5 AND h.expires_at > ?3 AND h.return_origin = ?6
+                               AND h.challenge IS ?7 AND {KEY_OK}
+                               AND EXISTS (SELECT 1 FROM sessions s
+                                           WHERE s.token_hash = h.session_hash AND s.expires_at > ?3)"
+                        ),
+                        &args,
+                    )?,
+                    self.stmt(
+                        OP,
+                        &format!(
+                            "DELETE FROM handoffs WHERE code_hash = ?2 AND {KEY_OK}
+                             RETURNING expires_at, return_origin, challenge"
+                        ),
+                        &[text(x.key_hash), text(x.code_hash)],
+                    )?,
+                    self.stmt(
+                        OP,
+                        "SELECT u.id AS id, u.email AS email, u.password_hash AS password_hash,
+                                u.verified AS verified, u.created_at AS created_at
+                         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
+                        &[text(&x.session.token_hash)],
+                    )?,
+                ],
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct KeyOk {
+            ok: f64,
+        }
+        let key_ok = r.rows::<KeyOk>(0)?.first().is_some_and(|k| k.ok != 0.0);
+        let spent = r
+            .rows::<Spent>(2)?
+            .into_iter()
+            .next()
+            .map(|s| SpentHandoff {
+                expires_at: s.expires_at as u64,
+                return_origin: s.return_origin,
+                challenge: s.challenge,
+            });
+        let user = r.rows::<UserRow>(3)?.into_iter().next().map(User::from);
+        Ok(Exchanged {
+            key_ok,
+            spent,
+            user,
+        })
+    }
+
+    async fn events(&self, page: &EventPage, filter: &EventFilter) -> ApiResult<Vec<StoredEvent>> {
         #[derive(Deserialize)]
         struct Row {
             id: f64,
@@ -1007,15 +1161,25 @@ impl Store for D1Store {
         }
         // The cursor is an id, so pages stay stable while events arrive.
         let limit = number(page.limit.into());
-        let (shape, args) = match (address_hash, page.before) {
-            (None, None) => (EVENTS_NEWEST, vec![limit]),
-            (None, Some(before)) => (EVENTS_BEFORE, vec![limit, number(before)]),
-            (Some(hash), None) => (EVENTS_OF_ADDRESS, vec![limit, text(hash)]),
-            (Some(hash), Some(before)) => (
-                EVENTS_OF_ADDRESS_BEFORE,
-                vec![limit, text(hash), number(before)],
-            ),
+        // One fixed statement per filter, each planned on an index (a test
+        // reads them from this file and asks SQLite).
+        let address = filter.address_hash.as_deref().map(text);
+        let kind = filter.kind.map(|k| text(k.as_str()));
+        let before = page.before.map(number);
+        let shape = match (&address, &kind, &before) {
+            (None, None, None) => EVENTS_NEWEST,
+            (None, None, Some(_)) => EVENTS_BEFORE,
+            (Some(_), None, None) => EVENTS_OF_ADDRESS,
+            (Some(_), None, Some(_)) => EVENTS_OF_ADDRESS_BEFORE,
+            (None, Some(_), None) => EVENTS_OF_KIND,
+            (None, Some(_), Some(_)) => EVENTS_OF_KIND_BEFORE,
+            (Some(_), Some(_), None) => EVENTS_OF_ADDRESS_KIND,
+            (Some(_), Some(_), Some(_)) => EVENTS_OF_ADDRESS_KIND_BEFORE,
         };
+        let args: Vec<JsValue> = [Some(limit), address, kind, before]
+            .into_iter()
+            .flatten()
+            .collect();
         let sql = format!("{EVENT_COLUMNS} {shape}");
         Ok(self
             .read_all::<Row>("events", &sql, &args)

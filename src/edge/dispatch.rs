@@ -9,8 +9,8 @@ use crate::domain::api_key::{is_well_formed, ApiKey};
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
 use crate::http::requests::{
-    query_of, CodeProof, CodeRequest, CreateKey, EventsQuery, Login, OtpSend, OtpVerify,
-    PasswordResetConfirm, Register, Resend, RevokeKey,
+    query_of, CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange, Login, OtpSend,
+    OtpVerify, PasswordResetConfirm, Register, Resend, RevokeKey,
 };
 use crate::http::routes::{AdminRoute, AppRoute, Flow, PublicRoute, SessionRoute};
 use crate::ports::clock::rfc3339;
@@ -203,7 +203,9 @@ async fn admin(
             // Not `req.url()`: the `url` crate's IDNA tables would add ~90 KB
             // of gzipped wasm for three query parameters.
             let r = EventsQuery::parse(query_of(&call.req.inner().url()))?;
-            let events = svc.events(token, &r.page, r.address.as_deref()).await?;
+            let events = svc
+                .events(token, &r.page, r.address.as_deref(), r.kind)
+                .await?;
             Ok(respond::json(
                 200,
                 &json!({"events": events, "next_before": r.page.next_before(&events)}),
@@ -239,6 +241,17 @@ async fn app(
             svc.verify_app_code(bearer, &r.to, &r.purpose, &r.code)
                 .await?;
             Ok(respond::json(200, &json!({"valid": true})))
+        }
+        AppRoute::Exchange => {
+            let r = match HandoffExchange::parse(body) {
+                Ok(parsed) => parsed,
+                Err(e) => return held(svc, bearer, e).await,
+            };
+            let (user, session) = svc.exchange_handoff(bearer, &r).await?;
+            let mut answer = session_json(session);
+            answer["email"] = json!(user.email);
+            answer["verified"] = json!(user.verified);
+            Ok(respond::json(200, &answer))
         }
     }
 }
@@ -278,7 +291,7 @@ async fn read_json(req: &mut Request) -> ApiResult<JsonBody> {
 
 /// Sends after the answer has gone out, so its timing cannot tell a known
 /// address from an unknown one. A failure is logged, without the message.
-fn deliver_later(ctx: &Context, mailer: &EdgeMailer, message: Deferred) {
+pub(super) fn deliver_later(ctx: &Context, mailer: &EdgeMailer, message: Deferred) {
     let Some(message) = message else { return };
     let mailer = mailer.clone();
     ctx.wait_until(async move {

@@ -9,6 +9,7 @@ mod dispatch;
 mod kv_counters;
 mod mailer;
 mod outbound;
+mod pages;
 mod respond;
 mod texter;
 
@@ -81,6 +82,20 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         (Ok(cors), Some(origin)) => cors.allow(origin),
         _ => None,
     };
+    let own_origin = respond::origin_of(&req.inner().url()).to_owned();
+    if pages::is_page(&path) {
+        let (mut response, name) =
+            pages::serve(&mut req, &env, &ctx, &request_id, &own_origin).await;
+        log_line(
+            &request_id,
+            name,
+            &method,
+            response.status_code(),
+            Date::now().as_millis().saturating_sub(started),
+        );
+        respond::finish(&mut response, &request_id, None);
+        return Ok(response);
+    }
     let row = Row::resolve(&method, &path);
     // OPTIONS on an existing path: a CORS preflight, or a plain question.
     let preflight = method == "OPTIONS" && matches!(row, Err(ApiError::MethodNotAllowed { .. }));
@@ -108,7 +123,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
                 json!({"event": event, "request_id": request_id, "path": path, "detail": detail})
             );
         }
-        respond::problem(&e)
+        respond::problem(&e, &own_origin)
     });
     let name = match (row, preflight) {
         (Ok(row), _) => row.name,
@@ -183,24 +198,8 @@ async fn handle(
         }
         Route::Flow(flow) => flow,
     };
-    let cfg = load_config(env)?;
-    let audit = Audit::default();
-    let diagnostics = Diagnostics::default();
-    let later = Later::default();
-    let svc = Service {
-        cfg: &cfg,
-        store: database(env)?,
-        counters: counters(env)?,
-        mailer: EdgeMailer::new(&cfg, env, request_id),
-        texter: TwilioTexter {
-            cfg: &cfg,
-            request_id,
-        },
-        clock: WorkerClock,
-        audit: &audit,
-        diagnostics: &diagnostics,
-        later: &later,
-    };
+    let scope = Scope::load(env)?;
+    let svc = scope.service(env, request_id)?;
     let token = header(req, "authorization");
     let mut call = Call {
         row,
@@ -211,11 +210,60 @@ async fn handle(
         token: bearer(token.as_deref()).map(str::to_owned),
     };
     let answer = serve(flow, &svc, &mut call).await;
-    let ip = ip.unwrap_or_else(|| "unknown".into());
-    store_events(ctx, env, request_id, audit.take(), ip, svc.clock.now());
-    write_counters(ctx, env, request_id, later.take());
-    log_diagnostics(request_id, diagnostics.take());
+    scope.finish(ctx, env, request_id, ip);
     answer
+}
+
+/// What a request's flows share: the config, and what they leave for
+/// after the answer (audit events, counter writes, diagnostics).
+struct Scope {
+    cfg: Config,
+    audit: Audit,
+    diagnostics: Diagnostics,
+    later: Later,
+}
+
+impl Scope {
+    fn load(env: &Env) -> ApiResult<Self> {
+        Ok(Self {
+            cfg: load_config(env)?,
+            audit: Audit::default(),
+            diagnostics: Diagnostics::default(),
+            later: Later::default(),
+        })
+    }
+
+    fn service<'a>(&'a self, env: &Env, request_id: &'a str) -> ApiResult<EdgeService<'a>> {
+        Ok(Service {
+            cfg: &self.cfg,
+            store: database(env)?,
+            counters: counters(env)?,
+            mailer: EdgeMailer::new(&self.cfg, env, request_id),
+            texter: TwilioTexter {
+                cfg: &self.cfg,
+                request_id,
+            },
+            clock: WorkerClock,
+            audit: &self.audit,
+            diagnostics: &self.diagnostics,
+            later: &self.later,
+        })
+    }
+
+    /// Hands what the flows left to `wait_until`, once the answer is ready.
+    fn finish(&self, ctx: &Context, env: &Env, request_id: &str, ip: Option<String>) {
+        let ip = ip.unwrap_or_else(|| "unknown".into());
+        store_events(
+            ctx,
+            env,
+            request_id,
+            self.audit.take(),
+            ip,
+            WorkerClock.now(),
+        );
+        write_counters(ctx, env, request_id, self.later.take());
+        log_diagnostics(request_id, self.diagnostics.take());
+    }
 }
 
 /// Failures the flow absorbed, one log line each under the request id.

@@ -28,8 +28,18 @@ pub fn json(status: u16, value: &impl Serialize) -> Response {
     bytes(status, body, base_headers(Some("application/json")))
 }
 
-pub fn problem(error: &ApiError) -> Response {
-    let body = serde_json::to_vec(&error.problem()).unwrap_or_default();
+/// The scheme, host and port of a request URL: what problem types, the
+/// pages' CSRF check and their redirects are relative to.
+pub fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+pub fn problem(error: &ApiError, origin: &str) -> Response {
+    let body = serde_json::to_vec(&error.problem(origin)).unwrap_or_default();
     let headers = base_headers(Some("application/problem+json"));
     for (name, value) in error.headers() {
         let _ = headers.set(name, &value);
@@ -41,6 +51,41 @@ pub fn empty(status: u16) -> Response {
     Response::empty()
         .map(|r| r.with_status(status).with_headers(base_headers(None)))
         .unwrap_or_else(|_| fallback())
+}
+
+/// A page: HTML under the pages' policy (`pages::layout::csp`).
+pub fn html(status: u16, body: String, csp: &str) -> Response {
+    let headers = base_headers(Some("text/html; charset=utf-8"));
+    let _ = headers.set("content-security-policy", csp);
+    let _ = headers.set("x-frame-options", "DENY");
+    // Not `no-referrer`: with it a browser sends `Origin: null` on the
+    // pages' own form posts, and the CSRF check needs their origin. Other
+    // sites still learn nothing, not even which page linked to them.
+    let _ = headers.set("referrer-policy", "same-origin");
+    bytes(status, body.into_bytes(), headers)
+}
+
+/// A static asset of the pages, cacheable for a few minutes.
+pub fn asset(body: String, content_type: &str) -> Response {
+    let headers = base_headers(Some(content_type));
+    let _ = headers.set("cache-control", "public, max-age=300");
+    bytes(200, body.into_bytes(), headers)
+}
+
+/// 303 See Other: after a form, the browser GETs `location`.
+pub fn see_other(location: &str) -> Response {
+    let headers = base_headers(None);
+    let _ = headers.set("location", location);
+    bytes(303, Vec::new(), headers)
+}
+
+/// Adds `Set-Cookie` headers to an answer.
+pub fn with_cookies(mut response: Response, cookies: &[String]) -> Response {
+    let headers = response.headers_mut();
+    for c in cookies {
+        let _ = headers.append("set-cookie", c);
+    }
+    response
 }
 
 fn bytes(status: u16, body: Vec<u8>, headers: Headers) -> Response {

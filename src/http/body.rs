@@ -61,6 +61,11 @@ impl JsonBody {
         Self(Map::new())
     }
 
+    /// Fields gathered elsewhere (a page's form), for the same parsers.
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        Self(map)
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
         if bytes.len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge {

@@ -7,13 +7,15 @@
 
 use crate::config::Config;
 use crate::domain::api_key::NewApiKey;
-use crate::domain::audit::EventPage;
+use crate::domain::audit::{EventKind, EventPage};
 use crate::domain::channel::Channel;
 use crate::domain::code::{Alphabet, Code, CodeSpec};
 use crate::domain::email::Email;
+use crate::domain::handoff::CodeVerifier;
 use crate::domain::password::Password;
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
+use crate::domain::return_to::ReturnTo;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
 use crate::http::routes::key_id;
@@ -224,12 +226,46 @@ impl RevokeKey {
     }
 }
 
-/// `GET /v1/admin/events?limit=&before=&address=`.
+/// `POST /v1/auth/exchange`: an app trades a hand-off code for a session.
+#[derive(Debug)]
+pub struct HandoffExchange {
+    pub code: String,
+    /// The origin of the app's `return_to`, as the sign-in link named it.
+    pub return_origin: String,
+    pub verifier: Option<CodeVerifier>,
+}
+
+impl HandoffExchange {
+    pub fn parse(body: &JsonBody) -> ApiResult<Self> {
+        let code = body.string("code")?;
+        if code.is_empty() || code.len() > 128 {
+            return Err(ApiError::InvalidRequest(
+                "field `code` must be the code the sign-in returned".into(),
+            ));
+        }
+        let return_origin = ReturnTo::origin_of(body.string("return_to")?).ok_or_else(|| {
+            ApiError::InvalidRequest(
+                "field `return_to` must be the absolute http(s) URL the sign-in returned to".into(),
+            )
+        })?;
+        Ok(Self {
+            code: code.to_owned(),
+            return_origin,
+            verifier: body
+                .optional_string("code_verifier")?
+                .map(CodeVerifier::parse)
+                .transpose()?,
+        })
+    }
+}
+
+/// `GET /v1/admin/events?limit=&before=&address=&kind=`.
 #[derive(Debug)]
 pub struct EventsQuery {
     pub page: EventPage,
     /// Checked by the flow, which digests it.
     pub address: Option<String>,
+    pub kind: Option<EventKind>,
 }
 
 impl EventsQuery {
@@ -244,7 +280,19 @@ impl EventsQuery {
         };
         Ok(Self {
             page: EventPage::parse(get("limit"), get("before"))?,
-            address: get("address").map(str::to_owned),
+            // An empty field is the console's "any", as a form sends it.
+            address: get("address")
+                .filter(|a| !a.trim().is_empty())
+                .map(str::to_owned),
+            kind: match get("kind").filter(|k| !k.is_empty()) {
+                None => None,
+                Some(raw) => Some(EventKind::parse(raw).ok_or_else(|| {
+                    ApiError::InvalidRequest(
+                        "query parameter `kind` must be one of the event kinds (see the API reference)"
+                            .into(),
+                    )
+                })?),
+            },
         })
     }
 }
@@ -269,7 +317,7 @@ mod tests {
 
     fn refused(e: ApiError) -> String {
         assert_eq!(e.code(), "invalid_request", "{e:?}");
-        e.problem().detail
+        e.detail()
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub enum AdminRoute {
 pub enum AppRoute {
     Send,
     Verify,
+    /// `/v1/auth/exchange`: a hand-off code of the hosted pages for a session.
+    Exchange,
 }
 
 /// What a route reads from the request besides headers.
@@ -123,7 +125,7 @@ const fn row(
 /// Every route. A `{id}` segment matches one non-empty path segment. The
 /// spec test checks this table against `openapi.yaml`.
 #[rustfmt::skip]
-pub const TABLE: [Row; 19] = {
+pub const TABLE: [Row; 20] = {
     use AdminRoute::*;
     use AppRoute::*;
     use Body::{Json, None};
@@ -145,6 +147,7 @@ pub const TABLE: [Row; 19] = {
         row("POST",   "/v1/password-reset/confirm", "password_reset_confirm", public(PasswordResetConfirm),  Json),
         row("POST",   "/v1/otp/send",               "otp_send",               app(Send),                     Json),
         row("POST",   "/v1/otp/verify",             "otp_verify",             app(Verify),                   Json),
+        row("POST",   "/v1/auth/exchange",          "auth_exchange",          app(Exchange),                 Json),
         row("GET",    "/v1/admin/stats",            "admin_stats",            admin(Stats),                  None),
         row("GET",    API_KEYS_PATH,                "admin_list_keys",        admin(ListKeys),               None),
         row("POST",   API_KEYS_PATH,                "admin_create_key",       admin(CreateKey),              Json),

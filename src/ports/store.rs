@@ -2,7 +2,7 @@
 //! it in `edge::d1_store`; every multi-step change is one atomic call here.
 
 use crate::domain::api_key::{ApiKey, NewApiKey};
-use crate::domain::audit::{Event, EventPage, StoredEvent};
+use crate::domain::audit::{Event, EventFilter, EventPage, StoredEvent};
 use crate::domain::code::CodeKey;
 use crate::domain::email::Email;
 use crate::error::ApiResult;
@@ -164,6 +164,59 @@ pub struct Cleanup {
     pub audit_events: u64,
 }
 
+/// A hand-off code to file for the browser session `session_hash`.
+#[derive(Debug)]
+pub struct NewHandoff<'a> {
+    pub code_hash: &'a str,
+    pub session_hash: &'a str,
+    pub return_origin: &'a str,
+    pub challenge: Option<&'a str>,
+    pub now: u64,
+    pub expires_at: u64,
+}
+
+/// An app's exchange of a hand-off code: all of it one transaction.
+#[derive(Debug)]
+pub struct Exchange<'a> {
+    pub key_hash: &'a str,
+    pub code_hash: &'a str,
+    /// The origin of the `return_to` the app names.
+    pub return_origin: &'a str,
+    /// The challenge the app's verifier answers, `None` without a verifier.
+    pub challenge: Option<&'a str>,
+    pub session: &'a NewSession,
+}
+
+/// A hand-off as it was filed, returned by the exchange that deleted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpentHandoff {
+    pub expires_at: u64,
+    pub return_origin: String,
+    pub challenge: Option<String>,
+}
+
+/// What an exchange found and did.
+#[derive(Debug, Clone)]
+pub struct Exchanged {
+    /// The key exists and is not revoked. Without it nothing was touched.
+    pub key_ok: bool,
+    /// The hand-off the exchange deleted, if the code named one.
+    pub spent: Option<SpentHandoff>,
+    /// The account of the session it created: only when the code was
+    /// live, for this origin and challenge, and its browser session too.
+    pub user: Option<User>,
+}
+
+/// One bucket of the admin chart: codes sent, verified and failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SeriesPoint {
+    /// Unix seconds where the bucket starts.
+    pub start: u64,
+    pub sent: u64,
+    pub verified: u64,
+    pub failed: u64,
+}
+
 #[allow(async_fn_in_trait)]
 pub trait Store {
     /// The account for a password login, and a decoy hash picked by
@@ -282,12 +335,22 @@ pub trait Store {
 
     /// Appends a request's events, all at `now` from `ip`, in one write.
     async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()>;
-    /// Newest first, optionally only those of one address.
-    async fn events(
-        &self,
-        page: &EventPage,
-        address_hash: Option<&str>,
-    ) -> ApiResult<Vec<StoredEvent>>;
+    /// Newest first, optionally only those of one address or one kind.
+    async fn events(&self, page: &EventPage, filter: &EventFilter) -> ApiResult<Vec<StoredEvent>>;
+    /// Code events since `since`, counted per `bucket_secs`: only the
+    /// buckets that had any, oldest first.
+    async fn event_series(&self, since: u64, bucket_secs: u64) -> ApiResult<Vec<SeriesPoint>>;
+
+    /// Files a hand-off code, only while the browser session it hands off
+    /// is live; `false`, writing nothing, otherwise.
+    async fn file_handoff(&self, handoff: &NewHandoff<'_>) -> ApiResult<bool>;
+    /// In one transaction: checks the key; if it is good, deletes the
+    /// hand-off (a code is tried once, right or wrong) and, when the code
+    /// was live, issued for this origin and challenge, and its browser
+    /// session still is, creates `exchange.session` for its account. A
+    /// sign-out or a reset that ends the browser session first leaves the
+    /// code worth nothing.
+    async fn exchange_handoff(&self, exchange: &Exchange<'_>) -> ApiResult<Exchanged>;
 }
 
 /// D1's transient errors, as its documentation lists them: a read that

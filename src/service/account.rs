@@ -280,7 +280,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         Ok(session)
     }
 
-    fn new_session(&self, now: u64) -> ApiResult<(LoginSession, NewSession)> {
+    pub(super) fn new_session(&self, now: u64) -> ApiResult<(LoginSession, NewSession)> {
         let token = Token::generate()?;
         let stored = NewSession {
             token_hash: token_hash(token.expose()),
@@ -657,17 +657,18 @@ mod tests {
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
             let code = w.last_code();
-            for _ in 0..3 {
+            for attempts_left in [4, 3, 2] {
                 assert_eq!(
                     svc.verify_email(&ann, &wrong(&code)).await.unwrap_err(),
-                    ApiError::InvalidCode
+                    ApiError::WrongCode { attempts_left }
                 );
             }
             w.keep(svc.resend(&ann, Purpose::VerifyEmail).await.unwrap());
             let code = w.last_code();
+            // The new code inherits the count: a resend gives no guesses back.
             assert_eq!(
                 svc.verify_email(&ann, &wrong(&code)).await.unwrap_err(),
-                ApiError::InvalidCode
+                ApiError::WrongCode { attempts_left: 1 }
             );
             assert_eq!(
                 svc.verify_email(&ann, &wrong(&code)).await.unwrap_err(),
@@ -751,7 +752,7 @@ mod tests {
             // A verification code is not a login code, even while both are pending.
             assert_eq!(
                 svc.login_with_code(&ann, &verification).await.unwrap_err(),
-                ApiError::InvalidCode
+                ApiError::WrongCode { attempts_left: 4 }
             );
             let session = svc.login_with_code(&ann, &code).await.unwrap();
             let me = svc.me(Some(session.token.expose())).await.unwrap();
@@ -777,7 +778,7 @@ mod tests {
                 svc.login_with_code(&ghost, &Code::parse("123456", 6).unwrap())
                     .await
                     .unwrap_err(),
-                ApiError::InvalidCode
+                ApiError::WrongCode { attempts_left: 4 }
             );
         });
     }

@@ -1,13 +1,14 @@
 //! The operator's routes, behind `ADMIN_TOKEN`: stats and API keys.
 
 use super::{random_id, Service};
+use crate::domain::admin_session;
 use crate::domain::api_key::{ApiKey, NewApiKey, Secret};
-use crate::domain::audit::{Event, EventKind, EventPage, StoredEvent};
+use crate::domain::audit::{Event, EventFilter, EventKind, EventPage, StoredEvent};
 use crate::domain::code::app_scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::Counters;
-use crate::ports::store::{Stats, Store};
+use crate::ports::store::{SeriesPoint, Stats, Store};
 use crate::providers::mail::Mailer;
 use crate::providers::text::Texter;
 use sha2::{Digest, Sha256};
@@ -97,17 +98,84 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         bearer: Option<&str>,
         page: &EventPage,
         address: Option<&str>,
+        kind: Option<EventKind>,
     ) -> ApiResult<Vec<StoredEvent>> {
         self.admin(bearer)?;
-        let hash = match address {
+        let address_hash = match address {
             None => None,
             Some(raw) => {
                 let pepper = self.cfg.pepper()?;
                 Some(pepper.address_tag(&normalized_address(raw)?))
             }
         };
-        self.store.events(page, hash.as_deref()).await
+        self.store
+            .events(page, &EventFilter { address_hash, kind })
+            .await
     }
+
+    /// The console's chart: codes sent, verified and failed per hour over
+    /// the last 24 hours and per day over the last 30, oldest first, every
+    /// bucket present (zero when quiet). Read together: one round.
+    pub async fn activity(&self, bearer: Option<&str>) -> ApiResult<Activity> {
+        self.admin(bearer)?;
+        let now = self.clock.now();
+        let (hour, day) = (3_600, 86_400);
+        let hourly_from = (now / hour - 23) * hour;
+        let daily_from = (now / day - 29) * day;
+        let (hourly, daily) = futures_util::future::join(
+            self.store.event_series(hourly_from, hour),
+            self.store.event_series(daily_from, day),
+        )
+        .await;
+        Ok(Activity {
+            hourly: every_bucket(hourly?, hourly_from, hour, 24),
+            daily: every_bucket(daily?, daily_from, day, 30),
+        })
+    }
+
+    /// The value of the console's session cookie, once `token` is proven
+    /// the admin token (a wrong one is audited, like any admin route's).
+    pub fn admin_console_session(&self, token: &str) -> ApiResult<String> {
+        self.admin(Some(token))?;
+        Ok(admin_session::issue(
+            self.cfg.admin_token()?,
+            self.clock.now(),
+        ))
+    }
+
+    /// The admin credential behind a console session cookie, for the admin
+    /// routes' flows; `Unauthorized` for a missing, forged or expired one.
+    pub fn admin_console(&self, cookie: Option<&str>) -> ApiResult<&str> {
+        let token = self.cfg.admin_token()?;
+        match cookie.is_some_and(|c| admin_session::is_valid(token, c, self.clock.now())) {
+            true => Ok(token),
+            false => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// The console's chart data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    pub hourly: Vec<SeriesPoint>,
+    pub daily: Vec<SeriesPoint>,
+}
+
+/// `count` buckets of `width` seconds from `from`, filled from `points`.
+fn every_bucket(points: Vec<SeriesPoint>, from: u64, width: u64, count: u64) -> Vec<SeriesPoint> {
+    (0..count)
+        .map(|i| {
+            let start = from + i * width;
+            points
+                .iter()
+                .find(|p| p.start == start)
+                .cloned()
+                .unwrap_or(SeriesPoint {
+                    start,
+                    ..SeriesPoint::default()
+                })
+        })
+        .collect()
 }
 
 /// An address as the flows file it: email addresses parsed, phones in E.164.
@@ -201,25 +269,27 @@ mod tests {
                 .await
                 .unwrap();
             let page = EventPage::parse(Some("2"), None).unwrap();
-            let first = svc.events(ADMIN, &page, None).await.unwrap();
+            let first = svc.events(ADMIN, &page, None, None).await.unwrap();
             assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), [3, 2]);
             let next = EventPage::parse(Some("2"), Some("2")).unwrap();
-            assert_eq!(svc.events(ADMIN, &next, None).await.unwrap()[0].id, 1);
+            assert_eq!(svc.events(ADMIN, &next, None, None).await.unwrap()[0].id, 1);
             let all = EventPage::parse(None, None).unwrap();
-            let ann = svc.events(ADMIN, &all, Some(" Ann@Example.com")).await;
+            let ann = svc
+                .events(ADMIN, &all, Some(" Ann@Example.com"), None)
+                .await;
             assert_eq!(
                 ann.unwrap().iter().map(|e| e.id).collect::<Vec<_>>(),
                 [3, 1]
             );
             assert_eq!(
-                svc.events(ADMIN, &all, Some("no such thing"))
+                svc.events(ADMIN, &all, Some("no such thing"), None)
                     .await
                     .unwrap_err()
                     .code(),
                 "invalid_request"
             );
             assert_eq!(
-                svc.events(None, &all, None).await.unwrap_err(),
+                svc.events(None, &all, None, None).await.unwrap_err(),
                 ApiError::Unauthorized
             );
         });

@@ -392,13 +392,13 @@ mod tests {
         block_on(async {
             let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
             svc.send_app_code(&key, &req).await.unwrap();
-            for _ in 0..2 {
+            for attempts_left in [2, 1] {
                 let bad = wrong(&w.last_code());
                 assert_eq!(
                     svc.verify_app_code(&key, &req.to, &req.purpose, &bad)
                         .await
                         .unwrap_err(),
-                    ApiError::InvalidCode
+                    ApiError::WrongCode { attempts_left }
                 );
             }
             svc.send_app_code(&key, &req).await.unwrap();

@@ -9,12 +9,14 @@ mod account;
 mod admin;
 mod apps;
 pub mod diagnostics;
+mod handoff;
 #[cfg(test)]
 mod rounds;
 #[cfg(test)]
 mod testkit;
 
 pub use account::LoginSession;
+pub use admin::Activity;
 pub use apps::{AppCode, SentCode};
 
 use crate::config::Config;
@@ -225,7 +227,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                     self.audit_code(EventKind::CodeBurned, "too_many_attempts", key);
                     return Err(ApiError::TooManyAttempts);
                 }
-                return failed("invalid_code", ApiError::InvalidCode);
+                return failed(
+                    "invalid_code",
+                    ApiError::WrongCode {
+                        attempts_left: max - pending.attempts,
+                    },
+                );
             }
         };
         let effect = match unlock(proof, pending.account_id) {

@@ -9,15 +9,16 @@
 use super::{Later, Service};
 use crate::config::Config;
 use crate::domain::api_key::{ApiKey, Channels, NewApiKey};
-use crate::domain::audit::{Audit, Event, EventPage, StoredEvent};
+use crate::domain::audit::{Audit, Event, EventFilter, EventPage, StoredEvent};
 use crate::domain::code::{app_scope, Code, CodeKey, CORE_SCOPE};
 use crate::domain::email::Email;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
-    Cleanup, Effect, Filed, NewCode, NewSession, PasswordLookup, PendingCode, Registered,
-    Registration, Requested, Stats, Store, User, UserStats,
+    Cleanup, Effect, Exchange, Exchanged, Filed, NewCode, NewHandoff, NewSession, PasswordLookup,
+    PendingCode, Registered, Registration, Requested, SeriesPoint, SpentHandoff, Stats, Store,
+    User, UserStats,
 };
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::{TextChannel, TextMessage, Texter};
@@ -218,6 +219,10 @@ pub struct MemoryStore {
     pub sessions: RefCell<HashMap<String, (String, u64)>>,
     pub keys: RefCell<Vec<(String, ApiKey)>>,
     pub events: RefCell<Vec<StoredEvent>>,
+    /// The unix time of each of `events`, for the chart's buckets.
+    pub event_times: RefCell<Vec<u64>>,
+    /// Hand-offs by code hash.
+    pub handoffs: RefCell<HashMap<String, (String, String, SpentHandoff)>>,
     /// Send counts by (counter, hour).
     pub counts: RefCell<HashMap<(String, u64), u32>>,
     pub faults: Rc<Faults>,
@@ -604,6 +609,7 @@ impl Store for &MemoryStore {
         let mut stored = self.events.borrow_mut();
         for e in events {
             let id = stored.len() as u64 + 1;
+            self.event_times.borrow_mut().push(now);
             stored.push(StoredEvent {
                 id,
                 at: crate::ports::clock::rfc3339(now),
@@ -618,11 +624,7 @@ impl Store for &MemoryStore {
         }
         Ok(())
     }
-    async fn events(
-        &self,
-        page: &EventPage,
-        address_hash: Option<&str>,
-    ) -> ApiResult<Vec<StoredEvent>> {
+    async fn events(&self, page: &EventPage, filter: &EventFilter) -> ApiResult<Vec<StoredEvent>> {
         let _call = self.faults.call(Resource::D1, "events").await?;
         Ok(self
             .events
@@ -630,10 +632,106 @@ impl Store for &MemoryStore {
             .iter()
             .rev()
             .filter(|e| page.before.is_none_or(|b| e.id < b))
-            .filter(|e| address_hash.is_none_or(|h| e.address_hash.as_deref() == Some(h)))
+            .filter(|e| {
+                filter
+                    .address_hash
+                    .as_deref()
+                    .is_none_or(|h| e.address_hash.as_deref() == Some(h))
+            })
+            .filter(|e| filter.kind.is_none_or(|k| e.event == k.as_str()))
             .take(page.limit as usize)
             .cloned()
             .collect())
+    }
+    async fn event_series(&self, since: u64, bucket_secs: u64) -> ApiResult<Vec<SeriesPoint>> {
+        let _call = self.faults.call(Resource::D1, "event_series").await?;
+        let mut buckets: BTreeMap<u64, SeriesPoint> = BTreeMap::new();
+        let times = self.event_times.borrow();
+        for (e, at) in self.events.borrow().iter().zip(times.iter()) {
+            if *at < since {
+                continue;
+            }
+            let start = at / bucket_secs * bucket_secs;
+            let point = buckets.entry(start).or_insert(SeriesPoint {
+                start,
+                ..Default::default()
+            });
+            match (e.event.as_str(), e.outcome.as_str()) {
+                ("code_sent", "sent") => point.sent += 1,
+                ("code_verified", _) => point.verified += 1,
+                ("code_failed" | "code_burned", _) => point.failed += 1,
+                _ => {}
+            }
+        }
+        Ok(buckets.into_values().collect())
+    }
+    async fn file_handoff(&self, h: &NewHandoff<'_>) -> ApiResult<bool> {
+        let _call = self.faults.call(Resource::D1, "file_handoff").await?;
+        let sessions = self.sessions.borrow();
+        let Some((uid, _)) = sessions.get(h.session_hash).filter(|(_, exp)| *exp > h.now) else {
+            return Ok(false);
+        };
+        self.handoffs.borrow_mut().insert(
+            h.code_hash.into(),
+            (
+                h.session_hash.into(),
+                uid.clone(),
+                SpentHandoff {
+                    expires_at: h.expires_at,
+                    return_origin: h.return_origin.into(),
+                    challenge: h.challenge.map(str::to_owned),
+                },
+            ),
+        );
+        Ok(true)
+    }
+    async fn exchange_handoff(&self, x: &Exchange<'_>) -> ApiResult<Exchanged> {
+        let _call = self.faults.call(Resource::D1, "exchange_handoff").await?;
+        let now = x.session.now;
+        let key_ok = self
+            .keys
+            .borrow()
+            .iter()
+            .any(|(h, k)| h == x.key_hash && k.revoked_at.is_none());
+        if !key_ok {
+            return Ok(Exchanged {
+                key_ok,
+                spent: None,
+                user: None,
+            });
+        }
+        let Some((session_hash, uid, spent)) = self.handoffs.borrow_mut().remove(x.code_hash)
+        else {
+            return Ok(Exchanged {
+                key_ok,
+                spent: None,
+                user: None,
+            });
+        };
+        let browser_live = self
+            .sessions
+            .borrow()
+            .get(&session_hash)
+            .is_some_and(|(_, exp)| *exp > now);
+        let good = spent.expires_at > now
+            && spent.return_origin == x.return_origin
+            && spent.challenge.as_deref() == x.challenge
+            && browser_live;
+        let user = match good {
+            true => {
+                self.sessions.borrow_mut().insert(
+                    x.session.token_hash.clone(),
+                    (uid.clone(), x.session.expires_at),
+                );
+                self.users.borrow().values().find(|u| u.id == uid).cloned()
+            }
+            false => None,
+        };
+        Ok(Exchanged {
+            key_ok,
+            spent: Some(spent),
+            user,
+        })
     }
 }
 

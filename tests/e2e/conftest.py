@@ -9,6 +9,9 @@ from harness import ADMIN_TOKEN, MAIL_API_KEY, PEPPER, TWILIO_SID, TWILIO_TOKEN,
 
 SECRETS_SEEN = []  # codes, passwords and tokens the suite handled, for the log scan
 
+# The browser journeys' session-wide Chromium (tests/e2e/browser.py).
+pytest_plugins = ["browser"]
+
 
 def scan_the_logs(whole_suite):
     """No code, password, token or key the suite handled may appear in what

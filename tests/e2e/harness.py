@@ -52,6 +52,7 @@ ROUTES = {
     "admin_list_keys": ("GET", API_KEYS_PATH),
     "admin_create_key": ("POST", API_KEYS_PATH),
     "admin_events": ("GET", "/v1/admin/events"),
+    "auth_exchange": ("POST", "/v1/auth/exchange"),
 }
 OMIT = object()  # a body field left out
 
@@ -482,6 +483,10 @@ class Worker:
     def admin_events(self, **kw):
         return self.call("admin_events", **kw)
 
+    def auth_exchange(self, code, return_to, *, code_verifier=OMIT, **kw):
+        body = {"code": code, "return_to": return_to, "code_verifier": code_verifier}
+        return self.call("auth_exchange", {k: v for k, v in body.items() if v is not OMIT}, **kw)
+
 
 def unique_email(tag="user"):
     return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
@@ -494,5 +499,5 @@ def problem(r, status, code):
     body = r.json()
     assert body["code"] == code, body
     assert body["status"] == status
-    assert body["type"].startswith("https://") and body["title"] and body["detail"]
+    assert "/problems/" in body["type"] and body["title"] and body["detail"]
     return body

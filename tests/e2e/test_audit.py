@@ -162,13 +162,19 @@ def test_each_filter_of_the_trail_has_a_statement_that_uses_its_index(app):
     source = (ROOT / "src" / "edge" / "d1_store.rs").read_text()
     consts = dict(re.findall(r'const (EVENT_COLUMNS|EVENTS_\w+): &str =\s*"([^"]+)"', source))
     assert set(consts) == {"EVENT_COLUMNS", "EVENTS_NEWEST", "EVENTS_BEFORE", "EVENTS_OF_ADDRESS",
-                           "EVENTS_OF_ADDRESS_BEFORE"}, consts
-    args = {"EVENTS_NEWEST": (50,), "EVENTS_BEFORE": (50, 10), "EVENTS_OF_ADDRESS": (50, "ab" * 16),
-            "EVENTS_OF_ADDRESS_BEFORE": (50, "ab" * 16, 10)}
+                           "EVENTS_OF_ADDRESS_BEFORE", "EVENTS_OF_KIND", "EVENTS_OF_KIND_BEFORE",
+                           "EVENTS_OF_ADDRESS_KIND", "EVENTS_OF_ADDRESS_KIND_BEFORE"}, consts
+    address, kind = "ab" * 16, "login_ok"
+    args = {"EVENTS_NEWEST": (50,), "EVENTS_BEFORE": (50, 10), "EVENTS_OF_ADDRESS": (50, address),
+            "EVENTS_OF_ADDRESS_BEFORE": (50, address, 10), "EVENTS_OF_KIND": (50, kind),
+            "EVENTS_OF_KIND_BEFORE": (50, kind, 10), "EVENTS_OF_ADDRESS_KIND": (50, address, kind),
+            "EVENTS_OF_ADDRESS_KIND_BEFORE": (50, address, kind, 10)}
     with app.db() as db:
         for name, values in args.items():
             plan = " | ".join(row[-1] for row in db.execute(
                 f"EXPLAIN QUERY PLAN {consts['EVENT_COLUMNS']} {consts[name]}", values))
             if "ADDRESS" in name:
                 assert "INDEX auth_events_address" in plan, (name, plan)
+            elif "KIND" in name:
+                assert "INDEX auth_events_event" in plan, (name, plan)
             assert "TEMP B-TREE" not in plan, (name, plan)

@@ -1,0 +1,769 @@
+//! The pages, on the Workers side: reads the request (path, query,
+//! cookies, form), checks the form's origin and token, runs the same
+//! flows as the JSON routes and answers with a page or a redirect.
+//!
+//! Every POST is answered by a redirect when it succeeds (POST-redirect-
+//! GET) and by its own page, with the error in place, when it does not.
+
+use super::dispatch::deliver_later;
+use super::{check_limit, header, respond, EdgeService, Scope};
+use crate::config::Config;
+use crate::domain::admin_session::ADMIN_SESSION_SECS;
+use crate::domain::purpose::Purpose;
+use crate::domain::return_to::Handoff;
+use crate::error::{ApiError, ApiResult};
+use crate::http::requests::{query_of, CodeProof, CodeRequest, CreateKey, EventsQuery, Login};
+use crate::http::requests::{PasswordResetConfirm, Register};
+use crate::pages::auth::{self, AuthPage, Notice, View};
+use crate::pages::browser::{
+    check_form, clear_cookie, cookie, csrf_token, new_browser_id, set_cookie, Form, ADMIN_COOKIE,
+    CSRF_COOKIE, CSRF_COOKIE_SECS, EMAIL_COOKIE, EMAIL_COOKIE_SECS, MAX_FORM_BYTES, SESSION_COOKIE,
+};
+use crate::pages::console::{self, EventFilterForm};
+use crate::pages::layout::{self, Alert};
+use crate::pages::problems;
+use crate::ports::clock::rfc3339;
+use crate::ports::limits::{client_key, CLIENT_LIMIT};
+use crate::service::LoginSession;
+use futures_util::StreamExt;
+use worker::{Context, Env, Request, Response};
+
+/// Whether `path` is one of the pages' (or their assets').
+pub(super) fn is_page(path: &str) -> bool {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    under("/auth")
+        || under("/admin")
+        || path.starts_with("/problems/")
+        || path.starts_with("/assets/")
+}
+
+/// A page's answer: what to send, and the cookies to set with it.
+struct Answer {
+    response: Response,
+    cookies: Vec<String>,
+}
+
+impl Answer {
+    fn page(status: u16, markup: maud::Markup, csp: &str) -> Self {
+        Self {
+            response: respond::html(status, markup.into_string(), csp),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn redirect(location: &str) -> Self {
+        Self {
+            response: respond::see_other(location),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie(mut self, c: String) -> Self {
+        self.cookies.push(c);
+        self
+    }
+}
+
+/// Serves a page request; never fails, since a failure is a page too.
+/// Returns the answer and the name the request is logged under.
+pub(super) async fn serve(
+    req: &mut Request,
+    env: &Env,
+    ctx: &Context,
+    request_id: &str,
+    own_origin: &str,
+) -> (Response, &'static str) {
+    let path = req.path();
+    let method = req.inner().method();
+    let method = if method == "HEAD" {
+        "GET".to_owned()
+    } else {
+        method
+    };
+    // Static answers first: no config, no limit, no storage.
+    if method == "GET" {
+        if let Some(answer) = static_page(env, &path) {
+            return answer;
+        }
+    }
+    let name = log_name(&path);
+    let ip = header(req, "cf-connecting-ip");
+    let client = client_key(ip.as_deref()).unwrap_or_else(|| "unknown".into());
+    let site = env
+        .var("APP_NAME")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "OTP Edge".into());
+    if let Err(e) = check_limit(env, CLIENT_LIMIT, &client).await {
+        return (failure_page(&site, &e, ""), name);
+    }
+    let scope = match Scope::load(env) {
+        Ok(scope) => scope,
+        Err(e) => return (failure_page(&site, &e, ""), name),
+    };
+    let csp = layout::csp(&scope.cfg.auth_return_origins);
+    let answer = match scope.service(env, request_id) {
+        Ok(svc) => {
+            let mut page = Page {
+                svc: &svc,
+                req,
+                ctx,
+                own_origin,
+                csp: &csp,
+                path: path.clone(),
+                method,
+                cookies: Vec::new(),
+            };
+            let answer = page.run().await;
+            let cookies = std::mem::take(&mut page.cookies);
+            answer.map(|a| Answer {
+                cookies: [cookies, a.cookies].concat(),
+                ..a
+            })
+        }
+        Err(e) => Err(e),
+    };
+    scope.finish(ctx, env, request_id, ip);
+    let response = match answer {
+        Ok(a) => respond::with_cookies(a.response, &a.cookies),
+        Err(e) => failure_page(&scope.cfg.app_name, &e, &csp),
+    };
+    (response, name)
+}
+
+fn static_page(env: &Env, path: &str) -> Option<(Response, &'static str)> {
+    let site = || {
+        env.var("APP_NAME")
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| "OTP Edge".into())
+    };
+    match path {
+        layout::STYLE_PATH => {
+            let accent = env
+                .var("ACCENT_COLOR")
+                .ok()
+                .and_then(|v| layout::parse_accent(&v.to_string()).ok())
+                .unwrap_or_else(|| layout::DEFAULT_ACCENT.into());
+            Some((
+                respond::asset(layout::stylesheet(&accent), "text/css; charset=utf-8"),
+                "asset",
+            ))
+        }
+        layout::COPY_JS_PATH => Some((
+            respond::asset(layout::COPY_JS.into(), "text/javascript; charset=utf-8"),
+            "asset",
+        )),
+        _ => {
+            let slug = path.strip_prefix("/problems/")?;
+            let csp = layout::csp(&Default::default());
+            let response = match problems::page(&site(), slug) {
+                Some(markup) => respond::html(200, markup.into_string(), &csp),
+                None => failure_page(&site(), &ApiError::NotFound, &csp),
+            };
+            Some((response, "problem_page"))
+        }
+    }
+}
+
+/// The page for a failure no form can show: a missing secret (503, named
+/// as the JSON routes name it), a rate limit, a wrong path.
+fn failure_page(site: &str, e: &ApiError, csp: &str) -> Response {
+    let csp = match csp.is_empty() {
+        true => layout::csp(&Default::default()),
+        false => csp.to_owned(),
+    };
+    let detail = match e {
+        ApiError::Unavailable(d) => d.clone(),
+        ApiError::NotFound => "There is no page at this address.".into(),
+        ApiError::MethodNotAllowed { .. } => "This page does not take that kind of request.".into(),
+        other => auth::sentence(other),
+    };
+    let markup = layout::document(
+        site,
+        e.title(),
+        maud::html! {},
+        maud::html! {
+            h1 { (e.title()) }
+            div #error .alert.error role="alert" { (detail) }
+            p .links { a href="/auth/sign-in" { "Go to sign in" } }
+        },
+    );
+    let mut response = respond::html(e.status(), markup.into_string(), &csp);
+    for (name, value) in e.headers() {
+        let _ = response.headers_mut().set(name, &value);
+    }
+    response
+}
+
+fn log_name(path: &str) -> &'static str {
+    match path {
+        "/auth" | "/auth/" => "page_auth",
+        "/auth/sign-up" => "page_sign_up",
+        "/auth/verify" => "page_verify",
+        "/auth/verify/resend" => "page_verify_resend",
+        "/auth/sign-in" => "page_sign_in",
+        "/auth/code" => "page_code",
+        "/auth/forgot" => "page_forgot",
+        "/auth/reset" => "page_reset",
+        "/auth/account" => "page_account",
+        "/auth/sign-out" => "page_sign_out",
+        "/admin" | "/admin/" => "page_admin",
+        "/admin/sign-in" => "page_admin_sign_in",
+        "/admin/sign-out" => "page_admin_sign_out",
+        "/admin/events" => "page_admin_events",
+        "/admin/keys" => "page_admin_keys",
+        p if p.starts_with("/admin/keys/") => "page_admin_revoke",
+        _ => "page_unknown",
+    }
+}
+
+struct Page<'a, 's> {
+    svc: &'a EdgeService<'s>,
+    req: &'a mut Request,
+    ctx: &'a Context,
+    own_origin: &'a str,
+    csp: &'a str,
+    path: String,
+    method: String,
+    /// Cookies to set whatever the answer (a fresh CSRF id).
+    cookies: Vec<String>,
+}
+
+impl Page<'_, '_> {
+    fn cfg(&self) -> &Config {
+        self.svc.cfg
+    }
+
+    fn site(&self) -> &str {
+        &self.cfg().app_name
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        cookie(header(self.req, "cookie").as_deref(), name).map(str::to_owned)
+    }
+
+    fn query(&self) -> String {
+        query_of(&self.req.inner().url()).to_owned()
+    }
+
+    fn handoff(&self) -> Handoff {
+        Handoff::from_query(&self.query(), &self.cfg().auth_return_origins)
+    }
+
+    fn notice(&self) -> Option<Notice> {
+        form_urlencoded::parse(self.query().as_bytes())
+            .find(|(k, _)| k == "notice")
+            .and_then(|(_, v)| Notice::parse(&v))
+    }
+
+    /// The address typed last, to fill in the form.
+    fn remembered_email(&self) -> String {
+        self.cookie(EMAIL_COOKIE)
+            .map(|v| {
+                form_urlencoded::parse(format!("e={v}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    fn remember_email(&mut self, email: &str) {
+        let encoded: String = form_urlencoded::byte_serialize(email.as_bytes()).collect();
+        self.cookies
+            .push(set_cookie(EMAIL_COOKIE, &encoded, EMAIL_COOKIE_SECS));
+    }
+
+    /// This browser's form token; a browser without an id gets one.
+    fn csrf(&mut self) -> ApiResult<String> {
+        let svc = self.svc;
+        let pepper = svc.cfg.pepper()?;
+        let id = match self.cookie(CSRF_COOKIE).filter(|id| is_browser_id(id)) {
+            Some(id) => id,
+            None => {
+                let id = new_browser_id()?;
+                self.cookies
+                    .push(set_cookie(CSRF_COOKIE, &id, CSRF_COOKIE_SECS));
+                id
+            }
+        };
+        Ok(csrf_token(pepper, &id))
+    }
+
+    fn page(&self, status: u16, markup: maud::Markup) -> Answer {
+        Answer::page(status, markup, self.csp)
+    }
+
+    async fn run(&mut self) -> ApiResult<Answer> {
+        let path = self.path.clone();
+        let path = path.trim_end_matches('/');
+        match self.method.as_str() {
+            "GET" => self.get(path).await,
+            "POST" => {
+                let form = match self.read_form().await {
+                    Ok(form) => form,
+                    Err(ApiError::CsrfRefused) => return Ok(self.refused()),
+                    Err(e) => return Err(e),
+                };
+                self.post(path, form).await
+            }
+            _ => Err(ApiError::MethodNotAllowed {
+                allow: "GET, POST".into(),
+            }),
+        }
+    }
+
+    /// A form body, once its origin and token check out.
+    async fn read_form(&mut self) -> ApiResult<Form> {
+        let svc = self.svc;
+        let pepper = svc.cfg.pepper()?;
+        let content_type = header(self.req, "content-type").unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        let origin = header(self.req, "origin");
+        let browser = self.cookie(CSRF_COOKIE);
+        // What needs no body is checked before it is read: a foreign post
+        // costs nothing more. `check_form` below checks it all again.
+        let same_origin = origin
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case(self.own_origin));
+        let is_form = essence.eq_ignore_ascii_case("application/x-www-form-urlencoded");
+        if !same_origin || browser.is_none() || !is_form {
+            return Err(ApiError::CsrfRefused);
+        }
+        let mut body = Vec::new();
+        if let Ok(mut stream) = self.req.stream() {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk
+                    .map_err(|_| ApiError::InvalidRequest("the form could not be read".into()))?;
+                if body.len() + chunk.len() > MAX_FORM_BYTES {
+                    return Err(ApiError::PayloadTooLarge {
+                        limit_bytes: MAX_FORM_BYTES,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+        let form = Form::parse(&body);
+        check_form(
+            pepper,
+            self.own_origin,
+            origin.as_deref(),
+            browser.as_deref(),
+            form.get("csrf"),
+        )?;
+        Ok(form)
+    }
+
+    /// The answer to a form that failed the CSRF check.
+    fn refused(&self) -> Answer {
+        let back = match self.path.starts_with("/admin") {
+            true => "/admin/sign-in",
+            false => "/auth/sign-in",
+        };
+        self.page(403, auth::refused(self.site(), back))
+    }
+
+    async fn get(&mut self, path: &str) -> ApiResult<Answer> {
+        if let Some(page) = AuthPage::from_path(path) {
+            if page == AuthPage::SignIn {
+                if let Some(answer) = self.already_signed_in().await? {
+                    return Ok(answer);
+                }
+            }
+            let alert = self
+                .notice()
+                .map(|n| Alert::Notice(n.sentence(&self.remembered_email())));
+            let email = self.remembered_email();
+            return self.auth_page(page, 200, &email, alert);
+        }
+        match path {
+            "/auth" => Ok(Answer::redirect("/auth/sign-in")),
+            "/auth/account" => self.account().await,
+            "/admin/sign-in" => {
+                let csrf = self.csrf()?;
+                Ok(self.page(200, console::sign_in(self.site(), &csrf, None)))
+            }
+            "/admin" | "/admin/events" | "/admin/keys" => self.console_get(path).await,
+            p if revoke_target(p).is_some() => self.console_get(path).await,
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    fn auth_page(
+        &mut self,
+        page: AuthPage,
+        status: u16,
+        email: &str,
+        alert: Option<Alert>,
+    ) -> ApiResult<Answer> {
+        let csrf = self.csrf()?;
+        let query = self.handoff().query();
+        let view = View {
+            site: self.site(),
+            csrf: &csrf,
+            query: &query,
+            email,
+            alert,
+            code_length: self.cfg().otp_length,
+            password_min: self.cfg().password_min_length,
+        };
+        Ok(self.page(status, auth::render(page, &view)))
+    }
+
+    /// A browser that is signed in and opens the sign-in page goes on: to
+    /// the app that sent it, or to its account.
+    async fn already_signed_in(&mut self) -> ApiResult<Option<Answer>> {
+        let Some(token) = self.cookie(SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        match self.svc.me(Some(&token)).await {
+            Ok(_) => Ok(Some(self.after_sign_in(&token).await?)),
+            Err(ApiError::Unauthorized) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn account(&mut self) -> ApiResult<Answer> {
+        let token = self.cookie(SESSION_COOKIE);
+        match self.svc.me(token.as_deref()).await {
+            Ok(user) => {
+                let csrf = self.csrf()?;
+                let since = rfc3339(user.created_at)[..10].to_owned();
+                Ok(self.page(
+                    200,
+                    auth::account(self.site(), &csrf, &user.email, user.verified, &since),
+                ))
+            }
+            Err(ApiError::Unauthorized) => {
+                Ok(Answer::redirect("/auth/sign-in").cookie(clear_cookie(SESSION_COOKIE)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Where a browser goes once it holds the session `token`.
+    async fn after_sign_in(&self, token: &str) -> ApiResult<Answer> {
+        let to = self.svc.hand_off(token, &self.handoff()).await?;
+        Ok(Answer::redirect(to.as_deref().unwrap_or("/auth/account")))
+    }
+
+    /// The session cookie, and on to the app or the account page.
+    async fn signed_in(&self, session: LoginSession) -> ApiResult<Answer> {
+        let token = session.token.expose().to_owned();
+        let answer = self.after_sign_in(&token).await?;
+        Ok(answer.cookie(set_cookie(
+            SESSION_COOKIE,
+            &token,
+            self.cfg().session_ttl_secs,
+        )))
+    }
+
+    /// `page`'s path with the hand-off and `notice`.
+    fn next(&self, page: AuthPage, notice: Notice) -> String {
+        format!(
+            "{}{}",
+            page.path(),
+            self.handoff().query_with(&[("notice", notice.as_str())])
+        )
+    }
+
+    async fn post(&mut self, path: &str, form: Form) -> ApiResult<Answer> {
+        if path.starts_with("/admin") {
+            return self.console_post(path, form).await;
+        }
+        let email = form.get("email").unwrap_or("").trim().to_owned();
+        if !email.is_empty() {
+            self.remember_email(&email);
+        }
+        let (page, result) = match path {
+            "/auth/sign-up" => (AuthPage::SignUp, self.sign_up(&form).await),
+            "/auth/verify" => (AuthPage::Verify, self.verify(&form).await),
+            "/auth/verify/resend" => (AuthPage::Verify, self.resend_verification(&form).await),
+            "/auth/sign-in" => (AuthPage::SignIn, self.sign_in(&form).await),
+            "/auth/code" => (AuthPage::Code, self.code_sign_in(&form).await),
+            "/auth/forgot" => (AuthPage::Forgot, self.forgot(&form).await),
+            "/auth/reset" => (AuthPage::Reset, self.reset(&form).await),
+            "/auth/sign-out" => return self.sign_out().await,
+            _ => return Err(ApiError::NotFound),
+        };
+        // A code asked for from the code page comes back to it.
+        let page = match (page, form.get("via")) {
+            (AuthPage::SignIn, Some("code"))
+                if path == "/auth/sign-in" && form.get("password").is_none() =>
+            {
+                AuthPage::Code
+            }
+            _ => page,
+        };
+        match result {
+            Ok(answer) => Ok(answer),
+            Err(ApiError::EmailNotVerified) => Ok(Answer::redirect(
+                &self.next(AuthPage::Verify, Notice::VerifyNeeded),
+            )),
+            Err(e) if shown_in_place(&e) => {
+                let alert = Some(Alert::Error(auth::sentence(&e)));
+                let mut answer = self.auth_page(page, e.status(), &email, alert)?;
+                for (name, value) in e.headers() {
+                    let _ = answer.response.headers_mut().set(name, &value);
+                }
+                Ok(answer)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn sign_up(&self, form: &Form) -> ApiResult<Answer> {
+        let r = Register::parse(&form.as_json(&["email", "password"], &[]), self.cfg())?;
+        self.svc.register(&r.email, &r.password).await?;
+        Ok(Answer::redirect(
+            &self.next(AuthPage::Verify, Notice::CodeSent),
+        ))
+    }
+
+    async fn verify(&self, form: &Form) -> ApiResult<Answer> {
+        let r = CodeProof::parse(&form.as_json(&["email", "code"], &[]), self.cfg())?;
+        self.svc.verify_email(&r.email, &r.code).await?;
+        Ok(Answer::redirect(
+            &self.next(AuthPage::SignIn, Notice::Verified),
+        ))
+    }
+
+    async fn resend_verification(&self, form: &Form) -> ApiResult<Answer> {
+        let r = CodeRequest::parse(&form.as_json(&["email"], &[]))?;
+        let mail = self.svc.resend(&r.email, Purpose::VerifyEmail).await?;
+        deliver_later(self.ctx, &self.svc.mailer, mail);
+        Ok(Answer::redirect(
+            &self.next(AuthPage::Verify, Notice::CodeSent),
+        ))
+    }
+
+    async fn sign_in(&self, form: &Form) -> ApiResult<Answer> {
+        if form.get("via") == Some("code") {
+            let r = CodeRequest::parse(&form.as_json(&["email"], &[]))?;
+            let mail = self.svc.login_code(&r.email).await?;
+            deliver_later(self.ctx, &self.svc.mailer, mail);
+            return Ok(Answer::redirect(
+                &self.next(AuthPage::Code, Notice::LoginCodeSent),
+            ));
+        }
+        let r = Login::parse(&form.as_json(&["email", "password"], &[]))?;
+        let session = self.svc.login(&r.email, &r.password).await?;
+        self.signed_in(session).await
+    }
+
+    async fn code_sign_in(&self, form: &Form) -> ApiResult<Answer> {
+        let r = CodeProof::parse(&form.as_json(&["email", "code"], &[]), self.cfg())?;
+        let session = self.svc.login_with_code(&r.email, &r.code).await?;
+        self.signed_in(session).await
+    }
+
+    async fn forgot(&self, form: &Form) -> ApiResult<Answer> {
+        let r = CodeRequest::parse(&form.as_json(&["email"], &[]))?;
+        let mail = self.svc.password_reset(&r.email).await?;
+        deliver_later(self.ctx, &self.svc.mailer, mail);
+        Ok(Answer::redirect(
+            &self.next(AuthPage::Reset, Notice::ResetCodeSent),
+        ))
+    }
+
+    async fn reset(&self, form: &Form) -> ApiResult<Answer> {
+        let body = form.as_json(&["email", "code", "new_password"], &[]);
+        let r = PasswordResetConfirm::parse(&body, self.cfg())?;
+        self.svc
+            .confirm_password_reset(&r.email, &r.code, &r.new_password)
+            .await?;
+        // The reset ended every session; this browser's cookie goes too.
+        Ok(
+            Answer::redirect(&self.next(AuthPage::SignIn, Notice::PasswordReset))
+                .cookie(clear_cookie(SESSION_COOKIE)),
+        )
+    }
+
+    async fn sign_out(&self) -> ApiResult<Answer> {
+        let token = self.cookie(SESSION_COOKIE);
+        match self.svc.logout(token.as_deref()).await {
+            Ok(()) | Err(ApiError::Unauthorized) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Answer::redirect(&format!(
+            "/auth/sign-in?notice={}",
+            Notice::SignedOut.as_str()
+        ))
+        .cookie(clear_cookie(SESSION_COOKIE)))
+    }
+
+    // The console -------------------------------------------------------
+
+    /// The admin credential of a signed-in console, or the sign-in page.
+    fn admin(&self) -> Option<String> {
+        self.svc
+            .admin_console(self.cookie(ADMIN_COOKIE).as_deref())
+            .ok()
+            .map(str::to_owned)
+    }
+
+    async fn console_get(&mut self, path: &str) -> ApiResult<Answer> {
+        let Some(token) = self.admin() else {
+            return Ok(Answer::redirect("/admin/sign-in"));
+        };
+        let token = Some(token.as_str());
+        let csrf = self.csrf()?;
+        let site = self.site().to_owned();
+        match path {
+            "/admin" => {
+                let (stats, activity) = futures_util::future::join(
+                    self.svc.admin_stats(token),
+                    self.svc.activity(token),
+                )
+                .await;
+                Ok(self.page(200, console::overview(&site, &csrf, &stats?, &activity?)))
+            }
+            "/admin/events" => {
+                let query = self.query();
+                let (events, filter) = match EventsQuery::parse(&query) {
+                    Ok(q) => {
+                        let found = self
+                            .svc
+                            .events(token, &q.page, q.address.as_deref(), q.kind)
+                            .await;
+                        let next = q.page.next_before(found.as_deref().unwrap_or(&[]));
+                        let (events, alert) = match found {
+                            Ok(events) => (events, None),
+                            Err(e @ ApiError::InvalidRequest(_)) => {
+                                (Vec::new(), Some(Alert::Error(auth::sentence(&e))))
+                            }
+                            Err(e) => return Err(e),
+                        };
+                        let next = next.map(|before| {
+                            let mut q2 = form_urlencoded::Serializer::new(String::new());
+                            if let Some(a) = &q.address {
+                                q2.append_pair("address", a);
+                            }
+                            if let Some(k) = q.kind {
+                                q2.append_pair("kind", k.as_str());
+                            }
+                            q2.append_pair("before", &before.to_string());
+                            format!("/admin/events?{}", q2.finish())
+                        });
+                        (events, (q.address.unwrap_or_default(), q.kind, next, alert))
+                    }
+                    Err(e) => (
+                        Vec::new(),
+                        (
+                            String::new(),
+                            None,
+                            None,
+                            Some(Alert::Error(auth::sentence(&e))),
+                        ),
+                    ),
+                };
+                let (address, kind, next, alert) = filter;
+                let form = EventFilterForm {
+                    address: &address,
+                    kind,
+                    next,
+                    alert,
+                };
+                Ok(self.page(200, console::events(&site, &csrf, &events, &form)))
+            }
+            "/admin/keys" => {
+                let keys = self.svc.api_keys(token).await?;
+                let note = (self.query().contains("notice=revoked"))
+                    .then(|| Alert::Notice("The key is revoked.".into()));
+                Ok(self.page(200, console::keys(&site, &csrf, &keys, None, note.as_ref())))
+            }
+            p => {
+                let id = revoke_target(p).unwrap_or_default();
+                let keys = self.svc.api_keys(token).await?;
+                match keys.iter().find(|k| k.id == id && k.revoked_at.is_none()) {
+                    Some(key) => Ok(self.page(200, console::revoke(&site, &csrf, key))),
+                    None => Err(ApiError::ApiKeyNotFound),
+                }
+            }
+        }
+    }
+
+    async fn console_post(&mut self, path: &str, form: Form) -> ApiResult<Answer> {
+        match path {
+            "/admin/sign-in" => {
+                let token = form.get("token").unwrap_or("");
+                match self.svc.admin_console_session(token) {
+                    Ok(session) => Ok(Answer::redirect("/admin").cookie(set_cookie(
+                        ADMIN_COOKIE,
+                        &session,
+                        ADMIN_SESSION_SECS,
+                    ))),
+                    Err(e @ ApiError::Unauthorized) => {
+                        let csrf = self.csrf()?;
+                        let alert = Alert::Error("That is not the admin token.".into());
+                        Ok(self.page(
+                            e.status(),
+                            console::sign_in(self.site(), &csrf, Some(&alert)),
+                        ))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            "/admin/sign-out" => {
+                Ok(Answer::redirect("/admin/sign-in").cookie(clear_cookie(ADMIN_COOKIE)))
+            }
+            _ => {
+                let Some(token) = self.admin() else {
+                    return Ok(Answer::redirect("/admin/sign-in"));
+                };
+                let token = Some(token.as_str());
+                let csrf = self.csrf()?;
+                let site = self.site().to_owned();
+                if path == "/admin/keys" {
+                    let created =
+                        match CreateKey::parse(&form.as_json(&["name", "app_name"], &["channels"]))
+                        {
+                            Ok(CreateKey(new)) => self.svc.create_api_key(token, &new).await,
+                            Err(e) => Err(e),
+                        };
+                    let keys = self.svc.api_keys(token).await?;
+                    return Ok(match created {
+                        Ok((key, secret)) => self.page(
+                            201,
+                            console::keys(&site, &csrf, &keys, Some((&key, secret.expose())), None),
+                        ),
+                        Err(e @ ApiError::InvalidRequest(_)) => {
+                            let alert = Alert::Error(auth::sentence(&e));
+                            self.page(400, console::keys(&site, &csrf, &keys, None, Some(&alert)))
+                        }
+                        Err(e) => return Err(e),
+                    });
+                }
+                let id = revoke_target(path).ok_or(ApiError::NotFound)?;
+                self.svc.revoke_api_key(token, id).await?;
+                Ok(Answer::redirect("/admin/keys?notice=revoked"))
+            }
+        }
+    }
+}
+
+/// The key id of `/admin/keys/{id}/revoke`.
+fn revoke_target(path: &str) -> Option<&str> {
+    path.strip_prefix("/admin/keys/")?
+        .strip_suffix("/revoke")
+        .filter(|id| crate::domain::api_key::is_key_id(id))
+}
+
+fn is_browser_id(id: &str) -> bool {
+    id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The failures a form shows in place; the rest get the failure page.
+fn shown_in_place(e: &ApiError) -> bool {
+    matches!(
+        e,
+        ApiError::InvalidRequest(_)
+            | ApiError::InvalidCode
+            | ApiError::WrongCode { .. }
+            | ApiError::ExpiredCode
+            | ApiError::TooManyAttempts
+            | ApiError::RateLimited { .. }
+            | ApiError::InvalidCredentials
+            | ApiError::MailDeliveryFailed
+            | ApiError::Unauthorized
+    )
+}

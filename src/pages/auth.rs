@@ -1,0 +1,441 @@
+//! The pages people sign up and sign in with. Each form posts to its own
+//! path (`edge::pages`), which runs the same flow as the JSON route and
+//! answers with a redirect (POST-redirect-GET) or this page again with the
+//! error in place.
+
+use super::layout::{alert, csrf_field, document, Alert};
+use crate::error::ApiError;
+use maud::{html, Markup};
+
+/// What every auth page is drawn with.
+pub struct View<'a> {
+    /// `APP_NAME`.
+    pub site: &'a str,
+    /// This browser's form token.
+    pub csrf: &'a str,
+    /// The app's hand-off (`Handoff::query`), carried by every link and form.
+    pub query: &'a str,
+    /// The address to fill in: the one typed last.
+    pub email: &'a str,
+    pub alert: Option<Alert>,
+    /// Digits in an account code (`OTP_LENGTH`).
+    pub code_length: usize,
+    pub password_min: usize,
+}
+
+/// The forms of the journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthPage {
+    SignUp,
+    Verify,
+    SignIn,
+    Code,
+    Forgot,
+    Reset,
+}
+
+impl AuthPage {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::SignUp => "/auth/sign-up",
+            Self::Verify => "/auth/verify",
+            Self::SignIn => "/auth/sign-in",
+            Self::Code => "/auth/code",
+            Self::Forgot => "/auth/forgot",
+            Self::Reset => "/auth/reset",
+        }
+    }
+
+    pub fn from_path(path: &str) -> Option<Self> {
+        [
+            Self::SignUp,
+            Self::Verify,
+            Self::SignIn,
+            Self::Code,
+            Self::Forgot,
+            Self::Reset,
+        ]
+        .into_iter()
+        .find(|p| p.path() == path)
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::SignUp => "Create your account",
+            Self::Verify => "Verify your email",
+            Self::SignIn => "Sign in",
+            Self::Code => "Enter your sign-in code",
+            Self::Forgot => "Reset your password",
+            Self::Reset => "Choose a new password",
+        }
+    }
+}
+
+/// The notices a redirect can ask the next page to show (`?notice=`):
+/// a fixed list, so a link cannot make the page say anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    CodeSent,
+    VerifyNeeded,
+    Verified,
+    LoginCodeSent,
+    ResetCodeSent,
+    PasswordReset,
+    SignedOut,
+}
+
+impl Notice {
+    const ALL: [Self; 7] = [
+        Self::CodeSent,
+        Self::VerifyNeeded,
+        Self::Verified,
+        Self::LoginCodeSent,
+        Self::ResetCodeSent,
+        Self::PasswordReset,
+        Self::SignedOut,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CodeSent => "code_sent",
+            Self::VerifyNeeded => "verify_needed",
+            Self::Verified => "verified",
+            Self::LoginCodeSent => "login_code_sent",
+            Self::ResetCodeSent => "reset_code_sent",
+            Self::PasswordReset => "password_reset",
+            Self::SignedOut => "signed_out",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.as_str() == raw)
+    }
+
+    /// The sentence, about `email` when the notice names one.
+    pub fn sentence(self, email: &str) -> String {
+        let to = match email.is_empty() {
+            true => "your address".to_owned(),
+            false => email.to_owned(),
+        };
+        match self {
+            Self::CodeSent => format!("We sent a code to {to}. Enter it below."),
+            Self::VerifyNeeded => format!(
+                "Your address is not verified yet. We sent a new code to {to}."
+            ),
+            Self::Verified => "Your address is verified. Sign in to continue.".into(),
+            Self::LoginCodeSent => format!("If {to} has an account, we sent it a code."),
+            Self::ResetCodeSent => {
+                format!("If {to} has an account, we sent it a code to reset the password.")
+            }
+            Self::PasswordReset => {
+                "Your password is changed and every session is signed out. Sign in with the new password.".into()
+            }
+            Self::SignedOut => "You are signed out.".into(),
+        }
+    }
+}
+
+/// What a person reads for a refused form: what happened and what to do.
+pub fn sentence(e: &ApiError) -> String {
+    match e {
+        ApiError::WrongCode { attempts_left } => format!(
+            "That code is wrong. {attempts_left} {} left.",
+            if *attempts_left == 1 {
+                "attempt"
+            } else {
+                "attempts"
+            }
+        ),
+        ApiError::InvalidCode => {
+            "That code is wrong or was already used. Ask for a new code below.".into()
+        }
+        ApiError::ExpiredCode => "This code has expired. Ask for a new code below.".into(),
+        ApiError::TooManyAttempts => {
+            "Too many wrong codes. This code can no longer be used: ask for a new code below."
+                .into()
+        }
+        ApiError::RateLimited { retry_after_secs } => format!(
+            "Too many requests. Try again in {retry_after_secs} {}.",
+            if *retry_after_secs == 1 {
+                "second"
+            } else {
+                "seconds"
+            }
+        ),
+        ApiError::InvalidCredentials => "The email or password is wrong.".into(),
+        ApiError::InvalidRequest(detail) => field_sentence(detail),
+        ApiError::MailDeliveryFailed => {
+            "We could not send the email just now. Please try again in a moment.".into()
+        }
+        ApiError::Unauthorized => "Your session has ended. Please sign in again.".into(),
+        _ => "Something went wrong on our side. Please try again in a moment.".into(),
+    }
+}
+
+/// A parser's detail ("field `password` must be at least 8 characters")
+/// as a person's sentence ("Password must be at least 8 characters.").
+fn field_sentence(detail: &str) -> String {
+    let rest = detail.strip_prefix("field ").unwrap_or(detail);
+    let mut out = String::with_capacity(rest.len() + 1);
+    let mut in_name = false;
+    for c in rest.chars() {
+        match c {
+            '`' => in_name = !in_name,
+            '_' if in_name => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    let mut chars = out.chars();
+    let mut sentence: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return "Please check the form.".into(),
+    };
+    if !sentence.ends_with('.') {
+        sentence.push('.');
+    }
+    sentence
+}
+
+fn email_field(value: &str) -> Markup {
+    html! {
+        label for="email" { "Email" }
+        input #email type="email" name="email" value=(value) autocomplete="email"
+            required maxlength="254" autocapitalize="off" spellcheck="false";
+    }
+}
+
+fn password_field(name: &str, label: &str, autocomplete: &str, min: Option<usize>) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        @if let Some(min) = min {
+            input id=(name) type="password" name=(name) autocomplete=(autocomplete) required
+                minlength=(min) maxlength="1024" aria-describedby=(format!("{name}-hint"));
+            p .hint id=(format!("{name}-hint")) { "At least " (min) " characters." }
+        } @else {
+            input id=(name) type="password" name=(name) autocomplete=(autocomplete) required
+                maxlength="1024";
+        }
+    }
+}
+
+fn code_field(length: usize) -> Markup {
+    html! {
+        label for="code" { "Code" }
+        input #code type="text" name="code" autocomplete="one-time-code" inputmode="numeric"
+            pattern="[0-9]*" required minlength=(length) maxlength=(length)
+            autocapitalize="off" spellcheck="false";
+    }
+}
+
+/// A second form that asks for a fresh code, with the address hidden.
+fn resend_form(v: &View<'_>, action: &str, extra: Option<(&str, &str)>) -> Markup {
+    html! {
+        form #resend method="post" action=(format!("{action}{}", v.query)) {
+            (csrf_field(v.csrf))
+            input type="hidden" name="email" value=(v.email);
+            @if let Some((name, value)) = extra {
+                input type="hidden" name=(name) value=(value);
+            }
+            button .secondary type="submit" { "Send a new code" }
+        }
+    }
+}
+
+fn link(v: &View<'_>, page: AuthPage, text: &str) -> Markup {
+    html! { a href=(format!("{}{}", page.path(), v.query)) { (text) } }
+}
+
+/// One of the journey's pages.
+pub fn render(page: AuthPage, v: &View<'_>) -> Markup {
+    let action = format!("{}{}", page.path(), v.query);
+    let body = html! {
+        h1 { (page.title()) }
+        (alert(v.alert.as_ref()))
+        @match page {
+            AuthPage::SignUp => {
+                form #sign-up method="post" action=(action) {
+                    (csrf_field(v.csrf))
+                    (email_field(v.email))
+                    (password_field("password", "Password", "new-password", Some(v.password_min)))
+                    button type="submit" { "Create account" }
+                }
+                p .links { "Already have an account? " (link(v, AuthPage::SignIn, "Sign in")) }
+            }
+            AuthPage::Verify => {
+                p { "Enter the code we emailed you." }
+                form #verify method="post" action=(action) {
+                    (csrf_field(v.csrf))
+                    (email_field(v.email))
+                    (code_field(v.code_length))
+                    button type="submit" { "Verify" }
+                }
+                (resend_form(v, "/auth/verify/resend", None))
+                p .links { (link(v, AuthPage::SignIn, "Back to sign in")) }
+            }
+            AuthPage::SignIn => {
+                form #sign-in method="post" action=(action) {
+                    (csrf_field(v.csrf))
+                    (email_field(v.email))
+                    (password_field("password", "Password", "current-password", None))
+                    button type="submit" name="via" value="password" { "Sign in" }
+                    button .secondary type="submit" name="via" value="code" formnovalidate {
+                        "Email me a code"
+                    }
+                }
+                p .links {
+                    (link(v, AuthPage::SignUp, "Create an account"))
+                    " · "
+                    (link(v, AuthPage::Forgot, "Forgot your password?"))
+                }
+            }
+            AuthPage::Code => {
+                p { "Enter the code we emailed you." }
+                form #code-form method="post" action=(action) {
+                    (csrf_field(v.csrf))
+                    (email_field(v.email))
+                    (code_field(v.code_length))
+                    button type="submit" { "Sign in" }
+                }
+                (resend_form(v, AuthPage::SignIn.path(), Some(("via", "code"))))
+                p .links { (link(v, AuthPage::SignIn, "Use your password instead")) }
+            }
+            AuthPage::Forgot => {
+                p { "We will email you a code to choose a new password." }
+                form #forgot method="post" action=(action) {
+                    (csrf_field(v.csrf))
+                    (email_field(v.email))
+                    button type="submit" { "Send reset code" }
+                }
+                p .links { (link(v, AuthPage::SignIn, "Back to sign in")) }
+            }
+            AuthPage::Reset => {
+                p { "Enter the code we emailed you and a new password." }
+                form #reset method="post" action=(action) {
+                    (csrf_field(v.csrf))
+                    (email_field(v.email))
+                    (code_field(v.code_length))
+                    (password_field("new_password", "New password", "new-password", Some(v.password_min)))
+                    button type="submit" { "Set new password" }
+                }
+                (resend_form(v, AuthPage::Forgot.path(), None))
+                p .links { (link(v, AuthPage::SignIn, "Back to sign in")) }
+            }
+        }
+    };
+    document(v.site, page.title(), html! {}, body)
+}
+
+/// The signed-in page.
+pub fn account(site: &str, csrf: &str, email: &str, verified: bool, since: &str) -> Markup {
+    let body = html! {
+        h1 { "You are signed in" }
+        dl .facts {
+            dt { "Email" }
+            dd #account-email { (email) }
+            dt { "Status" }
+            dd { @if verified { "Verified" } @else { "Not verified" } }
+            dt { "Member since" }
+            dd { (since) }
+        }
+        form #sign-out method="post" action="/auth/sign-out" {
+            (csrf_field(csrf))
+            button type="submit" { "Sign out" }
+        }
+    };
+    document(site, "Your account", html! {}, body)
+}
+
+/// The answer to a form that failed the CSRF check: nothing was done.
+pub fn refused(site: &str, back: &str) -> Markup {
+    let body = html! {
+        h1 { "This form could not be accepted" }
+        div #error .alert.error role="alert" {
+            "The form did not come from this site's own page in this browser, so nothing was done. "
+            "If you filled it in yourself, go back, reload the page and try again."
+        }
+        p .links { a href=(back) { "Start again" } }
+    };
+    document(site, "Form refused", html! {}, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(alert: Option<Alert>) -> View<'static> {
+        View {
+            site: "Acme",
+            csrf: "tok",
+            query: "?return_to=https%3A%2F%2Fapp.example.com",
+            email: "ann@example.com",
+            alert,
+            code_length: 6,
+            password_min: 8,
+        }
+    }
+
+    #[test]
+    fn fields_carry_the_autofill_hints() {
+        let html = render(AuthPage::Reset, &view(None)).into_string();
+        assert!(html.contains(r#"autocomplete="one-time-code""#));
+        assert!(html.contains(r#"inputmode="numeric""#));
+        assert!(html.contains(r#"name="new_password" autocomplete="new-password""#));
+        assert!(html.contains(r#"autocomplete="email""#));
+        let html = render(AuthPage::SignIn, &view(None)).into_string();
+        assert!(html.contains(r#"autocomplete="current-password""#));
+        assert!(html.contains(r#"action="/auth/sign-in?return_to=https%3A%2F%2Fapp.example.com""#));
+        assert!(html.contains(r#"href="/auth/sign-up?return_to=https%3A%2F%2Fapp.example.com""#));
+    }
+
+    #[test]
+    fn errors_are_alerts_and_every_code_page_offers_a_new_code() {
+        let html = render(
+            AuthPage::Code,
+            &view(Some(Alert::Error(sentence(&ApiError::WrongCode {
+                attempts_left: 1,
+            })))),
+        )
+        .into_string();
+        assert!(html.contains(r#"<div class="alert error" id="error" role="alert">That code is wrong. 1 attempt left.</div>"#)
+            || html.contains(r#"id="error""#) && html.contains("That code is wrong. 1 attempt left."));
+        for page in [AuthPage::Verify, AuthPage::Code, AuthPage::Reset] {
+            assert!(
+                render(page, &view(None))
+                    .into_string()
+                    .contains(r#"form id="resend""#),
+                "{page:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sentences_a_person_reads() {
+        assert_eq!(
+            sentence(&ApiError::WrongCode { attempts_left: 2 }),
+            "That code is wrong. 2 attempts left."
+        );
+        assert_eq!(
+            sentence(&ApiError::RateLimited {
+                retry_after_secs: 42
+            }),
+            "Too many requests. Try again in 42 seconds."
+        );
+        assert_eq!(
+            sentence(&ApiError::InvalidRequest(
+                "field `new_password` must be at least 8 characters".into()
+            )),
+            "New password must be at least 8 characters."
+        );
+        assert!(sentence(&ApiError::Internal("d1: secret detail".into())).contains("our side"));
+        assert!(sentence(&ApiError::ExpiredCode).contains("expired"));
+    }
+
+    #[test]
+    fn notices_come_from_a_fixed_list() {
+        for n in Notice::ALL {
+            assert_eq!(Notice::parse(n.as_str()), Some(n));
+        }
+        assert_eq!(Notice::parse("<script>"), None);
+        assert!(Notice::CodeSent.sentence("a@b.co").contains("a@b.co"));
+    }
+}

@@ -1,0 +1,79 @@
+//! A page per problem code: what a problem document's `type` points at
+//! (`/problems/invalid-code`), so a developer who meets one can read what
+//! it means and what to do.
+
+use super::layout::document;
+use maud::{html, Markup};
+
+/// Every problem code, its title (as `ApiError::title` gives it) and what
+/// to do about it. A test checks this list against the error enum.
+pub const PROBLEMS: [(&str, &str, &str); 22] = [
+    ("invalid_request", "Invalid request", "A field or query parameter is missing or malformed. The detail names it; fix the request and send it again."),
+    ("invalid_code", "Invalid code", "The code does not match, or no code is pending for this address (never sent, already used, or replaced by a newer one). When the code was simply wrong, `attempts_left` says how many guesses it still takes. For a hand-off code: it is unknown, already exchanged, or its browser session has ended."),
+    ("expired_code", "Expired code", "The code was right but is past its lifetime. Ask for a new one. Hand-off codes live 60 seconds."),
+    ("too_many_attempts", "Too many attempts", "The code took its last wrong guess and can no longer be used, even with the right value. Ask for a new code; resending does not give a code more guesses."),
+    ("rate_limited", "Rate limited", "A send or request cap was reached. Wait the seconds in the Retry-After header, then try again."),
+    ("invalid_credentials", "Invalid credentials", "The email or password is wrong. The answer is the same for an unknown address, so it tells nobody which addresses have accounts."),
+    ("unauthorized", "Unauthorized", "The bearer token, API key or admin token is missing, wrong, expired or revoked."),
+    ("email_not_verified", "Email not verified", "A password sign-in to an address that is not verified yet. A verification code has been sent; verify the address, then sign in."),
+    ("channel_not_allowed", "Channel not allowed", "This API key may not send on the channel asked for. An operator can create a key with that channel."),
+    ("not_found", "Not found", "No route has this path, or no API key has this id."),
+    ("origin_not_allowed", "Origin not allowed", "A browser on this origin may not call the API. The operator lists allowed origins in CORS_ALLOWED_ORIGINS."),
+    ("method_not_allowed", "Method not allowed", "The path exists but not with this method. The Allow header lists the methods it takes."),
+    ("unsupported_media_type", "Unsupported media type", "The request body must be JSON, sent with Content-Type: application/json."),
+    ("payload_too_large", "Payload too large", "The request body is larger than the service accepts. Send only the documented fields."),
+    ("mail_delivery_failed", "Mail delivery failed", "The mail provider did not accept the message. Nothing was changed that blocks a retry."),
+    ("sms_delivery_failed", "Message delivery failed", "Twilio did not accept the SMS. Nothing was changed that blocks a retry; the reason is in the service's log."),
+    ("whatsapp_delivery_failed", "Message delivery failed", "Twilio did not accept the WhatsApp message. Nothing was changed that blocks a retry; the reason is in the service's log."),
+    ("unavailable", "Service unavailable", "A secret, binding or the database schema is missing, or storage did not answer. The detail names a configuration problem; for storage, retry after the Retry-After seconds."),
+    ("internal", "Internal error", "A bug or a platform failure. The request id in the X-Request-Id header finds it in the log."),
+    ("invalid_code_verifier", "Invalid code verifier", "The code_verifier sent to /v1/auth/exchange does not answer the code_challenge of the sign-in (or one was missing or unexpected). The hand-off code is spent: start the sign-in again."),
+    ("return_to_mismatch", "Return address mismatch", "The return_to sent to /v1/auth/exchange is on another origin than the one the hand-off code was issued for. The code is spent: start the sign-in again."),
+    ("csrf_failed", "Form refused", "A form of the hosted pages came from another site, or without this browser's form token. Nothing was done: reload the page and submit it again."),
+];
+
+/// The page for the code in `slug` (`invalid-code`), if there is one.
+pub fn page(site: &str, slug: &str) -> Option<Markup> {
+    let (code, title, text) = PROBLEMS
+        .iter()
+        .find(|(code, _, _)| code.replace('_', "-") == slug)?;
+    Some(document(
+        site,
+        title,
+        maud::html! {},
+        html! {
+            h1 { (title) }
+            p { (text) }
+            p .hint { "Problem code: " code { (code) } }
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ApiError;
+
+    #[test]
+    fn every_problem_code_has_a_page_with_its_title() {
+        let examples = ApiError::examples();
+        for e in &examples {
+            let found = PROBLEMS.iter().find(|(code, _, _)| *code == e.code());
+            assert_eq!(found.map(|(_, t, _)| *t), Some(e.title()), "{}", e.code());
+            let slug = e
+                .problem("")
+                .type_uri
+                .trim_start_matches("/problems/")
+                .to_owned();
+            assert!(page("Acme", &slug).is_some(), "{slug}");
+        }
+        for (code, _, _) in PROBLEMS {
+            assert!(
+                examples.iter().any(|e| e.code() == code),
+                "{code} has no error"
+            );
+        }
+        assert!(page("Acme", "no-such-problem").is_none());
+        assert!(page("Acme", "invalid_code").is_none());
+    }
+}
