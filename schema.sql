@@ -94,13 +94,13 @@ CREATE INDEX IF NOT EXISTS auth_events_event ON auth_events (event, id);
 
 -- Hand-off codes of the hosted pages (docs/pages.md): the SHA-256 of a
 -- one-time code an app trades at /v1/auth/exchange within 60 seconds,
--- bound to the browser session that earned it, the app's return origin
--- and its PKCE challenge. The cron deletes expired ones.
+-- bound to the browser session that earned it, the app's exact return_to
+-- URL and its PKCE challenge. The cron deletes expired ones.
 CREATE TABLE IF NOT EXISTS handoffs (
   code_hash     TEXT PRIMARY KEY,
   session_hash  TEXT NOT NULL,
   user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-  return_origin TEXT NOT NULL,
+  return_to     TEXT NOT NULL,
   challenge     TEXT,
   created_at    INTEGER NOT NULL,
   expires_at    INTEGER NOT NULL

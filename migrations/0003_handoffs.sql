@@ -2,7 +2,7 @@
 -- with a one-time code (docs/pages.md); the app trades it at
 -- /v1/auth/exchange. Only the code's SHA-256 is kept, for 60 seconds,
 -- bound to the browser session that earned it (a sign-out or reset ends
--- it), the app's return origin and its PKCE challenge.
+-- it), the app's exact return_to URL and its PKCE challenge.
 --
 -- The console filters the audit trail by event kind: auth_events_event
 -- serves that filter newest first.
@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS handoffs (
   code_hash     TEXT PRIMARY KEY,
   session_hash  TEXT NOT NULL,
   user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-  return_origin TEXT NOT NULL,
+  return_to     TEXT NOT NULL,
   challenge     TEXT,
   created_at    INTEGER NOT NULL,
   expires_at    INTEGER NOT NULL

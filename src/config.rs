@@ -172,7 +172,8 @@ impl Config {
             ));
         }
         let auth_return_origins =
-            ReturnOrigins::parse(&vars.text("AUTH_RETURN_ORIGINS", "")).map_err(unavailable)?;
+            ReturnOrigins::parse(&vars.text("AUTH_RETURN_ORIGINS", ""), production)
+                .map_err(unavailable)?;
         let accent_color =
             parse_accent(&vars.text("ACCENT_COLOR", DEFAULT_ACCENT)).map_err(unavailable)?;
         Ok(Self {

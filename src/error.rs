@@ -209,7 +209,7 @@ impl ApiError {
                 "The code_verifier does not match the code_challenge of the sign-in.".into()
             }
             Self::ReturnToMismatch => {
-                "The return_to origin is not the one this code was issued for.".into()
+                "The return_to is not the URL this code was issued for.".into()
             }
             Self::CsrfRefused => {
                 "The form did not come from this service's own page in this browser.".into()

@@ -400,7 +400,7 @@ proptest! {
         let fields = ["code", "return_to", "code_verifier"];
         if let Some(r) = parsed_or_refused(HandoffExchange::parse(&body), &fields) {
             prop_assert!(!r.code.is_empty() && r.code.len() <= 128);
-            prop_assert!(r.return_origin.starts_with("https://") || r.return_origin.starts_with("http://"));
+            prop_assert!(r.return_to.starts_with("https://") || r.return_to.starts_with("http://"));
         }
     }
 
@@ -415,7 +415,7 @@ proptest! {
         ],
         query in ".{0,80}",
     ) {
-        let origins = ReturnOrigins::parse("https://app.example.com, http://localhost:3000").unwrap();
+        let origins = ReturnOrigins::parse("https://app.example.com, http://localhost:3000", false).unwrap();
         if let Some(r) = ReturnTo::parse(&raw, &origins) {
             prop_assert!(origins.iter().any(|o| o == r.origin()));
             let after = &r.url()[r.origin().len().min(r.url().len())..];

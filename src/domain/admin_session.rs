@@ -1,39 +1,39 @@
 //! The admin console's session: a cookie that proves its holder typed
 //! `ADMIN_TOKEN` recently, without storing anything. It is the expiry and
-//! an HMAC of it keyed by the token, so it dies by itself after
-//! `ADMIN_SESSION_SECS`, and rotating `ADMIN_TOKEN` ends every one of them.
+//! an HMAC of it under a key the service derives from both the pepper and
+//! the admin token (`Service::admin_console_session`): it dies by itself
+//! after `ADMIN_SESSION_SECS`, rotating `ADMIN_TOKEN` ends every one of
+//! them, and a stolen cookie is no offline test of guesses at the token.
 
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// Short: the console can create and revoke keys.
 pub const ADMIN_SESSION_SECS: u64 = 1_800;
 
-fn tag(admin_token: &str, expires_at: u64) -> String {
-    // Keyed by the token's hash, so its length does not matter to HMAC.
-    let key = Sha256::digest(admin_token.as_bytes());
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+fn tag(key: &[u8; 32], expires_at: u64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(b"otp-edge admin session\0");
     mac.update(&expires_at.to_be_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
 /// A session for the console, valid until `now + ADMIN_SESSION_SECS`.
-pub fn issue(admin_token: &str, now: u64) -> String {
+pub fn issue(key: &[u8; 32], now: u64) -> String {
     let expires_at = now + ADMIN_SESSION_SECS;
-    format!("{expires_at}.{}", tag(admin_token, expires_at))
+    format!("{expires_at}.{}", tag(key, expires_at))
 }
 
-/// Whether `value` is an unexpired session made with `admin_token`.
-pub fn is_valid(admin_token: &str, value: &str, now: u64) -> bool {
+/// Whether `value` is an unexpired session made with `key`.
+pub fn is_valid(key: &[u8; 32], value: &str, now: u64) -> bool {
     let Some((expires, given)) = value.split_once('.') else {
         return false;
     };
     let Ok(expires_at) = expires.parse::<u64>() else {
         return false;
     };
-    let expected = tag(admin_token, expires_at);
+    let expected = tag(key, expires_at);
     let same: bool = expected.as_bytes().ct_eq(given.as_bytes()).into();
     same && now < expires_at && expires_at <= now + ADMIN_SESSION_SECS
 }
@@ -42,7 +42,7 @@ pub fn is_valid(admin_token: &str, value: &str, now: u64) -> bool {
 mod tests {
     use super::*;
 
-    const TOKEN: &str = "an-admin-token-of-at-least-32-characters";
+    const TOKEN: &[u8; 32] = &[7; 32];
 
     #[test]
     fn a_session_holds_until_it_expires_and_only_for_its_token() {
@@ -50,11 +50,7 @@ mod tests {
         assert!(is_valid(TOKEN, &s, 1_000));
         assert!(is_valid(TOKEN, &s, 1_000 + ADMIN_SESSION_SECS - 1));
         assert!(!is_valid(TOKEN, &s, 1_000 + ADMIN_SESSION_SECS));
-        assert!(!is_valid(
-            "another-admin-token-of-32-characters!!",
-            &s,
-            1_000
-        ));
+        assert!(!is_valid(&[8; 32], &s, 1_000));
     }
 
     #[test]

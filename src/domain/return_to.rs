@@ -17,8 +17,9 @@ pub struct ReturnOrigins(Vec<String>);
 
 impl ReturnOrigins {
     /// A comma-separated list of origins. `https` only, except on
-    /// `localhost` and `127.0.0.1`, where apps are developed.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    /// `localhost` and `127.0.0.1` outside production, where apps are
+    /// developed.
+    pub fn parse(raw: &str, production: bool) -> Result<Self, String> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Ok(Self::default());
@@ -33,9 +34,9 @@ impl ReturnOrigins {
                 if !url.rest.is_empty() {
                     return Err(bad());
                 }
-                if url.scheme == "http" && !is_local(&url.host) {
+                if url.scheme == "http" && (production || !is_local(&url.host)) {
                     return Err(format!(
-                        "var AUTH_RETURN_ORIGINS: `{item}` must use https (http only on localhost or 127.0.0.1)"
+                        "var AUTH_RETURN_ORIGINS: `{item}` must use https (http only on localhost or 127.0.0.1, and not in production)"
                     ));
                 }
                 Ok(url.origin())
@@ -88,7 +89,11 @@ impl<'a> AbsoluteUrl<'a> {
             return None;
         }
         let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port.parse::<u16>().ok().filter(|p| *p > 0)?)),
+            // Digits only: `u16::from_str` would take `+443`, which browsers refuse.
+            Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                (host, Some(port.parse::<u16>().ok().filter(|p| *p > 0)?))
+            }
+            Some(_) => return None,
             None => (authority, None),
         };
         let host = host.to_ascii_lowercase();
@@ -127,22 +132,30 @@ pub struct ReturnTo {
 }
 
 impl ReturnTo {
-    /// `None` for anything not on an allowed origin.
+    /// `None` for anything not on an allowed origin, and for a URL that
+    /// already carries a `code` or `state`, which an app reading the first
+    /// of two values would take from the link instead of from us.
     pub fn parse(raw: &str, allowed: &ReturnOrigins) -> Option<Self> {
         let url = AbsoluteUrl::parse(raw)?;
         let origin = url.origin();
-        allowed.allows(&origin).then(|| Self {
-            url: raw.to_owned(),
+        let query = url.rest.split_once('?').map_or("", |(_, q)| q);
+        let ours =
+            form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "code" || k == "state");
+        (allowed.allows(&origin) && !ours).then(|| Self {
+            url: format!("{origin}{}", url.rest),
             origin,
         })
     }
 
-    /// The origin of any URL this parser accepts, allowed or not: for the
-    /// exchange, which compares it with the hand-off's.
-    pub fn origin_of(raw: &str) -> Option<String> {
-        AbsoluteUrl::parse(raw).map(|u| u.origin())
+    /// Any URL this parser accepts, allowed or not, in the form the
+    /// hand-off keeps (`url`): for the exchange, which compares it
+    /// with the hand-off's.
+    pub fn normalize(raw: &str) -> Option<String> {
+        AbsoluteUrl::parse(raw).map(|u| format!("{}{}", u.origin(), u.rest))
     }
 
+    /// The URL, its scheme and host lowercased and a default port dropped:
+    /// what a hand-off code is bound to, exactly, like OAuth's `redirect_uri`.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -256,7 +269,7 @@ mod tests {
     use super::*;
 
     fn allowed() -> ReturnOrigins {
-        ReturnOrigins::parse("https://app.example.com, http://localhost:3000").unwrap()
+        ReturnOrigins::parse("https://app.example.com, http://localhost:3000", false).unwrap()
     }
 
     #[test]
@@ -297,6 +310,10 @@ mod tests {
             "data:text/html,hi",
             "https://[::1]/",
             "http://localhost:3001/",
+            "https://app.example.com:+443/cb",
+            "https://app.example.com:/cb",
+            "https://app.example.com/cb?code=attacker",
+            "https://app.example.com/cb?x=1&state=attacker",
         ] {
             assert_eq!(ReturnTo::parse(bad, &a), None, "{bad}");
         }
@@ -308,7 +325,15 @@ mod tests {
 
     #[test]
     fn the_origin_list_is_checked_at_load() {
-        assert!(ReturnOrigins::parse("").unwrap().iter().next().is_none());
+        assert!(ReturnOrigins::parse("", true)
+            .unwrap()
+            .iter()
+            .next()
+            .is_none());
+        assert!(
+            ReturnOrigins::parse("http://localhost:3000", true).is_err(),
+            "no http in production"
+        );
         for bad in [
             "app.example.com",
             "https://app.example.com/path",
@@ -316,10 +341,11 @@ mod tests {
             "https://a.com,,https://b.com",
             "*",
         ] {
-            assert!(ReturnOrigins::parse(bad).is_err(), "{bad}");
+            assert!(ReturnOrigins::parse(bad, false).is_err(), "{bad}");
         }
         let list =
-            ReturnOrigins::parse("https://App.Example.com:443, http://127.0.0.1:8787").unwrap();
+            ReturnOrigins::parse("https://App.Example.com:443, http://127.0.0.1:8787", false)
+                .unwrap();
         assert_eq!(
             list.iter().collect::<Vec<_>>(),
             ["https://app.example.com", "http://127.0.0.1:8787"]

@@ -386,7 +386,7 @@ pub const EVENTS_OF_ADDRESS_KIND_BEFORE: &str =
 /// The admin chart: code events per bucket since ?1, buckets of ?2 seconds
 /// (bound as a float, like every number: cast, or `/` would not floor).
 pub const EVENT_SERIES: &str = "SELECT (at / CAST(?2 AS INTEGER)) * CAST(?2 AS INTEGER) AS start,
-       SUM(event = 'code_sent' AND outcome = 'sent') AS sent,
+       SUM(event = 'code_sent' AND outcome IN ('sent', 'queued')) AS sent,
        SUM(event = 'code_verified') AS verified,
        SUM(event IN ('code_failed', 'code_burned')) AS failed
   FROM auth_events WHERE at >= ?1
@@ -500,11 +500,15 @@ impl Store for D1Store {
         )?;
         // The code only if the account now holds this request's hash (its
         // salt makes it unique): a code never verifies someone else's password.
+        // A verified account gets it too, never mailed and bound to a hash
+        // the account does not hold, so it can never match: every address
+        // then has a pending code to guess at, and a wrong guess answers
+        // alike (attempts left included) whether or not it has an account.
         let code = self.code_statement(
             OP,
             &r.code,
             r.attempts_window_secs,
-            "EXISTS (SELECT 1 FROM users WHERE email = ?4 AND password_hash = ?10 AND verified = 0)",
+            "EXISTS (SELECT 1 FROM users WHERE email = ?4 AND (verified = 1 OR password_hash = ?10))",
             vec![text(r.password_hash)],
         )?;
         let outcome = self.stmt(
@@ -1049,14 +1053,14 @@ impl Store for D1Store {
         let row: Option<Filed> = self
             .write(
                 "file_handoff",
-                "INSERT INTO handoffs (code_hash, session_hash, user_id, return_origin, challenge, created_at, expires_at)
+                "INSERT INTO handoffs (code_hash, session_hash, user_id, return_to, challenge, created_at, expires_at)
                  SELECT ?1, s.token_hash, s.user_id, ?3, ?4, ?5, ?6 FROM sessions s
                  WHERE s.token_hash = ?2 AND s.expires_at > ?5
                  RETURNING code_hash",
                 &[
                     text(h.code_hash),
                     text(h.session_hash),
-                    text(h.return_origin),
+                    text(h.return_to),
                     maybe_text(h.challenge),
                     number(h.now),
                     number(h.expires_at),
@@ -1071,12 +1075,12 @@ impl Store for D1Store {
         #[derive(Deserialize)]
         struct Spent {
             expires_at: f64,
-            return_origin: String,
+            return_to: String,
             challenge: Option<String>,
         }
         // The key is checked by every statement, so a wrong key changes
         // nothing. The insert binds ?1 key hash, ?2 new token hash, ?3 now,
-        // ?4 session expiry, ?5 code hash, ?6 origin, ?7 challenge (NULL
+        // ?4 session expiry, ?5 code hash, ?6 return_to, ?7 challenge (NULL
         // without a verifier). It runs before the delete, which it reads.
         const KEY_OK: &str =
             "EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL)";
@@ -1086,7 +1090,7 @@ impl Store for D1Store {
             number(x.session.now),
             number(x.session.expires_at),
             text(x.code_hash),
-            text(x.return_origin),
+            text(x.return_to),
             maybe_text(x.challenge),
         ];
         let r = self
@@ -1099,7 +1103,7 @@ impl Store for D1Store {
                         &format!(
                             "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
                              SELECT ?2, h.user_id, ?3, ?4 FROM handoffs h
-                             WHERE h.code_hash = ?5 AND h.expires_at > ?3 AND h.return_origin = ?6
+                             WHERE h.code_hash = ?5 AND h.expires_at > ?3 AND h.return_to = ?6
                                AND h.challenge IS ?7 AND {KEY_OK}
                                AND EXISTS (SELECT 1 FROM sessions s
                                            WHERE s.token_hash = h.session_hash AND s.expires_at > ?3)"
@@ -1110,7 +1114,7 @@ impl Store for D1Store {
                         OP,
                         &format!(
                             "DELETE FROM handoffs WHERE code_hash = ?2 AND {KEY_OK}
-                             RETURNING expires_at, return_origin, challenge"
+                             RETURNING expires_at, return_to, challenge"
                         ),
                         &[text(x.key_hash), text(x.code_hash)],
                     )?,
@@ -1135,7 +1139,7 @@ impl Store for D1Store {
             .next()
             .map(|s| SpentHandoff {
                 expires_at: s.expires_at as u64,
-                return_origin: s.return_origin,
+                return_to: s.return_to,
                 challenge: s.challenge,
             });
         let user = r.rows::<UserRow>(3)?.into_iter().next().map(User::from);

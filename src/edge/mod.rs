@@ -112,17 +112,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         (Ok(_), Err(e)) => Err(e.clone()),
     };
     let mut response = result.unwrap_or_else(|e| {
-        let logged = match &e {
-            ApiError::Internal(detail) => Some(("internal_error", detail)),
-            ApiError::StorageUnavailable(detail) => Some(("storage_unavailable", detail)),
-            _ => None,
-        };
-        if let Some((event, detail)) = logged {
-            worker::console_error!(
-                "{}",
-                json!({"event": event, "request_id": request_id, "path": path, "detail": detail})
-            );
-        }
+        log_failure(&request_id, &path, &e);
         respond::problem(&e, &own_origin)
     });
     let name = match (row, preflight) {
@@ -263,6 +253,22 @@ impl Scope {
         );
         write_counters(ctx, env, request_id, self.later.take());
         log_diagnostics(request_id, self.diagnostics.take());
+    }
+}
+
+/// A bug or a storage failure, with its private detail, for the operator;
+/// the client's answer says only what kind of failure it was.
+fn log_failure(request_id: &str, path: &str, e: &ApiError) {
+    let logged = match e {
+        ApiError::Internal(detail) => Some(("internal_error", detail)),
+        ApiError::StorageUnavailable(detail) => Some(("storage_unavailable", detail)),
+        _ => None,
+    };
+    if let Some((event, detail)) = logged {
+        worker::console_error!(
+            "{}",
+            json!({"event": event, "request_id": request_id, "path": path, "detail": detail})
+        );
     }
 }
 

@@ -6,7 +6,7 @@
 //! GET) and by its own page, with the error in place, when it does not.
 
 use super::dispatch::deliver_later;
-use super::{check_limit, header, respond, EdgeService, Scope};
+use super::{check_limit, header, log_failure, respond, EdgeService, Scope};
 use crate::config::Config;
 use crate::domain::admin_session::ADMIN_SESSION_SECS;
 use crate::domain::purpose::Purpose;
@@ -114,18 +114,20 @@ pub(super) async fn serve(
                 cookies: Vec::new(),
             };
             let answer = page.run().await;
-            let cookies = std::mem::take(&mut page.cookies);
-            answer.map(|a| Answer {
-                cookies: [cookies, a.cookies].concat(),
-                ..a
-            })
+            (answer, std::mem::take(&mut page.cookies))
         }
-        Err(e) => Err(e),
+        Err(e) => (Err(e), Vec::new()),
     };
     scope.finish(ctx, env, request_id, ip);
+    // The page's own cookies go out with any answer: a session made just
+    // before a failure is this browser's, not an orphan.
+    let (answer, cookies) = answer;
     let response = match answer {
-        Ok(a) => respond::with_cookies(a.response, &a.cookies),
-        Err(e) => failure_page(&scope.cfg.app_name, &e, &csp),
+        Ok(a) => respond::with_cookies(a.response, &[cookies, a.cookies].concat()),
+        Err(e) => {
+            log_failure(request_id, &path, &e);
+            respond::with_cookies(failure_page(&scope.cfg.app_name, &e, &csp), &cookies)
+        }
     };
     (response, name)
 }
@@ -446,15 +448,14 @@ impl Page<'_, '_> {
         Ok(Answer::redirect(to.as_deref().unwrap_or("/auth/account")))
     }
 
-    /// The session cookie, and on to the app or the account page.
-    async fn signed_in(&self, session: LoginSession) -> ApiResult<Answer> {
+    /// The session cookie, and on to the app or the account page. The
+    /// cookie is set even if the hand-off fails: the browser is signed in,
+    /// and opening the sign-in page again retries the hand-off.
+    async fn signed_in(&mut self, session: LoginSession) -> ApiResult<Answer> {
         let token = session.token.expose().to_owned();
-        let answer = self.after_sign_in(&token).await?;
-        Ok(answer.cookie(set_cookie(
-            SESSION_COOKIE,
-            &token,
-            self.cfg().session_ttl_secs,
-        )))
+        let ttl = self.cfg().session_ttl_secs;
+        self.cookies.push(set_cookie(SESSION_COOKIE, &token, ttl));
+        self.after_sign_in(&token).await
     }
 
     /// `page`'s path with the hand-off and `notice`.
@@ -471,7 +472,8 @@ impl Page<'_, '_> {
             return self.console_post(path, form).await;
         }
         let email = form.get("email").unwrap_or("").trim().to_owned();
-        if !email.is_empty() {
+        // Only what could be an address: a cookie stays small.
+        if !email.is_empty() && email.len() <= 254 {
             self.remember_email(&email);
         }
         let (page, result) = match path {
@@ -536,7 +538,7 @@ impl Page<'_, '_> {
         ))
     }
 
-    async fn sign_in(&self, form: &Form) -> ApiResult<Answer> {
+    async fn sign_in(&mut self, form: &Form) -> ApiResult<Answer> {
         if form.get("via") == Some("code") {
             let r = CodeRequest::parse(&form.as_json(&["email"], &[]))?;
             let mail = self.svc.login_code(&r.email).await?;
@@ -550,7 +552,7 @@ impl Page<'_, '_> {
         self.signed_in(session).await
     }
 
-    async fn code_sign_in(&self, form: &Form) -> ApiResult<Answer> {
+    async fn code_sign_in(&mut self, form: &Form) -> ApiResult<Answer> {
         let r = CodeProof::parse(&form.as_json(&["email", "code"], &[]), self.cfg())?;
         let session = self.svc.login_with_code(&r.email, &r.code).await?;
         self.signed_in(session).await

@@ -230,8 +230,8 @@ impl RevokeKey {
 #[derive(Debug)]
 pub struct HandoffExchange {
     pub code: String,
-    /// The origin of the app's `return_to`, as the sign-in link named it.
-    pub return_origin: String,
+    /// The app's `return_to`, as the sign-in link named it (normalized).
+    pub return_to: String,
     pub verifier: Option<CodeVerifier>,
 }
 
@@ -243,14 +243,14 @@ impl HandoffExchange {
                 "field `code` must be the code the sign-in returned".into(),
             ));
         }
-        let return_origin = ReturnTo::origin_of(body.string("return_to")?).ok_or_else(|| {
+        let return_to = ReturnTo::normalize(body.string("return_to")?).ok_or_else(|| {
             ApiError::InvalidRequest(
-                "field `return_to` must be the absolute http(s) URL the sign-in returned to".into(),
+                "field `return_to` must be the absolute http(s) URL the sign-in link named".into(),
             )
         })?;
         Ok(Self {
             code: code.to_owned(),
-            return_origin,
+            return_to,
             verifier: body
                 .optional_string("code_verifier")?
                 .map(CodeVerifier::parse)

@@ -11,7 +11,7 @@ pub const STYLE_PATH: &str = "/assets/style.css";
 pub const COPY_JS: &str = include_str!("copy.js");
 pub const COPY_JS_PATH: &str = "/assets/copy.js";
 
-/// The accent colour when `ACCENT_COLOR` is unset: 7:1 against white.
+/// The accent colour when `ACCENT_COLOR` is unset: 6.7:1 against white.
 pub const DEFAULT_ACCENT: &str = "#1d4ed8";
 
 /// The stylesheet as served: the operator's accent, then the rules.
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn the_policy_allows_no_inline_code_and_posts_only_here_and_to_the_apps() {
-        let origins = ReturnOrigins::parse("https://app.example.com").unwrap();
+        let origins = ReturnOrigins::parse("https://app.example.com", true).unwrap();
         let p = csp(&origins);
         assert!(p.contains("script-src 'self';") && !p.contains("unsafe"));
         assert!(p.contains("form-action 'self' https://app.example.com;"));

@@ -28,7 +28,7 @@ pub const PROBLEMS: [(&str, &str, &str); 22] = [
     ("unavailable", "Service unavailable", "A secret, binding or the database schema is missing, or storage did not answer. The detail names a configuration problem; for storage, retry after the Retry-After seconds."),
     ("internal", "Internal error", "A bug or a platform failure. The request id in the X-Request-Id header finds it in the log."),
     ("invalid_code_verifier", "Invalid code verifier", "The code_verifier sent to /v1/auth/exchange does not answer the code_challenge of the sign-in (or one was missing or unexpected). The hand-off code is spent: start the sign-in again."),
-    ("return_to_mismatch", "Return address mismatch", "The return_to sent to /v1/auth/exchange is on another origin than the one the hand-off code was issued for. The code is spent: start the sign-in again."),
+    ("return_to_mismatch", "Return address mismatch", "The return_to sent to /v1/auth/exchange is not the URL the hand-off code was issued for (the link's return_to, exactly). The code is spent: start the sign-in again."),
     ("csrf_failed", "Form refused", "A form of the hosted pages came from another site, or without this browser's form token. Nothing was done: reload the page and submit it again."),
 ];
 

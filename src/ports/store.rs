@@ -59,7 +59,9 @@ pub enum Registered {
     /// Another registration's code is still live: nothing changed, and no
     /// code goes out that could verify this request's password.
     PendingKept,
-    /// The address is verified: nothing changed.
+    /// The address is verified: the account is unchanged. The code is
+    /// filed as a decoy nobody is sent, bound to a hash the account does
+    /// not hold, so that a guess at it answers as for any other address.
     AlreadyVerified,
     /// An hourly cap is reached: nothing was written or counted.
     Capped,
@@ -169,7 +171,8 @@ pub struct Cleanup {
 pub struct NewHandoff<'a> {
     pub code_hash: &'a str,
     pub session_hash: &'a str,
-    pub return_origin: &'a str,
+    /// The app's `return_to`, normalized (`ReturnTo::url`).
+    pub return_to: &'a str,
     pub challenge: Option<&'a str>,
     pub now: u64,
     pub expires_at: u64,
@@ -180,8 +183,8 @@ pub struct NewHandoff<'a> {
 pub struct Exchange<'a> {
     pub key_hash: &'a str,
     pub code_hash: &'a str,
-    /// The origin of the `return_to` the app names.
-    pub return_origin: &'a str,
+    /// The `return_to` the app names, normalized (`ReturnTo::normalize`).
+    pub return_to: &'a str,
     /// The challenge the app's verifier answers, `None` without a verifier.
     pub challenge: Option<&'a str>,
     pub session: &'a NewSession,
@@ -191,7 +194,7 @@ pub struct Exchange<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpentHandoff {
     pub expires_at: u64,
-    pub return_origin: String,
+    pub return_to: String,
     pub challenge: Option<String>,
 }
 
@@ -346,7 +349,7 @@ pub trait Store {
     async fn file_handoff(&self, handoff: &NewHandoff<'_>) -> ApiResult<bool>;
     /// In one transaction: checks the key; if it is good, deletes the
     /// hand-off (a code is tried once, right or wrong) and, when the code
-    /// was live, issued for this origin and challenge, and its browser
+    /// was live, issued for this `return_to` and challenge, and its browser
     /// session still is, creates `exchange.session` for its account. A
     /// sign-out or a reset that ends the browser session first leaves the
     /// code worth nothing.

@@ -783,6 +783,37 @@ mod tests {
         });
     }
 
+    #[test]
+    fn a_wrong_code_answers_alike_for_new_and_verified_addresses() {
+        let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
+        let svc = w.svc();
+        let (ann, bob) = (email("ann@example.com"), email("bob@example.com"));
+        block_on(async {
+            svc.register(&ann, &pw("correct horse")).await.unwrap();
+            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            // Someone registers both: ann is verified, bob is new.
+            svc.register(&ann, &pw("attacker pw1")).await.unwrap();
+            svc.register(&bob, &pw("attacker pw1")).await.unwrap();
+            let guess = wrong(&w.last_code());
+            for attempts_left in [4, 3, 2, 1] {
+                let expected = ApiError::WrongCode { attempts_left };
+                assert_eq!(svc.verify_email(&ann, &guess).await.unwrap_err(), expected);
+                assert_eq!(svc.verify_email(&bob, &guess).await.unwrap_err(), expected);
+            }
+            assert_eq!(
+                svc.verify_email(&ann, &guess).await.unwrap_err(),
+                ApiError::TooManyAttempts
+            );
+            assert_eq!(
+                svc.verify_email(&bob, &guess).await.unwrap_err(),
+                ApiError::TooManyAttempts
+            );
+        });
+        // ann's decoy could never verify anything: her password is hers.
+        let token = w.login_token(&ann, &pw("correct horse"));
+        assert!(!token.is_empty());
+    }
+
     // Account pre-hijacking ------------------------------------------------
 
     #[test]

@@ -120,8 +120,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         self.admin(bearer)?;
         let now = self.clock.now();
         let (hour, day) = (3_600, 86_400);
-        let hourly_from = (now / hour - 23) * hour;
-        let daily_from = (now / day - 29) * day;
+        let hourly_from = (now / hour).saturating_sub(23) * hour;
+        let daily_from = (now / day).saturating_sub(29) * day;
         let (hourly, daily) = futures_util::future::join(
             self.store.event_series(hourly_from, hour),
             self.store.event_series(daily_from, day),
@@ -137,20 +137,23 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     /// the admin token (a wrong one is audited, like any admin route's).
     pub fn admin_console_session(&self, token: &str) -> ApiResult<String> {
         self.admin(Some(token))?;
-        Ok(admin_session::issue(
-            self.cfg.admin_token()?,
-            self.clock.now(),
-        ))
+        Ok(admin_session::issue(&self.console_key()?, self.clock.now()))
     }
 
     /// The admin credential behind a console session cookie, for the admin
     /// routes' flows; `Unauthorized` for a missing, forged or expired one.
     pub fn admin_console(&self, cookie: Option<&str>) -> ApiResult<&str> {
-        let token = self.cfg.admin_token()?;
-        match cookie.is_some_and(|c| admin_session::is_valid(token, c, self.clock.now())) {
-            true => Ok(token),
+        let key = self.console_key()?;
+        match cookie.is_some_and(|c| admin_session::is_valid(&key, c, self.clock.now())) {
+            true => self.cfg.admin_token(),
             false => Err(ApiError::Unauthorized),
         }
+    }
+
+    /// The console sessions' key: both secrets, so either's rotation ends them.
+    fn console_key(&self) -> ApiResult<[u8; 32]> {
+        let token = self.cfg.admin_token()?;
+        Ok(self.cfg.pepper()?.digest(&["admin console session", token]))
     }
 }
 

@@ -21,8 +21,10 @@ use crate::providers::text::Texter;
 impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M, T, C> {
     /// Where a browser signed in with `session_token` goes next: the app's
     /// `return_to` with a fresh hand-off code and its `state`, or `None`
-    /// when no app asked. The code is bound to the return origin, the
-    /// challenge, and this browser session: ending the session (sign-out,
+    /// when no app asked. The code is bound to that exact `return_to` (as
+    /// OAuth binds a code to its `redirect_uri`: a code sent to another path
+    /// of the app's origin, one that might leak it, cannot be traded by the
+    /// app's real callback), the challenge, and this browser session: ending the session (sign-out,
     /// password reset) before the exchange leaves it worth nothing.
     pub async fn hand_off(
         &self,
@@ -39,7 +41,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .file_handoff(&NewHandoff {
                 code_hash: &code.hash(),
                 session_hash: &token_hash(session_token),
-                return_origin: return_to.origin(),
+                return_to: return_to.url(),
                 challenge: handoff.challenge.as_ref().map(|c| c.as_str()),
                 now,
                 expires_at: now + HANDOFF_TTL_SECS,
@@ -73,7 +75,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .exchange_handoff(&Exchange {
                 key_hash: &token_hash(bearer),
                 code_hash: &token_hash(&req.code),
-                return_origin: &req.return_origin,
+                return_to: &req.return_to,
                 challenge: challenge.as_ref().map(|c| c.as_str()),
                 session: &new_session,
             })
@@ -86,7 +88,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             (None, _) => Err(ApiError::InvalidCode),
             (Some(spent), None) => Err(if spent.expires_at <= now {
                 ApiError::ExpiredCode
-            } else if spent.return_origin != req.return_origin {
+            } else if spent.return_to != req.return_to {
                 ApiError::ReturnToMismatch
             } else if spent.challenge.as_deref() != challenge.as_ref().map(|c| c.as_str()) {
                 ApiError::InvalidCodeVerifier
@@ -146,7 +148,7 @@ mod tests {
     }
 
     fn handoff(challenge: Option<&str>) -> Handoff {
-        let origins = ReturnOrigins::parse(APP).unwrap();
+        let origins = ReturnOrigins::parse(APP, true).unwrap();
         Handoff {
             return_to: ReturnTo::parse(&format!("{APP}/cb"), &origins),
             state: Some("xyz".into()),
@@ -173,7 +175,7 @@ mod tests {
     fn exchange(code: &str, origin: &str, verifier: Option<&str>) -> HandoffExchange {
         HandoffExchange {
             code: code.into(),
-            return_origin: origin.into(),
+            return_to: format!("{origin}/cb"),
             verifier: verifier.map(|v| CodeVerifier::parse(v).unwrap()),
         }
     }
@@ -299,6 +301,23 @@ mod tests {
         let code = code(&w, &token, &with_pkce);
         assert!(
             block_on(svc.exchange_handoff(&key, &exchange(&code, APP, Some(VERIFIER)))).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_code_sent_to_another_path_of_the_app_cannot_be_traded_at_its_callback() {
+        let (w, token) = signed_in();
+        let (_, key) = w.api_key(&["email"]);
+        let origins = ReturnOrigins::parse(APP, true).unwrap();
+        let leaky = Handoff {
+            return_to: ReturnTo::parse(&format!("{APP}/forum/post"), &origins),
+            ..handoff(None)
+        };
+        let to = block_on(w.svc().hand_off(&token, &leaky)).unwrap().unwrap();
+        let code = to.split("code=").nth(1).unwrap().split('&').next().unwrap();
+        assert_eq!(
+            block_on(w.svc().exchange_handoff(&key, &exchange(code, APP, None))).unwrap_err(),
+            ApiError::ReturnToMismatch
         );
     }
 

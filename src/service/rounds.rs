@@ -288,7 +288,7 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
     let w = verified();
     let token = w.login_token(&ann, &password);
     let (_, key) = w.api_key(&["email"]);
-    let origins = ReturnOrigins::parse("https://app.example.com").unwrap();
+    let origins = ReturnOrigins::parse("https://app.example.com", true).unwrap();
     let handoff = Handoff {
         return_to: ReturnTo::parse("https://app.example.com/cb", &origins),
         state: Some("s".into()),

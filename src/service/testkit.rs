@@ -342,6 +342,9 @@ impl Store for &MemoryStore {
             // A stale registration is replaced, but keeps its creation time.
             user.password_hash = Some(r.password_hash.into());
             drop(users);
+        }
+        // A verified account's code is a decoy nobody is sent (see `D1Store::register`).
+        if outcome != Registered::PendingKept {
             self.file_code(&r.code, r.attempts_window_secs);
         }
         Ok(outcome)
@@ -657,7 +660,7 @@ impl Store for &MemoryStore {
                 ..Default::default()
             });
             match (e.event.as_str(), e.outcome.as_str()) {
-                ("code_sent", "sent") => point.sent += 1,
+                ("code_sent", "sent" | "queued") => point.sent += 1,
                 ("code_verified", _) => point.verified += 1,
                 ("code_failed" | "code_burned", _) => point.failed += 1,
                 _ => {}
@@ -678,7 +681,7 @@ impl Store for &MemoryStore {
                 uid.clone(),
                 SpentHandoff {
                     expires_at: h.expires_at,
-                    return_origin: h.return_origin.into(),
+                    return_to: h.return_to.into(),
                     challenge: h.challenge.map(str::to_owned),
                 },
             ),
@@ -714,7 +717,7 @@ impl Store for &MemoryStore {
             .get(&session_hash)
             .is_some_and(|(_, exp)| *exp > now);
         let good = spent.expires_at > now
-            && spent.return_origin == x.return_origin
+            && spent.return_to == x.return_to
             && spent.challenge.as_deref() == x.challenge
             && browser_live;
         let user = match good {

@@ -84,3 +84,18 @@ def test_register_answers_alike_for_new_pending_and_verified_addresses_in_time_t
     medians = {kind: statistics.median(s) for kind, s in samples.items()}
     slowest, fastest = max(medians.values()), min(medians.values())
     assert slowest - fastest < 0.5 * slowest, medians
+
+
+def test_a_wrong_code_answers_alike_for_new_and_verified_addresses(app, mail, verified_user):
+    """Registering an address, then guessing at its verification code: the
+    same answer, attempts left included, whether the address was new or
+    already verified (a verified one gets a decoy code nobody is sent)."""
+    email, _ = verified_user
+    new = unique_email("new")
+    for address in (email, new):
+        assert app.register(address, "attacker pw 1").status_code == 202
+    real = mail.code(new)
+    guess = "000000" if real != "000000" else "111111"
+    for _ in range(5):
+        same(app.verify_email(email, guess), app.verify_email(new, guess))
+    assert app.verify_email(new, real).json()["code"] == "too_many_attempts"

@@ -275,6 +275,9 @@ REFUSED = [
     "http://app.test/cb",  # plain http off localhost
     "https://app.test:8443/cb",  # another port is another origin
     "https://user:pw@app.test/cb",  # userinfo
+    "https://app.test:+443/cb",  # a port browsers refuse
+    "https://app.test/cb?code=planted",  # a code the app could read before ours
+    "https://app.test/cb?x=1&state=planted",
 ]
 # The same, written into the query string as they are (not encoded again).
 REFUSED_RAW = ["//evil.example", "%2F%2Fevil.example", "https:%2F%2Fevil.example", "/%5Cevil.example",
@@ -315,7 +318,8 @@ def test_an_allowed_return_to_gets_a_code_and_the_same_state(handoff, mail, key)
         code = handed_off(r, return_to, query["state"])
         if "next=" in return_to:
             assert query_of(r.headers["location"])["next"] == "/dash"
-        assert exchange(handoff, key, code).status_code == 200
+        # The app names the return_to of its link; case and default port aside, exactly.
+        assert exchange(handoff, key, code, return_to).status_code == 200
 
 
 def test_a_signed_in_browser_is_handed_off_at_once(handoff, mail, key):
@@ -380,9 +384,10 @@ def test_a_code_sign_in_hands_off_too(handoff, mail, key):
 
 def test_the_exchange_gives_the_app_the_address_and_a_session(handoff, mail, key):
     """200 with exactly {email, verified, token, token_type, expires_at}; the
-    token works on /v1/me; any URL on the same origin may be sent."""
+    token works on /v1/me; the return_to may differ only in the case of its
+    scheme and host."""
     h = hand_off(handoff, mail)
-    r = exchange(handoff, key, h.code, APP + "/another/path?x=1", h.verifier)
+    r = exchange(handoff, key, h.code, "HTTPS://App.Test/cb", h.verifier)
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"email", "verified", "token", "token_type", "expires_at"}, body
@@ -463,6 +468,16 @@ def test_a_code_is_bound_to_its_return_origin(handoff, mail, key):
     h = hand_off(handoff, mail)
     problem(exchange(handoff, key, h.code, OTHER + "/cb", h.verifier), 400, "return_to_mismatch")
     problem(exchange(handoff, key, h.code, verifier=h.verifier), 400, "invalid_code")
+
+
+def test_a_code_is_bound_to_its_exact_return_to(handoff, mail, key):
+    """As OAuth binds a code to its redirect_uri: a link that sends the code
+    to another path of the app (one that might leak it) gives a code the
+    app's real callback cannot trade."""
+    h = hand_off(handoff, mail, return_to=APP + "/forum/thread?id=7")
+    problem(exchange(handoff, key, h.code, RETURN_TO, h.verifier), 400, "return_to_mismatch")
+    h = hand_off(handoff, mail, return_to=APP + "/forum/thread?id=7")
+    assert exchange(handoff, key, h.code, APP + "/forum/thread?id=7", h.verifier).status_code == 200
 
 
 def test_signing_out_before_the_exchange_voids_the_code(handoff, mail, key):
