@@ -2,8 +2,9 @@
 //! like OAuth's authorization-code step with PKCE (RFC 7636): a one-time
 //! code goes to the app's `return_to` through the browser, and the app's
 //! backend trades it, with its API key and the PKCE verifier, for a session.
+//! The code itself is a `session::Token`: 256 random bits, only its
+//! SHA-256 kept.
 
-use crate::domain::session::token_hash;
 use crate::error::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -12,33 +13,6 @@ use sha2::{Digest, Sha256};
 /// How long a hand-off code may wait for its exchange: it travels through
 /// one redirect, so a minute is plenty, and it is all a thief could use.
 pub const HANDOFF_TTL_SECS: u64 = 60;
-
-/// A hand-off code: 256 random bits, given to the browser once; only its
-/// SHA-256 is stored, like a session token's.
-pub struct HandoffCode(String);
-
-impl HandoffCode {
-    pub fn generate() -> Result<Self, ApiError> {
-        let mut bytes = [0u8; 32];
-        getrandom::getrandom(&mut bytes)
-            .map_err(|e| ApiError::internal("hand-off code: getrandom", e))?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn hash(&self) -> String {
-        token_hash(&self.0)
-    }
-}
-
-impl std::fmt::Debug for HandoffCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HandoffCode(<redacted>)")
-    }
-}
 
 /// An S256 `code_challenge`: base64url without padding of a SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,14 +104,5 @@ mod tests {
         assert!(CodeVerifier::parse(&"a".repeat(129)).is_err());
         assert!(CodeVerifier::parse(&format!("{}/", "a".repeat(43))).is_err());
         assert!(CodeVerifier::parse(&format!("{}-._~", "a".repeat(43))).is_ok());
-    }
-
-    #[test]
-    fn codes_are_256_bits_and_only_their_hash_is_kept() {
-        let code = HandoffCode::generate().unwrap();
-        assert_eq!(URL_SAFE_NO_PAD.decode(code.expose()).unwrap().len(), 32);
-        assert_eq!(code.hash(), token_hash(code.expose()));
-        assert_ne!(code.hash(), code.expose());
-        assert_eq!(format!("{code:?}"), "HandoffCode(<redacted>)");
     }
 }

@@ -70,6 +70,37 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let request_id = request_id(header(&req, "cf-ray").as_deref());
     let method = req.inner().method();
     let path = req.path();
+    let own_origin = respond::origin_of(&req.inner().url()).to_owned();
+    let (mut response, name, allow_origin) = match pages::is_page(&path) {
+        true => {
+            let (response, name) =
+                pages::serve(&mut req, &env, &ctx, &request_id, &own_origin).await;
+            (response, name, None)
+        }
+        false => api(&mut req, &env, &ctx, &request_id, &own_origin).await,
+    };
+    log_line(
+        &request_id,
+        name,
+        &method,
+        response.status_code(),
+        Date::now().as_millis().saturating_sub(started),
+    );
+    respond::finish(&mut response, &request_id, allow_origin.as_deref());
+    Ok(response)
+}
+
+/// A request to the JSON API: its answer, the name it is logged under, and
+/// the origin CORS allows to read it.
+async fn api(
+    req: &mut Request,
+    env: &Env,
+    ctx: &Context,
+    request_id: &str,
+    own_origin: &str,
+) -> (Response, &'static str, Option<String>) {
+    let method = req.inner().method();
+    let path = req.path();
     let cors = Cors::parse(
         env.var("CORS_ALLOWED_ORIGINS")
             .ok()
@@ -77,25 +108,11 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             .as_deref(),
     )
     .map_err(ApiError::Unavailable);
-    let origin = header(&req, "origin");
+    let origin = header(req, "origin");
     let allow_origin = match (&cors, &origin) {
         (Ok(cors), Some(origin)) => cors.allow(origin),
         _ => None,
     };
-    let own_origin = respond::origin_of(&req.inner().url()).to_owned();
-    if pages::is_page(&path) {
-        let (mut response, name) =
-            pages::serve(&mut req, &env, &ctx, &request_id, &own_origin).await;
-        log_line(
-            &request_id,
-            name,
-            &method,
-            response.status_code(),
-            Date::now().as_millis().saturating_sub(started),
-        );
-        respond::finish(&mut response, &request_id, None);
-        return Ok(response);
-    }
     let row = Row::resolve(&method, &path);
     // OPTIONS on an existing path: a CORS preflight, or a plain question.
     let preflight = method == "OPTIONS" && matches!(row, Err(ApiError::MethodNotAllowed { .. }));
@@ -108,27 +125,19 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
                 allow_origin.clone(),
             )),
         },
-        (Ok(_), Ok(row)) => handle(row, &request_id, &mut req, &env, &ctx).await,
+        (Ok(_), Ok(row)) => handle(row, request_id, req, env, ctx).await,
         (Ok(_), Err(e)) => Err(e.clone()),
     };
-    let mut response = result.unwrap_or_else(|e| {
-        log_failure(&request_id, &path, &e);
-        respond::problem(&e, &own_origin)
+    let response = result.unwrap_or_else(|e| {
+        log_failure(request_id, &path, &e);
+        respond::problem(&e, own_origin)
     });
     let name = match (row, preflight) {
         (Ok(row), _) => row.name,
         (Err(_), true) => "preflight",
         (Err(_), false) => "unmatched",
     };
-    log_line(
-        &request_id,
-        name,
-        &method,
-        response.status_code(),
-        Date::now().as_millis().saturating_sub(started),
-    );
-    respond::finish(&mut response, &request_id, allow_origin.as_deref());
-    Ok(response)
+    (response, name, allow_origin)
 }
 
 type EdgeService<'a> = Service<'a, D1Store, KvCounters, EdgeMailer, TwilioTexter<'a>, WorkerClock>;

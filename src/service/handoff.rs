@@ -7,9 +7,9 @@
 use super::{LoginSession, Service};
 use crate::domain::audit::{Event, EventKind};
 use crate::domain::code::CORE_SCOPE;
-use crate::domain::handoff::{HandoffCode, HANDOFF_TTL_SECS};
+use crate::domain::handoff::HANDOFF_TTL_SECS;
 use crate::domain::return_to::Handoff;
-use crate::domain::session::token_hash;
+use crate::domain::session::{token_hash, Token};
 use crate::error::{ApiError, ApiResult};
 use crate::http::requests::HandoffExchange;
 use crate::ports::clock::Clock;
@@ -34,12 +34,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let Some(return_to) = &handoff.return_to else {
             return Ok(None);
         };
-        let code = HandoffCode::generate()?;
+        let code = Token::generate()?;
         let now = self.clock.now();
         let filed = self
             .store
             .file_handoff(&NewHandoff {
-                code_hash: &code.hash(),
+                code_hash: &token_hash(code.expose()),
                 session_hash: &token_hash(session_token),
                 return_to: return_to.url(),
                 challenge: handoff.challenge.as_ref().map(|c| c.as_str()),
@@ -154,6 +154,18 @@ mod tests {
             state: Some("xyz".into()),
             challenge: challenge.map(|c| CodeChallenge::parse(c, Some("S256")).unwrap()),
         }
+    }
+
+    /// ann resets her password, which ends every session of hers.
+    fn reset_password(w: &World) {
+        let svc = w.svc();
+        block_on(async {
+            w.keep(svc.password_reset(&ann()).await.unwrap());
+            let new = Password::parse("battery staple", 8, "password").unwrap();
+            svc.confirm_password_reset(&ann(), &w.last_code(), &new)
+                .await
+                .unwrap();
+        });
     }
 
     /// Hands ann's browser session off; the code from the redirect.
@@ -342,14 +354,7 @@ mod tests {
         w.advance(61);
         let token = w.login_token(&ann(), &pw());
         let code2 = code(&w, &token, &handoff(None));
-        block_on(async {
-            w.keep(svc.password_reset(&ann()).await.unwrap());
-            let reset = w.last_code();
-            let new = Password::parse("battery staple", 8, "password").unwrap();
-            svc.confirm_password_reset(&ann(), &reset, &new)
-                .await
-                .unwrap();
-        });
+        reset_password(&w);
         assert_eq!(
             block_on(svc.exchange_handoff(&key, &exchange(&code2, APP, None))).unwrap_err(),
             ApiError::InvalidCode
@@ -366,13 +371,8 @@ mod tests {
             block_on(svc.exchange_handoff(&key, &exchange(&code, APP, None))).unwrap();
         w.after_answer_now();
         w.advance(61);
+        reset_password(&w);
         block_on(async {
-            w.keep(svc.password_reset(&ann()).await.unwrap());
-            let reset = w.last_code();
-            let new = Password::parse("battery staple", 8, "password").unwrap();
-            svc.confirm_password_reset(&ann(), &reset, &new)
-                .await
-                .unwrap();
             assert_eq!(
                 svc.me(Some(app_session.token.expose())).await.unwrap_err(),
                 ApiError::Unauthorized

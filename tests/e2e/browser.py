@@ -93,7 +93,7 @@ class Journey:
         page = page or self.page
         if self.javascript:
             check_axe(page)
-        shoot(page, name)
+        shoot(page, name, measure=self.javascript)
         self.remember_secrets()
 
     def remember_secrets(self):
@@ -137,9 +137,10 @@ def check_axe(page):
         raise AssertionError(f"axe found serious/critical violations on {page.url}:\n{text}")
 
 
-def shoot(page, name):
+def shoot(page, name, measure=True):
     """Full-page screenshots at 390 px and 1280 px wide: `<name>-390.png`,
-    `<name>-1280.png`."""
+    `<name>-1280.png`. At each width the page must fit it: nothing may make
+    a phone scroll sideways (WCAG's reflow), wide tables scroll in their box."""
     folder = screenshot_dir()
     folder.mkdir(parents=True, exist_ok=True)
     page.wait_for_load_state()
@@ -148,6 +149,9 @@ def shoot(page, name):
         for width in WIDTHS:
             page.set_viewport_size({"width": width, "height": SHOT_HEIGHT})
             page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
+            if measure:  # (it takes a script, which a journey without JavaScript cannot run)
+                overflow = page.evaluate("document.documentElement.scrollWidth")
+                assert overflow <= width, f"{name} is {overflow} px wide at a {width} px viewport"
     finally:
         if before:
             page.set_viewport_size(before)
