@@ -368,6 +368,11 @@ const CODE_LIVE: &str = "EXISTS (SELECT 1 FROM codes WHERE id = ?1 AND expires_a
 /// Columns of the audit trail, and its four query shapes: one statement
 /// per filter, so that SQLite walks the `(address_hash, id)` index for an
 /// address instead of scanning the whole retention window.
+/// The account of the live session ?1 at ?2.
+const SESSION_USER: &str = "SELECT u.id AS id, u.email AS email, u.password_hash AS password_hash,
+       u.verified AS verified, u.created_at AS created_at
+  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_at > ?2";
+
 const EVENT_COLUMNS: &str =
     "SELECT id, at, event, outcome, scope, purpose, channel, address_hash, ip FROM auth_events";
 pub const EVENTS_NEWEST: &str = "ORDER BY id DESC LIMIT ?1";
@@ -791,10 +796,12 @@ impl Store for D1Store {
     }
 
     async fn session_user(&self, token_hash: &str, now: u64) -> ApiResult<Option<User>> {
-        let sql = "SELECT u.id AS id, u.email AS email, u.password_hash AS password_hash, u.verified AS verified, u.created_at AS created_at
-                   FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_at > ?2";
         Ok(self
-            .read_first::<UserRow>("session_user", sql, &[text(token_hash), number(now)])
+            .read_first::<UserRow>(
+                "session_user",
+                SESSION_USER,
+                &[text(token_hash), number(now)],
+            )
             .await?
             .map(User::from))
     }
@@ -1120,10 +1127,8 @@ impl Store for D1Store {
                     )?,
                     self.stmt(
                         OP,
-                        "SELECT u.id AS id, u.email AS email, u.password_hash AS password_hash,
-                                u.verified AS verified, u.created_at AS created_at
-                         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1",
-                        &[text(&x.session.token_hash)],
+                        SESSION_USER,
+                        &[text(&x.session.token_hash), number(x.session.now)],
                     )?,
                 ],
             )
