@@ -116,6 +116,14 @@ impl<'a> AbsoluteUrl<'a> {
         })
     }
 
+    /// Origin plus the rest, with the empty path a browser reads as `/`
+    /// written out: `https://app?@x` is `https://app/?@x`, and only the
+    /// second form shows at a glance that the `@` is not userinfo.
+    fn normalized(&self) -> String {
+        let slash = if self.rest.starts_with('/') { "" } else { "/" };
+        format!("{}{slash}{}", self.origin(), self.rest)
+    }
+
     fn origin(&self) -> String {
         match self.port {
             Some(port) => format!("{}://{}:{port}", self.scheme, self.host),
@@ -142,7 +150,7 @@ impl ReturnTo {
         let ours =
             form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "code" || k == "state");
         (allowed.allows(&origin) && !ours).then(|| Self {
-            url: format!("{origin}{}", url.rest),
+            url: url.normalized(),
             origin,
         })
     }
@@ -151,7 +159,7 @@ impl ReturnTo {
     /// hand-off keeps (`url`): for the exchange, which compares it
     /// with the hand-off's.
     pub fn normalize(raw: &str) -> Option<String> {
-        AbsoluteUrl::parse(raw).map(|u| format!("{}{}", u.origin(), u.rest))
+        AbsoluteUrl::parse(raw).map(|u| u.normalized())
     }
 
     /// The URL, its scheme and host lowercased and a default port dropped:
@@ -321,6 +329,24 @@ mod tests {
             ReturnTo::parse("https://app.example.com/", &ReturnOrigins::default()),
             None
         );
+    }
+
+    /// Found by the `return_to` property in CI: `https://app?@/` has an
+    /// empty path, and kept as written its `@` reads like userinfo.
+    #[test]
+    fn an_empty_path_is_written_out_as_a_slash() {
+        for (raw, url) in [
+            ("https://app.example.com?@/", "https://app.example.com/?@/"),
+            ("https://app.example.com", "https://app.example.com/"),
+            (
+                "https://app.example.com:443?x=1",
+                "https://app.example.com/?x=1",
+            ),
+            ("https://app.example.com/cb", "https://app.example.com/cb"),
+        ] {
+            assert_eq!(ReturnTo::parse(raw, &allowed()).unwrap().url(), url);
+            assert_eq!(ReturnTo::normalize(raw).as_deref(), Some(url));
+        }
     }
 
     #[test]
