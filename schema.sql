@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS codes (
   window_ends_at INTEGER NOT NULL,
   created_at     INTEGER NOT NULL,
   expires_at     INTEGER NOT NULL,
+  -- A code for a test recipient (migration 0004): its digest is the
+  -- recipient's fixed code's (`Pepper::test_code_digest`), nothing was sent.
+  test           INTEGER NOT NULL DEFAULT 0 CHECK (test IN (0, 1)),
   UNIQUE (scope, channel, address, purpose)
 );
 CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at);
@@ -63,6 +66,9 @@ CREATE INDEX IF NOT EXISTS send_counts_hour ON send_counts (hour);
 
 -- Keys of calling apps. Only the SHA-256 of a key is stored; `hint` is its
 -- last four characters, for telling keys apart. Revoked keys stay listed.
+-- `sms_domain` adds the autofill line `@<domain> #<code>` to its SMS and
+-- WhatsApp codes, `android_app_hash` the SMS Retriever hash;
+-- `turnstile_required` makes /v1/otp/send ask for a Turnstile token.
 CREATE TABLE IF NOT EXISTS api_keys (
   id         TEXT PRIMARY KEY,
   key_hash   TEXT NOT NULL UNIQUE,
@@ -71,8 +77,23 @@ CREATE TABLE IF NOT EXISTS api_keys (
   app_name   TEXT,
   channels   TEXT NOT NULL,
   created_at INTEGER NOT NULL,
-  revoked_at INTEGER
+  revoked_at INTEGER,
+  sms_domain         TEXT,
+  android_app_hash   TEXT,
+  turnstile_required INTEGER NOT NULL DEFAULT 0 CHECK (turnstile_required IN (0, 1))
 );
+
+-- Test recipients of a key (app-store review, the apps' own CI): a send to
+-- one files a code whose digest is this fixed code's, and sends nothing.
+-- The code itself is never stored: `digest` is its HMAC under OTP_PEPPER.
+CREATE TABLE IF NOT EXISTS test_recipients (
+  key_id     TEXT NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+  channel    TEXT NOT NULL,
+  address    TEXT NOT NULL,
+  digest     TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (key_id, channel, address)
+) WITHOUT ROWID;
 
 -- The security audit trail: one row per security event. The address is
 -- only a keyed hash (HMAC under the pepper), never the address itself.
@@ -86,11 +107,17 @@ CREATE TABLE IF NOT EXISTS auth_events (
   purpose      TEXT,
   channel      TEXT,
   address_hash TEXT,
-  ip           TEXT
+  ip           TEXT,
+  -- The send an event is about (a code's id), a detail (a provider's
+  -- error code), and whether it was a test recipient's (migration 0004).
+  send_id      TEXT,
+  detail       TEXT,
+  test         INTEGER NOT NULL DEFAULT 0 CHECK (test IN (0, 1))
 );
 CREATE INDEX IF NOT EXISTS auth_events_at ON auth_events (at);
 CREATE INDEX IF NOT EXISTS auth_events_address ON auth_events (address_hash, id);
 CREATE INDEX IF NOT EXISTS auth_events_event ON auth_events (event, id);
+CREATE INDEX IF NOT EXISTS auth_events_send ON auth_events (send_id, id) WHERE send_id IS NOT NULL;
 
 -- Hand-off codes of the hosted pages (docs/pages.md): the SHA-256 of a
 -- one-time code an app trades at /v1/auth/exchange within 60 seconds,

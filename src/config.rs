@@ -3,6 +3,7 @@
 //! 503 rather than replaced by a default: an auth service fails closed.
 
 use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MIN_LENGTH};
+use crate::domain::country::AllowedCountries;
 use crate::domain::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
 use crate::domain::return_to::ReturnOrigins;
 use crate::error::ApiError;
@@ -71,6 +72,14 @@ pub struct Config {
     pub auth_return_origins: ReturnOrigins,
     /// The pages' accent colour (`ACCENT_COLOR`).
     pub accent_color: String,
+    /// Test recipients answer (`ALLOW_TEST_RECIPIENTS`; always outside production).
+    pub test_recipients_allowed: bool,
+    /// Where SMS and WhatsApp codes may go (`SMS_ALLOWED_COUNTRIES`).
+    pub sms_allowed_countries: AllowedCountries,
+    /// The digits after the calling code a number's prefix has (`SMS_PREFIX_DIGITS`).
+    pub sms_prefix_digits: usize,
+    /// Sends per hour to one prefix; 0: no cap (`SMS_MAX_PER_PREFIX_PER_HOUR`).
+    pub sms_max_per_prefix_per_hour: u32,
     twilio: Twilio,
     pepper: Result<Pepper, String>,
     mail_api_key: Option<String>,
@@ -176,7 +185,16 @@ impl Config {
                 .map_err(unavailable)?;
         let accent_color =
             parse_accent(&vars.text("ACCENT_COLOR", DEFAULT_ACCENT)).map_err(unavailable)?;
+        let test_recipients_allowed = !production || vars.flag("ALLOW_TEST_RECIPIENTS")?;
+        let sms_allowed_countries =
+            AllowedCountries::parse(&vars.text("SMS_ALLOWED_COUNTRIES", ""))
+                .map_err(unavailable)?;
         Ok(Self {
+            test_recipients_allowed,
+            sms_allowed_countries,
+            sms_prefix_digits: vars.int("SMS_PREFIX_DIGITS", 7, 1, 12)? as usize,
+            sms_max_per_prefix_per_hour: vars.int("SMS_MAX_PER_PREFIX_PER_HOUR", 30, 0, 1_000_000)?
+                as u32,
             auth_return_origins,
             accent_color,
             app_name: vars.text("APP_NAME", "OTP Edge"),
@@ -277,6 +295,18 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
     /// A base URL without its trailing slash.
     fn url(&self, name: &str, default: &str) -> String {
         self.text(name, default).trim_end_matches('/').to_owned()
+    }
+
+    /// `true` or `false`; unset is `false`. Anything else is refused,
+    /// rather than read as either.
+    fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.text(name, "false").trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ApiError::Unavailable(format!(
+                "var {name} must be `true` or `false`"
+            ))),
+        }
     }
 
     fn int(&self, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {

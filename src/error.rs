@@ -37,10 +37,23 @@ pub enum ApiError {
     EmailNotVerified,
     /// 403: the API key may not send on this channel.
     ChannelNotAllowed(Channel),
+    /// 403: SMS and WhatsApp codes may not go to the number's country
+    /// (`SMS_ALLOWED_COUNTRIES`). Refused before anything is written or sent.
+    CountryNotAllowed,
+    /// 429 with `Retry-After`: the hourly cap of sends to numbers sharing
+    /// the number's prefix, the mark of an SMS-pumping run. Answered as
+    /// `rate_limited`; the audit trail says `prefix_limited`.
+    PrefixLimited { retry_after_secs: u64 },
+    /// 403: test recipients are off in production (`ALLOW_TEST_RECIPIENTS`).
+    TestRecipientsDisabled,
+    /// 409: the key has `test_recipient::MAX_PER_KEY` test recipients.
+    TooManyTestRecipients,
     /// 404: no route has this path.
     NotFound,
     /// 404: no API key has this id.
     ApiKeyNotFound,
+    /// 404: the key has no such test recipient.
+    TestRecipientNotFound,
     /// 403: a CORS preflight from an origin `CORS_ALLOWED_ORIGINS` does not list.
     OriginNotAllowed,
     /// 405 with `Allow`.
@@ -132,12 +145,15 @@ impl ApiError {
             Self::EmailNotVerified
             | Self::ChannelNotAllowed(_)
             | Self::OriginNotAllowed
-            | Self::CsrfRefused => 403,
-            Self::NotFound | Self::ApiKeyNotFound => 404,
+            | Self::CsrfRefused
+            | Self::CountryNotAllowed
+            | Self::TestRecipientsDisabled => 403,
+            Self::NotFound | Self::ApiKeyNotFound | Self::TestRecipientNotFound => 404,
+            Self::TooManyTestRecipients => 409,
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType => 415,
-            Self::TooManyAttempts | Self::RateLimited { .. } => 429,
+            Self::TooManyAttempts | Self::RateLimited { .. } | Self::PrefixLimited { .. } => 429,
             Self::Internal(_) => 500,
             Self::MailDeliveryFailed | Self::TextDeliveryFailed(_) => 502,
             Self::Unavailable(_) | Self::StorageUnavailable(_) => 503,
@@ -153,12 +169,15 @@ impl ApiError {
             Self::CsrfRefused => "csrf_failed",
             Self::ExpiredCode => "expired_code",
             Self::TooManyAttempts => "too_many_attempts",
-            Self::RateLimited { .. } => "rate_limited",
+            Self::RateLimited { .. } | Self::PrefixLimited { .. } => "rate_limited",
+            Self::CountryNotAllowed => "country_not_allowed",
+            Self::TestRecipientsDisabled => "test_recipients_disabled",
+            Self::TooManyTestRecipients => "too_many_test_recipients",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthorized => "unauthorized",
             Self::EmailNotVerified => "email_not_verified",
             Self::ChannelNotAllowed(_) => "channel_not_allowed",
-            Self::NotFound | Self::ApiKeyNotFound => "not_found",
+            Self::NotFound | Self::ApiKeyNotFound | Self::TestRecipientNotFound => "not_found",
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -180,12 +199,15 @@ impl ApiError {
             Self::CsrfRefused => "Form refused",
             Self::ExpiredCode => "Expired code",
             Self::TooManyAttempts => "Too many attempts",
-            Self::RateLimited { .. } => "Rate limited",
+            Self::RateLimited { .. } | Self::PrefixLimited { .. } => "Rate limited",
+            Self::CountryNotAllowed => "Country not allowed",
+            Self::TestRecipientsDisabled => "Test recipients disabled",
+            Self::TooManyTestRecipients => "Too many test recipients",
             Self::InvalidCredentials => "Invalid credentials",
             Self::Unauthorized => "Unauthorized",
             Self::EmailNotVerified => "Email not verified",
             Self::ChannelNotAllowed(_) => "Channel not allowed",
-            Self::NotFound | Self::ApiKeyNotFound => "Not found",
+            Self::NotFound | Self::ApiKeyNotFound | Self::TestRecipientNotFound => "Not found",
             Self::OriginNotAllowed => "Origin not allowed",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -218,9 +240,20 @@ impl ApiError {
             Self::TooManyAttempts => {
                 "Too many wrong codes: this code can no longer be used. Ask for a new one later.".into()
             }
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::PrefixLimited { retry_after_secs } => {
                 format!("Too many requests. Retry after {retry_after_secs} seconds.")
             }
+            Self::CountryNotAllowed => {
+                "Codes may not be sent to this number's country (SMS_ALLOWED_COUNTRIES).".into()
+            }
+            Self::TestRecipientsDisabled => {
+                "Test recipients are off in production unless ALLOW_TEST_RECIPIENTS=true.".into()
+            }
+            Self::TooManyTestRecipients => format!(
+                "An API key may have at most {} test recipients.",
+                crate::domain::test_recipient::MAX_PER_KEY
+            ),
+            Self::TestRecipientNotFound => "The API key has no such test recipient.".into(),
             Self::InvalidCredentials => "The email or password is wrong.".into(),
             Self::Unauthorized => "A valid bearer token is required.".into(),
             Self::EmailNotVerified => {
@@ -253,6 +286,15 @@ impl ApiError {
         }
     }
 
+    /// What the audit trail records for this failure: its problem code,
+    /// except where the trail tells apart what the client need not.
+    pub fn audit_outcome(&self) -> &'static str {
+        match self {
+            Self::PrefixLimited { .. } => "prefix_limited",
+            _ => self.code(),
+        }
+    }
+
     /// The problem document; its `type` is the page this worker serves
     /// about the problem, under `origin` (`https://otp.example.com`).
     pub fn problem(&self, origin: &str) -> Problem {
@@ -272,7 +314,7 @@ impl ApiError {
     /// Extra headers the status code requires (`Retry-After` on 429, `Allow` on 405).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs } | Self::PrefixLimited { retry_after_secs } => {
                 vec![("retry-after", retry_after_secs.max(&1).to_string())]
             }
             Self::StorageUnavailable(_) => {
@@ -313,6 +355,13 @@ impl ApiError {
             ApiError::ChannelNotAllowed(Channel::Sms),
             ApiError::ApiKeyNotFound,
             ApiError::OriginNotAllowed,
+            ApiError::CountryNotAllowed,
+            ApiError::PrefixLimited {
+                retry_after_secs: 60,
+            },
+            ApiError::TestRecipientsDisabled,
+            ApiError::TooManyTestRecipients,
+            ApiError::TestRecipientNotFound,
             ApiError::TextDeliveryFailed(Channel::Whatsapp),
             ApiError::TextDeliveryFailed(Channel::Sms),
             ApiError::Unavailable("OTP_PEPPER is not set".into()),

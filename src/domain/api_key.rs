@@ -1,6 +1,7 @@
 //! API keys of calling apps: 256 random bits shown once, stored only as
 //! SHA-256, each allowed a set of channels.
 
+use crate::domain::autofill::{AppHash, SmsDomain};
 use crate::domain::channel::Channel;
 use crate::domain::session::{token_hash, Token};
 use crate::error::ApiError;
@@ -46,6 +47,45 @@ pub struct ApiKey {
     pub hint: String,
     pub created_at: u64,
     pub revoked_at: Option<u64>,
+    pub options: KeyOptions,
+}
+
+/// What a key asks of its codes' messages and sends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyOptions {
+    /// Adds the autofill line `@<domain> #<code>` to SMS and WhatsApp codes.
+    pub sms_domain: Option<SmsDomain>,
+    /// Adds the Android SMS Retriever hash to SMS and WhatsApp codes.
+    pub android_app_hash: Option<AppHash>,
+    /// `/v1/otp/send` needs a Turnstile token (`TURNSTILE_SECRET`).
+    pub turnstile_required: bool,
+}
+
+impl KeyOptions {
+    pub fn parse(
+        sms_domain: Option<&str>,
+        android_app_hash: Option<&str>,
+        turnstile_required: bool,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            sms_domain: sms_domain.map(SmsDomain::parse).transpose()?,
+            android_app_hash: android_app_hash.map(AppHash::parse).transpose()?,
+            turnstile_required,
+        })
+    }
+
+    /// Reads the stored form; a corrupt value is dropped, never trusted.
+    pub fn from_stored(
+        sms_domain: Option<&str>,
+        android_app_hash: Option<&str>,
+        turnstile_required: bool,
+    ) -> Self {
+        Self {
+            sms_domain: sms_domain.and_then(|d| SmsDomain::parse(d).ok()),
+            android_app_hash: android_app_hash.and_then(|h| AppHash::parse(h).ok()),
+            turnstile_required,
+        }
+    }
 }
 
 /// A non-empty set of channels, kept sorted and stored as `email,sms`.
@@ -100,6 +140,7 @@ pub struct NewApiKey {
     pub name: String,
     pub app_name: Option<String>,
     pub channels: Channels,
+    pub options: KeyOptions,
 }
 
 impl NewApiKey {
@@ -108,6 +149,7 @@ impl NewApiKey {
             name: label(name, "name")?,
             app_name: app_name.map(|a| label(a, "app_name")).transpose()?,
             channels: Channels::parse(channels)?,
+            options: KeyOptions::default(),
         })
     }
 }

@@ -24,10 +24,12 @@ pub enum EventKind {
     AdminAuthFailed,
     /// A request to `/v1/otp/*` without a valid, unrevoked API key.
     ApiKeyAuthFailed,
+    TestRecipientAdded,
+    TestRecipientRemoved,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 14] = [
         Self::CodeSent,
         Self::CodeVerified,
         Self::CodeFailed,
@@ -40,6 +42,8 @@ impl EventKind {
         Self::ApiKeyRevoked,
         Self::AdminAuthFailed,
         Self::ApiKeyAuthFailed,
+        Self::TestRecipientAdded,
+        Self::TestRecipientRemoved,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -60,6 +64,8 @@ impl EventKind {
             Self::ApiKeyRevoked => "api_key_revoked",
             Self::AdminAuthFailed => "admin_auth_failed",
             Self::ApiKeyAuthFailed => "api_key_auth_failed",
+            Self::TestRecipientAdded => "test_recipient_added",
+            Self::TestRecipientRemoved => "test_recipient_removed",
         }
     }
 }
@@ -74,6 +80,12 @@ pub struct Event {
     pub purpose: Option<String>,
     pub channel: Option<Channel>,
     pub address_hash: Option<String>,
+    /// The send (a code's id) the event is about, for `GET /v1/otp/{id}`.
+    pub send_id: Option<String>,
+    /// What a provider said: its error code for a failed delivery.
+    pub detail: Option<String>,
+    /// A test recipient's send: nothing went out.
+    pub test: bool,
 }
 
 impl Event {
@@ -85,6 +97,9 @@ impl Event {
             purpose: None,
             channel: None,
             address_hash: None,
+            send_id: None,
+            detail: None,
+            test: false,
         }
     }
 }
@@ -123,6 +138,11 @@ pub struct StoredEvent {
     pub channel: Option<String>,
     pub address_hash: Option<String>,
     pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub test: bool,
 }
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -218,6 +238,9 @@ mod tests {
             channel: None,
             address_hash: None,
             ip: None,
+            send_id: None,
+            detail: None,
+            test: false,
         };
         let page = EventPage::parse(Some("2"), None).unwrap();
         assert_eq!(page.next_before(&[event(9), event(7)]), Some(7));

@@ -229,6 +229,20 @@ impl Pepper {
         hex(&self.digest(&all))
     }
 
+    /// The digest of a test recipient's fixed code (`domain::test_recipient`):
+    /// bound to the key's scope, the channel and the address, but not to a
+    /// purpose, since the one code answers for every purpose of the app.
+    /// Its own label keeps it apart from every issued code's digest.
+    pub fn test_code_digest(
+        &self,
+        scope: &str,
+        channel: Channel,
+        address: &str,
+        code: &Code,
+    ) -> String {
+        hex(&self.digest(&["test-code", scope, channel.as_str(), address, code.expose()]))
+    }
+
     /// A stable pseudonym for an address, for rate-limit keys and logs.
     pub fn address_tag(&self, address: &str) -> String {
         hex(&self.digest(&["address", address])[..16])

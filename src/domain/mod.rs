@@ -4,8 +4,10 @@
 pub mod admin_session;
 pub mod api_key;
 pub mod audit;
+pub mod autofill;
 pub mod channel;
 pub mod code;
+pub mod country;
 pub mod email;
 pub mod handoff;
 pub mod password;
@@ -14,3 +16,4 @@ pub mod purpose;
 pub mod recipient;
 pub mod return_to;
 pub mod session;
+pub mod test_recipient;

@@ -5,18 +5,20 @@
 //! transaction. Statements that must all happen or none share one guard
 //! expression, evaluated on the same state inside that transaction.
 
-use crate::domain::api_key::{ApiKey, Channels, NewApiKey};
+use crate::domain::api_key::{ApiKey, Channels, KeyOptions, NewApiKey};
 use crate::domain::audit::{Event, EventFilter, EventPage, StoredEvent};
+use crate::domain::channel::Channel;
 use crate::domain::code::{app_scope, CodeKey, APP_SCOPE_PREFIX, CORE_SCOPE};
 use crate::domain::email::Email;
 use crate::domain::purpose::Purpose;
+use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::rfc3339;
 use crate::ports::limits::{SendCount, HOUR};
 use crate::ports::store::{
     is_transient, nth, read_with_retry, Cleanup, Effect, Exchange, Exchanged, Filed, NewCode,
     NewHandoff, NewSession, PasswordLookup, PendingCode, Registered, Registration, Requested,
-    SeriesPoint, SpentHandoff, Stats, Store, User, UserStats,
+    SendStats, SeriesPoint, SpentHandoff, Stats, Store, TestRecipientPut, User, UserStats,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -27,7 +29,7 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 pub struct D1Store(pub D1Database);
 
 /// Every table the migrations create.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "users",
     "codes",
     "sessions",
@@ -35,6 +37,7 @@ const TABLES: [&str; 7] = [
     "auth_events",
     "send_counts",
     "handoffs",
+    "test_recipients",
 ];
 
 fn text(v: &str) -> JsValue {
@@ -96,11 +99,13 @@ struct CodeRow {
     expires_at: f64,
     account_password: Option<String>,
     account_id: Option<String>,
+    test: f64,
 }
 
 impl From<CodeRow> for PendingCode {
     fn from(r: CodeRow) -> Self {
         PendingCode {
+            test: r.test != 0.0,
             id: r.id,
             digest: r.digest,
             attempts: r.attempts as u32,
@@ -120,6 +125,9 @@ struct KeyRow {
     hint: String,
     created_at: f64,
     revoked_at: Option<f64>,
+    sms_domain: Option<String>,
+    android_app_hash: Option<String>,
+    turnstile_required: f64,
 }
 
 impl From<KeyRow> for ApiKey {
@@ -132,11 +140,16 @@ impl From<KeyRow> for ApiKey {
             hint: r.hint,
             created_at: r.created_at as u64,
             revoked_at: r.revoked_at.map(|t| t as u64),
+            options: KeyOptions::from_stored(
+                r.sms_domain.as_deref(),
+                r.android_app_hash.as_deref(),
+                r.turnstile_required != 0.0,
+            ),
         }
     }
 }
 
-const KEY_COLUMNS: &str = "id, name, app_name, channels, hint, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, name, app_name, channels, hint, created_at, revoked_at, sms_domain, android_app_hash, turnstile_required";
 
 #[derive(Deserialize)]
 struct Count {
@@ -282,6 +295,10 @@ impl D1Store {
             guard = format!("{guard} AND {}", key_alive(args.len() + 1));
             args.push(text(id));
         }
+        // Nothing to count (a test recipient's code): a row while the guard holds.
+        if count.counters.is_empty() {
+            return self.stmt(op, &format!("SELECT 1 AS sent WHERE {guard}"), &args);
+        }
         let names: Vec<String> = (0..count.counters.len())
             .map(|i| format!("SELECT ?{} AS counter", 2 + 2 * i))
             .collect();
@@ -304,11 +321,13 @@ impl D1Store {
         condition: &str,
         extra: Vec<JsValue>,
     ) -> ApiResult<D1PreparedStatement> {
+        let test = u8::from(c.test);
         let sql = format!(
-            "INSERT INTO codes (id, scope, channel, address, purpose, digest, attempts, window_ends_at, created_at, expires_at)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9 WHERE {condition}
+            "INSERT INTO codes (id, scope, channel, address, purpose, digest, attempts, window_ends_at, created_at, expires_at, test)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, {test} WHERE {condition}
              ON CONFLICT (scope, channel, address, purpose) DO UPDATE SET
                id = excluded.id, digest = excluded.digest, created_at = excluded.created_at, expires_at = excluded.expires_at,
+               test = excluded.test,
                attempts = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.attempts ELSE 0 END,
                window_ends_at = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.window_ends_at ELSE excluded.window_ends_at END"
         );
@@ -347,6 +366,9 @@ fn send_guard(count: &SendCount, first: usize) -> (String, Vec<JsValue>) {
         args.push(text(name));
         args.push(number((*cap).into()));
     }
+    if terms.is_empty() {
+        terms.push("1".into());
+    }
     (format!("({})", terms.join(" AND ")), args)
 }
 
@@ -374,7 +396,7 @@ const SESSION_USER: &str = "SELECT u.id AS id, u.email AS email, u.password_hash
   FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_at > ?2";
 
 const EVENT_COLUMNS: &str =
-    "SELECT id, at, event, outcome, scope, purpose, channel, address_hash, ip FROM auth_events";
+    "SELECT id, at, event, outcome, scope, purpose, channel, address_hash, ip, send_id, detail, test FROM auth_events";
 pub const EVENTS_NEWEST: &str = "ORDER BY id DESC LIMIT ?1";
 pub const EVENTS_BEFORE: &str = "WHERE id < ?2 ORDER BY id DESC LIMIT ?1";
 pub const EVENTS_OF_ADDRESS: &str = "WHERE address_hash = ?2 ORDER BY id DESC LIMIT ?1";
@@ -388,6 +410,33 @@ pub const EVENTS_OF_ADDRESS_KIND: &str =
     "WHERE address_hash = ?2 AND +event = ?3 ORDER BY id DESC LIMIT ?1";
 pub const EVENTS_OF_ADDRESS_KIND_BEFORE: &str =
     "WHERE address_hash = ?2 AND +event = ?3 AND id < ?4 ORDER BY id DESC LIMIT ?1";
+/// The apps' sends since ?1 by outcome, tests apart: read on the time index.
+const SEND_OUTCOMES: &str = "SELECT outcome, test, COUNT(*) AS n FROM auth_events
+   WHERE at > ?1 AND event = 'code_sent' AND scope <> 'core' GROUP BY outcome, test";
+const DAY: u64 = 86_400;
+
+#[derive(Deserialize)]
+struct OutcomeCount {
+    outcome: String,
+    test: f64,
+    n: f64,
+}
+
+/// `sends_24h` of the stats: `sent` and `queued` went out; anything else
+/// was refused, by reason.
+fn send_stats(rows: Vec<OutcomeCount>) -> SendStats {
+    let mut stats = SendStats::default();
+    for r in rows {
+        let n = r.n as u64;
+        match (r.test != 0.0, r.outcome.as_str()) {
+            (true, _) => stats.test += n,
+            (false, "sent" | "queued") => stats.sent += n,
+            (false, reason) => *stats.refused.entry(reason.to_owned()).or_default() += n,
+        }
+    }
+    stats
+}
+
 /// The admin chart: code events per bucket since ?1, buckets of ?2 seconds
 /// (bound as a float, like every number: cast, or `/` would not floor).
 pub const EVENT_SERIES: &str = "SELECT (at / CAST(?2 AS INTEGER)) * CAST(?2 AS INTEGER) AS start,
@@ -599,28 +648,35 @@ impl Store for D1Store {
         guard_args.push(text(key_id));
         let code = self.code_statement(OP, c, attempts_window_secs, &condition, guard_args)?;
         let counted = self.count_statement_if(OP, count, Some(key_id))?;
-        let alive = self.stmt(
+        // Read only when nothing was filed, so unchanged by the count: why.
+        let (prefix, cap) = match count.prefix.and_then(|i| count.counters.get(i)) {
+            Some((name, cap)) => (name.as_str(), *cap),
+            None => ("", u32::MAX),
+        };
+        let why = self.stmt(
             OP,
-            &format!("SELECT {} AS alive", key_alive(1)),
-            &[text(key_id)],
+            &format!(
+                "SELECT {} AS alive,
+                   COALESCE((SELECT sent FROM send_counts WHERE counter = ?2 AND hour = ?3), 0) >= ?4 AS prefix_full",
+                key_alive(1)
+            ),
+            &[text(key_id), text(prefix), number(count.hour), number(cap.into())],
         )?;
         #[derive(Deserialize)]
-        struct Alive {
+        struct Why {
             alive: f64,
+            prefix_full: f64,
         }
-        let results = self.batch(OP, vec![code, counted, alive]).await?;
+        let results = self.batch(OP, vec![code, counted, why]).await?;
         if results.returned(1)? {
             return Ok(Filed::Filed);
         }
-        let alive = results
-            .rows::<Alive>(2)?
-            .into_iter()
-            .next()
-            .is_some_and(|a| a.alive != 0.0);
-        Ok(if alive {
-            Filed::Capped
-        } else {
-            Filed::KeyRevoked
+        let why = results.rows::<Why>(2)?.into_iter().next();
+        Ok(match why {
+            Some(w) if w.alive != 0.0 => Filed::Capped {
+                prefix: w.prefix_full != 0.0,
+            },
+            _ => Filed::KeyRevoked,
         })
     }
 
@@ -672,7 +728,7 @@ impl Store for D1Store {
                 &format!(
                     "UPDATE codes SET attempts = MIN(attempts + 1, ?5 + 1)
                      WHERE scope = ?1 AND channel = ?2 AND address = ?3 AND purpose = ?4
-                     RETURNING id, digest, attempts, expires_at,
+                     RETURNING id, digest, attempts, expires_at, test,
                        (SELECT password_hash FROM users WHERE users.email = codes.address
                           AND codes.scope = '{CORE_SCOPE}' AND codes.channel = 'email') AS account_password,
                        (SELECT id FROM users WHERE users.email = codes.address
@@ -712,7 +768,7 @@ impl Store for D1Store {
                  WHERE scope = (SELECT '{APP_SCOPE_PREFIX}' || id {active_key}
                                   AND instr(',' || channels || ',', ',' || ?2 || ',') > 0)
                    AND channel = ?2 AND address = ?3 AND purpose = ?4
-                 RETURNING id, digest, attempts, expires_at, NULL AS account_password, NULL AS account_id"
+                 RETURNING id, digest, attempts, expires_at, test, NULL AS account_password, NULL AS account_id"
             ),
             &[
                 text(key_hash),
@@ -830,11 +886,19 @@ impl Store for D1Store {
         new: &NewApiKey,
         now: u64,
     ) -> ApiResult<()> {
-        let app_name = new.app_name.as_deref().map_or(JsValue::NULL, text);
+        let opt = |v: Option<&str>| v.map_or(JsValue::NULL, text);
+        let o = &new.options;
         self.write::<serde_json::Value>(
             "create_api_key",
-            "INSERT INTO api_keys (id, key_hash, hint, name, app_name, channels, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            &[text(id), text(key_hash), text(hint), text(&new.name), app_name, text(&new.channels.to_stored()), number(now)],
+            "INSERT INTO api_keys (id, key_hash, hint, name, app_name, channels, created_at, sms_domain, android_app_hash, turnstile_required)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            &[
+                text(id), text(key_hash), text(hint), text(&new.name), opt(new.app_name.as_deref()),
+                text(&new.channels.to_stored()), number(now),
+                opt(o.sms_domain.as_ref().map(|d| d.as_str())),
+                opt(o.android_app_hash.as_ref().map(|h| h.as_str())),
+                number(o.turnstile_required.into()),
+            ],
         )
         .await
         .map(drop)
@@ -858,6 +922,141 @@ impl Store for D1Store {
             .read_first::<KeyRow>("api_key_by_hash", &sql, &[text(key_hash)])
             .await?
             .map(ApiKey::from))
+    }
+
+    async fn sending_key(
+        &self,
+        key_hash: &str,
+        channel: Channel,
+        address: &str,
+    ) -> ApiResult<Option<(ApiKey, Option<String>)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            #[serde(flatten)]
+            key: KeyRow,
+            test_digest: Option<String>,
+        }
+        let sql = format!(
+            "SELECT {KEY_COLUMNS},
+               (SELECT digest FROM test_recipients
+                  WHERE key_id = api_keys.id AND channel = ?2 AND address = ?3) AS test_digest
+             FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
+        );
+        let args = [text(key_hash), text(channel.as_str()), text(address)];
+        Ok(self
+            .read_first::<Row>("sending_key", &sql, &args)
+            .await?
+            .map(|r| (ApiKey::from(r.key), r.test_digest)))
+    }
+
+    async fn put_test_recipient(
+        &self,
+        key_id: &str,
+        t: &TestRecipient,
+        digest: &str,
+        max: u32,
+    ) -> ApiResult<TestRecipientPut> {
+        const OP: &str = "put_test_recipient";
+        // Filed while the key is live and has room, or when the recipient
+        // is already there (its code is replaced).
+        let put = self.stmt(
+            OP,
+            &format!(
+                "INSERT INTO test_recipients (key_id, channel, address, digest, created_at)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE {} AND (
+                   (SELECT COUNT(*) FROM test_recipients WHERE key_id = ?1) < ?6
+                   OR EXISTS (SELECT 1 FROM test_recipients WHERE key_id = ?1 AND channel = ?2 AND address = ?3))
+                 ON CONFLICT (key_id, channel, address) DO UPDATE SET digest = excluded.digest
+                 RETURNING key_id",
+                key_alive(1)
+            ),
+            &[
+                text(key_id),
+                text(t.channel.as_str()),
+                text(&t.address),
+                text(digest),
+                number(t.created_at),
+                number(max.into()),
+            ],
+        )?;
+        let alive = self.stmt(
+            OP,
+            &format!("SELECT {} AS alive", key_alive(1)),
+            &[text(key_id)],
+        )?;
+        #[derive(Deserialize)]
+        struct Alive {
+            alive: f64,
+        }
+        let results = self.batch(OP, vec![put, alive]).await?;
+        if results.returned(0)? {
+            return Ok(TestRecipientPut::Put);
+        }
+        let alive = results
+            .rows::<Alive>(1)?
+            .into_iter()
+            .next()
+            .is_some_and(|a| a.alive != 0.0);
+        Ok(if alive {
+            TestRecipientPut::Full
+        } else {
+            TestRecipientPut::NoKey
+        })
+    }
+
+    async fn test_recipients(&self, key_id: &str) -> ApiResult<Option<Vec<TestRecipient>>> {
+        const OP: &str = "test_recipients";
+        #[derive(Deserialize)]
+        struct Row {
+            channel: String,
+            address: String,
+            created_at: f64,
+        }
+        let results = self
+            .batch(
+                OP,
+                vec![
+                    self.stmt(OP, "SELECT 1 AS n FROM api_keys WHERE id = ?1", &[text(key_id)])?,
+                    self.stmt(
+                        OP,
+                        "SELECT channel, address, created_at FROM test_recipients WHERE key_id = ?1 ORDER BY created_at, channel, address",
+                        &[text(key_id)],
+                    )?,
+                ],
+            )
+            .await?;
+        if !results.returned(0)? {
+            return Ok(None);
+        }
+        Ok(Some(
+            results
+                .rows::<Row>(1)?
+                .into_iter()
+                .filter_map(|r| {
+                    Some(TestRecipient {
+                        channel: Channel::from_name(&r.channel)?,
+                        address: r.address,
+                        created_at: r.created_at as u64,
+                    })
+                })
+                .collect(),
+        ))
+    }
+
+    async fn delete_test_recipient(
+        &self,
+        key_id: &str,
+        channel: Channel,
+        address: &str,
+    ) -> ApiResult<bool> {
+        let row: Option<serde_json::Value> = self
+            .write(
+                "delete_test_recipient",
+                "DELETE FROM test_recipients WHERE key_id = ?1 AND channel = ?2 AND address = ?3 RETURNING key_id",
+                &[text(key_id), text(channel.as_str()), text(address)],
+            )
+            .await?;
+        Ok(row.is_some())
     }
 
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {
@@ -899,8 +1098,10 @@ impl Store for D1Store {
                     self.stmt(OP, "SELECT purpose, COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope = ?2 GROUP BY purpose", &[number(now), text(CORE_SCOPE)])?,
                     self.stmt(OP, "SELECT COUNT(*) AS total, COALESCE(SUM(verified), 0) AS verified FROM users", &[])?,
                     self.stmt(OP, "SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?1", &t)?,
-                    self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope <> ?2", &[number(now), text(CORE_SCOPE)])?,
+                    self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope <> ?2 AND test = 0", &[number(now), text(CORE_SCOPE)])?,
                     self.stmt(OP, "SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL", &[])?,
+                    self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND test = 1", &t)?,
+                    self.stmt(OP, SEND_OUTCOMES, &[number(now.saturating_sub(DAY))])?,
                 ],
             )
             .await?;
@@ -933,6 +1134,8 @@ impl Store for D1Store {
             active_sessions: count(4)?,
             app_codes: count(5)?,
             api_keys: count(6)?,
+            test_codes: count(7)?,
+            sends_24h: send_stats(r.rows::<OutcomeCount>(8)?),
         })
     }
 
@@ -1007,8 +1210,8 @@ impl Store for D1Store {
             .map(|e| {
                 self.stmt(
                     OP,
-                    "INSERT INTO auth_events (at, event, outcome, scope, purpose, channel, address_hash, ip)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO auth_events (at, event, outcome, scope, purpose, channel, address_hash, ip, send_id, detail, test)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     &[
                         number(now),
                         text(e.kind.as_str()),
@@ -1018,6 +1221,9 @@ impl Store for D1Store {
                         opt(e.channel.map(|c| c.as_str())),
                         opt(e.address_hash.as_deref()),
                         text(ip),
+                        opt(e.send_id.as_deref()),
+                        opt(e.detail.as_deref()),
+                        number(e.test.into()),
                     ],
                 )
             })
@@ -1167,6 +1373,9 @@ impl Store for D1Store {
             channel: Option<String>,
             address_hash: Option<String>,
             ip: Option<String>,
+            send_id: Option<String>,
+            detail: Option<String>,
+            test: f64,
         }
         // The cursor is an id, so pages stay stable while events arrive.
         let limit = number(page.limit.into());
@@ -1204,6 +1413,9 @@ impl Store for D1Store {
                 channel: r.channel,
                 address_hash: r.address_hash,
                 ip: r.ip,
+                send_id: r.send_id,
+                detail: r.detail,
+                test: r.test != 0.0,
             })
             .collect())
     }

@@ -230,7 +230,7 @@ async fn app(
             let sent = svc.send_app_code(bearer, &request).await?;
             Ok(respond::json(
                 202,
-                &json!({"id": sent.id, "expires_at": sent.expires_at}),
+                &json!({"id": sent.id, "expires_at": sent.expires_at, "channel": sent.channel.as_str()}),
             ))
         }
         AppRoute::Verify => {
@@ -269,6 +269,9 @@ fn key_json(key: &ApiKey) -> Value {
         "hint": key.hint,
         "created_at": rfc3339(key.created_at),
         "revoked_at": key.revoked_at.map(rfc3339),
+        "sms_domain": key.options.sms_domain.as_ref().map(|d| d.as_str()),
+        "android_app_hash": key.options.android_app_hash.as_ref().map(|h| h.as_str()),
+        "turnstile_required": key.options.turnstile_required,
     })
 }
 

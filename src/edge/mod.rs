@@ -24,6 +24,7 @@ use crate::ports::clock::Clock;
 use crate::ports::limits::CounterWrite;
 use crate::ports::limits::{client_key, RateLimit};
 use crate::ports::store::Store as _;
+use crate::providers::locale::Locale;
 use crate::service::diagnostics::{Diagnostic, Diagnostics};
 use crate::service::{Later, Service};
 use d1_store::D1Store;
@@ -198,7 +199,7 @@ async fn handle(
         Route::Flow(flow) => flow,
     };
     let scope = Scope::load(env)?;
-    let svc = scope.service(env, request_id)?;
+    let svc = scope.service(env, request_id, req)?;
     let token = header(req, "authorization");
     let mut call = Call {
         row,
@@ -232,7 +233,14 @@ impl Scope {
         })
     }
 
-    fn service<'a>(&'a self, env: &Env, request_id: &'a str) -> ApiResult<EdgeService<'a>> {
+    /// The service for one request; `req` gives the language of the
+    /// account flows' messages (`Accept-Language`).
+    fn service<'a>(
+        &'a self,
+        env: &Env,
+        request_id: &'a str,
+        req: &Request,
+    ) -> ApiResult<EdgeService<'a>> {
         Ok(Service {
             cfg: &self.cfg,
             store: database(env)?,
@@ -246,6 +254,9 @@ impl Scope {
             audit: &self.audit,
             diagnostics: &self.diagnostics,
             later: &self.later,
+            language: header(req, "accept-language")
+                .and_then(|h| Locale::from_accept_language(&h))
+                .unwrap_or_default(),
         })
     }
 

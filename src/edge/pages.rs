@@ -101,7 +101,7 @@ pub(super) async fn serve(
         Err(e) => return (failure_page(&site, &e, ""), name),
     };
     let csp = layout::csp(&scope.cfg.auth_return_origins);
-    let answer = match scope.service(env, request_id) {
+    let answer = match scope.service(env, request_id, req) {
         Ok(svc) => {
             let mut page = Page {
                 svc: &svc,

@@ -115,6 +115,16 @@ impl JsonBody {
         }
     }
 
+    pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::InvalidRequest(format!(
+                "field `{name}` must be true or false"
+            ))),
+        }
+    }
+
     pub fn strings(&self, name: &str) -> Result<Vec<&str>, ApiError> {
         let bad =
             || ApiError::InvalidRequest(format!("field `{name}` must be an array of strings"));

@@ -6,7 +6,7 @@
 //! several bad fields always names the same one.
 
 use crate::config::Config;
-use crate::domain::api_key::NewApiKey;
+use crate::domain::api_key::{KeyOptions, NewApiKey};
 use crate::domain::audit::{EventKind, EventPage};
 use crate::domain::channel::Channel;
 use crate::domain::code::{Alphabet, Code, CodeSpec};
@@ -19,6 +19,7 @@ use crate::domain::return_to::ReturnTo;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
 use crate::http::routes::key_id;
+use crate::providers::locale::LanguageTag;
 use crate::service::AppCode;
 
 /// Passwords a sign-in may present: any stored password is at least 1
@@ -173,7 +174,13 @@ impl OtpSend {
             .optional_u64("ttl_seconds")?
             .unwrap_or(cfg.otp_ttl_secs);
         let spec = CodeSpec::new(length, alphabet)?;
-        Ok(Self(AppCode::new(to, purpose, spec, ttl)?))
+        let mut code = AppCode::new(to, purpose, spec, ttl)?;
+        if let Some(raw) = body.optional_string("locale")? {
+            code.language = LanguageTag::parse(raw)
+                .map_err(ApiError::InvalidRequest)?
+                .language();
+        }
+        Ok(Self(code))
     }
 }
 
@@ -203,11 +210,17 @@ pub struct CreateKey(pub NewApiKey);
 
 impl CreateKey {
     pub fn parse(body: &JsonBody) -> ApiResult<Self> {
-        Ok(Self(NewApiKey::parse(
+        let mut key = NewApiKey::parse(
             body.string("name")?,
             body.optional_string("app_name")?,
             &body.strings("channels")?,
-        )?))
+        )?;
+        key.options = KeyOptions::parse(
+            body.optional_string("sms_domain")?,
+            body.optional_string("android_app_hash")?,
+            body.optional_bool("turnstile_required")?.unwrap_or(false),
+        )?;
+        Ok(Self(key))
     }
 }
 

@@ -90,9 +90,30 @@ pub fn lane(key: &CodeKey<'_>) -> String {
 pub struct SendCount {
     pub hour: u64,
     pub counters: Vec<(String, u32)>,
+    /// Which of `counters` caps the sends to a number's prefix.
+    pub prefix: Option<usize>,
 }
 
 impl SendCount {
+    /// No counter at all: a test recipient's code, which nothing is sent for.
+    pub fn nothing(now: u64) -> Self {
+        Self {
+            hour: now / HOUR,
+            counters: Vec::new(),
+            prefix: None,
+        }
+    }
+
+    /// Adds the hourly cap of sends to numbers sharing a prefix
+    /// (`SMS_PREFIX_DIGITS`), named by `tag`, a keyed pseudonym of the
+    /// prefix. Counted across every scope: a pumping run through a number
+    /// range costs the operator whichever key it comes through.
+    pub fn with_prefix(mut self, tag: &str, cap: u32) -> Self {
+        self.prefix = Some(self.counters.len());
+        self.counters.push((format!("prefix|{tag}"), cap));
+        self
+    }
+
     /// Seconds until the hour's counters no longer apply.
     pub fn retry_after(&self, now: u64) -> u64 {
         HOUR - now % HOUR
@@ -147,6 +168,7 @@ impl SendPolicy {
         SendCount {
             hour: now / HOUR,
             counters,
+            prefix: None,
         }
     }
 }

@@ -3,8 +3,10 @@
 
 use crate::domain::api_key::{ApiKey, NewApiKey};
 use crate::domain::audit::{Event, EventFilter, EventPage, StoredEvent};
+use crate::domain::channel::Channel;
 use crate::domain::code::CodeKey;
 use crate::domain::email::Email;
+use crate::domain::test_recipient::TestRecipient;
 use crate::error::ApiResult;
 use crate::ports::limits::SendCount;
 use serde::Serialize;
@@ -77,6 +79,8 @@ pub struct PendingCode {
     /// a code bound to a password (`Pepper::bound_code_digest`) must have
     /// been issued for.
     pub account_password: Option<String>,
+    /// A test recipient's code: its digest is `Pepper::test_code_digest`'s.
+    pub test: bool,
     /// For a code of the core flows: the id of the address's account, if
     /// it has one, read in the same statement that claims the attempt.
     pub account_id: Option<String>,
@@ -87,7 +91,11 @@ pub struct PendingCode {
 pub enum Filed {
     Filed,
     /// An hourly cap or the key's quota is reached: nothing was written.
-    Capped,
+    /// `prefix` when the cap of the number's prefix is among them
+    /// (`SendCount::prefix`), the mark of an SMS-pumping run.
+    Capped {
+        prefix: bool,
+    },
     /// The key was revoked since it was looked up: nothing was written,
     /// and no message may go out.
     KeyRevoked,
@@ -109,6 +117,19 @@ pub struct NewCode<'a> {
     pub digest: &'a str,
     pub now: u64,
     pub expires_at: u64,
+    /// For a test recipient: `digest` is its fixed code's.
+    pub test: bool,
+}
+
+/// What adding a test recipient did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestRecipientPut {
+    /// Added, or its code replaced.
+    Put,
+    /// No live key has this id.
+    NoKey,
+    /// The key has `test_recipient::MAX_PER_KEY` already.
+    Full,
 }
 
 /// What a consumed code unlocks, applied in the same transaction as the consumption.
@@ -149,7 +170,19 @@ pub struct Stats {
     pub users: UserStats,
     pub active_sessions: u64,
     pub app_codes: u64,
+    /// Pending codes of test recipients, not in `app_codes`.
+    pub test_codes: u64,
     pub api_keys: u64,
+    /// Apps' sends over the last 24 hours: gone out, to test recipients,
+    /// and refused by reason (the problem code, or `prefix_limited`).
+    pub sends_24h: SendStats,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SendStats {
+    pub sent: u64,
+    pub test: u64,
+    pub refused: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -321,6 +354,33 @@ pub trait Store {
     async fn api_keys(&self) -> ApiResult<Vec<ApiKey>>;
     /// Only a key that is not revoked.
     async fn api_key_by_hash(&self, key_hash: &str) -> ApiResult<Option<ApiKey>>;
+    /// `api_key_by_hash` for a send to (`channel`, `address`), in one
+    /// statement: with the digest of the address's fixed code when it is
+    /// one of the key's test recipients.
+    async fn sending_key(
+        &self,
+        key_hash: &str,
+        channel: Channel,
+        address: &str,
+    ) -> ApiResult<Option<(ApiKey, Option<String>)>>;
+    /// Adds a test recipient to the live key `key_id`, or replaces its
+    /// code, in one statement.
+    async fn put_test_recipient(
+        &self,
+        key_id: &str,
+        recipient: &TestRecipient,
+        digest: &str,
+        max: u32,
+    ) -> ApiResult<TestRecipientPut>;
+    /// The key's test recipients, `None` when no key has this id.
+    async fn test_recipients(&self, key_id: &str) -> ApiResult<Option<Vec<TestRecipient>>>;
+    /// `false` when the key has no such test recipient.
+    async fn delete_test_recipient(
+        &self,
+        key_id: &str,
+        channel: Channel,
+        address: &str,
+    ) -> ApiResult<bool>;
     /// Revokes the key and drops its pending codes; `false` if no key has this id.
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool>;
 

@@ -3,6 +3,7 @@
 //! provider builds an `HttpCall`; `edge` performs it.
 
 pub mod http_call;
+pub mod locale;
 pub mod mail;
 pub mod template;
 pub mod text;

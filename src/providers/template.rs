@@ -1,15 +1,20 @@
-//! The words of code messages: built-in defaults per purpose, overridable
-//! by the `TEMPLATES` var, with `{{code}}`, `{{minutes}}`, `{{app_name}}`
-//! and `{{purpose}}` placeholders. Values are HTML-escaped in HTML parts.
+//! The words of code messages: built-in defaults per purpose and language
+//! (`locale`), overridable by the `TEMPLATES` var per purpose and per
+//! language, with `{{code}}`, `{{minutes}}`, `{{app_name}}` and
+//! `{{purpose}}` placeholders. Values are HTML-escaped in HTML parts.
 
 use crate::domain::purpose::{AppPurpose, Purpose};
+use crate::providers::locale::Locale;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 pub const PLACEHOLDERS: [&str; 4] = ["code", "minutes", "app_name", "purpose"];
 const MAX_TEMPLATE_BYTES: usize = 10_000;
 
-/// Overrides for one purpose; a part left out keeps its default.
+/// Overrides for one purpose; a part left out keeps its default. The
+/// top-level parts apply in every language; `locales` (keyed by language,
+/// `fr`) replace them for that language, and may add languages the
+/// service has no built-in words for.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
@@ -17,6 +22,77 @@ pub struct Overrides {
     pub text: Option<String>,
     pub html: Option<String>,
     pub sms: Option<String>,
+    #[serde(default)]
+    pub locales: BTreeMap<String, Parts>,
+}
+
+/// The parts of one language's overrides.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Parts {
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub sms: Option<String>,
+}
+
+/// Which part of a message.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Subject,
+    Text,
+    Html,
+    Sms,
+}
+
+impl Parts {
+    fn get(&self, part: Part) -> Option<&String> {
+        match part {
+            Part::Subject => self.subject.as_ref(),
+            Part::Text => self.text.as_ref(),
+            Part::Html => self.html.as_ref(),
+            Part::Sms => self.sms.as_ref(),
+        }
+    }
+
+    fn check(&self, at: &str) -> Result<(), String> {
+        let parts = [
+            ("subject", &self.subject, false),
+            ("text", &self.text, true),
+            ("html", &self.html, true),
+            ("sms", &self.sms, true),
+        ];
+        for (part, template, needs_code) in parts {
+            if let Some(t) = template {
+                check(t, needs_code).map_err(|e| format!("var TEMPLATES: {at}.{part}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Overrides {
+    fn parts(&self) -> Parts {
+        Parts {
+            subject: self.subject.clone(),
+            text: self.text.clone(),
+            html: self.html.clone(),
+            sms: self.sms.clone(),
+        }
+    }
+
+    /// The override of `part` in `language`, else the one for every language.
+    fn part(&self, part: Part, language: &str) -> Option<&String> {
+        self.locales
+            .get(language)
+            .and_then(|p| p.get(part))
+            .or(match part {
+                Part::Subject => self.subject.as_ref(),
+                Part::Text => self.text.as_ref(),
+                Part::Html => self.html.as_ref(),
+                Part::Sms => self.sms.as_ref(),
+            })
+    }
 }
 
 /// Operator overrides keyed by purpose. `default` covers app purposes that
@@ -44,6 +120,19 @@ pub struct Values<'a> {
     pub code: &'a str,
     pub ttl_secs: u64,
     pub app_name: &'a str,
+    /// The language asked for: a lower-case primary language subtag
+    /// (`pt` for `pt-BR`), `en` when nobody asked.
+    pub language: &'a str,
+}
+
+impl Values<'_> {
+    /// The built-in words: the language's, else English.
+    fn locale(&self) -> Locale {
+        Locale::ALL
+            .into_iter()
+            .find(|l| l.tag() == self.language)
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,17 +155,16 @@ impl Templates {
                     "var TEMPLATES: `{purpose}` is not a purpose (a-z, 0-9, _; up to 32)"
                 ));
             }
-            let parts = [
-                ("subject", &o.subject, false),
-                ("text", &o.text, true),
-                ("html", &o.html, true),
-                ("sms", &o.sms, true),
-            ];
-            for (part, template, needs_code) in parts {
-                if let Some(t) = template {
-                    check(t, needs_code)
-                        .map_err(|e| format!("var TEMPLATES: {purpose}.{part}: {e}"))?;
+            o.parts().check(purpose)?;
+            for (language, parts) in &o.locales {
+                let ok = (2..=3).contains(&language.len())
+                    && language.bytes().all(|b| b.is_ascii_lowercase());
+                if !ok {
+                    return Err(format!(
+                        "var TEMPLATES: {purpose}.locales: `{language}` is not a language (2 or 3 lower-case letters, like `fr`)"
+                    ));
                 }
+                parts.check(&format!("{purpose}.locales.{language}"))?;
             }
         }
         Ok(Self(map))
@@ -91,22 +179,24 @@ impl Templates {
     }
 
     pub fn mail(&self, kind: Kind<'_>, v: &Values<'_>) -> RenderedMail {
-        let o = self.overrides(kind).cloned().unwrap_or_default();
+        let o = self.overrides(kind);
+        let part = |p: Part| o.and_then(|o| o.part(p, v.language)).cloned();
         let minutes = v.ttl_secs.div_ceil(60);
-        let (subject, intro) = builtin(kind);
-        let expiry = match minutes {
-            1 => "It expires in 1 minute and works once.",
-            _ => "It expires in {{minutes}} minutes and works once.",
+        let locale = v.locale();
+        let words = locale.texts();
+        let (subject, intro) = builtin(kind, locale);
+        let expiry = match locale.is_one(minutes) {
+            true => words.expiry_one,
+            false => words.expiry_other,
         };
-        let ignore =
-            "If you didn't ask for this, ignore this email: nothing changes without the code.";
-        let text = o
-            .text
+        let ignore = words.ignore;
+        let text = part(Part::Text)
             .unwrap_or_else(|| format!("{intro}\n\n    {{{{code}}}}\n\n{expiry}\n\n{ignore}\n"));
-        let html = o.html.unwrap_or_else(|| {
+        let html = part(Part::Html).unwrap_or_else(|| {
             let intro = intro.replace("{{app_name}}", "<strong>{{app_name}}</strong>");
+            let lang = locale.tag();
             format!(
-                "<!doctype html><html><body style=\"font-family:-apple-system,Segoe UI,Roboto,sans-serif;color:#111;max-width:480px;margin:0 auto;padding:24px\">\
+                "<!doctype html><html lang=\"{lang}\"><body style=\"font-family:-apple-system,Segoe UI,Roboto,sans-serif;color:#111;max-width:480px;margin:0 auto;padding:24px\">\
 <p>{intro}</p>\
 <p style=\"font-size:32px;font-weight:700;letter-spacing:6px;font-family:ui-monospace,Menlo,monospace;margin:24px 0\">{{{{code}}}}</p>\
 <p>{expiry}</p>\
@@ -114,7 +204,7 @@ impl Templates {
 </body></html>"
             )
         });
-        let subject = o.subject.unwrap_or_else(|| subject.to_owned());
+        let subject = part(Part::Subject).unwrap_or_else(|| subject.to_owned());
         let fill = |t: &str, html: bool| render(t, kind.purpose(), minutes, v, html);
         RenderedMail {
             subject: one_line(&fill(&subject, false)),
@@ -126,14 +216,15 @@ impl Templates {
     /// The body of an SMS or WhatsApp message.
     pub fn text_message(&self, kind: Kind<'_>, v: &Values<'_>) -> String {
         let minutes = v.ttl_secs.div_ceil(60);
-        let default = match minutes {
-            1 => "{{code}} is your {{app_name}} code. It expires in 1 minute. Don't share it.",
-            _ => "{{code}} is your {{app_name}} code. It expires in {{minutes}} minutes. Don't share it.",
+        let locale = v.locale();
+        let default = match locale.is_one(minutes) {
+            true => locale.texts().sms_one,
+            false => locale.texts().sms_other,
         };
         let template = self
             .overrides(kind)
-            .and_then(|o| o.sms.as_deref())
-            .unwrap_or(default);
+            .and_then(|o| o.part(Part::Sms, v.language))
+            .map_or(default, String::as_str);
         render(template, kind.purpose(), minutes, v, false)
     }
 }
@@ -145,24 +236,13 @@ pub fn one_line(s: &str) -> String {
 }
 
 /// The default subject and opening line of each kind of code mail.
-fn builtin(kind: Kind<'_>) -> (&'static str, &'static str) {
+fn builtin(kind: Kind<'_>, locale: Locale) -> (&'static str, &'static str) {
+    let t = locale.texts();
     match kind {
-        Kind::Account(Purpose::VerifyEmail) => (
-            "{{code}} is your {{app_name}} verification code",
-            "Use this code to verify your email address for {{app_name}}:",
-        ),
-        Kind::Account(Purpose::ResetPassword) => (
-            "{{code}} is your {{app_name}} password reset code",
-            "Use this code to reset your password for {{app_name}}:",
-        ),
-        Kind::Account(Purpose::Login) => (
-            "{{code}} is your {{app_name}} sign-in code",
-            "Use this code to sign in to {{app_name}}:",
-        ),
-        Kind::App(_) => (
-            "{{code}} is your {{app_name}} code",
-            "Here is your {{app_name}} code:",
-        ),
+        Kind::Account(Purpose::VerifyEmail) => (t.verify_subject, t.verify_intro),
+        Kind::Account(Purpose::ResetPassword) => (t.reset_subject, t.reset_intro),
+        Kind::Account(Purpose::Login) => (t.login_subject, t.login_intro),
+        Kind::App(_) => (t.app_subject, t.app_intro),
     }
 }
 
@@ -249,6 +329,7 @@ mod tests {
             code: "123456",
             ttl_secs: 600,
             app_name: app,
+            language: "en",
         }
     }
 
@@ -304,6 +385,49 @@ mod tests {
         // `default` is for app purposes only.
         let m = t.mail(Kind::Account(Purpose::VerifyEmail), &values("Acme"));
         assert!(m.text.starts_with("Use this code to verify"));
+    }
+
+    #[test]
+    fn overrides_per_language_win_over_the_ones_for_every_language() {
+        let t = Templates::parse(
+            r#"{"login": {"sms": "{{code}} login", "locales": {
+                  "fr": {"sms": "{{code}} connexion"},
+                  "it": {"subject": "{{code}} è il tuo codice"}}}}"#,
+        )
+        .unwrap();
+        let kind = Kind::Account(Purpose::Login);
+        let v = |language| Values {
+            language,
+            ..values("Acme")
+        };
+        assert_eq!(t.text_message(kind, &v("fr")), "123456 connexion");
+        assert_eq!(t.text_message(kind, &v("de")), "123456 login");
+        // A language without built-in words: its own override, English
+        // built-ins for the rest.
+        let m = t.mail(kind, &v("it"));
+        assert_eq!(m.subject, "123456 è il tuo codice");
+        assert!(m.text.starts_with("Use this code to sign in"));
+        // Built-in words in the language when nothing overrides them.
+        let m = t.mail(kind, &v("es"));
+        assert!(
+            m.subject.starts_with("123456") && m.text.contains("10 minutos"),
+            "{}",
+            m.text
+        );
+        for (json, why) in [
+            (r#"{"login": {"locales": {"FR": {}}}}"#, "is not a language"),
+            (
+                r#"{"login": {"locales": {"fr": {"sms": "no code"}}}}"#,
+                "login.locales.fr.sms",
+            ),
+            (
+                r#"{"login": {"locales": {"fr": {"body": "{{code}}"}}}}"#,
+                "unknown field",
+            ),
+        ] {
+            let e = Templates::parse(json).unwrap_err();
+            assert!(e.contains(why), "{json}: {e}");
+        }
     }
 
     #[test]

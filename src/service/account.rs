@@ -429,6 +429,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             code: issued.code.expose(),
             ttl_secs: self.account_issue(purpose, email).ttl_secs,
             app_name: &self.cfg.app_name,
+            language: self.language.tag(),
         };
         let rendered = self.cfg.templates.mail(Kind::Account(purpose), &values);
         code_message(email.as_str(), rendered, format!("code-{}", issued.id))

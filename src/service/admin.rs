@@ -2,13 +2,15 @@
 
 use super::{random_id, Service};
 use crate::domain::admin_session;
-use crate::domain::api_key::{ApiKey, NewApiKey, Secret};
+use crate::domain::api_key::{is_key_id, ApiKey, NewApiKey, Secret};
 use crate::domain::audit::{Event, EventFilter, EventKind, EventPage, StoredEvent};
 use crate::domain::code::app_scope;
+use crate::domain::recipient::Recipient;
+use crate::domain::test_recipient::{NewTestRecipient, TestRecipient, MAX_PER_KEY};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::Counters;
-use crate::ports::store::{SeriesPoint, Stats, Store};
+use crate::ports::store::{SeriesPoint, Stats, Store, TestRecipientPut};
 use crate::providers::mail::Mailer;
 use crate::providers::text::Texter;
 use sha2::{Digest, Sha256};
@@ -62,6 +64,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             hint: secret.hint(),
             created_at: now,
             revoked_at: None,
+            options: new.options.clone(),
         };
         Ok((key, secret))
     }
@@ -73,15 +76,103 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     pub async fn revoke_api_key(&self, bearer: Option<&str>, id: &str) -> ApiResult<()> {
         self.admin(bearer)?;
-        match crate::domain::api_key::is_key_id(id)
-            && self.store.revoke_api_key(id, self.clock.now()).await?
-        {
+        match is_key_id(id) && self.store.revoke_api_key(id, self.clock.now()).await? {
             true => {
                 self.audit_key(EventKind::ApiKeyRevoked, id);
                 Ok(())
             }
             false => Err(ApiError::ApiKeyNotFound),
         }
+    }
+
+    /// Adds a test recipient to the key `key_id`, or replaces its code.
+    /// Refused in production unless `ALLOW_TEST_RECIPIENTS=true`: a fixed
+    /// code is a back door for whoever learns it.
+    pub async fn add_test_recipient(
+        &self,
+        bearer: Option<&str>,
+        key_id: &str,
+        new: &NewTestRecipient,
+    ) -> ApiResult<TestRecipient> {
+        self.admin(bearer)?;
+        if !self.cfg.test_recipients_allowed {
+            return Err(ApiError::TestRecipientsDisabled);
+        }
+        let pepper = self.cfg.pepper()?;
+        if !is_key_id(key_id) {
+            return Err(ApiError::ApiKeyNotFound);
+        }
+        let scope = app_scope(key_id);
+        let (channel, address) = (new.to.channel(), new.to.address());
+        let digest = pepper.test_code_digest(&scope, channel, address, &new.code);
+        let recipient = TestRecipient {
+            channel,
+            address: address.to_owned(),
+            created_at: self.clock.now(),
+        };
+        match self
+            .store
+            .put_test_recipient(key_id, &recipient, &digest, MAX_PER_KEY)
+            .await?
+        {
+            TestRecipientPut::Put => {
+                self.audit_test_recipient(EventKind::TestRecipientAdded, &scope, &recipient);
+                Ok(recipient)
+            }
+            TestRecipientPut::NoKey => Err(ApiError::ApiKeyNotFound),
+            TestRecipientPut::Full => Err(ApiError::TooManyTestRecipients),
+        }
+    }
+
+    pub async fn test_recipients(
+        &self,
+        bearer: Option<&str>,
+        key_id: &str,
+    ) -> ApiResult<Vec<TestRecipient>> {
+        self.admin(bearer)?;
+        match is_key_id(key_id) {
+            true => self.store.test_recipients(key_id).await?,
+            false => None,
+        }
+        .ok_or(ApiError::ApiKeyNotFound)
+    }
+
+    pub async fn remove_test_recipient(
+        &self,
+        bearer: Option<&str>,
+        key_id: &str,
+        to: &Recipient,
+    ) -> ApiResult<()> {
+        self.admin(bearer)?;
+        let removed = is_key_id(key_id)
+            && self
+                .store
+                .delete_test_recipient(key_id, to.channel(), to.address())
+                .await?;
+        if !removed {
+            return Err(ApiError::TestRecipientNotFound);
+        }
+        let recipient = TestRecipient {
+            channel: to.channel(),
+            address: to.address().to_owned(),
+            created_at: 0,
+        };
+        self.audit_test_recipient(
+            EventKind::TestRecipientRemoved,
+            &app_scope(key_id),
+            &recipient,
+        );
+        Ok(())
+    }
+
+    fn audit_test_recipient(&self, kind: EventKind, scope: &str, t: &TestRecipient) {
+        self.audit.record(Event {
+            scope: Some(scope.to_owned()),
+            channel: Some(t.channel),
+            address_hash: self.cfg.pepper().ok().map(|p| p.address_tag(&t.address)),
+            test: true,
+            ..Event::new(kind, "ok")
+        });
     }
 
     fn audit_key(&self, kind: EventKind, id: &str) {
@@ -211,6 +302,7 @@ mod tests {
             name: "web".into(),
             app_name: None,
             channels: Channels::parse(&["email"]).unwrap(),
+            options: Default::default(),
         };
         block_on(async {
             for bad in [Some("nope"), None] {

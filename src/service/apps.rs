@@ -6,14 +6,17 @@ use super::{new_code, Issue, Service};
 use crate::config::{attempts_fit, CODES_PER_ATTEMPT};
 use crate::domain::api_key::{is_well_formed, ApiKey};
 use crate::domain::audit::{Event, EventKind};
+use crate::domain::autofill::with_autofill;
+use crate::domain::channel::Channel;
 use crate::domain::code::{app_scope, Code, CodeKey, CodeSpec};
+use crate::domain::country::prefix_of;
 use crate::domain::purpose::AppPurpose;
 use crate::domain::recipient::Recipient;
 use crate::domain::session::token_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::{rfc3339, Clock};
-use crate::ports::limits::Counters;
-use crate::ports::store::{Effect, Filed, Store};
+use crate::ports::limits::{Counters, SendCount};
+use crate::ports::store::{Effect, Filed, NewCode, Store};
 use crate::providers::mail::{code_message, Mailer};
 use crate::providers::template::{Kind, Values};
 use crate::providers::text::{TextChannel, TextMessage, Texter};
@@ -29,6 +32,9 @@ pub struct AppCode {
     pub purpose: AppPurpose,
     pub spec: CodeSpec,
     pub ttl_secs: u64,
+    /// The message's language: a lower-case primary language subtag
+    /// (`locale`'s), `en` by default.
+    pub language: String,
 }
 
 impl AppCode {
@@ -49,6 +55,7 @@ impl AppCode {
             purpose,
             spec,
             ttl_secs,
+            language: "en".into(),
         })
     }
 }
@@ -57,6 +64,8 @@ impl AppCode {
 pub struct SentCode {
     pub id: String,
     pub expires_at: String,
+    /// The channel that carried the code.
+    pub channel: Channel,
 }
 
 fn app_key<'a>(scope: &'a str, to: &'a Recipient, purpose: &'a AppPurpose) -> CodeKey<'a> {
@@ -113,13 +122,21 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let lane = app_key(&lane_scope, &req.to, &req.purpose);
         let tag = self.limit_tag(pepper, &lane);
         let (found, cooldown) = join(
-            self.store.api_key_by_hash(&key_hash),
+            self.store
+                .sending_key(&key_hash, req.to.channel(), req.to.address()),
             self.cooldown(&tag, &lane, now),
         )
         .await;
-        let key = found?.ok_or(ApiError::Unauthorized)?;
+        let (key, test_digest) = found?.ok_or(ApiError::Unauthorized)?;
         let scope = app_scope(&key.id);
         let code_key = app_key(&scope, &req.to, &req.purpose);
+        // Test recipients answer only where they are allowed; anywhere
+        // else the address is an address like any other.
+        if let Some(digest) = test_digest.filter(|_| self.cfg.test_recipients_allowed) {
+            let result = self.file_test_code(&key, req, code_key, &digest, now).await;
+            self.audit_send(&code_key, &result, true);
+            return result;
+        }
         let cooldown = Cooldown {
             left: cooldown,
             tag: &tag,
@@ -128,12 +145,67 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let result = self
             .deliver_app_code(&key, req, code_key, cooldown, now)
             .await;
-        let outcome = match &result {
-            Ok(_) => "sent",
-            Err(e) => e.code(),
-        };
-        self.audit_code(EventKind::CodeSent, outcome, &code_key);
+        self.audit_send(&code_key, &result, false);
         result
+    }
+
+    /// The `code_sent` event of an app's send: `sent` with the send's id,
+    /// or why it was refused.
+    fn audit_send(&self, key: &CodeKey<'_>, result: &ApiResult<SentCode>, test: bool) {
+        let (outcome, send_id) = match result {
+            Ok(sent) => ("sent", Some(sent.id.clone())),
+            Err(e) => (e.audit_outcome(), None),
+        };
+        self.audit.record(Event {
+            scope: Some(key.scope.to_owned()),
+            purpose: Some(key.purpose.to_owned()),
+            channel: Some(key.channel),
+            address_hash: self.cfg.pepper().ok().map(|p| p.address_tag(key.address)),
+            send_id,
+            test,
+            ..Event::new(EventKind::CodeSent, outcome)
+        });
+    }
+
+    /// A send to one of the key's test recipients: the code is the
+    /// recipient's fixed one, filed like any code (the guess budget and the
+    /// expiry hold) and sent nowhere. Nothing is counted: it costs no
+    /// provider anything, and app-store reviewers and CI runs send often.
+    async fn file_test_code(
+        &self,
+        key: &ApiKey,
+        req: &AppCode,
+        code_key: CodeKey<'_>,
+        digest: &str,
+        now: u64,
+    ) -> ApiResult<SentCode> {
+        let channel = req.to.channel();
+        if !key.channels.allows(channel) {
+            return Err(ApiError::ChannelNotAllowed(channel));
+        }
+        let id = super::random_id()?;
+        let expires_at = now + req.ttl_secs;
+        let code = NewCode {
+            id: &id,
+            key: code_key,
+            digest,
+            now,
+            expires_at,
+            test: true,
+        };
+        let count = SendCount::nothing(now);
+        match self
+            .store
+            .issue_app_code(&code, req.ttl_secs, &count, &key.id)
+            .await?
+        {
+            Filed::Filed => Ok(SentCode {
+                id,
+                expires_at: rfc3339(expires_at),
+                channel,
+            }),
+            Filed::Capped { .. } | Filed::KeyRevoked => Err(ApiError::Unauthorized),
+        }
     }
 
     async fn deliver_app_code(
@@ -155,6 +227,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             )));
         }
         let pepper = self.cfg.pepper()?;
+        let phone = text_channel(&req.to).map(|(_, phone)| phone);
+        // SMS pumping: a number outside the operator's countries is
+        // refused before anything is written, counted or sent.
+        if phone.is_some_and(|p| !self.cfg.sms_allowed_countries.allows(p)) {
+            return Err(ApiError::CountryNotAllowed);
+        }
         match text_channel(&req.to) {
             None => self.mailer.ready()?,
             Some((tc, _)) => self.texter.ready(tc)?,
@@ -173,7 +251,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         // same D1 transaction that files the code: exact under any burst,
         // and counted before anything is sent. A message handed to a
         // provider counts whether or not it is accepted.
-        let count = self.send_count(tag, &code_key, Some(self.cfg.api_key_sends_per_hour), now);
+        let mut count = self.send_count(tag, &code_key, Some(self.cfg.api_key_sends_per_hour), now);
+        let prefix_cap = self.cfg.sms_max_per_prefix_per_hour;
+        if let Some(phone) = phone.filter(|_| prefix_cap > 0) {
+            let prefix = prefix_of(phone, self.cfg.sms_prefix_digits);
+            count = count.with_prefix(&pepper.address_tag(&format!("prefix:{prefix}")), prefix_cap);
+        }
         let (issued, row) = new_code(pepper, &issue, now)?;
         let code = row.code(&issued.id, &issue);
         match self
@@ -182,8 +265,13 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .await?
         {
             Filed::Filed => {}
-            Filed::Capped => {
+            Filed::Capped { prefix: false } => {
                 return Err(ApiError::RateLimited {
+                    retry_after_secs: count.retry_after(now),
+                })
+            }
+            Filed::Capped { prefix: true } => {
+                return Err(ApiError::PrefixLimited {
                     retry_after_secs: count.retry_after(now),
                 })
             }
@@ -194,6 +282,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             code: issued.code.expose(),
             ttl_secs: req.ttl_secs,
             app_name: key.app_name.as_deref().unwrap_or(&self.cfg.app_name),
+            language: &req.language,
         };
         let kind = Kind::App(&req.purpose);
         match text_channel(&req.to) {
@@ -204,11 +293,24 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 self.mailer.send(&message).await?
             }
             Some((channel, phone)) => {
+                let body = self.cfg.templates.text_message(kind, &values);
+                let code = issued.code.expose();
+                // The autofill lines are for SMS: WhatsApp shows its own
+                // copy-code button, and no platform reads them there.
+                let body = match channel {
+                    TextChannel::Sms => with_autofill(
+                        &body,
+                        code,
+                        key.options.sms_domain.as_ref(),
+                        key.options.android_app_hash.as_ref(),
+                    ),
+                    TextChannel::Whatsapp => body,
+                };
                 let message = TextMessage {
                     channel,
                     to: phone.clone(),
-                    body: self.cfg.templates.text_message(kind, &values),
-                    code: issued.code.expose().to_owned(),
+                    body,
+                    code: code.to_owned(),
                 };
                 self.texter.send(&message).await?
             }
@@ -219,6 +321,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         Ok(SentCode {
             id: issued.id,
             expires_at: rfc3339(issued.expires_at),
+            channel,
         })
     }
 
@@ -272,7 +375,6 @@ fn cooldown_scope(key_hash: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::channel::Channel;
     use crate::domain::code::Alphabet;
     use crate::service::testkit::{poll_once, wrong, World, ADMIN};
     use pollster::block_on;
@@ -580,7 +682,7 @@ mod tests {
         let (key, secret) = w.api_key(&["email"]);
         let req = request(Channel::Email, "ann@example.com", Alphabet::Digits);
         let svc = w.svc();
-        w.store.gate.hold_after("api_key_by_hash");
+        w.store.gate.hold_after("sending_key");
         let mut send = std::pin::pin!(svc.send_app_code(&secret, &req));
         assert!(poll_once(send.as_mut()).is_pending() && w.store.gate.is_holding());
         block_on(svc.revoke_api_key(ADMIN, &key.id)).unwrap();
@@ -626,5 +728,351 @@ mod tests {
             r,
             Ok(()) | Err(ApiError::InvalidCode) | Err(ApiError::TooManyAttempts)
         )));
+    }
+}
+
+/// Test recipients, the SMS-pumping guards, autofill and languages.
+#[cfg(test)]
+mod sends {
+    use super::*;
+    use crate::domain::api_key::KeyOptions;
+    use crate::domain::autofill::{AppHash, SmsDomain};
+    use crate::domain::code::Alphabet;
+    use crate::domain::test_recipient::NewTestRecipient;
+    use crate::service::testkit::{wrong, World, ADMIN};
+    use pollster::block_on;
+
+    fn request(channel: Channel, to: &str) -> AppCode {
+        AppCode::new(
+            Recipient::parse(channel, to).unwrap(),
+            AppPurpose::parse("sign_in").unwrap(),
+            CodeSpec::new(6, Alphabet::Digits).unwrap(),
+            300,
+        )
+        .unwrap()
+    }
+
+    fn code(s: &str) -> Code {
+        Code::parse_any(s).unwrap()
+    }
+
+    fn add(w: &World, key: &ApiKey, channel: Channel, to: &str, fixed: &str) -> ApiResult<()> {
+        let new = NewTestRecipient::parse(channel, to, fixed).unwrap();
+        block_on(w.svc().add_test_recipient(ADMIN, &key.id, &new)).map(drop)
+    }
+
+    #[test]
+    fn a_test_recipient_gets_its_fixed_code_and_no_message() {
+        let w = World::new(&[("ENVIRONMENT", "development"), ("MAIL_PROVIDER", "log")]);
+        let (key, secret) = w.api_key(&["email", "sms"]);
+        add(&w, &key, Channel::Sms, "+15555550100", "424242").unwrap();
+        let svc = w.svc();
+        let req = request(Channel::Sms, "+15555550100");
+        block_on(async {
+            let sent = svc.send_app_code(&secret, &req).await.unwrap();
+            assert_eq!(sent.channel, Channel::Sms);
+            assert_eq!(w.sent(), 0, "nothing goes out");
+            assert!(w.store.counts.borrow().is_empty(), "nothing is counted");
+            // Another purpose's send answers to the same fixed code.
+            let other = AppCode {
+                purpose: AppPurpose::parse("confirm_payment").unwrap(),
+                ..req.clone()
+            };
+            svc.send_app_code(&secret, &other).await.unwrap();
+            svc.verify_app_code(&secret, &other.to, &other.purpose, &code("424242"))
+                .await
+                .unwrap();
+            // Single use, like any code.
+            assert_eq!(
+                svc.verify_app_code(&secret, &other.to, &other.purpose, &code("424242"))
+                    .await
+                    .unwrap_err(),
+                ApiError::InvalidCode
+            );
+        });
+        let events = w.store.events.borrow().clone();
+        assert!(events.is_empty(), "events are the caller's to store");
+        let recorded = w.audit.take();
+        let sends: Vec<_> = recorded
+            .iter()
+            .filter(|e| e.kind == EventKind::CodeSent)
+            .collect();
+        assert_eq!(sends.len(), 2);
+        assert!(sends
+            .iter()
+            .all(|e| e.test && e.outcome == "sent" && e.send_id.is_some()));
+        // An ordinary address of the same key is sent to, as always.
+        block_on(svc.send_app_code(&secret, &request(Channel::Sms, "+15555550199"))).unwrap();
+        assert_eq!(w.sent(), 1);
+    }
+
+    #[test]
+    fn a_test_code_keeps_the_guess_budget_and_the_expiry() {
+        let w = World::new(&[("ENVIRONMENT", "development"), ("MAIL_PROVIDER", "log")]);
+        let (key, secret) = w.api_key(&["email"]);
+        add(&w, &key, Channel::Email, "Review@Example.com", "AB12CD").unwrap();
+        let svc = w.svc();
+        let req = request(Channel::Email, "review@example.com");
+        let right = code("ab12cd");
+        block_on(async {
+            svc.send_app_code(&secret, &req).await.unwrap();
+            for _ in 0..4 {
+                assert!(matches!(
+                    svc.verify_app_code(&secret, &req.to, &req.purpose, &wrong(&right))
+                        .await
+                        .unwrap_err(),
+                    ApiError::WrongCode { .. }
+                ));
+            }
+            assert_eq!(
+                svc.verify_app_code(&secret, &req.to, &req.purpose, &wrong(&right))
+                    .await
+                    .unwrap_err(),
+                ApiError::TooManyAttempts
+            );
+            // A resend does not refill the budget.
+            svc.send_app_code(&secret, &req).await.unwrap();
+            assert_eq!(
+                svc.verify_app_code(&secret, &req.to, &req.purpose, &right)
+                    .await
+                    .unwrap_err(),
+                ApiError::TooManyAttempts
+            );
+        });
+        // After the attempts window, a fresh code; it expires like any other.
+        w.advance(3_600);
+        block_on(async {
+            svc.send_app_code(&secret, &req).await.unwrap();
+            w.advance(301);
+            assert_eq!(
+                svc.verify_app_code(&secret, &req.to, &req.purpose, &right)
+                    .await
+                    .unwrap_err(),
+                ApiError::ExpiredCode
+            );
+        });
+    }
+
+    #[test]
+    fn test_recipients_are_refused_in_production_unless_allowed() {
+        let w = World::new(&[]);
+        let (key, secret) = w.api_key(&["email"]);
+        assert_eq!(
+            add(&w, &key, Channel::Email, "review@example.com", "123456").unwrap_err(),
+            ApiError::TestRecipientsDisabled
+        );
+        // One filed while allowed (here, straight into the store) is a
+        // plain address once they are off: the real code goes out.
+        let svc = w.svc();
+        let digest = w.cfg.pepper().unwrap().test_code_digest(
+            &app_scope(&key.id),
+            Channel::Email,
+            "review@example.com",
+            &code("123456"),
+        );
+        w.store.test_recipients.borrow_mut().push((
+            key.id.clone(),
+            crate::domain::test_recipient::TestRecipient {
+                channel: Channel::Email,
+                address: "review@example.com".into(),
+                created_at: 0,
+            },
+            digest,
+        ));
+        let req = request(Channel::Email, "review@example.com");
+        block_on(svc.send_app_code(&secret, &req)).unwrap();
+        assert_eq!(w.sent(), 1);
+        assert!(matches!(
+            block_on(svc.verify_app_code(&secret, &req.to, &req.purpose, &code("123456"))),
+            Err(ApiError::WrongCode { .. })
+        ));
+        let allowed = World::new(&[("ALLOW_TEST_RECIPIENTS", "true")]);
+        let (key, _) = allowed.api_key(&["email"]);
+        add(
+            &allowed,
+            &key,
+            Channel::Email,
+            "review@example.com",
+            "123456",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn test_recipients_are_listed_removed_and_bounded() {
+        let w = World::new(&[("ENVIRONMENT", "development"), ("MAIL_PROVIDER", "log")]);
+        let (key, _) = w.api_key(&["email", "sms"]);
+        let svc = w.svc();
+        add(&w, &key, Channel::Sms, "+15555550100", "111111").unwrap();
+        add(&w, &key, Channel::Sms, "+15555550100", "222222").unwrap();
+        let listed = block_on(svc.test_recipients(ADMIN, &key.id)).unwrap();
+        assert_eq!(listed.len(), 1, "a second add replaces the code");
+        assert_eq!(
+            block_on(svc.test_recipients(ADMIN, &"0".repeat(32))).unwrap_err(),
+            ApiError::ApiKeyNotFound
+        );
+        let to = Recipient::parse(Channel::Sms, "+15555550100").unwrap();
+        block_on(svc.remove_test_recipient(ADMIN, &key.id, &to)).unwrap();
+        assert_eq!(
+            block_on(svc.remove_test_recipient(ADMIN, &key.id, &to)).unwrap_err(),
+            ApiError::TestRecipientNotFound
+        );
+        for i in 0..crate::domain::test_recipient::MAX_PER_KEY {
+            add(
+                &w,
+                &key,
+                Channel::Email,
+                &format!("r{i}@example.com"),
+                "123456",
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            add(&w, &key, Channel::Email, "one-more@example.com", "123456").unwrap_err(),
+            ApiError::TooManyTestRecipients
+        );
+        assert_eq!(
+            add(&w, &key, Channel::Email, "x@example.com", "123456").map_err(|e| e.code()),
+            Err("too_many_test_recipients")
+        );
+        assert_eq!(
+            block_on(svc.test_recipients(Some("wrong"), &key.id)).unwrap_err(),
+            ApiError::Unauthorized
+        );
+    }
+
+    #[test]
+    fn numbers_outside_the_allowed_countries_are_refused_before_anything() {
+        let w = World::new(&[("SMS_ALLOWED_COUNTRIES", "GB, de")]);
+        let (_, secret) = w.api_key(&["sms", "whatsapp"]);
+        let svc = w.svc();
+        for (channel, to) in [
+            (Channel::Sms, "+14155550123"),
+            (Channel::Whatsapp, "+18765550123"),
+            (Channel::Sms, "+88212345678"),
+        ] {
+            assert_eq!(
+                block_on(svc.send_app_code(&secret, &request(channel, to))).unwrap_err(),
+                ApiError::CountryNotAllowed,
+                "{to}"
+            );
+        }
+        assert_eq!(w.sent(), 0);
+        assert!(w.store.codes.borrow().is_empty() && w.store.counts.borrow().is_empty());
+        let sends: Vec<_> = w
+            .audit
+            .take()
+            .into_iter()
+            .filter(|e| e.kind == EventKind::CodeSent)
+            .map(|e| e.outcome)
+            .collect();
+        assert_eq!(sends, ["country_not_allowed"; 3]);
+        block_on(svc.send_app_code(&secret, &request(Channel::Sms, "+447700900123"))).unwrap();
+        block_on(svc.send_app_code(&secret, &request(Channel::Sms, "+4915112345678"))).unwrap();
+        assert_eq!(w.sent(), 2);
+    }
+
+    #[test]
+    fn a_run_through_a_number_range_meets_the_prefix_cap() {
+        let w = World::new(&[("SMS_MAX_PER_PREFIX_PER_HOUR", "3")]);
+        let (_, a) = w.api_key(&["sms"]);
+        let (_, b) = w.api_key(&["sms", "whatsapp"]);
+        let svc = w.svc();
+        // +44 7700900xxx shares its first 7 digits; the cap counts across
+        // keys and channels.
+        for (key, channel, to) in [
+            (&a, Channel::Sms, "+447700900001"),
+            (&a, Channel::Sms, "+447700900002"),
+            (&b, Channel::Whatsapp, "+447700900003"),
+        ] {
+            block_on(svc.send_app_code(key, &request(channel, to))).unwrap();
+        }
+        let e =
+            block_on(svc.send_app_code(&b, &request(Channel::Sms, "+447700900004"))).unwrap_err();
+        // The hour's counters start over at the top of the hour.
+        assert_eq!(
+            e,
+            ApiError::PrefixLimited {
+                retry_after_secs: 3_600
+            }
+        );
+        assert_eq!(
+            (e.status(), e.code(), e.audit_outcome()),
+            (429, "rate_limited", "prefix_limited")
+        );
+        assert_eq!(e.headers(), [("retry-after", "3600".to_string())]);
+        assert_eq!(w.sent(), 3);
+        // Another range is not held up.
+        block_on(svc.send_app_code(&a, &request(Channel::Sms, "+447700901001"))).unwrap();
+        // A plain cap is told apart in the trail.
+        let outcomes: Vec<_> = w
+            .audit
+            .take()
+            .into_iter()
+            .filter(|e| e.kind == EventKind::CodeSent)
+            .map(|e| e.outcome)
+            .collect();
+        assert_eq!(outcomes, ["sent", "sent", "sent", "prefix_limited", "sent"]);
+        // With the cap off, the range goes on.
+        let off = World::new(&[("SMS_MAX_PER_PREFIX_PER_HOUR", "0")]);
+        let (_, k) = off.api_key(&["sms"]);
+        for i in 0..5 {
+            block_on(
+                off.svc()
+                    .send_app_code(&k, &request(Channel::Sms, &format!("+44770090000{i}"))),
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn sms_codes_carry_the_autofill_lines_of_their_key() {
+        let w = World::new(&[]);
+        let options = KeyOptions {
+            sms_domain: Some(SmsDomain::parse("shop.example.com").unwrap()),
+            android_app_hash: Some(AppHash::parse("FA+9qCX9VSu").unwrap()),
+            turnstile_required: false,
+        };
+        let (_, secret) = w.api_key_with(&["sms", "whatsapp"], options);
+        let svc = w.svc();
+        block_on(svc.send_app_code(&secret, &request(Channel::Sms, "+447700900123"))).unwrap();
+        let body = w.outbox.texts.borrow().last().unwrap().body.clone();
+        let code = w.last_text_code();
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(
+            lines[lines.len() - 2..],
+            [
+                "FA+9qCX9VSu".to_string(),
+                format!("@shop.example.com #{}", code.expose())
+            ]
+        );
+        block_on(svc.send_app_code(&secret, &request(Channel::Whatsapp, "+447700900124"))).unwrap();
+        let body = w.outbox.texts.borrow().last().unwrap().body.clone();
+        assert!(!body.contains('@') && !body.contains("FA+9"), "{body}");
+    }
+
+    #[test]
+    fn app_codes_speak_the_locale_asked_for() {
+        let w = World::new(&[]);
+        let (_, secret) = w.api_key(&["email", "sms"]);
+        let svc = w.svc();
+        let mut req = request(Channel::Email, "ann@example.com");
+        req.language = "fr".into();
+        block_on(svc.send_app_code(&secret, &req)).unwrap();
+        let mail = w.last_mail();
+        let code = w.last_code();
+        assert!(mail.subject.starts_with(code.expose()), "{}", mail.subject);
+        assert!(mail.text.contains("5 minutes"), "{}", mail.text);
+        assert!(mail.html.contains("lang=\"fr\""));
+        let mut sms = request(Channel::Sms, "+447700900123");
+        sms.language = "de".into();
+        block_on(svc.send_app_code(&secret, &sms)).unwrap();
+        let body = w.outbox.texts.borrow().last().unwrap().body.clone();
+        assert!(body.contains("5 Minuten"), "{body}");
+        // A language without built-in words falls back to English.
+        let mut req = request(Channel::Email, "bob@example.com");
+        req.language = "zh".into();
+        block_on(svc.send_app_code(&secret, &req)).unwrap();
+        assert!(w.last_mail().text.contains("5 minutes and works once"));
     }
 }

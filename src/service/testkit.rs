@@ -8,18 +8,21 @@
 
 use super::{Later, Service};
 use crate::config::Config;
-use crate::domain::api_key::{ApiKey, Channels, NewApiKey};
+use crate::domain::api_key::{ApiKey, Channels, KeyOptions, NewApiKey};
 use crate::domain::audit::{Audit, Event, EventFilter, EventPage, StoredEvent};
+use crate::domain::channel::Channel;
 use crate::domain::code::{app_scope, Code, CodeKey, CORE_SCOPE};
 use crate::domain::email::Email;
+use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
     Cleanup, Effect, Exchange, Exchanged, Filed, NewCode, NewHandoff, NewSession, PasswordLookup,
-    PendingCode, Registered, Registration, Requested, SeriesPoint, SpentHandoff, Stats, Store,
-    User, UserStats,
+    PendingCode, Registered, Registration, Requested, SendStats, SeriesPoint, SpentHandoff, Stats,
+    Store, TestRecipientPut, User, UserStats,
 };
+use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::{TextChannel, TextMessage, Texter};
 use crate::service::diagnostics::Diagnostics;
@@ -225,6 +228,8 @@ pub struct MemoryStore {
     pub handoffs: RefCell<HashMap<String, (String, String, SpentHandoff)>>,
     /// Send counts by (counter, hour).
     pub counts: RefCell<HashMap<(String, u64), u32>>,
+    /// Test recipients: (key id, recipient, fixed code's digest).
+    pub test_recipients: RefCell<Vec<(String, TestRecipient, String)>>,
     pub faults: Rc<Faults>,
     pub gate: Gate,
 }
@@ -262,6 +267,7 @@ impl MemoryStore {
             expires_at: c.expires_at,
             account_password: None,
             account_id: None,
+            test: c.test,
         };
         codes.insert(id, (code, window_ends));
     }
@@ -401,8 +407,21 @@ impl Store for &MemoryStore {
         if !alive {
             return Ok(Filed::KeyRevoked);
         }
+        let prefix_full = count
+            .prefix
+            .and_then(|i| count.counters.get(i))
+            .is_some_and(|(name, cap)| {
+                self.counts
+                    .borrow()
+                    .get(&(name.clone(), count.hour))
+                    .copied()
+                    .unwrap_or(0)
+                    >= *cap
+            });
         if !self.count(count) {
-            return Ok(Filed::Capped);
+            return Ok(Filed::Capped {
+                prefix: prefix_full,
+            });
         }
         self.file_code(c, window);
         Ok(Filed::Filed)
@@ -552,6 +571,7 @@ impl Store for &MemoryStore {
             hint: hint.into(),
             created_at: now,
             revoked_at: None,
+            options: new.options.clone(),
         };
         self.keys.borrow_mut().push((hash.into(), key));
         Ok(())
@@ -577,6 +597,90 @@ impl Store for &MemoryStore {
         self.gate.pass("api_key_by_hash").await;
         Ok(found)
     }
+    async fn sending_key(
+        &self,
+        hash: &str,
+        channel: Channel,
+        address: &str,
+    ) -> ApiResult<Option<(ApiKey, Option<String>)>> {
+        let _call = self.faults.call(Resource::D1, "sending_key").await?;
+        let found = self
+            .keys
+            .borrow()
+            .iter()
+            .find(|(h, k)| h == hash && k.revoked_at.is_none())
+            .map(|(_, k)| k.clone());
+        let found = found.map(|k| {
+            let digest = self
+                .test_recipients
+                .borrow()
+                .iter()
+                .find(|(id, t, _)| *id == k.id && t.channel == channel && t.address == address)
+                .map(|(.., d)| d.clone());
+            (k, digest)
+        });
+        self.gate.pass("sending_key").await;
+        Ok(found)
+    }
+    async fn put_test_recipient(
+        &self,
+        key_id: &str,
+        t: &TestRecipient,
+        digest: &str,
+        max: u32,
+    ) -> ApiResult<TestRecipientPut> {
+        let _call = self.faults.call(Resource::D1, "put_test_recipient").await?;
+        let alive = self
+            .keys
+            .borrow()
+            .iter()
+            .any(|(_, k)| k.id == key_id && k.revoked_at.is_none());
+        if !alive {
+            return Ok(TestRecipientPut::NoKey);
+        }
+        let mut all = self.test_recipients.borrow_mut();
+        let same = |(id, r, _): &(String, TestRecipient, String)| {
+            id == key_id && r.channel == t.channel && r.address == t.address
+        };
+        if let Some(existing) = all.iter_mut().find(|e| same(e)) {
+            existing.2 = digest.into();
+            return Ok(TestRecipientPut::Put);
+        }
+        if all.iter().filter(|(id, ..)| id == key_id).count() >= max as usize {
+            return Ok(TestRecipientPut::Full);
+        }
+        all.push((key_id.into(), t.clone(), digest.into()));
+        Ok(TestRecipientPut::Put)
+    }
+    async fn test_recipients(&self, key_id: &str) -> ApiResult<Option<Vec<TestRecipient>>> {
+        let _call = self.faults.call(Resource::D1, "test_recipients").await?;
+        if !self.keys.borrow().iter().any(|(_, k)| k.id == key_id) {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.test_recipients
+                .borrow()
+                .iter()
+                .filter(|(id, ..)| id == key_id)
+                .map(|(_, t, _)| t.clone())
+                .collect(),
+        ))
+    }
+    async fn delete_test_recipient(
+        &self,
+        key_id: &str,
+        channel: Channel,
+        address: &str,
+    ) -> ApiResult<bool> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "delete_test_recipient")
+            .await?;
+        let mut all = self.test_recipients.borrow_mut();
+        let before = all.len();
+        all.retain(|(id, t, _)| !(id == key_id && t.channel == channel && t.address == address));
+        Ok(all.len() < before)
+    }
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {
         let _call = self.faults.call(Resource::D1, "revoke_api_key").await?;
         let mut keys = self.keys.borrow_mut();
@@ -601,7 +705,24 @@ impl Store for &MemoryStore {
             },
             active_sessions: self.sessions.borrow().len() as u64,
             app_codes: 0,
+            test_codes: self.codes.borrow().values().filter(|(c, _)| c.test).count() as u64,
             api_keys: self.keys.borrow().len() as u64,
+            sends_24h: {
+                let mut stats = SendStats::default();
+                for e in self
+                    .events
+                    .borrow()
+                    .iter()
+                    .filter(|e| e.event == "code_sent")
+                {
+                    match (e.test, e.outcome.as_str()) {
+                        (true, _) => stats.test += 1,
+                        (false, "sent" | "queued") => stats.sent += 1,
+                        (false, r) => *stats.refused.entry(r.into()).or_default() += 1,
+                    }
+                }
+                stats
+            },
         })
     }
     async fn cleanup(&self, _now: u64, _before: u64, _audit_before: u64) -> ApiResult<Cleanup> {
@@ -623,6 +744,9 @@ impl Store for &MemoryStore {
                 channel: e.channel.map(|c| c.as_str().into()),
                 address_hash: e.address_hash.clone(),
                 ip: Some(ip.into()),
+                send_id: e.send_id.clone(),
+                detail: e.detail.clone(),
+                test: e.test,
             });
         }
         Ok(())
@@ -870,6 +994,7 @@ impl World {
             audit: &self.audit,
             diagnostics: &self.diagnostics,
             later: &self.later,
+            language: Locale::En,
         }
     }
 
@@ -973,10 +1098,15 @@ impl World {
     }
 
     pub fn api_key(&self, channels: &[&str]) -> (ApiKey, String) {
+        self.api_key_with(channels, KeyOptions::default())
+    }
+
+    pub fn api_key_with(&self, channels: &[&str], options: KeyOptions) -> (ApiKey, String) {
         let new = NewApiKey {
             name: "test".into(),
             app_name: Some("Shop".into()),
             channels: Channels::parse(channels).unwrap(),
+            options,
         };
         let (key, secret) = pollster::block_on(self.svc().create_api_key(ADMIN, &new)).unwrap();
         (key, secret.expose().to_owned())
