@@ -11,6 +11,7 @@ use crate::pages::layout::{parse_accent, DEFAULT_ACCENT};
 use crate::providers::mail::{MailApi, Sender, APIS};
 use crate::providers::template::Templates;
 use crate::providers::text::TextChannel;
+use crate::providers::turnstile::{Turnstile, DEFAULT_VERIFY_URL};
 use crate::providers::twilio::Twilio;
 
 #[derive(Clone)]
@@ -80,7 +81,12 @@ pub struct Config {
     pub sms_prefix_digits: usize,
     /// Sends per hour to one prefix; 0: no cap (`SMS_MAX_PER_PREFIX_PER_HOUR`).
     pub sms_max_per_prefix_per_hour: u32,
+    pub turnstile_timeout_ms: u64,
+    /// The pages' Turnstile widget (`TURNSTILE_SITE_KEY`).
+    pub turnstile_site_key: Option<String>,
     twilio: Twilio,
+    /// `None` without `TURNSTILE_SECRET`: no Turnstile.
+    turnstile: Option<Result<Turnstile, String>>,
     pepper: Result<Pepper, String>,
     mail_api_key: Option<String>,
     admin_token: Result<String, String>,
@@ -189,7 +195,16 @@ impl Config {
         let sms_allowed_countries =
             AllowedCountries::parse(&vars.text("SMS_ALLOWED_COUNTRIES", ""))
                 .map_err(unavailable)?;
+        let turnstile = secret("TURNSTILE_SECRET").map(|_| {
+            real_secret("TURNSTILE_SECRET").map(|secret| Turnstile {
+                verify_url: vars.text("TURNSTILE_VERIFY_URL", DEFAULT_VERIFY_URL),
+                secret,
+            })
+        });
         Ok(Self {
+            turnstile,
+            turnstile_site_key: get("TURNSTILE_SITE_KEY").filter(|v| !v.trim().is_empty()),
+            turnstile_timeout_ms: vars.int("TURNSTILE_TIMEOUT_MS", 5_000, 100, 30_000)?,
             test_recipients_allowed,
             sms_allowed_countries,
             sms_prefix_digits: vars.int("SMS_PREFIX_DIGITS", 7, 1, 12)? as usize,
@@ -242,6 +257,24 @@ impl Config {
                 }
             }),
         })
+    }
+
+    /// Whether `TURNSTILE_SECRET` is set: the account flows' sends then
+    /// need a Turnstile token.
+    pub fn turnstile_on(&self) -> bool {
+        self.turnstile.is_some()
+    }
+
+    /// Siteverify's settings; 503 naming the secret when it is not set
+    /// (a key that requires Turnstile fails closed).
+    pub fn turnstile(&self) -> Result<&Turnstile, ApiError> {
+        match &self.turnstile {
+            Some(Ok(t)) => Ok(t),
+            Some(Err(e)) => Err(ApiError::Unavailable(e.clone())),
+            None => Err(ApiError::Unavailable(
+                "secret TURNSTILE_SECRET is not set, and this API key requires Turnstile (wrangler secret put TURNSTILE_SECRET)".into(),
+            )),
+        }
     }
 
     pub fn pepper(&self) -> Result<&Pepper, ApiError> {

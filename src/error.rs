@@ -44,6 +44,9 @@ pub enum ApiError {
     /// the number's prefix, the mark of an SMS-pumping run. Answered as
     /// `rate_limited`; the audit trail says `prefix_limited`.
     PrefixLimited { retry_after_secs: u64 },
+    /// 403: a send that needs a Turnstile token came without one that
+    /// siteverify accepts (missing, invalid, expired or already used).
+    TurnstileFailed,
     /// 403: test recipients are off in production (`ALLOW_TEST_RECIPIENTS`).
     TestRecipientsDisabled,
     /// 409: the key has `test_recipient::MAX_PER_KEY` test recipients.
@@ -147,6 +150,7 @@ impl ApiError {
             | Self::OriginNotAllowed
             | Self::CsrfRefused
             | Self::CountryNotAllowed
+            | Self::TurnstileFailed
             | Self::TestRecipientsDisabled => 403,
             Self::NotFound | Self::ApiKeyNotFound | Self::TestRecipientNotFound => 404,
             Self::TooManyTestRecipients => 409,
@@ -171,6 +175,7 @@ impl ApiError {
             Self::TooManyAttempts => "too_many_attempts",
             Self::RateLimited { .. } | Self::PrefixLimited { .. } => "rate_limited",
             Self::CountryNotAllowed => "country_not_allowed",
+            Self::TurnstileFailed => "turnstile_failed",
             Self::TestRecipientsDisabled => "test_recipients_disabled",
             Self::TooManyTestRecipients => "too_many_test_recipients",
             Self::InvalidCredentials => "invalid_credentials",
@@ -201,6 +206,7 @@ impl ApiError {
             Self::TooManyAttempts => "Too many attempts",
             Self::RateLimited { .. } | Self::PrefixLimited { .. } => "Rate limited",
             Self::CountryNotAllowed => "Country not allowed",
+            Self::TurnstileFailed => "Turnstile check failed",
             Self::TestRecipientsDisabled => "Test recipients disabled",
             Self::TooManyTestRecipients => "Too many test recipients",
             Self::InvalidCredentials => "Invalid credentials",
@@ -245,6 +251,9 @@ impl ApiError {
             }
             Self::CountryNotAllowed => {
                 "Codes may not be sent to this number's country (SMS_ALLOWED_COUNTRIES).".into()
+            }
+            Self::TurnstileFailed => {
+                "This request needs a `turnstile_token` from the Turnstile widget that Cloudflare accepts; get a fresh one and send again.".into()
             }
             Self::TestRecipientsDisabled => {
                 "Test recipients are off in production unless ALLOW_TEST_RECIPIENTS=true.".into()
@@ -356,6 +365,7 @@ impl ApiError {
             ApiError::ApiKeyNotFound,
             ApiError::OriginNotAllowed,
             ApiError::CountryNotAllowed,
+            ApiError::TurnstileFailed,
             ApiError::PrefixLimited {
                 retry_after_secs: 60,
             },

@@ -6,11 +6,13 @@ use super::mailer::EdgeMailer;
 use super::respond;
 use super::{check_limit, Call, EdgeService};
 use crate::domain::api_key::{is_well_formed, ApiKey};
+use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
 use crate::http::requests::{
-    query_of, CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange, Login, OtpSend,
-    OtpVerify, PasswordResetConfirm, Register, Resend, RevokeKey,
+    query_of, AddTestRecipient, CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange,
+    Login, OtpSend, OtpVerify, PasswordResetConfirm, Register, RemoveTestRecipient, Resend,
+    RevokeKey,
 };
 use crate::http::routes::{AdminRoute, AppRoute, Flow, PublicRoute, SessionRoute};
 use crate::ports::clock::rfc3339;
@@ -109,6 +111,17 @@ async fn public(
     call: &Call<'_>,
 ) -> ApiResult<Response> {
     let cfg = svc.cfg;
+    // The routes that send a code ask Turnstile first, when it is on.
+    if matches!(
+        route,
+        PublicRoute::Register
+            | PublicRoute::Resend
+            | PublicRoute::LoginCode
+            | PublicRoute::PasswordReset
+    ) {
+        svc.check_human_sender(body.optional_string("turnstile_token")?)
+            .await?;
+    }
     match route {
         PublicRoute::Register => {
             let r = Register::parse(body, cfg)?;
@@ -199,6 +212,27 @@ async fn admin(
             svc.revoke_api_key(token, &r.id).await?;
             Ok(respond::empty(204))
         }
+        AdminRoute::ListTestRecipients => {
+            let id = crate::http::routes::key_id(&call.req.path())
+                .unwrap_or_default()
+                .to_owned();
+            let list = svc.test_recipients(token, &id).await?;
+            let list: Vec<Value> = list.iter().map(test_recipient_json).collect();
+            Ok(respond::json(200, &json!({"test_recipients": list})))
+        }
+        AdminRoute::AddTestRecipient => {
+            let r = AddTestRecipient::parse(&call.req.path(), body)?;
+            let added = svc
+                .add_test_recipient(token, &r.key_id, &r.recipient)
+                .await?;
+            Ok(respond::json(201, &test_recipient_json(&added)))
+        }
+        AdminRoute::RemoveTestRecipient => {
+            let r =
+                RemoveTestRecipient::parse(&call.req.path(), query_of(&call.req.inner().url()))?;
+            svc.remove_test_recipient(token, &r.key_id, &r.to).await?;
+            Ok(respond::empty(204))
+        }
         AdminRoute::Events => {
             // Not `req.url()`: the `url` crate's IDNA tables would add ~90 KB
             // of gzipped wasm for three query parameters.
@@ -258,6 +292,10 @@ async fn app(
 
 fn session_json(session: LoginSession) -> Value {
     json!({"token": session.token.expose(), "token_type": "Bearer", "expires_at": session.expires_at})
+}
+
+fn test_recipient_json(t: &TestRecipient) -> Value {
+    json!({"channel": t.channel.as_str(), "to": t.address, "created_at": rfc3339(t.created_at)})
 }
 
 fn key_json(key: &ApiKey) -> Value {

@@ -6,6 +6,7 @@
 
 mod d1_store;
 mod dispatch;
+mod human;
 mod kv_counters;
 mod mailer;
 mod outbound;
@@ -29,6 +30,7 @@ use crate::service::diagnostics::{Diagnostic, Diagnostics};
 use crate::service::{Later, Service};
 use d1_store::D1Store;
 use dispatch::serve;
+use human::Siteverify;
 use kv_counters::KvCounters;
 use mailer::EdgeMailer;
 use respond::log_line;
@@ -199,7 +201,12 @@ async fn handle(
         Route::Flow(flow) => flow,
     };
     let scope = Scope::load(env)?;
-    let svc = scope.service(env, request_id, req)?;
+    let humans = Siteverify {
+        cfg: &scope.cfg,
+        remote_ip: ip.clone(),
+        request_id,
+    };
+    let svc = scope.service(env, request_id, req, &humans)?;
     let token = header(req, "authorization");
     let mut call = Call {
         row,
@@ -240,6 +247,7 @@ impl Scope {
         env: &Env,
         request_id: &'a str,
         req: &Request,
+        humans: &'a Siteverify<'a>,
     ) -> ApiResult<EdgeService<'a>> {
         Ok(Service {
             cfg: &self.cfg,
@@ -257,6 +265,7 @@ impl Scope {
             language: header(req, "accept-language")
                 .and_then(|h| Locale::from_accept_language(&h))
                 .unwrap_or_default(),
+            humans,
         })
     }
 

@@ -100,8 +100,16 @@ pub(super) async fn serve(
         Ok(scope) => scope,
         Err(e) => return (failure_page(&site, &e, ""), name),
     };
-    let csp = layout::csp(&scope.cfg.auth_return_origins);
-    let answer = match scope.service(env, request_id, req) {
+    let csp = layout::csp(
+        &scope.cfg.auth_return_origins,
+        scope.cfg.turnstile_site_key.is_some(),
+    );
+    let humans = super::human::Siteverify {
+        cfg: &scope.cfg,
+        remote_ip: ip.clone(),
+        request_id,
+    };
+    let answer = match scope.service(env, request_id, req, &humans) {
         Ok(svc) => {
             let mut page = Page {
                 svc: &svc,
@@ -156,7 +164,7 @@ fn static_page(env: &Env, path: &str) -> Option<(Response, &'static str)> {
         )),
         _ => {
             let slug = path.strip_prefix("/problems/")?;
-            let csp = layout::csp(&Default::default());
+            let csp = layout::csp(&Default::default(), false);
             let response = match problems::page(&site(), slug) {
                 Some(markup) => respond::html(200, markup.into_string(), &csp),
                 None => failure_page(&site(), &ApiError::NotFound, &csp),
@@ -170,7 +178,7 @@ fn static_page(env: &Env, path: &str) -> Option<(Response, &'static str)> {
 /// as the JSON routes name it), a rate limit, a wrong path.
 fn failure_page(site: &str, e: &ApiError, csp: &str) -> Response {
     let csp = match csp.is_empty() {
-        true => layout::csp(&Default::default()),
+        true => layout::csp(&Default::default(), false),
         false => csp.to_owned(),
     };
     let detail = match e {
@@ -407,6 +415,7 @@ impl Page<'_, '_> {
             alert,
             code_length: self.cfg().otp_length,
             password_min: self.cfg().password_min_length,
+            turnstile: self.cfg().turnstile_site_key.as_deref(),
         };
         Ok(self.page(status, auth::render(page, &view)))
     }
@@ -513,7 +522,16 @@ impl Page<'_, '_> {
         }
     }
 
+    /// The Turnstile check of a form that sends a code, as the JSON
+    /// routes make it: the widget's token is `cf-turnstile-response`.
+    async fn check_human(&self, form: &Form) -> ApiResult<()> {
+        self.svc
+            .check_human_sender(form.get("cf-turnstile-response"))
+            .await
+    }
+
     async fn sign_up(&self, form: &Form) -> ApiResult<Answer> {
+        self.check_human(form).await?;
         let r = Register::parse(&form.as_json(&["email", "password"], &[]), self.cfg())?;
         self.svc.register(&r.email, &r.password).await?;
         Ok(Answer::redirect(
@@ -530,6 +548,7 @@ impl Page<'_, '_> {
     }
 
     async fn resend_verification(&self, form: &Form) -> ApiResult<Answer> {
+        self.check_human(form).await?;
         let r = CodeRequest::parse(&form.as_json(&["email"], &[]))?;
         let mail = self.svc.resend(&r.email, Purpose::VerifyEmail).await?;
         deliver_later(self.ctx, &self.svc.mailer, mail);
@@ -540,6 +559,7 @@ impl Page<'_, '_> {
 
     async fn sign_in(&mut self, form: &Form) -> ApiResult<Answer> {
         if form.get("via") == Some("code") {
+            self.check_human(form).await?;
             let r = CodeRequest::parse(&form.as_json(&["email"], &[]))?;
             let mail = self.svc.login_code(&r.email).await?;
             deliver_later(self.ctx, &self.svc.mailer, mail);
@@ -559,6 +579,7 @@ impl Page<'_, '_> {
     }
 
     async fn forgot(&self, form: &Form) -> ApiResult<Answer> {
+        self.check_human(form).await?;
         let r = CodeRequest::parse(&form.as_json(&["email"], &[]))?;
         let mail = self.svc.password_reset(&r.email).await?;
         deliver_later(self.ctx, &self.svc.mailer, mail);

@@ -16,6 +16,7 @@ use crate::domain::password::Password;
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
 use crate::domain::return_to::ReturnTo;
+use crate::domain::test_recipient::NewTestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
 use crate::http::routes::key_id;
@@ -144,10 +145,14 @@ impl PasswordResetConfirm {
 
 /// Where an app's code goes: `channel`, `to` and `purpose`, shared by both
 /// app routes.
-fn app_target(body: &JsonBody) -> ApiResult<(Recipient, AppPurpose)> {
-    let channel = Channel::from_name(body.string("channel")?).ok_or_else(|| {
+fn channel_field(raw: &str) -> ApiResult<Channel> {
+    Channel::from_name(raw).ok_or_else(|| {
         ApiError::InvalidRequest("field `channel` must be `email`, `sms` or `whatsapp`".into())
-    })?;
+    })
+}
+
+fn app_target(body: &JsonBody) -> ApiResult<(Recipient, AppPurpose)> {
+    let channel = channel_field(body.string("channel")?)?;
     let to = Recipient::parse(channel, body.string("to")?)?;
     let purpose = AppPurpose::parse(body.string("purpose")?)?;
     Ok((to, purpose))
@@ -175,6 +180,7 @@ impl OtpSend {
             .unwrap_or(cfg.otp_ttl_secs);
         let spec = CodeSpec::new(length, alphabet)?;
         let mut code = AppCode::new(to, purpose, spec, ttl)?;
+        code.turnstile_token = body.optional_string("turnstile_token")?.map(str::to_owned);
         if let Some(raw) = body.optional_string("locale")? {
             code.language = LanguageTag::parse(raw)
                 .map_err(ApiError::InvalidRequest)?
@@ -236,6 +242,50 @@ impl RevokeKey {
         Self {
             id: key_id(path).unwrap_or_default().to_owned(),
         }
+    }
+}
+
+/// `POST /v1/admin/api-keys/{id}/test-recipients`: `{channel, to, code}`.
+#[derive(Debug)]
+pub struct AddTestRecipient {
+    pub key_id: String,
+    pub recipient: NewTestRecipient,
+}
+
+impl AddTestRecipient {
+    pub fn parse(path: &str, body: &JsonBody) -> ApiResult<Self> {
+        let channel = channel_field(body.string("channel")?)?;
+        Ok(Self {
+            key_id: key_id(path).unwrap_or_default().to_owned(),
+            recipient: NewTestRecipient::parse(channel, body.string("to")?, body.string("code")?)?,
+        })
+    }
+}
+
+/// `DELETE /v1/admin/api-keys/{id}/test-recipients?channel=…&to=…`.
+#[derive(Debug)]
+pub struct RemoveTestRecipient {
+    pub key_id: String,
+    pub to: Recipient,
+}
+
+impl RemoveTestRecipient {
+    pub fn parse(path: &str, query: &str) -> ApiResult<Self> {
+        let (mut channel, mut to) = (None, None);
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "channel" => channel = Some(v.into_owned()),
+                "to" => to = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        let required =
+            |name: &str| ApiError::InvalidRequest(format!("query parameter `{name}` is required"));
+        let channel = channel_field(&channel.ok_or_else(|| required("channel"))?)?;
+        Ok(Self {
+            key_id: key_id(path).unwrap_or_default().to_owned(),
+            to: Recipient::parse(channel, &to.ok_or_else(|| required("to"))?)?,
+        })
     }
 }
 

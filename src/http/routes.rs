@@ -60,6 +60,10 @@ pub enum AdminRoute {
     /// `DELETE /v1/admin/api-keys/{id}`: the id comes from the path.
     RevokeKey,
     Events,
+    /// `/v1/admin/api-keys/{id}/test-recipients`: a key's test recipients.
+    ListTestRecipients,
+    AddTestRecipient,
+    RemoveTestRecipient,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +93,7 @@ pub struct Row {
 }
 
 pub const API_KEYS_PATH: &str = "/v1/admin/api-keys";
+pub const TEST_RECIPIENTS_PATH: &str = "/v1/admin/api-keys/{id}/test-recipients";
 
 const fn public(r: PublicRoute) -> Route {
     Route::Flow(Flow::Public(r))
@@ -125,7 +130,7 @@ const fn row(
 /// Every route. A `{id}` segment matches one non-empty path segment. The
 /// spec test checks this table against `openapi.yaml`.
 #[rustfmt::skip]
-pub const TABLE: [Row; 20] = {
+pub const TABLE: [Row; 23] = {
     use AdminRoute::*;
     use AppRoute::*;
     use Body::{Json, None};
@@ -153,15 +158,28 @@ pub const TABLE: [Row; 20] = {
         row("POST",   API_KEYS_PATH,                "admin_create_key",       admin(CreateKey),              Json),
         row("DELETE", "/v1/admin/api-keys/{id}",    "admin_revoke_key",       admin(RevokeKey),              None),
         row("GET",    "/v1/admin/events",           "admin_events",           admin(Events),                 None),
+        row("GET",    TEST_RECIPIENTS_PATH,         "admin_list_test_recipients",  admin(ListTestRecipients),  None),
+        row("POST",   TEST_RECIPIENTS_PATH,         "admin_add_test_recipient",    admin(AddTestRecipient),    Json),
+        row("DELETE", TEST_RECIPIENTS_PATH,         "admin_remove_test_recipient", admin(RemoveTestRecipient), None),
     ]
 };
 
 fn matches(template: &str, path: &str) -> bool {
-    match template.strip_suffix("{id}") {
-        Some(prefix) => path
-            .strip_prefix(prefix)
-            .is_some_and(|id| !id.is_empty() && !id.contains('/')),
-        None => template == path,
+    template.contains("{id}") && id_in(template, path).is_some() || template == path
+}
+
+/// The `{id}` segment of `path`, if it has the shape of `template`: the
+/// same segments, where `{id}` stands for one non-empty segment.
+pub fn id_in<'p>(template: &str, path: &'p str) -> Option<&'p str> {
+    let mut id = None;
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return id,
+            (Some("{id}"), Some(segment)) if !segment.is_empty() => id = Some(segment),
+            (Some(a), Some(b)) if a == b => {}
+            _ => return None,
+        }
     }
 }
 
@@ -213,11 +231,9 @@ impl Row {
     }
 }
 
-/// The `{id}` of `/v1/admin/api-keys/{id}`.
+/// The `{id}` of `/v1/admin/api-keys/{id}` and of its test recipients' path.
 pub fn key_id(path: &str) -> Option<&str> {
-    path.strip_prefix(API_KEYS_PATH)?
-        .strip_prefix('/')
-        .filter(|id| !id.is_empty() && !id.contains('/'))
+    id_in("/v1/admin/api-keys/{id}", path).or_else(|| id_in(TEST_RECIPIENTS_PATH, path))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! answers with a redirect (POST-redirect-GET) or this page again with the
 //! error in place.
 
-use super::layout::{alert, csrf_field, document, Alert};
+use super::layout::{alert, csrf_field, document, turnstile_script, turnstile_widget, Alert};
 use crate::error::ApiError;
 use maud::{html, Markup};
 
@@ -21,6 +21,8 @@ pub struct View<'a> {
     /// Digits in an account code (`OTP_LENGTH`).
     pub code_length: usize,
     pub password_min: usize,
+    /// `TURNSTILE_SITE_KEY`: the forms that send a code carry the widget.
+    pub turnstile: Option<&'a str>,
 }
 
 /// The forms of the journey.
@@ -236,6 +238,7 @@ fn resend_form(v: &View<'_>, action: &str, extra: Option<(&str, &str)>) -> Marku
             @if let Some((name, value)) = extra {
                 input type="hidden" name=(name) value=(value);
             }
+            (turnstile_widget(v.turnstile))
             button .secondary type="submit" { "Send a new code" }
         }
     }
@@ -257,6 +260,7 @@ pub fn render(page: AuthPage, v: &View<'_>) -> Markup {
                     (csrf_field(v.csrf))
                     (email_field(v.email))
                     (password_field("password", "Password", "new-password", Some(v.password_min)))
+                    (turnstile_widget(v.turnstile))
                     button type="submit" { "Create account" }
                 }
                 p .links { "Already have an account? " (link(v, AuthPage::SignIn, "Sign in")) }
@@ -277,6 +281,7 @@ pub fn render(page: AuthPage, v: &View<'_>) -> Markup {
                     (csrf_field(v.csrf))
                     (email_field(v.email))
                     (password_field("password", "Password", "current-password", None))
+                    (turnstile_widget(v.turnstile))
                     button type="submit" name="via" value="password" { "Sign in" }
                     button .secondary type="submit" name="via" value="code" formnovalidate {
                         "Email me a code"
@@ -304,6 +309,7 @@ pub fn render(page: AuthPage, v: &View<'_>) -> Markup {
                 form #forgot method="post" action=(action) {
                     (csrf_field(v.csrf))
                     (email_field(v.email))
+                    (turnstile_widget(v.turnstile))
                     button type="submit" { "Send reset code" }
                 }
                 p .links { (link(v, AuthPage::SignIn, "Back to sign in")) }
@@ -322,6 +328,7 @@ pub fn render(page: AuthPage, v: &View<'_>) -> Markup {
             }
         }
     };
+    let body = html! { (body) (turnstile_script(v.turnstile)) };
     document(v.site, page.title(), html! {}, body)
 }
 
@@ -371,6 +378,7 @@ mod tests {
             alert,
             code_length: 6,
             password_min: 8,
+            turnstile: None,
         }
     }
 

@@ -34,16 +34,45 @@ pub fn parse_accent(raw: &str) -> Result<String, String> {
 /// The pages' Content-Security-Policy: nothing but this worker's own
 /// stylesheet and script, no inline code, no framing, and forms that may
 /// only post here (and, through the hand-off's redirect, to the apps).
-pub fn csp(return_origins: &ReturnOrigins) -> String {
+pub fn csp(return_origins: &ReturnOrigins, turnstile: bool) -> String {
     let mut form_action = String::from("'self'");
     for origin in return_origins.iter() {
         form_action.push(' ');
         form_action.push_str(origin);
     }
+    // The Turnstile widget is Cloudflare's script in Cloudflare's frame.
+    let (script, frame) = match turnstile {
+        true => (
+            format!("'self' {TURNSTILE_ORIGIN}"),
+            format!("frame-src {TURNSTILE_ORIGIN}; "),
+        ),
+        false => ("'self'".to_owned(), String::new()),
+    };
     format!(
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+        "default-src 'none'; style-src 'self'; script-src {script}; img-src 'self'; {frame}\
          form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     )
+}
+
+pub const TURNSTILE_ORIGIN: &str = "https://challenges.cloudflare.com";
+
+/// The Turnstile widget of a form that sends a code (`TURNSTILE_SITE_KEY`):
+/// it puts its token in the form's `cf-turnstile-response` field.
+pub fn turnstile_widget(site_key: Option<&str>) -> Markup {
+    html! {
+        @if let Some(key) = site_key {
+            div .cf-turnstile data-sitekey=(key) {}
+        }
+    }
+}
+
+/// Cloudflare's script, on a page with a widget.
+pub fn turnstile_script(site_key: Option<&str>) -> Markup {
+    html! {
+        @if site_key.is_some() {
+            script src=(format!("{TURNSTILE_ORIGIN}/turnstile/v0/api.js")) async defer {}
+        }
+    }
 }
 
 /// A message shown in place: an error (`role="alert"`, read out at once)
@@ -115,10 +144,16 @@ mod tests {
     #[test]
     fn the_policy_allows_no_inline_code_and_posts_only_here_and_to_the_apps() {
         let origins = ReturnOrigins::parse("https://app.example.com", true).unwrap();
-        let p = csp(&origins);
+        let p = csp(&origins, false);
         assert!(p.contains("script-src 'self';") && !p.contains("unsafe"));
         assert!(p.contains("form-action 'self' https://app.example.com;"));
         assert!(p.contains("frame-ancestors 'none'") && p.starts_with("default-src 'none'"));
+        assert!(!p.contains("frame-src"));
+        let p = csp(&origins, true);
+        assert!(p.contains("script-src 'self' https://challenges.cloudflare.com;"));
+        assert!(
+            p.contains("frame-src https://challenges.cloudflare.com;") && !p.contains("unsafe")
+        );
     }
 
     #[test]

@@ -3,5 +3,6 @@
 //! implements them on Workers; `service::testkit` in memory.
 
 pub mod clock;
+pub mod human;
 pub mod limits;
 pub mod store;

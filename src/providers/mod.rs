@@ -7,4 +7,5 @@ pub mod locale;
 pub mod mail;
 pub mod template;
 pub mod text;
+pub mod turnstile;
 pub mod twilio;

@@ -35,6 +35,8 @@ pub struct AppCode {
     /// The message's language: a lower-case primary language subtag
     /// (`locale`'s), `en` by default.
     pub language: String,
+    /// For a key marked `turnstile_required`.
+    pub turnstile_token: Option<String>,
 }
 
 impl AppCode {
@@ -56,6 +58,7 @@ impl AppCode {
             spec,
             ttl_secs,
             language: "en".into(),
+            turnstile_token: None,
         })
     }
 }
@@ -220,6 +223,11 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         if !key.channels.allows(channel) {
             return Err(ApiError::ChannelNotAllowed(channel));
         }
+        self.check_human(
+            req.turnstile_token.as_deref(),
+            key.options.turnstile_required,
+        )
+        .await?;
         if !attempts_fit(req.spec, self.cfg.otp_max_attempts) {
             return Err(ApiError::InvalidRequest(format!(
                 "field `length` is too short for {} attempts per code (OTP_MAX_ATTEMPTS): a code needs {CODES_PER_ATTEMPT} possible values per attempt; ask for more characters or the alphanumeric alphabet",
@@ -1074,5 +1082,90 @@ mod sends {
         req.language = "zh".into();
         block_on(svc.send_app_code(&secret, &req)).unwrap();
         assert!(w.last_mail().text.contains("5 minutes and works once"));
+    }
+
+    #[test]
+    fn a_key_that_requires_turnstile_sends_only_with_a_token_siteverify_accepts() {
+        let options = KeyOptions {
+            turnstile_required: true,
+            ..KeyOptions::default()
+        };
+        // Without the secret, the key fails closed and says what is missing.
+        let w = World::new(&[]);
+        let (_, secret) = w.api_key_with(&["email"], options.clone());
+        let req = request(Channel::Email, "ann@example.com");
+        let e = block_on(w.svc().send_app_code(&secret, &req)).unwrap_err();
+        assert!(
+            matches!(&e, ApiError::Unavailable(d) if d.contains("TURNSTILE_SECRET")),
+            "{e:?}"
+        );
+        assert_eq!(w.sent(), 0);
+
+        let w = World::new(&[("TURNSTILE_SECRET", "0x4AAAAAAA-secret")]);
+        let (_, secret) = w.api_key_with(&["email"], options);
+        let svc = w.svc();
+        w.humans.valid.borrow_mut().push("good-token".into());
+        let with = |token: Option<&str>| AppCode {
+            turnstile_token: token.map(str::to_owned),
+            ..req.clone()
+        };
+        for token in [None, Some(""), Some("bad-token")] {
+            assert_eq!(
+                block_on(svc.send_app_code(&secret, &with(token))).unwrap_err(),
+                ApiError::TurnstileFailed
+            );
+        }
+        assert_eq!(w.sent(), 0);
+        assert!(w.store.codes.borrow().is_empty() && w.store.counts.borrow().is_empty());
+        block_on(svc.send_app_code(&secret, &with(Some("good-token")))).unwrap();
+        assert_eq!(w.sent(), 1);
+        w.advance(3_600);
+        // A token works once.
+        assert_eq!(
+            block_on(svc.send_app_code(&secret, &with(Some("good-token")))).unwrap_err(),
+            ApiError::TurnstileFailed
+        );
+        // Siteverify down: 503, nothing sent.
+        w.humans.down.set(true);
+        let e = block_on(svc.send_app_code(&secret, &with(Some("good-token")))).unwrap_err();
+        assert_eq!(e.status(), 503);
+        assert_eq!(w.sent(), 1);
+        // A key that does not ask for Turnstile never calls siteverify.
+        let asked = w.humans.asked.borrow().len();
+        let (_, plain) = w.api_key(&["email"]);
+        block_on(svc.send_app_code(&plain, &request(Channel::Email, "bob@example.com"))).unwrap();
+        assert_eq!(w.humans.asked.borrow().len(), asked);
+        let outcomes: Vec<_> = w
+            .audit
+            .take()
+            .into_iter()
+            .filter(|e| e.kind == EventKind::CodeSent)
+            .map(|e| e.outcome)
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                "turnstile_failed",
+                "turnstile_failed",
+                "turnstile_failed",
+                "sent",
+                "turnstile_failed",
+                "unavailable",
+                "sent"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_account_flows_ask_turnstile_only_with_its_secret() {
+        let off = World::new(&[]);
+        block_on(off.svc().check_human_sender(None)).unwrap();
+        let on = World::new(&[("TURNSTILE_SECRET", "0x4AAAAAAA-secret")]);
+        assert_eq!(
+            block_on(on.svc().check_human_sender(None)).unwrap_err(),
+            ApiError::TurnstileFailed
+        );
+        on.humans.valid.borrow_mut().push("t".into());
+        block_on(on.svc().check_human_sender(Some("t"))).unwrap();
     }
 }

@@ -25,11 +25,13 @@ use crate::domain::channel::Channel;
 use crate::domain::code::{digests_match, Code, CodeKey, CodeSpec, Pepper};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
+use crate::ports::human::HumanCheck;
 use crate::ports::limits::{lane, CounterWrite, Counters, SendCount, SendPolicy};
 use crate::ports::store::{Effect, NewCode, PendingCode, Store};
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::Texter;
+use crate::providers::turnstile::token_shape;
 use crate::service::diagnostics::Diagnostics;
 use std::cell::RefCell;
 
@@ -49,6 +51,8 @@ pub struct Service<'a, S, K, M, T, C> {
     /// The language of the account flows' messages, from the request's
     /// `Accept-Language` (an app's send names its own `locale`).
     pub language: Locale,
+    /// Turnstile's siteverify.
+    pub humans: &'a dyn HumanCheck,
 }
 
 /// The KV writes of a request that its answer does not depend on (the
@@ -110,6 +114,28 @@ struct Issued {
 }
 
 impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M, T, C> {
+    /// The Turnstile check of a send, when `required`: the request's
+    /// `token` must be one siteverify accepts. Checked before anything is
+    /// written or counted, so a bot's requests cost no send and no cap.
+    pub async fn check_human(&self, token: Option<&str>, required: bool) -> ApiResult<()> {
+        if !required {
+            return Ok(());
+        }
+        self.cfg.turnstile()?;
+        let token = token
+            .filter(|t| token_shape(t))
+            .ok_or(ApiError::TurnstileFailed)?;
+        match self.humans.check(token).await? {
+            true => Ok(()),
+            false => Err(ApiError::TurnstileFailed),
+        }
+    }
+
+    /// `check_human` for the account flows' sends: on with `TURNSTILE_SECRET`.
+    pub async fn check_human_sender(&self, token: Option<&str>) -> ApiResult<()> {
+        self.check_human(token, self.cfg.turnstile_on()).await
+    }
+
     fn policy(&self) -> SendPolicy {
         SendPolicy {
             cooldown_secs: self.cfg.resend_cooldown_secs,

@@ -16,6 +16,7 @@ use crate::domain::email::Email;
 use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
+use crate::ports::human::HumanCheck;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
     Cleanup, Effect, Exchange, Exchanged, Filed, NewCode, NewHandoff, NewSession, PasswordLookup,
@@ -26,6 +27,7 @@ use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::{TextChannel, TextMessage, Texter};
 use crate::service::diagnostics::Diagnostics;
+use futures_util::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -881,6 +883,29 @@ impl Counters for &MemoryKv {
     }
 }
 
+/// Siteverify as Cloudflare answers it: each token in `valid` passes once
+/// (then it is spent); `down` makes it unreachable.
+#[derive(Default)]
+pub struct Humans {
+    pub valid: RefCell<Vec<String>>,
+    pub asked: RefCell<Vec<String>>,
+    pub down: Cell<bool>,
+}
+
+impl HumanCheck for Humans {
+    fn check<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, ApiResult<bool>> {
+        Box::pin(async move {
+            self.asked.borrow_mut().push(token.into());
+            if self.down.get() {
+                return Err(ApiError::Unavailable("siteverify did not answer".into()));
+            }
+            let mut valid = self.valid.borrow_mut();
+            let found = valid.iter().position(|t| t == token);
+            Ok(found.map(|i| valid.remove(i)).is_some())
+        })
+    }
+}
+
 /// Captures every mail and text; `fail_next` makes the next send fail.
 #[derive(Default)]
 pub struct Outbox {
@@ -945,6 +970,7 @@ pub struct World {
     pub later: Later,
     /// Shared by the store and KV: one sequence of calls.
     pub faults: Rc<Faults>,
+    pub humans: Humans,
 }
 
 pub const ADMIN_TOKEN: &str = "admin-secret-0123456789abcdefghij";
@@ -980,6 +1006,7 @@ impl World {
             diagnostics: Diagnostics::default(),
             later: Later::default(),
             faults,
+            humans: Humans::default(),
         }
     }
 
@@ -995,6 +1022,7 @@ impl World {
             diagnostics: &self.diagnostics,
             later: &self.later,
             language: Locale::En,
+            humans: &self.humans,
         }
     }
 
