@@ -9,6 +9,7 @@ use crate::domain::return_to::ReturnOrigins;
 use crate::error::ApiError;
 use crate::pages::layout::{parse_accent, DEFAULT_ACCENT};
 use crate::providers::mail::{MailApi, Sender, APIS};
+use crate::providers::svix::WebhookSecret;
 use crate::providers::template::Templates;
 use crate::providers::text::TextChannel;
 use crate::providers::turnstile::{Turnstile, DEFAULT_VERIFY_URL};
@@ -82,6 +83,11 @@ pub struct Config {
     /// Sends per hour to one prefix; 0: no cap (`SMS_MAX_PER_PREFIX_PER_HOUR`).
     pub sms_max_per_prefix_per_hour: u32,
     pub turnstile_timeout_ms: u64,
+    /// Where providers call back (`PUBLIC_BASE_URL`): the worker's own
+    /// https origin, as Twilio signs the URLs it calls. No var, no callback.
+    pub public_base_url: Option<String>,
+    /// Resend's webhook signing secret (`RESEND_WEBHOOK_SECRET`).
+    pub resend_webhook_secret: Option<Result<WebhookSecret, String>>,
     /// The pages' Turnstile widget (`TURNSTILE_SITE_KEY`).
     pub turnstile_site_key: Option<String>,
     twilio: Twilio,
@@ -108,6 +114,29 @@ pub const CODES_PER_ATTEMPT: u64 = 10_000;
 
 /// Whether `max_attempts` guesses at a code of `spec` stay within 1 in
 /// `CODES_PER_ATTEMPT`.
+/// `PUBLIC_BASE_URL`: an origin (no path, query or trailing slash), https
+/// in production. Twilio signs the exact URL it calls, so the callback
+/// URL must be the one the worker is reached at.
+fn public_base_url(raw: &str, production: bool) -> Result<String, String> {
+    let url = raw.trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://").filter(|_| !production));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']) => {
+            Ok(url.to_owned())
+        }
+        _ => Err(format!(
+            "var PUBLIC_BASE_URL must be the worker's origin, like https://otp.example.com{}",
+            if production {
+                " (https in production)"
+            } else {
+                ""
+            }
+        )),
+    }
+}
+
 pub fn attempts_fit(spec: CodeSpec, max_attempts: u32) -> bool {
     spec.space() >= u64::from(max_attempts) * CODES_PER_ATTEMPT
 }
@@ -201,7 +230,15 @@ impl Config {
                 secret,
             })
         });
+        let public_base_url = match vars.text("PUBLIC_BASE_URL", "").trim() {
+            "" => None,
+            raw => Some(public_base_url(raw, production).map_err(unavailable)?),
+        };
+        let resend_webhook_secret = secret("RESEND_WEBHOOK_SECRET")
+            .map(|_| real_secret("RESEND_WEBHOOK_SECRET").and_then(|s| WebhookSecret::parse(&s)));
         Ok(Self {
+            public_base_url,
+            resend_webhook_secret,
             turnstile,
             turnstile_site_key: get("TURNSTILE_SITE_KEY").filter(|v| !v.trim().is_empty()),
             turnstile_timeout_ms: vars.int("TURNSTILE_TIMEOUT_MS", 5_000, 100, 30_000)?,
@@ -257,6 +294,28 @@ impl Config {
                 }
             }),
         })
+    }
+
+    /// Twilio's auth token, which signs its status callbacks; 503 without.
+    pub fn twilio_auth_token(&self) -> Result<&str, ApiError> {
+        match self.twilio.auth_token.as_str() {
+            "" => Err(ApiError::Unavailable(
+                "secret TWILIO_AUTH_TOKEN is not set (wrangler secret put TWILIO_AUTH_TOKEN)"
+                    .into(),
+            )),
+            token => Ok(token),
+        }
+    }
+
+    /// Resend's webhook secret; 503 naming it when it is not set.
+    pub fn resend_webhook_secret(&self) -> Result<&WebhookSecret, ApiError> {
+        match &self.resend_webhook_secret {
+            Some(Ok(s)) => Ok(s),
+            Some(Err(e)) => Err(ApiError::Unavailable(e.clone())),
+            None => Err(ApiError::Unavailable(
+                "secret RESEND_WEBHOOK_SECRET is not set: Resend's webhook is off (wrangler secret put RESEND_WEBHOOK_SECRET)".into(),
+            )),
+        }
     }
 
     /// Whether `TURNSTILE_SECRET` is set: the account flows' sends then

@@ -47,6 +47,10 @@ pub enum ApiError {
     /// 403: a send that needs a Turnstile token came without one that
     /// siteverify accepts (missing, invalid, expired or already used).
     TurnstileFailed,
+    /// 403: a provider's callback without a valid signature.
+    InvalidSignature,
+    /// 404: no send of this key has this id.
+    SendNotFound,
     /// 403: test recipients are off in production (`ALLOW_TEST_RECIPIENTS`).
     TestRecipientsDisabled,
     /// 409: the key has `test_recipient::MAX_PER_KEY` test recipients.
@@ -151,8 +155,12 @@ impl ApiError {
             | Self::CsrfRefused
             | Self::CountryNotAllowed
             | Self::TurnstileFailed
+            | Self::InvalidSignature
             | Self::TestRecipientsDisabled => 403,
-            Self::NotFound | Self::ApiKeyNotFound | Self::TestRecipientNotFound => 404,
+            Self::NotFound
+            | Self::ApiKeyNotFound
+            | Self::TestRecipientNotFound
+            | Self::SendNotFound => 404,
             Self::TooManyTestRecipients => 409,
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge { .. } => 413,
@@ -176,13 +184,17 @@ impl ApiError {
             Self::RateLimited { .. } | Self::PrefixLimited { .. } => "rate_limited",
             Self::CountryNotAllowed => "country_not_allowed",
             Self::TurnstileFailed => "turnstile_failed",
+            Self::InvalidSignature => "invalid_signature",
             Self::TestRecipientsDisabled => "test_recipients_disabled",
             Self::TooManyTestRecipients => "too_many_test_recipients",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthorized => "unauthorized",
             Self::EmailNotVerified => "email_not_verified",
             Self::ChannelNotAllowed(_) => "channel_not_allowed",
-            Self::NotFound | Self::ApiKeyNotFound | Self::TestRecipientNotFound => "not_found",
+            Self::NotFound
+            | Self::ApiKeyNotFound
+            | Self::TestRecipientNotFound
+            | Self::SendNotFound => "not_found",
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -207,13 +219,17 @@ impl ApiError {
             Self::RateLimited { .. } | Self::PrefixLimited { .. } => "Rate limited",
             Self::CountryNotAllowed => "Country not allowed",
             Self::TurnstileFailed => "Turnstile check failed",
+            Self::InvalidSignature => "Invalid signature",
             Self::TestRecipientsDisabled => "Test recipients disabled",
             Self::TooManyTestRecipients => "Too many test recipients",
             Self::InvalidCredentials => "Invalid credentials",
             Self::Unauthorized => "Unauthorized",
             Self::EmailNotVerified => "Email not verified",
             Self::ChannelNotAllowed(_) => "Channel not allowed",
-            Self::NotFound | Self::ApiKeyNotFound | Self::TestRecipientNotFound => "Not found",
+            Self::NotFound
+            | Self::ApiKeyNotFound
+            | Self::TestRecipientNotFound
+            | Self::SendNotFound => "Not found",
             Self::OriginNotAllowed => "Origin not allowed",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::UnsupportedMediaType => "Unsupported media type",
@@ -252,6 +268,10 @@ impl ApiError {
             Self::CountryNotAllowed => {
                 "Codes may not be sent to this number's country (SMS_ALLOWED_COUNTRIES).".into()
             }
+            Self::InvalidSignature => {
+                "The callback's signature does not match: it did not come from the provider, or PUBLIC_BASE_URL is not the URL it called.".into()
+            }
+            Self::SendNotFound => "This API key made no send with this id (or its record has expired).".into(),
             Self::TurnstileFailed => {
                 "This request needs a `turnstile_token` from the Turnstile widget that Cloudflare accepts; get a fresh one and send again.".into()
             }
@@ -366,6 +386,8 @@ impl ApiError {
             ApiError::OriginNotAllowed,
             ApiError::CountryNotAllowed,
             ApiError::TurnstileFailed,
+            ApiError::InvalidSignature,
+            ApiError::SendNotFound,
             ApiError::PrefixLimited {
                 retry_after_secs: 60,
             },

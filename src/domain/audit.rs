@@ -26,10 +26,13 @@ pub enum EventKind {
     ApiKeyAuthFailed,
     TestRecipientAdded,
     TestRecipientRemoved,
+    /// A provider's report on a sent message: `delivered`, `undelivered`
+    /// or `failed`, with its error code as the detail.
+    CodeDelivery,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::CodeSent,
         Self::CodeVerified,
         Self::CodeFailed,
@@ -44,6 +47,7 @@ impl EventKind {
         Self::ApiKeyAuthFailed,
         Self::TestRecipientAdded,
         Self::TestRecipientRemoved,
+        Self::CodeDelivery,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -66,6 +70,7 @@ impl EventKind {
             Self::ApiKeyAuthFailed => "api_key_auth_failed",
             Self::TestRecipientAdded => "test_recipient_added",
             Self::TestRecipientRemoved => "test_recipient_removed",
+            Self::CodeDelivery => "code_delivery",
         }
     }
 }

@@ -14,7 +14,9 @@ use crate::http::requests::{
     Login, OtpSend, OtpVerify, PasswordResetConfirm, Register, RemoveTestRecipient, Resend,
     RevokeKey,
 };
-use crate::http::routes::{AdminRoute, AppRoute, Flow, PublicRoute, SessionRoute};
+use crate::http::routes::{
+    id_in, AdminRoute, AppRoute, Flow, HookRoute, PublicRoute, SessionRoute,
+};
 use crate::ports::clock::rfc3339;
 use crate::ports::limits::CLIENT_LIMIT;
 use crate::service::{Deferred, LoginSession};
@@ -54,8 +56,9 @@ pub(super) async fn serve(
                 Some(bearer) if is_well_formed(&bearer) => bearer,
                 _ => return refuse_key(svc, call).await,
             };
+            let path = call.req.path();
             let answer = match body(svc, call).await {
-                Ok(body) => app(route, svc, &bearer, &body).await,
+                Ok(body) => app(route, svc, &bearer, &body, &path).await,
                 Err(e) => held(svc, &bearer, e).await,
             };
             match answer {
@@ -63,7 +66,65 @@ pub(super) async fn serve(
                 answer => answer,
             }
         }
+        Flow::Hook(route) => hook(route, svc, call).await,
     }
+}
+
+/// A provider's callback: the raw body, for its signature.
+async fn hook(route: HookRoute, svc: &EdgeService<'_>, call: &mut Call<'_>) -> ApiResult<Response> {
+    let header = |name: &str| call.req.headers().get(name).ok().flatten();
+    match route {
+        HookRoute::TwilioStatus => {
+            // Twilio signed the URL it called: ours, as PUBLIC_BASE_URL
+            // spells it, whatever host or proxy the request came through.
+            let base = svc.cfg.public_base_url.clone().ok_or_else(|| {
+                ApiError::Unavailable(
+                    "var PUBLIC_BASE_URL is not set: no status callbacks were asked for".into(),
+                )
+            })?;
+            let signature = header("x-twilio-signature");
+            let url = call.req.inner().url();
+            let query = url
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            let signed_url = format!("{base}{}{query}", call.req.path());
+            let raw = read_raw(call.req).await?;
+            let form: Vec<(String, String)> = form_urlencoded::parse(&raw).into_owned().collect();
+            svc.twilio_status(&signed_url, &form, signature.as_deref())?;
+        }
+        HookRoute::Resend => {
+            // Svix's names; its white-label `webhook-*` names as well.
+            let either = |a: &str, b: &str| header(a).or_else(|| header(b)).unwrap_or_default();
+            let id = either("svix-id", "webhook-id");
+            let timestamp = either("svix-timestamp", "webhook-timestamp");
+            let signatures = either("svix-signature", "webhook-signature");
+            let raw = read_raw(call.req).await?;
+            svc.resend_event(&id, &timestamp, &signatures, &raw)?;
+        }
+    }
+    Ok(respond::empty(204))
+}
+
+/// The body's bytes, up to the limit. Read as it arrives and stopped past
+/// the limit: a chunked body declares no length, and may never end.
+async fn read_raw(req: &mut Request) -> ApiResult<Vec<u8>> {
+    check_declared_length(
+        req.headers()
+            .get("content-length")
+            .ok()
+            .flatten()
+            .as_deref(),
+    )?;
+    let mut body = BodyBuffer::default();
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::InvalidRequest("the body could not be read".into()))?;
+            body.push(&chunk)?;
+        }
+    }
+    Ok(body.bytes().to_vec())
 }
 
 /// A refused API key also counts against the client's strict limit, so
@@ -254,8 +315,13 @@ async fn app(
     svc: &EdgeService<'_>,
     bearer: &str,
     body: &JsonBody,
+    path: &str,
 ) -> ApiResult<Response> {
     match route {
+        AppRoute::Status => {
+            let id = id_in("/v1/otp/{id}", path).unwrap_or_default();
+            Ok(respond::json(200, &svc.send_report(bearer, id).await?))
+        }
         AppRoute::Send => {
             let OtpSend(request) = match OtpSend::parse(body, svc.cfg) {
                 Ok(parsed) => parsed,
@@ -314,20 +380,8 @@ fn key_json(key: &ApiKey) -> Value {
 }
 
 async fn read_json(req: &mut Request) -> ApiResult<JsonBody> {
-    let headers = req.headers();
-    require_json(headers.get("content-type").ok().flatten().as_deref())?;
-    check_declared_length(headers.get("content-length").ok().flatten().as_deref())?;
-    // Read as it arrives and stop past the limit: a chunked body declares
-    // no length, and may never end.
-    let mut body = BodyBuffer::default();
-    if let Ok(mut stream) = req.stream() {
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|_| ApiError::InvalidRequest("the body could not be read".into()))?;
-            body.push(&chunk)?;
-        }
-    }
-    JsonBody::parse(body.bytes())
+    require_json(req.headers().get("content-type").ok().flatten().as_deref())?;
+    JsonBody::parse(&read_raw(req).await?)
 }
 
 /// Sends after the answer has gone out, so its timing cannot tell a known

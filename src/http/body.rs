@@ -115,6 +115,11 @@ impl JsonBody {
         }
     }
 
+    /// Whether the field is there and not null.
+    pub fn has(&self, name: &str) -> bool {
+        !matches!(self.0.get(name), None | Some(Value::Null))
+    }
+
     pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),

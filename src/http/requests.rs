@@ -181,6 +181,17 @@ impl OtpSend {
         let spec = CodeSpec::new(length, alphabet)?;
         let mut code = AppCode::new(to, purpose, spec, ttl)?;
         code.turnstile_token = body.optional_string("turnstile_token")?.map(str::to_owned);
+        if body.has("fallback") {
+            code.fallback_sms = match (code.to.channel(), body.strings("fallback")?.as_slice()) {
+                (_, []) => false,
+                (Channel::Whatsapp, ["sms"]) => true,
+                _ => {
+                    return Err(ApiError::InvalidRequest(
+                        "field `fallback` may only be [\"sms\"], on a `whatsapp` send".into(),
+                    ))
+                }
+            };
+        }
         if let Some(raw) = body.optional_string("locale")? {
             code.language = LanguageTag::parse(raw)
                 .map_err(ApiError::InvalidRequest)?

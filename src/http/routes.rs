@@ -32,6 +32,16 @@ pub enum Flow {
     Admin(AdminRoute),
     /// A calling app, with an API key.
     App(AppRoute),
+    /// A provider's callback, proven by its signature over the raw body.
+    Hook(HookRoute),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookRoute {
+    /// Twilio's message status callback (`X-Twilio-Signature`).
+    TwilioStatus,
+    /// Resend's webhook (Svix signature headers).
+    Resend,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +82,8 @@ pub enum AppRoute {
     Verify,
     /// `/v1/auth/exchange`: a hand-off code of the hosted pages for a session.
     Exchange,
+    /// `GET /v1/otp/{id}`: what became of a send.
+    Status,
 }
 
 /// What a route reads from the request besides headers.
@@ -79,6 +91,8 @@ pub enum AppRoute {
 pub enum Body {
     None,
     Json,
+    /// The bytes as they came, for a signature over them.
+    Raw,
 }
 
 /// One operation: its method and path as `openapi.yaml` writes them, the
@@ -93,6 +107,7 @@ pub struct Row {
 }
 
 pub const API_KEYS_PATH: &str = "/v1/admin/api-keys";
+pub const TWILIO_STATUS_PATH: &str = "/v1/hooks/twilio/status";
 pub const TEST_RECIPIENTS_PATH: &str = "/v1/admin/api-keys/{id}/test-recipients";
 
 const fn public(r: PublicRoute) -> Route {
@@ -109,6 +124,10 @@ const fn admin(r: AdminRoute) -> Route {
 
 const fn app(r: AppRoute) -> Route {
     Route::Flow(Flow::App(r))
+}
+
+const fn hook(r: HookRoute) -> Route {
+    Route::Flow(Flow::Hook(r))
 }
 
 const fn row(
@@ -130,10 +149,11 @@ const fn row(
 /// Every route. A `{id}` segment matches one non-empty path segment. The
 /// spec test checks this table against `openapi.yaml`.
 #[rustfmt::skip]
-pub const TABLE: [Row; 23] = {
+pub const TABLE: [Row; 26] = {
     use AdminRoute::*;
     use AppRoute::*;
-    use Body::{Json, None};
+    use Body::{Json, None, Raw};
+    use HookRoute::{Resend as ResendHook, TwilioStatus};
     use PublicRoute::*;
     use Route::{Health, OpenApi};
     use SessionRoute::*;
@@ -153,6 +173,9 @@ pub const TABLE: [Row; 23] = {
         row("POST",   "/v1/otp/send",               "otp_send",               app(Send),                     Json),
         row("POST",   "/v1/otp/verify",             "otp_verify",             app(Verify),                   Json),
         row("POST",   "/v1/auth/exchange",          "auth_exchange",          app(Exchange),                 Json),
+        row("GET",    "/v1/otp/{id}",               "otp_status",             app(Status),                   None),
+        row("POST",   TWILIO_STATUS_PATH,           "twilio_status",          hook(TwilioStatus),            Raw),
+        row("POST",   "/v1/hooks/resend",           "resend_webhook",         hook(ResendHook),              Raw),
         row("GET",    "/v1/admin/stats",            "admin_stats",            admin(Stats),                  None),
         row("GET",    API_KEYS_PATH,                "admin_list_keys",        admin(ListKeys),               None),
         row("POST",   API_KEYS_PATH,                "admin_create_key",       admin(CreateKey),              Json),
@@ -214,6 +237,10 @@ impl Row {
         self.body == Body::Json
     }
 
+    pub fn takes_raw(&self) -> bool {
+        self.body == Body::Raw
+    }
+
     /// Whether the route needs the pepper, because it digests codes or
     /// addresses: every JSON route but the operator's.
     pub fn needs_pepper(&self) -> bool {
@@ -225,7 +252,8 @@ impl Row {
     pub fn limit(&self) -> Option<RateLimit> {
         match self.route {
             Route::OpenApi => None,
-            Route::Flow(Flow::App(_)) => Some(APP_LIMIT),
+            // Providers call from few addresses, many times a second.
+            Route::Flow(Flow::App(_) | Flow::Hook(_)) => Some(APP_LIMIT),
             Route::Health | Route::Flow(_) => Some(CLIENT_LIMIT),
         }
     }

@@ -7,7 +7,7 @@ use maud::{html, Markup};
 
 /// Every problem code, its title (as `ApiError::title` gives it) and what
 /// to do about it. A test checks this list against the error enum.
-pub const PROBLEMS: [(&str, &str, &str); 26] = [
+pub const PROBLEMS: [(&str, &str, &str); 27] = [
     ("invalid_request", "Invalid request", "A field or query parameter is missing or malformed. The detail names it; fix the request and send it again."),
     ("invalid_code", "Invalid code", "The code does not match, or no code is pending for this address (never sent, already used, or replaced by a newer one). When the code was simply wrong, `attempts_left` says how many guesses it still takes. For a hand-off code: it is unknown, already exchanged, or its browser session has ended."),
     ("expired_code", "Expired code", "The code was right but is past its lifetime. Ask for a new one. Hand-off codes live 60 seconds."),
@@ -17,7 +17,7 @@ pub const PROBLEMS: [(&str, &str, &str); 26] = [
     ("unauthorized", "Unauthorized", "The bearer token, API key or admin token is missing, wrong, expired or revoked."),
     ("email_not_verified", "Email not verified", "A password sign-in to an address that is not verified yet. A verification code has been sent; verify the address, then sign in."),
     ("channel_not_allowed", "Channel not allowed", "This API key may not send on the channel asked for. An operator can create a key with that channel."),
-    ("not_found", "Not found", "No route has this path, no API key has this id, or the key has no such test recipient."),
+    ("not_found", "Not found", "No route has this path, no API key has this id, the key has no such test recipient, or made no send with this id."),
     ("origin_not_allowed", "Origin not allowed", "A browser on this origin may not call the API. The operator lists allowed origins in CORS_ALLOWED_ORIGINS."),
     ("method_not_allowed", "Method not allowed", "The path exists but not with this method. The Allow header lists the methods it takes."),
     ("unsupported_media_type", "Unsupported media type", "The request body must be JSON, sent with Content-Type: application/json."),
@@ -31,6 +31,7 @@ pub const PROBLEMS: [(&str, &str, &str); 26] = [
     ("return_to_mismatch", "Return address mismatch", "The return_to sent to /v1/auth/exchange is not the URL the hand-off code was issued for (the link's return_to, exactly). The code is spent: start the sign-in again."),
     ("country_not_allowed", "Country not allowed", "SMS and WhatsApp codes may go only to the countries the operator lists in SMS_ALLOWED_COUNTRIES, found from the number's calling code. Nothing was sent or counted."),
     ("turnstile_failed", "Turnstile check failed", "With TURNSTILE_SECRET set, sign-up, resend, password reset and code sign-in (and /v1/otp/send for keys marked turnstile_required) need a `turnstile_token` from the Turnstile widget. It was missing, or Cloudflare refused it: tokens work once and for 300 seconds. Get a fresh token and send again."),
+    ("invalid_signature", "Invalid signature", "A provider's callback (Twilio's status callback, Resend's webhook) came without a valid signature. Check that PUBLIC_BASE_URL is exactly the URL the provider calls, and that TWILIO_AUTH_TOKEN or RESEND_WEBHOOK_SECRET is the provider's."),
     ("test_recipients_disabled", "Test recipients disabled", "Test recipients (fixed codes, nothing sent) are off when ENVIRONMENT=production, unless the operator sets ALLOW_TEST_RECIPIENTS=true."),
     ("too_many_test_recipients", "Too many test recipients", "An API key may have at most 50 test recipients. Remove one first."),
     ("csrf_failed", "Form refused", "A form of the hosted pages came from another site, or without this browser's form token. Nothing was done: reload the page and submit it again."),

@@ -121,6 +121,26 @@ pub struct NewCode<'a> {
     pub test: bool,
 }
 
+/// What is known of one send: its code while it is pending, and the audit
+/// trail's events about it, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendRecord {
+    /// `(attempts, expires_at)` of the code, while it is filed.
+    pub code: Option<(u32, u64)>,
+    pub events: Vec<SendEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendEvent {
+    pub event: String,
+    pub outcome: String,
+    pub detail: Option<String>,
+    pub at: u64,
+    pub channel: Option<String>,
+    pub purpose: Option<String>,
+    pub test: bool,
+}
+
 /// What adding a test recipient did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestRecipientPut {
@@ -372,6 +392,13 @@ pub trait Store {
         digest: &str,
         max: u32,
     ) -> ApiResult<TestRecipientPut>;
+    /// `GET /v1/otp/{id}`'s one round: the key behind `key_hash`, if live,
+    /// and what its scope holds of the send `send_id`.
+    async fn send_record(
+        &self,
+        key_hash: &str,
+        send_id: &str,
+    ) -> ApiResult<(Option<ApiKey>, SendRecord)>;
     /// The key's test recipients, `None` when no key has this id.
     async fn test_recipients(&self, key_id: &str) -> ApiResult<Option<Vec<TestRecipient>>>;
     /// `false` when the key has no such test recipient.

@@ -5,6 +5,7 @@
 pub mod http_call;
 pub mod locale;
 pub mod mail;
+pub mod svix;
 pub mod template;
 pub mod text;
 pub mod turnstile;

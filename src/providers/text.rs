@@ -11,6 +11,9 @@ pub struct TextMessage {
     pub body: String,
     /// The code alone, for providers' pre-approved templates (WhatsApp).
     pub code: String,
+    /// Where the provider reports the message's delivery
+    /// (`PUBLIC_BASE_URL`), if anywhere.
+    pub status_callback: Option<String>,
 }
 
 impl std::fmt::Debug for TextMessage {

@@ -65,6 +65,9 @@ impl Twilio {
             }
             _ => form.append_pair("Body", &m.body),
         };
+        if let Some(url) = &m.status_callback {
+            form.append_pair("StatusCallback", url);
+        }
         let body = form.finish();
         let credentials = STANDARD.encode(format!("{}:{}", self.account_sid, self.auth_token));
         Ok(HttpCall {
@@ -80,6 +83,40 @@ impl Twilio {
             body,
         })
     }
+}
+
+/// Twilio's signature of a request it makes to us (`X-Twilio-Signature`):
+/// HMAC-SHA1 under the auth token of the full URL it called, then each
+/// form field's name and value, sorted by name (byte order), base64.
+pub fn signature(auth_token: &str, url: &str, form: &[(String, String)]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut fields: Vec<&(String, String)> = form.iter().collect();
+    fields.sort();
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(auth_token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac.update(url.as_bytes());
+    for (k, v) in fields {
+        mac.update(k.as_bytes());
+        mac.update(v.as_bytes());
+    }
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Whether `given` is Twilio's signature of this request, compared in
+/// constant time.
+pub fn signed_by_twilio(
+    auth_token: &str,
+    url: &str,
+    form: &[(String, String)],
+    given: &str,
+) -> bool {
+    use subtle::ConstantTimeEq;
+    !auth_token.is_empty()
+        && bool::from(
+            signature(auth_token, url, form)
+                .as_bytes()
+                .ct_eq(given.trim().as_bytes()),
+        )
 }
 
 fn whatsapp(number: &str) -> String {
@@ -131,6 +168,7 @@ mod tests {
             to: Phone::parse("+14155550123").unwrap(),
             body: "123456 is your Acme code & more".into(),
             code: "123456".into(),
+            status_callback: None,
         }
     }
 
@@ -216,6 +254,81 @@ mod tests {
             .request(&msg(TextChannel::Whatsapp))
             .unwrap_err()
             .contains("TWILIO_WHATSAPP_FROM"));
+    }
+
+    /// Twilio's own worked example (its security documentation).
+    #[test]
+    fn signatures_match_twilios_example() {
+        let form: Vec<(String, String)> = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+14158675310"),
+            ("Digits", "1234"),
+            ("From", "+14158675310"),
+            ("To", "+18005551212"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let url = "https://example.com/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            signature("12345", url, &form),
+            "L/OH5YylLD5NRKLltdqwSvS0BnU="
+        );
+        let mut reversed = form.clone();
+        reversed.reverse();
+        assert!(signed_by_twilio(
+            "12345",
+            url,
+            &reversed,
+            "L/OH5YylLD5NRKLltdqwSvS0BnU="
+        ));
+        assert!(!signed_by_twilio(
+            "12346",
+            url,
+            &form,
+            "L/OH5YylLD5NRKLltdqwSvS0BnU="
+        ));
+        assert!(!signed_by_twilio(
+            "12345",
+            "https://example.com/myapp.php?foo=1",
+            &form,
+            "L/OH5YylLD5NRKLltdqwSvS0BnU="
+        ));
+        assert!(!signed_by_twilio(
+            "",
+            url,
+            &form,
+            &signature("", url, &form)
+        ));
+        let mut changed = form.clone();
+        changed[2].1 = "1235".into();
+        assert!(!signed_by_twilio(
+            "12345",
+            url,
+            &changed,
+            "L/OH5YylLD5NRKLltdqwSvS0BnU="
+        ));
+    }
+
+    #[test]
+    fn a_status_callback_is_asked_for_when_there_is_one() {
+        let m = TextMessage {
+            status_callback: Some(
+                "https://otp.example.com/v1/hooks/twilio/status?send=ab12".into(),
+            ),
+            ..msg(TextChannel::Sms)
+        };
+        let f = form(&twilio().request(&m).unwrap());
+        assert_eq!(
+            f.last().unwrap(),
+            &(
+                "StatusCallback".into(),
+                "https://otp.example.com/v1/hooks/twilio/status?send=ab12".into()
+            )
+        );
+        assert!(!form(&twilio().request(&msg(TextChannel::Sms)).unwrap())
+            .iter()
+            .any(|(k, _)| k == "StatusCallback"));
     }
 
     #[test]

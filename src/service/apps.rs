@@ -14,6 +14,7 @@ use crate::domain::purpose::AppPurpose;
 use crate::domain::recipient::Recipient;
 use crate::domain::session::token_hash;
 use crate::error::{ApiError, ApiResult};
+use crate::http::routes::TWILIO_STATUS_PATH;
 use crate::ports::clock::{rfc3339, Clock};
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{Effect, Filed, NewCode, Store};
@@ -37,6 +38,8 @@ pub struct AppCode {
     pub language: String,
     /// For a key marked `turnstile_required`.
     pub turnstile_token: Option<String>,
+    /// `fallback: ["sms"]` on a WhatsApp send: SMS when WhatsApp refuses.
+    pub fallback_sms: bool,
 }
 
 impl AppCode {
@@ -59,6 +62,7 @@ impl AppCode {
             ttl_secs,
             language: "en".into(),
             turnstile_token: None,
+            fallback_sms: false,
         })
     }
 }
@@ -155,19 +159,14 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     /// The `code_sent` event of an app's send: `sent` with the send's id,
     /// or why it was refused.
     fn audit_send(&self, key: &CodeKey<'_>, result: &ApiResult<SentCode>, test: bool) {
-        let (outcome, send_id) = match result {
-            Ok(sent) => ("sent", Some(sent.id.clone())),
-            Err(e) => (e.audit_outcome(), None),
+        let (outcome, send_id, channel) = match result {
+            Ok(sent) => ("sent", Some(sent.id.as_str()), sent.channel),
+            Err(e) => (e.audit_outcome(), None, key.channel),
         };
-        self.audit.record(Event {
-            scope: Some(key.scope.to_owned()),
-            purpose: Some(key.purpose.to_owned()),
-            channel: Some(key.channel),
-            address_hash: self.cfg.pepper().ok().map(|p| p.address_tag(key.address)),
-            send_id,
-            test,
-            ..Event::new(EventKind::CodeSent, outcome)
-        });
+        // The channel that carried it: SMS after a WhatsApp fallback.
+        let key = CodeKey { channel, ..*key };
+        let event = self.code_event(EventKind::CodeSent, outcome, &key, send_id);
+        self.audit.record(Event { test, ..event });
     }
 
     /// A send to one of the key's test recipients: the code is the
@@ -223,6 +222,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         if !key.channels.allows(channel) {
             return Err(ApiError::ChannelNotAllowed(channel));
         }
+        // A fallback needs SMS as well: checked before anything is sent.
+        if req.fallback_sms && !key.channels.allows(Channel::Sms) {
+            return Err(ApiError::ChannelNotAllowed(Channel::Sms));
+        }
         self.check_human(
             req.turnstile_token.as_deref(),
             key.options.turnstile_required,
@@ -244,6 +247,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         match text_channel(&req.to) {
             None => self.mailer.ready()?,
             Some((tc, _)) => self.texter.ready(tc)?,
+        }
+        if req.fallback_sms {
+            self.texter.ready(TextChannel::Sms)?;
         }
         let tag = cooldown.tag;
         if let Some(retry_after_secs) = cooldown.left? {
@@ -293,44 +299,79 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             language: &req.language,
         };
         let kind = Kind::App(&req.purpose);
-        match text_channel(&req.to) {
+        let carried = match text_channel(&req.to) {
             None => {
                 let rendered = self.cfg.templates.mail(kind, &values);
                 let message =
                     code_message(req.to.address(), rendered, format!("code-{}", issued.id));
-                self.mailer.send(&message).await?
+                self.mailer.send(&message).await?;
+                channel
             }
-            Some((channel, phone)) => {
-                let body = self.cfg.templates.text_message(kind, &values);
-                let code = issued.code.expose();
-                // The autofill lines are for SMS: WhatsApp shows its own
-                // copy-code button, and no platform reads them there.
-                let body = match channel {
-                    TextChannel::Sms => with_autofill(
-                        &body,
-                        code,
-                        key.options.sms_domain.as_ref(),
-                        key.options.android_app_hash.as_ref(),
-                    ),
-                    TextChannel::Whatsapp => body,
+            Some((text, phone)) => {
+                let text_code = TextCode {
+                    key,
+                    to: phone,
+                    body: self.cfg.templates.text_message(kind, &values),
+                    code: issued.code.expose(),
+                    send_id: &issued.id,
                 };
-                let message = TextMessage {
-                    channel,
-                    to: phone.clone(),
-                    body,
-                    code: code.to_owned(),
-                };
-                self.texter.send(&message).await?
+                match self.send_text(text, &text_code).await {
+                    // WhatsApp refused it at the provider: the same code by
+                    // SMS, when the app asked for that. Both are audited.
+                    Err(e @ ApiError::TextDeliveryFailed(Channel::Whatsapp))
+                        if req.fallback_sms =>
+                    {
+                        self.audit_of_send(
+                            EventKind::CodeSent,
+                            e.code(),
+                            &code_key,
+                            Some(&issued.id),
+                        );
+                        self.send_text(TextChannel::Sms, &text_code).await?;
+                        Channel::Sms
+                    }
+                    sent => {
+                        sent?;
+                        channel
+                    }
+                }
             }
-        }
+        };
         // Only a delivered message starts the cooldown, so a retry after a
         // provider failure works.
         self.start_cooldown(tag, cooldown.lane, now);
         Ok(SentCode {
             id: issued.id,
             expires_at: rfc3339(issued.expires_at),
-            channel,
+            channel: carried,
         })
+    }
+
+    /// Sends an app's code by SMS or WhatsApp.
+    async fn send_text(&self, channel: TextChannel, c: &TextCode<'_>) -> ApiResult<()> {
+        // The autofill lines are for SMS: WhatsApp shows its own
+        // copy-code button, and no platform reads them there.
+        let body = match channel {
+            TextChannel::Sms => with_autofill(
+                &c.body,
+                c.code,
+                c.key.options.sms_domain.as_ref(),
+                c.key.options.android_app_hash.as_ref(),
+            ),
+            TextChannel::Whatsapp => c.body.clone(),
+        };
+        let message = TextMessage {
+            channel,
+            to: c.to.clone(),
+            body,
+            code: c.code.to_owned(),
+            status_callback: self
+                .cfg
+                .public_base_url
+                .as_ref()
+                .map(|base| format!("{base}{TWILIO_STATUS_PATH}?send={}", c.send_id)),
+        };
+        self.texter.send(&message).await
     }
 
     /// `/v1/otp/verify` for the app holding the key `bearer`: the key's
@@ -363,6 +404,15 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         })
         .await
     }
+}
+
+/// An app's code as a text message carries it, on whichever channel.
+struct TextCode<'a> {
+    key: &'a ApiKey,
+    to: &'a crate::domain::phone::Phone,
+    body: String,
+    code: &'a str,
+    send_id: &'a str,
 }
 
 /// The cooldown of an app's send: what its read found, and where it is kept.
@@ -1167,5 +1217,61 @@ mod sends {
         );
         on.humans.valid.borrow_mut().push("t".into());
         block_on(on.svc().check_human_sender(Some("t"))).unwrap();
+    }
+
+    #[test]
+    fn a_whatsapp_refusal_falls_back_to_sms_when_asked() {
+        let w = World::new(&[]);
+        let (_, secret) = w.api_key(&["whatsapp", "sms"]);
+        let svc = w.svc();
+        let req = AppCode {
+            fallback_sms: true,
+            ..request(Channel::Whatsapp, "+447700900123")
+        };
+        w.outbox.text_failures.set(1);
+        let sent = block_on(svc.send_app_code(&secret, &req)).unwrap();
+        assert_eq!(sent.channel, Channel::Sms);
+        let text = w.outbox.texts.borrow().last().unwrap().clone();
+        assert_eq!(text.channel, TextChannel::Sms);
+        // Verified under the channel the app asked for.
+        let code = w.last_text_code();
+        block_on(svc.verify_app_code(&secret, &req.to, &req.purpose, &code)).unwrap();
+        let sends: Vec<_> = w
+            .audit
+            .take()
+            .into_iter()
+            .filter(|e| e.kind == EventKind::CodeSent)
+            .map(|e| (e.channel, e.outcome, e.send_id == Some(sent.id.clone())))
+            .collect();
+        assert_eq!(
+            sends,
+            [
+                (Some(Channel::Whatsapp), "whatsapp_delivery_failed", true),
+                (Some(Channel::Sms), "sent", true)
+            ]
+        );
+        // Without `fallback`, a refusal is the answer; with both refused, SMS's.
+        w.advance(3_600);
+        w.outbox.text_failures.set(1);
+        let plain = request(Channel::Whatsapp, "+447700900124");
+        assert_eq!(
+            block_on(svc.send_app_code(&secret, &plain)).unwrap_err(),
+            ApiError::TextDeliveryFailed(Channel::Whatsapp)
+        );
+        w.outbox.text_failures.set(2);
+        let both = AppCode {
+            fallback_sms: true,
+            ..request(Channel::Whatsapp, "+447700900125")
+        };
+        assert_eq!(
+            block_on(svc.send_app_code(&secret, &both)).unwrap_err(),
+            ApiError::TextDeliveryFailed(Channel::Sms)
+        );
+        // A key without SMS cannot ask for it.
+        let (_, whatsapp_only) = w.api_key(&["whatsapp"]);
+        assert_eq!(
+            block_on(svc.send_app_code(&whatsapp_only, &req)).unwrap_err(),
+            ApiError::ChannelNotAllowed(Channel::Sms)
+        );
     }
 }

@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod apps;
+mod delivery;
 pub mod diagnostics;
 mod handoff;
 #[cfg(test)]
@@ -18,6 +19,7 @@ mod testkit;
 pub use account::LoginSession;
 pub use admin::Activity;
 pub use apps::{AppCode, SentCode};
+pub use delivery::SendReport;
 
 use crate::config::Config;
 use crate::domain::audit::{Audit, Event, EventKind};
@@ -228,12 +230,15 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let pepper = self.cfg.pepper()?;
         let max = self.cfg.otp_max_attempts;
         let now = self.clock.now();
-        let failed = |outcome, error| {
-            self.audit_code(EventKind::CodeFailed, outcome, key);
-            Err(error)
-        };
         let Some(pending) = pending else {
-            return failed("no_pending_code", ApiError::InvalidCode);
+            self.audit_code(EventKind::CodeFailed, "no_pending_code", key);
+            return Err(ApiError::InvalidCode);
+        };
+        // From here every event names the send the guess was about.
+        let send = Some(pending.id.as_str());
+        let failed = |outcome, error| {
+            self.audit_of_send(EventKind::CodeFailed, outcome, key, send);
+            Err(error)
         };
         if pending.attempts > max {
             return failed("too_many_attempts", ApiError::TooManyAttempts);
@@ -259,7 +264,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             (false, true) => Proof::AddressOnly,
             (false, false) => {
                 if pending.attempts == max {
-                    self.audit_code(EventKind::CodeBurned, "too_many_attempts", key);
+                    self.audit_of_send(EventKind::CodeBurned, "too_many_attempts", key, send);
                     return Err(ApiError::TooManyAttempts);
                 }
                 return failed(
@@ -276,7 +281,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         };
         match self.store.consume_code(&pending.id, effect, now).await? {
             true => {
-                self.audit_code(EventKind::CodeVerified, "ok", key);
+                self.audit_of_send(EventKind::CodeVerified, "ok", key, send);
                 Ok(())
             }
             // A concurrent request consumed, replaced or burned it first.
@@ -286,13 +291,35 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     /// An event about the code filed under `key`.
     fn audit_code(&self, kind: EventKind, outcome: &'static str, key: &CodeKey<'_>) {
-        self.audit.record(Event {
+        self.audit_of_send(kind, outcome, key, None);
+    }
+
+    /// `audit_code`, naming the send (the code's id) when it is known.
+    fn audit_of_send(
+        &self,
+        kind: EventKind,
+        outcome: &'static str,
+        key: &CodeKey<'_>,
+        send: Option<&str>,
+    ) {
+        self.audit.record(self.code_event(kind, outcome, key, send));
+    }
+
+    fn code_event(
+        &self,
+        kind: EventKind,
+        outcome: &'static str,
+        key: &CodeKey<'_>,
+        send: Option<&str>,
+    ) -> Event {
+        Event {
             scope: Some(key.scope.to_owned()),
             purpose: Some(key.purpose.to_owned()),
             channel: Some(key.channel),
             address_hash: self.address_hash(key.address),
+            send_id: send.map(str::to_owned),
             ..Event::new(kind, outcome)
-        });
+        }
     }
 
     /// The audit trail's pseudonym for an address; none without a pepper.

@@ -20,8 +20,8 @@ use crate::ports::human::HumanCheck;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
     Cleanup, Effect, Exchange, Exchanged, Filed, NewCode, NewHandoff, NewSession, PasswordLookup,
-    PendingCode, Registered, Registration, Requested, SendStats, SeriesPoint, SpentHandoff, Stats,
-    Store, TestRecipientPut, User, UserStats,
+    PendingCode, Registered, Registration, Requested, SendEvent, SendRecord, SendStats,
+    SeriesPoint, SpentHandoff, Stats, Store, TestRecipientPut, User, UserStats,
 };
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -654,6 +654,50 @@ impl Store for &MemoryStore {
         all.push((key_id.into(), t.clone(), digest.into()));
         Ok(TestRecipientPut::Put)
     }
+    async fn send_record(
+        &self,
+        key_hash: &str,
+        send_id: &str,
+    ) -> ApiResult<(Option<ApiKey>, SendRecord)> {
+        let _call = self.faults.call(Resource::D1, "send_record").await?;
+        let key = self
+            .keys
+            .borrow()
+            .iter()
+            .find(|(h, k)| h == key_hash && k.revoked_at.is_none())
+            .map(|(_, k)| k.clone());
+        let Some(key) = key else {
+            return Ok((None, SendRecord::default()));
+        };
+        let scope = app_scope(&key.id);
+        let code = self
+            .codes
+            .borrow()
+            .iter()
+            .find(|((s, ..), (c, _))| *s == scope && c.id == send_id)
+            .map(|(_, (c, _))| (c.attempts, c.expires_at));
+        let times = self.event_times.borrow();
+        let events = self
+            .events
+            .borrow()
+            .iter()
+            .zip(times.iter())
+            .filter(|(e, _)| {
+                e.send_id.as_deref() == Some(send_id)
+                    && (e.scope.as_deref() == Some(&scope) || e.event == "code_delivery")
+            })
+            .map(|(e, at)| SendEvent {
+                event: e.event.clone(),
+                outcome: e.outcome.clone(),
+                detail: e.detail.clone(),
+                at: *at,
+                channel: e.channel.clone(),
+                purpose: e.purpose.clone(),
+                test: e.test,
+            })
+            .collect();
+        Ok((Some(key), SendRecord { code, events }))
+    }
     async fn test_recipients(&self, key_id: &str) -> ApiResult<Option<Vec<TestRecipient>>> {
         let _call = self.faults.call(Resource::D1, "test_recipients").await?;
         if !self.keys.borrow().iter().any(|(_, k)| k.id == key_id) {
@@ -912,6 +956,8 @@ pub struct Outbox {
     pub mails: RefCell<Vec<Message>>,
     pub texts: RefCell<Vec<TextMessage>>,
     pub fail_next: Cell<bool>,
+    /// The next this-many text messages fail, as Twilio refusing them.
+    pub text_failures: Cell<u32>,
     pub rounds: Rc<Rounds>,
 }
 
@@ -942,7 +988,11 @@ impl Texter for &Outbox {
     }
     async fn send(&self, m: &TextMessage) -> ApiResult<()> {
         let _call = self.rounds.call(Resource::Outbound, "text").await;
-        self.deliver()?;
+        let left = self.text_failures.get();
+        if left > 0 || self.fail_next.replace(false) {
+            self.text_failures.set(left.saturating_sub(1));
+            return Err(ApiError::TextDeliveryFailed(m.channel.channel()));
+        }
         self.texts.borrow_mut().push(m.clone());
         Ok(())
     }

@@ -14,6 +14,10 @@ pub use postmark::Postmark;
 pub use resend::Resend;
 pub use sendgrid::SendGrid;
 
+/// The Resend tag that names a mail's send (its `idempotency_key`,
+/// `code-<id>`), which Resend's webhook events carry back.
+pub const SEND_TAG: &str = "otp_send";
+
 #[derive(Clone)]
 pub struct Message {
     pub to: String,

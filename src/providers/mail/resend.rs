@@ -22,6 +22,7 @@ impl MailApi for Resend {
             "subject": m.subject,
             "text": m.text,
             "html": m.html,
+            "tags": [{"name": super::SEND_TAG, "value": m.idempotency_key}],
         });
         HttpCall {
             url: format!("{api_url}/emails"),
