@@ -53,8 +53,8 @@ pub enum ApiError {
     SendNotFound,
     /// 403: test recipients are off in production (`ALLOW_TEST_RECIPIENTS`).
     TestRecipientsDisabled,
-    /// 409: the key has `test_recipient::MAX_PER_KEY` test recipients.
-    TooManyTestRecipients,
+    /// 409: the key has `max` test recipients (`test_recipient::MAX_PER_KEY`).
+    TooManyTestRecipients { max: u32 },
     /// 404: no route has this path.
     NotFound,
     /// 404: no API key has this id.
@@ -161,7 +161,7 @@ impl ApiError {
             | Self::ApiKeyNotFound
             | Self::TestRecipientNotFound
             | Self::SendNotFound => 404,
-            Self::TooManyTestRecipients => 409,
+            Self::TooManyTestRecipients { .. } => 409,
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType => 415,
@@ -186,7 +186,7 @@ impl ApiError {
             Self::TurnstileFailed => "turnstile_failed",
             Self::InvalidSignature => "invalid_signature",
             Self::TestRecipientsDisabled => "test_recipients_disabled",
-            Self::TooManyTestRecipients => "too_many_test_recipients",
+            Self::TooManyTestRecipients { .. } => "too_many_test_recipients",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthorized => "unauthorized",
             Self::EmailNotVerified => "email_not_verified",
@@ -221,7 +221,7 @@ impl ApiError {
             Self::TurnstileFailed => "Turnstile check failed",
             Self::InvalidSignature => "Invalid signature",
             Self::TestRecipientsDisabled => "Test recipients disabled",
-            Self::TooManyTestRecipients => "Too many test recipients",
+            Self::TooManyTestRecipients { .. } => "Too many test recipients",
             Self::InvalidCredentials => "Invalid credentials",
             Self::Unauthorized => "Unauthorized",
             Self::EmailNotVerified => "Email not verified",
@@ -278,10 +278,9 @@ impl ApiError {
             Self::TestRecipientsDisabled => {
                 "Test recipients are off in production unless ALLOW_TEST_RECIPIENTS=true.".into()
             }
-            Self::TooManyTestRecipients => format!(
-                "An API key may have at most {} test recipients.",
-                crate::domain::test_recipient::MAX_PER_KEY
-            ),
+            Self::TooManyTestRecipients { max } => {
+                format!("An API key may have at most {max} test recipients.")
+            }
             Self::TestRecipientNotFound => "The API key has no such test recipient.".into(),
             Self::InvalidCredentials => "The email or password is wrong.".into(),
             Self::Unauthorized => "A valid bearer token is required.".into(),
@@ -392,7 +391,7 @@ impl ApiError {
                 retry_after_secs: 60,
             },
             ApiError::TestRecipientsDisabled,
-            ApiError::TooManyTestRecipients,
+            ApiError::TooManyTestRecipients { max: 50 },
             ApiError::TestRecipientNotFound,
             ApiError::TextDeliveryFailed(Channel::Whatsapp),
             ApiError::TextDeliveryFailed(Channel::Sms),

@@ -129,6 +129,9 @@ struct KeyRow {
     sms_domain: Option<String>,
     android_app_hash: Option<String>,
     turnstile_required: f64,
+    /// Only `sending_key` selects it: the digest of a test recipient's code.
+    #[serde(default)]
+    test_digest: Option<String>,
 }
 
 impl From<KeyRow> for ApiKey {
@@ -931,12 +934,6 @@ impl Store for D1Store {
         channel: Channel,
         address: &str,
     ) -> ApiResult<Option<(ApiKey, Option<String>)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            #[serde(flatten)]
-            key: KeyRow,
-            test_digest: Option<String>,
-        }
         let sql = format!(
             "SELECT {KEY_COLUMNS},
                (SELECT digest FROM test_recipients
@@ -945,9 +942,12 @@ impl Store for D1Store {
         );
         let args = [text(key_hash), text(channel.as_str()), text(address)];
         Ok(self
-            .read_first::<Row>("sending_key", &sql, &args)
+            .read_first::<KeyRow>("sending_key", &sql, &args)
             .await?
-            .map(|r| (ApiKey::from(r.key), r.test_digest)))
+            .map(|mut r| {
+                let digest = r.test_digest.take();
+                (ApiKey::from(r), digest)
+            }))
     }
 
     async fn put_test_recipient(
@@ -1123,14 +1123,29 @@ impl Store for D1Store {
         channel: Channel,
         address: &str,
     ) -> ApiResult<bool> {
-        let row: Option<serde_json::Value> = self
-            .write(
-                "delete_test_recipient",
-                "DELETE FROM test_recipients WHERE key_id = ?1 AND channel = ?2 AND address = ?3 RETURNING key_id",
-                &[text(key_id), text(channel.as_str()), text(address)],
+        const OP: &str = "delete_test_recipient";
+        let args = [text(key_id), text(channel.as_str()), text(address)];
+        // Its pending code goes with it: the fixed code stops working now.
+        let results = self
+            .batch(
+                OP,
+                vec![
+                    self.stmt(
+                        OP,
+                        "DELETE FROM test_recipients WHERE key_id = ?1 AND channel = ?2 AND address = ?3 RETURNING key_id",
+                        &args,
+                    )?,
+                    self.stmt(
+                        OP,
+                        &format!(
+                            "DELETE FROM codes WHERE scope = '{APP_SCOPE_PREFIX}' || ?1 AND channel = ?2 AND address = ?3 AND test = 1"
+                        ),
+                        &args,
+                    )?,
+                ],
             )
             .await?;
-        Ok(row.is_some())
+        results.returned(0)
     }
 
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {

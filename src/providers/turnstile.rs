@@ -5,7 +5,6 @@
 //! otherwise answer `timeout-or-duplicate`).
 
 use crate::providers::http_call::HttpCall;
-use serde::Deserialize;
 
 pub const DEFAULT_VERIFY_URL: &str = "https://challenges.cloudflare.com/turnstile/v0/siteverify";
 /// Turnstile's tokens are at most 2048 characters.
@@ -61,28 +60,30 @@ pub enum Verdict {
     Broken(Vec<String>),
 }
 
+/// Read as a `Value`, whose parser the worker already carries: a typed
+/// struct would add a parser of its own to the wasm.
 pub fn verdict(body: &str) -> Verdict {
-    #[derive(Deserialize)]
-    struct Answer {
-        success: bool,
-        #[serde(rename = "error-codes", default)]
-        error_codes: Vec<String>,
-    }
-    match serde_json::from_str::<Answer>(body) {
-        Ok(a) if a.success => Verdict::Passed,
-        Ok(a) => {
-            let ours = a.error_codes.iter().any(|c| {
-                matches!(
-                    c.as_str(),
-                    "missing-input-secret" | "invalid-input-secret" | "internal-error"
-                )
-            });
-            match ours {
-                true => Verdict::Broken(a.error_codes),
-                false => Verdict::Refused(a.error_codes),
-            }
-        }
-        Err(_) => Verdict::Broken(vec!["unreadable answer".into()]),
+    let Ok(answer) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Verdict::Broken(vec!["unreadable answer".into()]);
+    };
+    let codes: Vec<String> = answer["error-codes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ours = codes.iter().any(|c| {
+        matches!(
+            c.as_str(),
+            "missing-input-secret" | "invalid-input-secret" | "internal-error"
+        )
+    });
+    match (answer["success"].as_bool(), ours) {
+        (Some(true), _) => Verdict::Passed,
+        (Some(false), false) => Verdict::Refused(codes),
+        _ => Verdict::Broken(codes),
     }
 }
 

@@ -120,7 +120,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 Ok(recipient)
             }
             TestRecipientPut::NoKey => Err(ApiError::ApiKeyNotFound),
-            TestRecipientPut::Full => Err(ApiError::TooManyTestRecipients),
+            TestRecipientPut::Full => Err(ApiError::TooManyTestRecipients { max: MAX_PER_KEY }),
         }
     }
 

@@ -959,10 +959,12 @@ mod sends {
     #[test]
     fn test_recipients_are_listed_removed_and_bounded() {
         let w = World::new(&[("ENVIRONMENT", "development"), ("MAIL_PROVIDER", "log")]);
-        let (key, _) = w.api_key(&["email", "sms"]);
+        let (key, secret) = w.api_key(&["email", "sms"]);
         let svc = w.svc();
         add(&w, &key, Channel::Sms, "+15555550100", "111111").unwrap();
         add(&w, &key, Channel::Sms, "+15555550100", "222222").unwrap();
+        let req = request(Channel::Sms, "+15555550100");
+        block_on(svc.send_app_code(&secret, &req)).unwrap();
         let listed = block_on(svc.test_recipients(ADMIN, &key.id)).unwrap();
         assert_eq!(listed.len(), 1, "a second add replaces the code");
         assert_eq!(
@@ -971,6 +973,12 @@ mod sends {
         );
         let to = Recipient::parse(Channel::Sms, "+15555550100").unwrap();
         block_on(svc.remove_test_recipient(ADMIN, &key.id, &to)).unwrap();
+        // Its pending code goes with it: the fixed code stops working at once.
+        assert_eq!(
+            block_on(svc.verify_app_code(&secret, &req.to, &req.purpose, &code("222222")))
+                .unwrap_err(),
+            ApiError::InvalidCode
+        );
         assert_eq!(
             block_on(svc.remove_test_recipient(ADMIN, &key.id, &to)).unwrap_err(),
             ApiError::TestRecipientNotFound
@@ -987,7 +995,7 @@ mod sends {
         }
         assert_eq!(
             add(&w, &key, Channel::Email, "one-more@example.com", "123456").unwrap_err(),
-            ApiError::TooManyTestRecipients
+            ApiError::TooManyTestRecipients { max: 50 }
         );
         assert_eq!(
             add(&w, &key, Channel::Email, "x@example.com", "123456").map_err(|e| e.code()),

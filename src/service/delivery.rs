@@ -15,8 +15,7 @@ use crate::ports::store::{SendRecord, Store};
 use crate::providers::mail::Mailer;
 use crate::providers::text::Texter;
 use crate::providers::twilio::signed_by_twilio;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use serde::Serialize;
 
 /// A send's id: a code's, 32 lower-case hex characters.
 fn is_send_id(s: &str) -> bool {
@@ -117,50 +116,29 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         if !secret.verifies(id, timestamp, signatures, body, self.clock.now()) {
             return Err(ApiError::InvalidSignature);
         }
-        #[derive(Deserialize)]
-        struct Event {
-            #[serde(rename = "type")]
-            kind: String,
-            #[serde(default)]
-            data: Data,
-        }
-        #[derive(Deserialize, Default)]
-        struct Data {
-            #[serde(default)]
-            tags: Option<BTreeMap<String, String>>,
-            #[serde(default)]
-            bounce: Option<Bounce>,
-        }
-        #[derive(Deserialize)]
-        struct Bounce {
-            #[serde(rename = "type", default)]
-            kind: Option<String>,
-        }
-        // Signed by Resend but not what we expect: nothing to record.
-        let Ok(event) = serde_json::from_slice::<Event>(body) else {
+        // Read as a `Value`, whose parser the JSON routes already carry: a
+        // typed struct would add a parser of its own to the wasm. Signed by
+        // Resend but not what we expect: nothing to record.
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(body) else {
             return Ok(());
         };
-        let status = match event.kind.as_str() {
-            "email.delivered" => "delivered",
-            "email.bounced" => "undelivered",
-            "email.failed" => "failed",
+        let status = match event["type"].as_str() {
+            Some("email.delivered") => "delivered",
+            Some("email.bounced") => "undelivered",
+            Some("email.failed") => "failed",
             _ => return Ok(()),
         };
-        let send = event
-            .data
-            .tags
-            .as_ref()
-            .and_then(|t| t.get(crate::providers::mail::SEND_TAG))
+        let data = &event["data"];
+        let send = data["tags"][crate::providers::mail::SEND_TAG]
+            .as_str()
             .and_then(|v| v.strip_prefix("code-"))
             .filter(|s| is_send_id(s))
             .map(str::to_owned);
-        let detail = event
-            .data
-            .bounce
-            .and_then(|b| b.kind)
+        let detail = data["bounce"]["type"]
+            .as_str()
             .filter(|k| k.len() <= 32 && k.bytes().all(|b| b.is_ascii_alphanumeric()));
         if let Some(send) = send {
-            self.record_delivery(&send, status, Channel::Email, detail.as_deref());
+            self.record_delivery(&send, status, Channel::Email, detail);
         }
         Ok(())
     }

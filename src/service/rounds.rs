@@ -103,6 +103,8 @@ const EXPECTED: &[Cost] = &[
     cost("POST /v1/otp/send (email)",                 3, (2, 1, 1), 0, (1, 1, 0)),
     cost("POST /v1/otp/send (sms)",                   3, (2, 1, 1), 0, (1, 1, 0)),
     cost("POST /v1/otp/verify",                       2, (2, 0, 0), 0, (1, 0, 0)),
+    cost("GET /v1/otp/{id}",                          1, (1, 0, 0), 0, (0, 0, 0)),
+    cost("POST /v1/otp/send (test recipient)",        2, (2, 1, 0), 0, (1, 0, 0)),
     cost("GET /v1/admin/stats",                       1, (1, 0, 0), 0, (0, 0, 0)),
     cost("GET /v1/admin/api-keys",                    1, (1, 0, 0), 0, (0, 0, 0)),
     cost("POST /v1/admin/api-keys",                   1, (1, 0, 0), 0, (1, 0, 0)),
@@ -353,8 +355,42 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
             let code = w.last_code();
             let verify = svc.verify_app_code(&secret, &request.to, &request.purpose, &code);
             costs_push(measure(&w, "POST /v1/otp/verify", verify, no_mail));
+        } else {
+            let id = w.store.codes.borrow().values().next().unwrap().0.id.clone();
+            let report = svc.send_report(&secret, &id);
+            costs_push(measure(&w, "GET /v1/otp/{id}", report, no_mail));
         }
     }
+
+    // A test recipient's send: the key's lookup finds it, nothing goes out.
+    let w = World::new(
+        &[
+            vars,
+            &[("ENVIRONMENT", "development"), ("MAIL_PROVIDER", "log")],
+        ]
+        .concat(),
+    );
+    let (key, secret) = w.api_key(&["sms"]);
+    let reviewer = crate::domain::test_recipient::NewTestRecipient::parse(
+        Channel::Sms,
+        "+15555550100",
+        "424242",
+    )
+    .unwrap();
+    block_on(w.svc().add_test_recipient(ADMIN, &key.id, &reviewer)).unwrap();
+    let request = AppCode::new(
+        Recipient::parse(Channel::Sms, "+15555550100").unwrap(),
+        AppPurpose::parse("checkout").unwrap(),
+        CodeSpec::digits(6),
+        300,
+    )
+    .unwrap();
+    costs_push(measure(
+        &w,
+        "POST /v1/otp/send (test recipient)",
+        w.svc().send_app_code(&secret, &request),
+        no_mail,
+    ));
 
     let w = verified();
     let svc = w.svc();

@@ -725,6 +725,10 @@ impl Store for &MemoryStore {
         let mut all = self.test_recipients.borrow_mut();
         let before = all.len();
         all.retain(|(id, t, _)| !(id == key_id && t.channel == channel && t.address == address));
+        let scope = app_scope(key_id);
+        self.codes.borrow_mut().retain(|(s, c, _, a), (code, _)| {
+            !(*s == scope && *c == channel.as_str() && a == address && code.test)
+        });
         Ok(all.len() < before)
     }
     async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {

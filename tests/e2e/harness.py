@@ -53,6 +53,12 @@ ROUTES = {
     "admin_create_key": ("POST", API_KEYS_PATH),
     "admin_events": ("GET", "/v1/admin/events"),
     "auth_exchange": ("POST", "/v1/auth/exchange"),
+    "otp_status": ("GET", "/v1/otp/{id}"),
+    "admin_list_test_recipients": ("GET", API_KEYS_PATH + "/{id}/test-recipients"),
+    "admin_add_test_recipient": ("POST", API_KEYS_PATH + "/{id}/test-recipients"),
+    "admin_remove_test_recipient": ("DELETE", API_KEYS_PATH + "/{id}/test-recipients"),
+    "twilio_status": ("POST", "/v1/hooks/twilio/status"),
+    "resend_webhook": ("POST", "/v1/hooks/resend"),
 }
 OMIT = object()  # a body field left out
 
@@ -413,8 +419,10 @@ class Worker:
     # assert on. Keyword arguments (`ip`, `headers`, `token`, `params`) go
     # to the request; `call` sends any body, well-formed or not.
 
-    def call(self, route, body=None, **kw):
+    def call(self, route, body=None, id=None, **kw):
         method, path = ROUTES[route]
+        if "{id}" in path:
+            path = path.replace("{id}", id)
         assert body is None or method == "POST", f"{route} takes no body"
         if method == "GET":
             return self.get(path, **kw)
@@ -482,6 +490,18 @@ class Worker:
 
     def admin_events(self, **kw):
         return self.call("admin_events", **kw)
+
+    def otp_status(self, send_id, **kw):
+        return self.call("otp_status", id=send_id, **kw)
+
+    def admin_list_test_recipients(self, key_id, **kw):
+        return self.call("admin_list_test_recipients", id=key_id, **kw)
+
+    def admin_add_test_recipient(self, key_id, channel, to, code, **kw):
+        return self.call("admin_add_test_recipient", {"channel": channel, "to": to, "code": code}, id=key_id, **kw)
+
+    def admin_remove_test_recipient(self, key_id, channel, to, **kw):
+        return self.call("admin_remove_test_recipient", id=key_id, params={"channel": channel, "to": to}, **kw)
 
     def auth_exchange(self, code, return_to, *, code_verifier=OMIT, **kw):
         body = {"code": code, "return_to": return_to, "code_verifier": code_verifier}

@@ -41,7 +41,8 @@ def test_keys_are_created_listed_without_secrets_and_stored_as_sha256(app):
     assert listed.status_code == 200
     mine = [k for k in listed.json()["api_keys"] if k["id"] == created["id"]]
     assert mine and "key" not in mine[0] and key not in listed.text
-    assert set(mine[0]) == {"id", "name", "app_name", "channels", "hint", "created_at", "revoked_at"}
+    assert set(mine[0]) == {"id", "name", "app_name", "channels", "hint", "created_at", "revoked_at",
+                            "sms_domain", "android_app_hash", "turnstile_required"}
     with app.db() as db:
         (stored,) = db.execute("SELECT key_hash FROM api_keys WHERE id = ?", (created["id"],)).fetchone()
         dump = "\n".join(db.iterdump())
