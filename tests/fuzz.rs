@@ -23,8 +23,8 @@ use otp_edge::http::body::{check_declared_length, require_json, JsonBody};
 use otp_edge::http::cors::Cors;
 use otp_edge::http::request_id::request_id;
 use otp_edge::http::requests::{
-    CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange, Login, OtpSend, OtpVerify,
-    PasswordResetConfirm, Register, Resend, RevokeKey,
+    AddTestRecipient, CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange, Login,
+    OtpSend, OtpVerify, PasswordResetConfirm, Register, RemoveTestRecipient, Resend, RevokeKey,
 };
 use otp_edge::http::routes::{Row, TABLE};
 use otp_edge::pages::browser::Form;
@@ -113,6 +113,13 @@ fn route_field() -> impl Strategy<Value = (String, serde_json::Value)> {
             "code_verifier",
             json!("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
         ),
+        ("channel", json!("whatsapp")),
+        ("locale", json!("pt-BR")),
+        ("fallback", json!(["sms"])),
+        ("turnstile_token", json!("XXXX.DUMMY.TOKEN.XXXX")),
+        ("sms_domain", json!("shop.example.com")),
+        ("android_app_hash", json!("FA+9qCX9VSu")),
+        ("turnstile_required", json!(true)),
     ];
     (
         prop::sample::select(fields.to_vec()),
@@ -358,11 +365,14 @@ proptest! {
     fn otp_send_bodies(value in route_body()) {
         let body = body_of(&value);
         let cfg = config();
-        let fields = ["channel", "to", "purpose", "length", "alphabet", "ttl_seconds"];
+        let fields = ["channel", "to", "purpose", "length", "alphabet", "ttl_seconds", "locale", "fallback", "turnstile_token"];
         if let Some(OtpSend(r)) = parsed_or_refused(OtpSend::parse(&body, &cfg), &fields) {
             prop_assert_eq!(Recipient::parse(r.to.channel(), r.to.address()), Ok(r.to.clone()));
             prop_assert!((4..=10).contains(&r.spec.length));
             prop_assert!((60..=86_400).contains(&r.ttl_secs));
+            // A language is a lower-case primary subtag; a fallback only on WhatsApp.
+            prop_assert!((2..=3).contains(&r.language.len()) && r.language.bytes().all(|b| b.is_ascii_lowercase()));
+            prop_assert!(!r.fallback_sms || r.to.channel() == Channel::Whatsapp);
         }
     }
 
@@ -379,9 +389,36 @@ proptest! {
     #[test]
     fn create_key_bodies(value in route_body()) {
         let body = body_of(&value);
-        if let Some(CreateKey(k)) = parsed_or_refused(CreateKey::parse(&body), &["name", "app_name", "channels"]) {
+        let fields = ["name", "app_name", "channels", "sms_domain", "android_app_hash", "turnstile_required"];
+        if let Some(CreateKey(k)) = parsed_or_refused(CreateKey::parse(&body), &fields) {
             prop_assert!(!k.channels.names().is_empty());
             prop_assert_eq!(k.name.trim(), k.name.as_str());
+            // Whatever reaches an SMS body is one line of a host name's characters.
+            if let Some(d) = &k.options.sms_domain {
+                prop_assert!(d.as_str().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'));
+            }
+            if let Some(h) = &k.options.android_app_hash {
+                prop_assert_eq!(h.as_str().len(), 11);
+            }
+        }
+    }
+
+    #[test]
+    fn test_recipient_bodies(value in route_body(), path_id in "[0-9a-f]{32}") {
+        let body = body_of(&value);
+        let path = format!("/v1/admin/api-keys/{path_id}/test-recipients");
+        if let Some(r) = parsed_or_refused(AddTestRecipient::parse(&path, &body), &["channel", "to", "code"]) {
+            prop_assert_eq!(r.key_id, path_id);
+            prop_assert_eq!(Recipient::parse(r.recipient.to.channel(), r.recipient.to.address()), Ok(r.recipient.to.clone()));
+            prop_assert!(r.recipient.code.expose().bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        }
+    }
+
+    #[test]
+    fn test_recipient_removal_queries(query in ".{0,120}", path in ".{0,80}") {
+        let fields = ["channel", "to"];
+        if let Some(r) = parsed_or_refused(RemoveTestRecipient::parse(&path, &query), &fields) {
+            prop_assert_eq!(Recipient::parse(r.to.channel(), r.to.address()), Ok(r.to.clone()));
         }
     }
 

@@ -944,6 +944,26 @@ mod sends {
             block_on(svc.verify_app_code(&secret, &req.to, &req.purpose, &code("123456"))),
             Err(ApiError::WrongCode { .. })
         ));
+        // A test code filed while they were on (here, straight into the
+        // store) matches nothing once they are off.
+        let pending = w.store.codes.borrow().values().next().unwrap().0.id.clone();
+        let fixed = w.cfg.pepper().unwrap().test_code_digest(
+            &app_scope(&key.id),
+            Channel::Email,
+            "review@example.com",
+            &code("123456"),
+        );
+        for (c, _) in w.store.codes.borrow_mut().values_mut() {
+            if c.id == pending {
+                c.digest = fixed.clone();
+                c.test = true;
+                c.attempts = 0;
+            }
+        }
+        assert!(matches!(
+            block_on(svc.verify_app_code(&secret, &req.to, &req.purpose, &code("123456"))),
+            Err(ApiError::WrongCode { .. })
+        ));
         let allowed = World::new(&[("ALLOW_TEST_RECIPIENTS", "true")]);
         let (key, _) = allowed.api_key(&["email"]);
         add(

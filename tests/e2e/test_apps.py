@@ -118,9 +118,9 @@ def test_email_code_round_trip(app, mail, api_key):
     r = send(app, api_key, "email", email, ttl_seconds=120)
     assert r.status_code == 202, r.text
     body = r.json()
-    assert set(body) == {"id", "expires_at"} and len(body["id"]) == 32
+    assert set(body) == {"id", "expires_at", "channel"} and len(body["id"]) == 32 and body["channel"] == "email"
     req = mail.wait_for(email)[-1]
-    assert req["path"] == "/emails" and set(req["json"]) == {"from", "to", "subject", "text", "html"}
+    assert req["path"] == "/emails" and set(req["json"]) == {"from", "to", "subject", "text", "html", "tags"}
     code = mail.code(email)
     assert len(code) == 6 and code.isdigit()
     assert "2 minutes" in req["json"]["text"] and code in req["json"]["subject"]

@@ -49,7 +49,9 @@ def test_mail_request_shape_matches_resend(app, mail):
     assert req["headers"]["content-type"].startswith("application/json")
     assert req["headers"]["idempotency-key"]
     body = req["json"]
-    assert set(body) == {"from", "to", "subject", "text", "html"}
+    assert set(body) == {"from", "to", "subject", "text", "html", "tags"}
+    # The tag Resend's delivery webhook names the send by.
+    assert body["tags"] == [{"name": "otp_send", "value": req["headers"]["idempotency-key"]}]
     assert body["from"] == "Acme <no-reply@acme.test>" and body["to"] == [email]
     code = mail.code(email)
     for part in (body["text"], body["html"]):

@@ -109,9 +109,12 @@ def earlier(mail):
         SECRETS_SEEN.extend([ann_code, bob_code, carol_code])
         w.stop()  # the audit trail's writes after the answers have landed
         db = w.db()
-        rows = {t: rows_of(db, t) for t in FIRST_TABLES}
-        columns = {t: [c[1] for c in db.execute(f"PRAGMA table_info({t})")] for t in FIRST_TABLES}
-        inserts = [f"INSERT INTO {t} ({', '.join(c[1] for c in db.execute(f'PRAGMA table_info({t})'))}) "
+        # The columns the first release had: later migrations add more.
+        first = sqlite3.connect(":memory:")
+        first.executescript(FIRST.read_text())
+        columns = {t: [c[1] for c in first.execute(f"PRAGMA table_info({t})")] for t in FIRST_TABLES}
+        rows = {t: rows_of(db, t, columns[t]) for t in FIRST_TABLES}
+        inserts = [f"INSERT INTO {t} ({', '.join(columns[t])}) "
                    f"VALUES ({', '.join(map(sql_literal, row))});" for t in FIRST_TABLES for row in rows[t]]
     finally:
         w.stop()

@@ -21,7 +21,11 @@ MIN_REQUESTS = 1_000
 
 @pytest.fixture(scope="module")
 def contract(mail, twilio):
-    w = Worker("contract", mail=mail, vars=twilio_vars(twilio), secrets={"TWILIO_AUTH_TOKEN": TWILIO_TOKEN})
+    # Every optional feature on, so that each operation answers as
+    # configured (the providers' hooks need their settings and secrets).
+    w = Worker("contract", mail=mail, vars={**twilio_vars(twilio), "PUBLIC_BASE_URL": "https://otp.example.com"},
+               secrets={"TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+                        "RESEND_WEBHOOK_SECRET": "whsec_ZTJlLWNvbnRyYWN0LXdlYmhvb2stc2VjcmV0"})
     yield w
     w.stop()
 
