@@ -74,6 +74,10 @@ pub enum ApiError {
     /// 502: Twilio refused or did not answer. Why is logged, never answered:
     /// Twilio's reason (an opted-out number, say) is about the recipient.
     TextDeliveryFailed(Channel),
+    /// 502: Twilio answered the message with an error. The client sees it
+    /// as `TextDeliveryFailed`; a WhatsApp fallback takes only this one,
+    /// since a send with no answer may still be delivered.
+    TextRefused(Channel),
     /// 503: a missing secret, binding or schema. The detail says which, so
     /// an operator can fix it; it never contains a secret's value.
     Unavailable(String),
@@ -167,7 +171,7 @@ impl ApiError {
             Self::UnsupportedMediaType => 415,
             Self::TooManyAttempts | Self::RateLimited { .. } | Self::PrefixLimited { .. } => 429,
             Self::Internal(_) => 500,
-            Self::MailDeliveryFailed | Self::TextDeliveryFailed(_) => 502,
+            Self::MailDeliveryFailed | Self::TextDeliveryFailed(_) | Self::TextRefused(_) => 502,
             Self::Unavailable(_) | Self::StorageUnavailable(_) => 503,
         }
     }
@@ -200,8 +204,10 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::MailDeliveryFailed => "mail_delivery_failed",
-            Self::TextDeliveryFailed(Channel::Whatsapp) => "whatsapp_delivery_failed",
-            Self::TextDeliveryFailed(_) => "sms_delivery_failed",
+            Self::TextDeliveryFailed(Channel::Whatsapp) | Self::TextRefused(Channel::Whatsapp) => {
+                "whatsapp_delivery_failed"
+            }
+            Self::TextDeliveryFailed(_) | Self::TextRefused(_) => "sms_delivery_failed",
             Self::Unavailable(_) | Self::StorageUnavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -235,7 +241,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge { .. } => "Payload too large",
             Self::MailDeliveryFailed => "Mail delivery failed",
-            Self::TextDeliveryFailed(_) => "Message delivery failed",
+            Self::TextDeliveryFailed(_) | Self::TextRefused(_) => "Message delivery failed",
             Self::Unavailable(_) | Self::StorageUnavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
         }
@@ -295,7 +301,7 @@ impl ApiError {
             Self::OriginNotAllowed => {
                 "This origin may not call the API from a browser (see CORS_ALLOWED_ORIGINS).".into()
             }
-            Self::TextDeliveryFailed(_) => {
+            Self::TextDeliveryFailed(_) | Self::TextRefused(_) => {
                 "The message provider did not accept the message. Nothing was changed that blocks a retry.".into()
             }
             Self::MethodNotAllowed { allow } => format!("This route accepts: {allow}."),
@@ -395,6 +401,7 @@ impl ApiError {
             ApiError::TestRecipientNotFound,
             ApiError::TextDeliveryFailed(Channel::Whatsapp),
             ApiError::TextDeliveryFailed(Channel::Sms),
+            ApiError::TextRefused(Channel::Whatsapp),
             ApiError::Unavailable("OTP_PEPPER is not set".into()),
             ApiError::StorageUnavailable("d1 claim_attempt: Network connection lost".into()),
             ApiError::Internal("x".into()),

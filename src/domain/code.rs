@@ -116,6 +116,19 @@ impl Code {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The smallest shape this code could have come from: its length, in
+    /// digits if it has only digits, else letters and digits.
+    pub fn spec(&self) -> CodeSpec {
+        let alphabet = match self.0.bytes().all(|b| b.is_ascii_digit()) {
+            true => Alphabet::Digits,
+            false => Alphabet::Alphanumeric,
+        };
+        CodeSpec {
+            length: self.0.len(),
+            alphabet,
+        }
+    }
 }
 
 impl fmt::Debug for Code {

@@ -16,10 +16,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::rfc3339;
 use crate::ports::limits::{SendCount, HOUR};
 use crate::ports::store::{
-    is_transient, nth, read_with_retry, Cleanup, Effect, Exchange, Exchanged, Filed, NewCode,
-    NewHandoff, NewSession, PasswordLookup, PendingCode, Registered, Registration, Requested,
-    SendEvent, SendRecord, SendStats, SeriesPoint, SpentHandoff, Stats, Store, TestRecipientPut,
-    User, UserStats,
+    is_transient, nth, read_with_retry, Cleanup, Effect, Exchange, Exchanged, Filed, FiledCode,
+    NewCode, NewHandoff, NewSession, PasswordLookup, PendingCode, Registered, Registration,
+    Requested, SendEvent, SendRecord, SendStats, SeriesPoint, SpentHandoff, Stats, Store,
+    TestRecipientPut, User, UserStats,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -177,6 +177,11 @@ impl Results {
     }
 
     /// Whether statement `i` (one with `RETURNING`) returned a row.
+    /// Statement `i`'s one number `n`, as a truth value.
+    fn flag(&self, i: usize) -> ApiResult<bool> {
+        Ok(self.rows::<Count>(i)?.first().is_some_and(|c| c.n != 0.0))
+    }
+
     fn returned(&self, i: usize) -> ApiResult<bool> {
         Ok(!self.rows::<serde_json::Value>(i)?.is_empty())
     }
@@ -284,24 +289,33 @@ impl D1Store {
         op: &'static str,
         count: &SendCount,
     ) -> ApiResult<D1PreparedStatement> {
-        self.count_statement_if(op, count, None)
+        self.count_statement_if(op, count, None, None)
     }
 
     /// `count_statement`, counting only while `key_id`'s key is not revoked.
+    /// `count_statement`, counting only while `key_id`'s key is not
+    /// revoked and, for a test recipient's code `test`, while the
+    /// recipient still has its digest: the guards of the code's filing.
     fn count_statement_if(
         &self,
         op: &'static str,
         count: &SendCount,
         key_id: Option<&str>,
+        test: Option<&NewCode<'_>>,
     ) -> ApiResult<D1PreparedStatement> {
         let (mut guard, mut args) = send_guard(count, 1);
         if let Some(id) = key_id {
-            guard = format!("{guard} AND {}", key_alive(args.len() + 1));
+            let at = args.len() + 1;
+            guard = format!("{guard} AND {}", key_alive(at));
             args.push(text(id));
-        }
-        // Nothing to count (a test recipient's code): a row while the guard holds.
-        if count.counters.is_empty() {
-            return self.stmt(op, &format!("SELECT 1 AS sent WHERE {guard}"), &args);
+            if let Some(c) = test {
+                guard.push_str(&test_recipient_current(at, at + 1, at + 2, at + 3));
+                args.extend([
+                    text(c.key.channel.as_str()),
+                    text(c.key.address),
+                    text(c.digest),
+                ]);
+            }
         }
         let names: Vec<String> = (0..count.counters.len())
             .map(|i| format!("SELECT ?{} AS counter", 2 + 2 * i))
@@ -354,6 +368,14 @@ impl D1Store {
 /// SQL that holds while every counter of `count` is under its cap, and its
 /// parameters, numbered from `?{first}`: the hour, then each counter's
 /// name and cap.
+/// SQL (` AND …`) that holds while the key `?{key}` has the test recipient
+/// (`?{channel}`, `?{address}`) with the code digest `?{digest}`.
+fn test_recipient_current(key: usize, channel: usize, address: usize, digest: usize) -> String {
+    format!(
+        " AND EXISTS (SELECT 1 FROM test_recipients WHERE key_id = ?{key} AND channel = ?{channel} AND address = ?{address} AND digest = ?{digest})"
+    )
+}
+
 /// SQL that holds while the API key whose id is parameter `?{at}` is not revoked.
 fn key_alive(at: usize) -> String {
     format!("EXISTS (SELECT 1 FROM api_keys WHERE id = ?{at} AND revoked_at IS NULL)")
@@ -369,9 +391,6 @@ fn send_guard(count: &SendCount, first: usize) -> (String, Vec<JsValue>) {
         ));
         args.push(text(name));
         args.push(number((*cap).into()));
-    }
-    if terms.is_empty() {
-        terms.push("1".into());
     }
     (format!("({})", terms.join(" AND ")), args)
 }
@@ -648,39 +667,42 @@ impl Store for D1Store {
     ) -> ApiResult<Filed> {
         const OP: &str = "issue_app_code";
         let (guard, mut guard_args) = send_guard(count, 10);
-        let condition = format!("{guard} AND {}", key_alive(10 + guard_args.len()));
+        let key_at = 10 + guard_args.len();
+        let mut condition = format!("{guard} AND {}", key_alive(key_at));
+        // A test recipient's code only while the recipient still has this
+        // digest (?6): a removal or a new code that lands mid-send wins.
+        if c.test {
+            condition.push_str(&test_recipient_current(key_at, 3, 4, 6));
+        }
         guard_args.push(text(key_id));
         let code = self.code_statement(OP, c, attempts_window_secs, &condition, guard_args)?;
-        let counted = self.count_statement_if(OP, count, Some(key_id))?;
+        let counted = self.count_statement_if(OP, count, Some(key_id), c.test.then_some(c))?;
         // Read only when nothing was filed, so unchanged by the count: why.
         let (prefix, cap) = match count.prefix.and_then(|i| count.counters.get(i)) {
             Some((name, cap)) => (name.as_str(), *cap),
             None => ("", u32::MAX),
         };
-        let why = self.stmt(
+        let alive = self.stmt(
             OP,
-            &format!(
-                "SELECT {} AS alive,
-                   COALESCE((SELECT sent FROM send_counts WHERE counter = ?2 AND hour = ?3), 0) >= ?4 AS prefix_full",
-                key_alive(1)
-            ),
-            &[text(key_id), text(prefix), number(count.hour), number(cap.into())],
+            &format!("SELECT {} AS n", key_alive(1)),
+            &[text(key_id)],
         )?;
-        #[derive(Deserialize)]
-        struct Why {
-            alive: f64,
-            prefix_full: f64,
-        }
-        let results = self.batch(OP, vec![code, counted, why]).await?;
+        let prefix_full = self.stmt(
+            OP,
+            "SELECT COALESCE((SELECT sent FROM send_counts WHERE counter = ?1 AND hour = ?2), 0) >= ?3 AS n",
+            &[text(prefix), number(count.hour), number(cap.into())],
+        )?;
+        let results = self
+            .batch(OP, vec![code, counted, alive, prefix_full])
+            .await?;
         if results.returned(1)? {
             return Ok(Filed::Filed);
         }
-        let why = results.rows::<Why>(2)?.into_iter().next();
-        Ok(match why {
-            Some(w) if w.alive != 0.0 => Filed::Capped {
-                prefix: w.prefix_full != 0.0,
+        Ok(match results.flag(2)? {
+            true => Filed::Capped {
+                prefix: results.flag(3)?,
             },
-            _ => Filed::KeyRevoked,
+            false => Filed::KeyRevoked,
         })
     }
 
@@ -982,23 +1004,26 @@ impl Store for D1Store {
         )?;
         let alive = self.stmt(
             OP,
-            &format!("SELECT {} AS alive", key_alive(1)),
+            &format!("SELECT {} AS n", key_alive(1)),
             &[text(key_id)],
         )?;
-        #[derive(Deserialize)]
-        struct Alive {
-            alive: f64,
-        }
-        let results = self.batch(OP, vec![put, alive]).await?;
-        if results.returned(0)? {
+        // Pending codes of a replaced fixed code stop working now. It runs
+        // first in the batch, reading the digest before the put changes it;
+        // it matches nothing unless the recipient exists, when the put
+        // always lands.
+        let withdrawn = self.stmt(
+            OP,
+            &format!(
+                "DELETE FROM codes WHERE scope = '{APP_SCOPE_PREFIX}' || ?1 AND channel = ?2 AND address = ?3 AND test = 1
+                 AND EXISTS (SELECT 1 FROM test_recipients WHERE key_id = ?1 AND channel = ?2 AND address = ?3 AND digest <> ?4)"
+            ),
+            &[text(key_id), text(t.channel.as_str()), text(&t.address), text(digest)],
+        )?;
+        let results = self.batch(OP, vec![withdrawn, put, alive]).await?;
+        if results.returned(1)? {
             return Ok(TestRecipientPut::Put);
         }
-        let alive = results
-            .rows::<Alive>(1)?
-            .into_iter()
-            .next()
-            .is_some_and(|a| a.alive != 0.0);
-        Ok(if alive {
+        Ok(if results.flag(2)? {
             TestRecipientPut::Full
         } else {
             TestRecipientPut::NoKey
@@ -1015,6 +1040,9 @@ impl Store for D1Store {
         struct CodeRow {
             attempts: f64,
             expires_at: f64,
+            channel: String,
+            purpose: String,
+            test: f64,
         }
         #[derive(Deserialize)]
         struct EventRow {
@@ -1036,7 +1064,7 @@ impl Store for D1Store {
                     self.stmt(OP, &format!("SELECT {KEY_COLUMNS} {active}"), &args[..1])?,
                     self.stmt(
                         OP,
-                        &format!("SELECT attempts, expires_at FROM codes WHERE id = ?2 AND scope = {scope}"),
+                        &format!("SELECT attempts, expires_at, channel, purpose, test FROM codes WHERE id = ?2 AND scope = {scope}"),
                         &args,
                     )?,
                     // A provider's report names only the send; the service
@@ -1061,7 +1089,13 @@ impl Store for D1Store {
             .rows::<CodeRow>(1)?
             .into_iter()
             .next()
-            .map(|c| (c.attempts as u32, c.expires_at as u64));
+            .map(|c| FiledCode {
+                attempts: c.attempts as u32,
+                expires_at: c.expires_at as u64,
+                channel: c.channel,
+                purpose: c.purpose,
+                test: c.test != 0.0,
+            });
         let events = results
             .rows::<EventRow>(2)?
             .into_iter()

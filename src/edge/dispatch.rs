@@ -172,11 +172,14 @@ async fn public(
     call: &Call<'_>,
 ) -> ApiResult<Response> {
     let cfg = svc.cfg;
-    // The routes that send a code ask Turnstile first, when it is on.
+    // The routes that send a code ask Turnstile first, when it is on; a
+    // password sign-in too, since one to an unverified account mails a
+    // code (and a person's answer slows password guessing as well).
     if matches!(
         route,
         PublicRoute::Register
             | PublicRoute::Resend
+            | PublicRoute::Login
             | PublicRoute::LoginCode
             | PublicRoute::PasswordReset
     ) {

@@ -20,7 +20,7 @@ use crate::domain::session::bearer;
 use crate::error::{ApiError, ApiResult};
 use crate::http::cors::Cors;
 use crate::http::request_id::request_id;
-use crate::http::routes::{Route, Row};
+use crate::http::routes::{Flow, Route, Row};
 use crate::ports::clock::Clock;
 use crate::ports::limits::CounterWrite;
 use crate::ports::limits::{client_key, RateLimit};
@@ -203,7 +203,9 @@ async fn handle(
     let scope = Scope::load(env)?;
     let humans = Siteverify {
         cfg: &scope.cfg,
-        remote_ip: ip.clone(),
+        // An app's backend calls /v1/otp/send: its address is not the
+        // person's who solved the widget.
+        remote_ip: ip.clone().filter(|_| !matches!(flow, Flow::App(_))),
         request_id,
     };
     let svc = scope.service(env, request_id, req, &humans)?;

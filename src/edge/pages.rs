@@ -525,6 +525,12 @@ impl Page<'_, '_> {
     /// The Turnstile check of a form that sends a code, as the JSON
     /// routes make it: the widget's token is `cf-turnstile-response`.
     async fn check_human(&self, form: &Form) -> ApiResult<()> {
+        // Without the widget no person could pass: say what is missing.
+        if self.cfg().turnstile_on() && self.cfg().turnstile_site_key.is_none() {
+            return Err(ApiError::Unavailable(
+                "var TURNSTILE_SITE_KEY is not set: with TURNSTILE_SECRET, the pages need the widget".into(),
+            ));
+        }
         self.svc
             .check_human_sender(form.get("cf-turnstile-response"))
             .await
@@ -558,8 +564,8 @@ impl Page<'_, '_> {
     }
 
     async fn sign_in(&mut self, form: &Form) -> ApiResult<Answer> {
+        self.check_human(form).await?;
         if form.get("via") == Some("code") {
-            self.check_human(form).await?;
             let r = CodeRequest::parse(&form.as_json(&["email"], &[]))?;
             let mail = self.svc.login_code(&r.email).await?;
             deliver_later(self.ctx, &self.svc.mailer, mail);

@@ -25,18 +25,24 @@ impl Texter for TwilioTexter<'_> {
         let (outcome, attempts) = send(&call, self.cfg.twilio_timeout_ms).await;
         // Why Twilio refused is about the recipient (21610: opted out), so
         // it goes to the log, under the request id, and never to the client.
-        let log = match outcome {
+        let (log, refused) = match outcome {
             Outcome::Answered { body } if confirms(&body) => return Ok(()),
-            Outcome::Answered { .. } => json!({"unconfirmed": "2xx without a sid"}),
-            Outcome::Refused { status, body } => {
-                json!({"provider_status": status, "reason": refusal(status, &body)})
-            }
-            Outcome::Failed(cause) => cause,
+            Outcome::Answered { .. } => (json!({"unconfirmed": "2xx without a sid"}), false),
+            Outcome::Refused { status, body } => (
+                json!({"provider_status": status, "reason": refusal(status, &body)}),
+                true,
+            ),
+            Outcome::Failed(cause) => (cause, false),
         };
         worker::console_error!(
             "{}",
             json!({"event": "text_delivery_failed", "request_id": self.request_id, "provider": "twilio", "channel": channel.as_str(), "attempts": attempts, "last": log})
         );
-        Err(ApiError::TextDeliveryFailed(channel))
+        // Only an error answer is a refusal: without one, the message may
+        // still be delivered (a WhatsApp fallback must not send it twice).
+        Err(match refused {
+            true => ApiError::TextRefused(channel),
+            false => ApiError::TextDeliveryFailed(channel),
+        })
     }
 }

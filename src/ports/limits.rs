@@ -95,15 +95,6 @@ pub struct SendCount {
 }
 
 impl SendCount {
-    /// No counter at all: a test recipient's code, which nothing is sent for.
-    pub fn nothing(now: u64) -> Self {
-        Self {
-            hour: now / HOUR,
-            counters: Vec::new(),
-            prefix: None,
-        }
-    }
-
     /// Adds the hourly cap of sends to numbers sharing a prefix
     /// (`SMS_PREFIX_DIGITS`), named by `tag`, a keyed pseudonym of the
     /// prefix. Counted across every scope: a pumping run through a number

@@ -125,9 +125,18 @@ pub struct NewCode<'a> {
 /// trail's events about it, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SendRecord {
-    /// `(attempts, expires_at)` of the code, while it is filed.
-    pub code: Option<(u32, u64)>,
+    /// The code, while it is filed.
+    pub code: Option<FiledCode>,
     pub events: Vec<SendEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiledCode {
+    pub attempts: u32,
+    pub expires_at: u64,
+    pub channel: String,
+    pub purpose: String,
+    pub test: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

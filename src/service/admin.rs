@@ -1,6 +1,7 @@
 //! The operator's routes, behind `ADMIN_TOKEN`: stats and API keys.
 
 use super::{random_id, Service};
+use crate::config::attempts_fit;
 use crate::domain::admin_session;
 use crate::domain::api_key::{is_key_id, ApiKey, NewApiKey, Secret};
 use crate::domain::audit::{Event, EventFilter, EventKind, EventPage, StoredEvent};
@@ -101,6 +102,14 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let pepper = self.cfg.pepper()?;
         if !is_key_id(key_id) {
             return Err(ApiError::ApiKeyNotFound);
+        }
+        // The one code answers every send to the recipient: it must be as
+        // hard to guess within its attempts as any issued code.
+        let max = self.cfg.otp_max_attempts;
+        if !attempts_fit(new.code.spec(), max) {
+            return Err(ApiError::InvalidRequest(format!(
+                "field `code` is too easy to guess within {max} attempts (OTP_MAX_ATTEMPTS): use more digits, or letters too"
+            )));
         }
         let scope = app_scope(key_id);
         let (channel, address) = (new.to.channel(), new.to.address());

@@ -16,7 +16,7 @@ use crate::domain::session::token_hash;
 use crate::error::{ApiError, ApiResult};
 use crate::http::routes::TWILIO_STATUS_PATH;
 use crate::ports::clock::{rfc3339, Clock};
-use crate::ports::limits::{Counters, SendCount};
+use crate::ports::limits::Counters;
 use crate::ports::store::{Effect, Filed, NewCode, Store};
 use crate::providers::mail::{code_message, Mailer};
 use crate::providers::template::{Kind, Values};
@@ -140,7 +140,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         // Test recipients answer only where they are allowed; anywhere
         // else the address is an address like any other.
         if let Some(digest) = test_digest.filter(|_| self.cfg.test_recipients_allowed) {
-            let result = self.file_test_code(&key, req, code_key, &digest, now).await;
+            let result = self
+                .file_test_code(&key, req, code_key, (&digest, &tag), now)
+                .await;
             self.audit_send(&code_key, &result, true);
             return result;
         }
@@ -171,14 +173,17 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     /// A send to one of the key's test recipients: the code is the
     /// recipient's fixed one, filed like any code (the guess budget and the
-    /// expiry hold) and sent nowhere. Nothing is counted: it costs no
-    /// provider anything, and app-store reviewers and CI runs send often.
+    /// expiry hold) and sent nowhere. It counts against the address's
+    /// hourly caps, which bound the guesses at the one fixed code across
+    /// windows and purposes, but not the key's quota: no provider is paid.
+    /// The code is filed only while the recipient still has this digest,
+    /// so a removal or a new code that lands mid-send wins.
     async fn file_test_code(
         &self,
         key: &ApiKey,
         req: &AppCode,
         code_key: CodeKey<'_>,
-        digest: &str,
+        (digest, tag): (&str, &str),
         now: u64,
     ) -> ApiResult<SentCode> {
         let channel = req.to.channel();
@@ -195,7 +200,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             expires_at,
             test: true,
         };
-        let count = SendCount::nothing(now);
+        let count = self.send_count(tag, &code_key, None, now);
         match self
             .store
             .issue_app_code(&code, req.ttl_secs, &count, &key.id)
@@ -206,7 +211,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 expires_at: rfc3339(expires_at),
                 channel,
             }),
-            Filed::Capped { .. } | Filed::KeyRevoked => Err(ApiError::Unauthorized),
+            // Capped, or the recipient changed since it was read: a retry
+            // sees which.
+            Filed::Capped { .. } => Err(ApiError::RateLimited {
+                retry_after_secs: count.retry_after(now),
+            }),
+            Filed::KeyRevoked => Err(ApiError::Unauthorized),
         }
     }
 
@@ -318,9 +328,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 match self.send_text(text, &text_code).await {
                     // WhatsApp refused it at the provider: the same code by
                     // SMS, when the app asked for that. Both are audited.
-                    Err(e @ ApiError::TextDeliveryFailed(Channel::Whatsapp))
-                        if req.fallback_sms =>
-                    {
+                    Err(e @ ApiError::TextRefused(Channel::Whatsapp)) if req.fallback_sms => {
                         self.audit_of_send(
                             EventKind::CodeSent,
                             e.code(),
@@ -797,7 +805,7 @@ mod sends {
     use crate::domain::autofill::{AppHash, SmsDomain};
     use crate::domain::code::Alphabet;
     use crate::domain::test_recipient::NewTestRecipient;
-    use crate::service::testkit::{wrong, World, ADMIN};
+    use crate::service::testkit::{poll_once, wrong, World, ADMIN};
     use pollster::block_on;
 
     fn request(channel: Channel, to: &str) -> AppCode {
@@ -830,7 +838,14 @@ mod sends {
             let sent = svc.send_app_code(&secret, &req).await.unwrap();
             assert_eq!(sent.channel, Channel::Sms);
             assert_eq!(w.sent(), 0, "nothing goes out");
-            assert!(w.store.counts.borrow().is_empty(), "nothing is counted");
+            // The address's caps count it (they bound guessing at the one
+            // fixed code); the key's provider quota does not.
+            let counts = w.store.counts.borrow().clone();
+            assert!(!counts.is_empty());
+            assert!(
+                !counts.keys().any(|(name, _)| name.ends_with("|*")),
+                "{counts:?}"
+            );
             // Another purpose's send answers to the same fixed code.
             let other = AppCode {
                 purpose: AppPurpose::parse("confirm_payment").unwrap(),
@@ -1284,7 +1299,7 @@ mod sends {
         let plain = request(Channel::Whatsapp, "+447700900124");
         assert_eq!(
             block_on(svc.send_app_code(&secret, &plain)).unwrap_err(),
-            ApiError::TextDeliveryFailed(Channel::Whatsapp)
+            ApiError::TextRefused(Channel::Whatsapp)
         );
         w.outbox.text_failures.set(2);
         let both = AppCode {
@@ -1293,13 +1308,88 @@ mod sends {
         };
         assert_eq!(
             block_on(svc.send_app_code(&secret, &both)).unwrap_err(),
-            ApiError::TextDeliveryFailed(Channel::Sms)
+            ApiError::TextRefused(Channel::Sms)
         );
+        // No answer from WhatsApp is no refusal: it may still arrive, so
+        // no SMS follows.
+        let texts = w.outbox.texts.borrow().len();
+        w.outbox.fail_next.set(true);
+        let unanswered = AppCode {
+            fallback_sms: true,
+            ..request(Channel::Whatsapp, "+447700900126")
+        };
+        assert_eq!(
+            block_on(svc.send_app_code(&secret, &unanswered)).unwrap_err(),
+            ApiError::TextDeliveryFailed(Channel::Whatsapp)
+        );
+        assert_eq!(w.outbox.texts.borrow().len(), texts);
         // A key without SMS cannot ask for it.
         let (_, whatsapp_only) = w.api_key(&["whatsapp"]);
         assert_eq!(
             block_on(svc.send_app_code(&whatsapp_only, &req)).unwrap_err(),
             ApiError::ChannelNotAllowed(Channel::Sms)
         );
+    }
+
+    #[test]
+    fn a_fixed_code_must_be_as_hard_to_guess_as_an_issued_one() {
+        let w = World::new(&[("ENVIRONMENT", "development"), ("MAIL_PROVIDER", "log")]);
+        let (key, _) = w.api_key(&["email"]);
+        // 10^4 codes for 5 attempts: 1 in 2,000, past the 1 in 10,000 allowed.
+        let e = add(&w, &key, Channel::Email, "a@example.com", "1234").unwrap_err();
+        assert!(
+            matches!(&e, ApiError::InvalidRequest(d) if d.contains("`code`")),
+            "{e:?}"
+        );
+        add(&w, &key, Channel::Email, "a@example.com", "123456").unwrap();
+        add(&w, &key, Channel::Email, "b@example.com", "AB12").unwrap();
+    }
+
+    #[test]
+    fn a_new_fixed_code_or_a_removal_mid_send_ends_the_old_one() {
+        let w = World::new(&[("ENVIRONMENT", "development"), ("MAIL_PROVIDER", "log")]);
+        let (key, secret) = w.api_key(&["sms"]);
+        let svc = w.svc();
+        let req = request(Channel::Sms, "+15555550100");
+        add(&w, &key, Channel::Sms, "+15555550100", "111111").unwrap();
+        block_on(svc.send_app_code(&secret, &req)).unwrap();
+        // A new code: the pending one of the old code stops working.
+        add(&w, &key, Channel::Sms, "+15555550100", "222222").unwrap();
+        assert_eq!(
+            block_on(svc.verify_app_code(&secret, &req.to, &req.purpose, &code("111111")))
+                .unwrap_err(),
+            ApiError::InvalidCode
+        );
+        // A removal that lands between the send's read and its filing:
+        // nothing is filed for the removed code.
+        w.store.gate.hold_after("sending_key");
+        let mut send = std::pin::pin!(svc.send_app_code(&secret, &req));
+        assert!(poll_once(send.as_mut()).is_pending() && w.store.gate.is_holding());
+        let to = Recipient::parse(Channel::Sms, "+15555550100").unwrap();
+        block_on(svc.remove_test_recipient(ADMIN, &key.id, &to)).unwrap();
+        w.store.gate.release();
+        assert!(matches!(block_on(send), Err(ApiError::RateLimited { .. })));
+        assert_eq!(
+            block_on(svc.verify_app_code(&secret, &req.to, &req.purpose, &code("222222")))
+                .unwrap_err(),
+            ApiError::InvalidCode
+        );
+    }
+
+    #[test]
+    fn test_sends_count_against_the_address_caps() {
+        let w = World::new(&[("ENVIRONMENT", "development"), ("MAIL_PROVIDER", "log")]);
+        let (key, secret) = w.api_key(&["sms"]);
+        add(&w, &key, Channel::Sms, "+15555550100", "123456").unwrap();
+        let svc = w.svc();
+        let req = request(Channel::Sms, "+15555550100");
+        for _ in 0..5 {
+            block_on(svc.send_app_code(&secret, &req)).unwrap();
+        }
+        // MAX_SENDS_PER_HOUR (5): the hour's guesses at the fixed code are bounded.
+        assert!(matches!(
+            block_on(svc.send_app_code(&secret, &req)),
+            Err(ApiError::RateLimited { .. })
+        ));
     }
 }

@@ -185,26 +185,43 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 /// The report of a send from its record; `None` when the key made no send
 /// with this id (no `code_sent` of its own).
 fn report(id: &str, r: &SendRecord, max_attempts: u32, now: u64) -> Option<SendReport> {
+    // The trail is written after the answer: right after a send, its code
+    // alone proves it.
     let sent = r
         .events
         .iter()
-        .rfind(|e| e.event == "code_sent" && e.outcome == "sent")?;
+        .rfind(|e| e.event == "code_sent" && e.outcome == "sent");
+    let (channel, purpose, test, sent_at) = match (sent, &r.code) {
+        (Some(e), _) => (e.channel.clone(), e.purpose.clone(), e.test, e.at),
+        (None, Some(c)) => (
+            Some(c.channel.clone()),
+            Some(c.purpose.clone()),
+            c.test,
+            now,
+        ),
+        (None, None) => return None,
+    };
     let verified = r.events.iter().any(|e| e.event == "code_verified");
-    let (status, attempts_left, expires_at) = match (verified, r.code) {
+    let (status, attempts_left, expires_at) = match (verified, &r.code) {
         (true, _) => ("verified", 0, None),
-        (false, Some((attempts, expires))) => {
-            let left = max_attempts.saturating_sub(attempts);
-            let status = match (left, expires > now) {
+        (false, Some(c)) => {
+            let left = max_attempts.saturating_sub(c.attempts);
+            let status = match (left, c.expires_at > now) {
                 (0, _) => "used_up",
                 (_, false) => "expired",
                 _ => "pending",
             };
-            (status, left, Some(rfc3339(expires)))
+            (status, left, Some(rfc3339(c.expires_at)))
         }
         (false, None) => ("closed", 0, None),
     };
-    let report = r.events.iter().rfind(|e| e.event == "code_delivery");
-    let delivery = match (sent.test, report) {
+    // Reports can come twice or out of order: `delivered` is the last
+    // word whenever it came; otherwise the latest report.
+    let reports = || r.events.iter().filter(|e| e.event == "code_delivery");
+    let report = reports()
+        .find(|e| e.outcome == "delivered")
+        .or_else(|| reports().next_back());
+    let delivery = match (test, report) {
         (true, _) => Delivery {
             status: "none".into(),
             error_code: None,
@@ -218,17 +235,17 @@ fn report(id: &str, r: &SendRecord, max_attempts: u32, now: u64) -> Option<SendR
         (false, None) => Delivery {
             status: "sent".into(),
             error_code: None,
-            at: Some(rfc3339(sent.at)),
+            at: Some(rfc3339(sent_at)),
         },
     };
     Some(SendReport {
         id: id.to_owned(),
-        channel: sent.channel.clone(),
-        purpose: sent.purpose.clone(),
+        channel,
+        purpose,
         status,
         attempts_left,
         expires_at,
-        test: sent.test,
+        test,
         delivery,
     })
 }
@@ -422,5 +439,30 @@ mod tests {
             .resend_event("msg_1", &now, &sig, body.as_bytes())
             .unwrap_err();
         assert!(matches!(&e, ApiError::Unavailable(d) if d.contains("RESEND_WEBHOOK_SECRET")));
+    }
+
+    #[test]
+    fn a_send_is_found_before_its_trail_is_written_and_delivered_is_the_last_word() {
+        let w = world();
+        let (_, key) = w.api_key(&["sms"]);
+        let svc = w.svc();
+        let sent = block_on(svc.send_app_code(&key, &sms("+447700900123"))).unwrap();
+        // The trail is written after the answer; the code proves the send.
+        let report = block_on(svc.send_report(&key, &sent.id)).unwrap();
+        assert_eq!(
+            (report.status, report.channel.as_deref()),
+            ("pending", Some("sms"))
+        );
+        store_events(&w);
+        let callback = w.outbox.texts.borrow()[0].status_callback.clone().unwrap();
+        for status in ["delivered", "undelivered"] {
+            let fields = form(&[("MessageStatus", status), ("To", "+447700900123")]);
+            let sig = signature("twilio-token", &callback, &fields);
+            svc.twilio_status(&callback, &fields, Some(&sig)).unwrap();
+        }
+        store_events(&w);
+        // A late or replayed report does not take `delivered` back.
+        let report = block_on(svc.send_report(&key, &sent.id)).unwrap();
+        assert_eq!(report.delivery.status, "delivered");
     }
 }

@@ -19,9 +19,9 @@ use crate::ports::clock::Clock;
 use crate::ports::human::HumanCheck;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
-    Cleanup, Effect, Exchange, Exchanged, Filed, NewCode, NewHandoff, NewSession, PasswordLookup,
-    PendingCode, Registered, Registration, Requested, SendEvent, SendRecord, SendStats,
-    SeriesPoint, SpentHandoff, Stats, Store, TestRecipientPut, User, UserStats,
+    Cleanup, Effect, Exchange, Exchanged, Filed, FiledCode, NewCode, NewHandoff, NewSession,
+    PasswordLookup, PendingCode, Registered, Registration, Requested, SendEvent, SendRecord,
+    SendStats, SeriesPoint, SpentHandoff, Stats, Store, TestRecipientPut, User, UserStats,
 };
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -409,6 +409,18 @@ impl Store for &MemoryStore {
         if !alive {
             return Ok(Filed::KeyRevoked);
         }
+        // A test code only while its recipient still has this digest.
+        if c.test {
+            let current = self.test_recipients.borrow().iter().any(|(id, t, d)| {
+                *id == key_id
+                    && t.channel == c.key.channel
+                    && t.address == c.key.address
+                    && d == c.digest
+            });
+            if !current {
+                return Ok(Filed::Capped { prefix: false });
+            }
+        }
         let prefix_full = count
             .prefix
             .and_then(|i| count.counters.get(i))
@@ -645,6 +657,13 @@ impl Store for &MemoryStore {
             id == key_id && r.channel == t.channel && r.address == t.address
         };
         if let Some(existing) = all.iter_mut().find(|e| same(e)) {
+            if existing.2 != digest {
+                // The replaced code's pending codes stop working now.
+                let scope = app_scope(key_id);
+                self.codes.borrow_mut().retain(|(s, c, _, a), (code, _)| {
+                    !(*s == scope && *c == t.channel.as_str() && *a == t.address && code.test)
+                });
+            }
             existing.2 = digest.into();
             return Ok(TestRecipientPut::Put);
         }
@@ -675,7 +694,13 @@ impl Store for &MemoryStore {
             .borrow()
             .iter()
             .find(|((s, ..), (c, _))| *s == scope && c.id == send_id)
-            .map(|(_, (c, _))| (c.attempts, c.expires_at));
+            .map(|((_, channel, purpose, _), (c, _))| FiledCode {
+                attempts: c.attempts,
+                expires_at: c.expires_at,
+                channel: channel.to_string(),
+                purpose: purpose.clone(),
+                test: c.test,
+            });
         let times = self.event_times.borrow();
         let events = self
             .events
@@ -742,7 +767,7 @@ impl Store for &MemoryStore {
         self.codes.borrow_mut().retain(|(s, ..), _| *s != scope);
         Ok(true)
     }
-    async fn stats(&self, _now: u64) -> ApiResult<Stats> {
+    async fn stats(&self, now: u64) -> ApiResult<Stats> {
         let _call = self.faults.call(Resource::D1, "stats").await?;
         let users = self.users.borrow();
         Ok(Stats {
@@ -755,16 +780,23 @@ impl Store for &MemoryStore {
             },
             active_sessions: self.sessions.borrow().len() as u64,
             app_codes: 0,
-            test_codes: self.codes.borrow().values().filter(|(c, _)| c.test).count() as u64,
+            test_codes: self
+                .codes
+                .borrow()
+                .values()
+                .filter(|(c, _)| c.test && c.expires_at > now)
+                .count() as u64,
             api_keys: self.keys.borrow().len() as u64,
             sends_24h: {
                 let mut stats = SendStats::default();
-                for e in self
-                    .events
-                    .borrow()
-                    .iter()
-                    .filter(|e| e.event == "code_sent")
-                {
+                // As D1's `SEND_OUTCOMES`: apps' sends of the last 24 hours.
+                let events = self.events.borrow();
+                let times = self.event_times.borrow();
+                for (e, _) in events.iter().zip(times.iter()).filter(|(e, at)| {
+                    e.event == "code_sent"
+                        && e.scope.as_deref() != Some(CORE_SCOPE)
+                        && **at > now.saturating_sub(86_400)
+                }) {
                     match (e.test, e.outcome.as_str()) {
                         (true, _) => stats.test += 1,
                         (false, "sent" | "queued") => stats.sent += 1,
@@ -960,7 +992,8 @@ pub struct Outbox {
     pub mails: RefCell<Vec<Message>>,
     pub texts: RefCell<Vec<TextMessage>>,
     pub fail_next: Cell<bool>,
-    /// The next this-many text messages fail, as Twilio refusing them.
+    /// The next this-many text messages are refused, as Twilio answering
+    /// with an error; `fail_next` is a send without an answer.
     pub text_failures: Cell<u32>,
     pub rounds: Rc<Rounds>,
 }
@@ -993,8 +1026,11 @@ impl Texter for &Outbox {
     async fn send(&self, m: &TextMessage) -> ApiResult<()> {
         let _call = self.rounds.call(Resource::Outbound, "text").await;
         let left = self.text_failures.get();
-        if left > 0 || self.fail_next.replace(false) {
-            self.text_failures.set(left.saturating_sub(1));
+        if left > 0 {
+            self.text_failures.set(left - 1);
+            return Err(ApiError::TextRefused(m.channel.channel()));
+        }
+        if self.fail_next.replace(false) {
             return Err(ApiError::TextDeliveryFailed(m.channel.channel()));
         }
         self.texts.borrow_mut().push(m.clone());

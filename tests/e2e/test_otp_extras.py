@@ -183,6 +183,9 @@ def test_test_recipients_are_admin_only_bounded_and_removable(app):
     problem(add_test_recipient(app, "0" * 32, "email", email, "123456"), 404, "not_found")
     problem(add_test_recipient(app, key["id"], "email", "not-an-address", "123456"), 400, "invalid_request")
     problem(add_test_recipient(app, key["id"], "email", email, "12"), 400, "invalid_request")
+    # As hard to guess as an issued code: 4 digits in 5 attempts is not.
+    body = problem(add_test_recipient(app, key["id"], "email", email, "1234"), 400, "invalid_request")
+    assert "`code`" in body["detail"]
     assert add_test_recipient(app, key["id"], "email", email, "123456").status_code == 201
     assert send(app, key["key"], "email", email).status_code == 202
     path = recipients_path(key["id"])
@@ -366,7 +369,6 @@ def test_account_sends_need_a_turnstile_token_siteverify_accepts(extras, mail, s
     body = {"email": email, "password": "correct horse battery"}
     problem(extras.call("register", body), 403, "turnstile_failed")
     problem(extras.call("register", {**body, "turnstile_token": "forged"}), 403, "turnstile_failed")
-    mail.expect(email, 1)
     token = siteverify.token()
     r = extras.call("register", {**body, "turnstile_token": token}, ip="203.0.113.7")
     assert r.status_code == 202, r.text
@@ -376,8 +378,13 @@ def test_account_sends_need_a_turnstile_token_siteverify_accepts(extras, mail, s
     # A token works once.
     problem(extras.call("resend", {"email": email, "purpose": "verify_email", "turnstile_token": token}),
             403, "turnstile_failed")
-    for route, extra in [("resend", {"purpose": "verify_email"}), ("login_code", {}), ("password_reset", {})]:
+    for route, extra in [("resend", {"purpose": "verify_email"}), ("login_code", {}), ("password_reset", {}),
+                         ("login", {"password": "correct horse battery"})]:
         problem(extras.call(route, {"email": email, **extra}), 403, "turnstile_failed")
+    # A password sign-in to the unverified account mails a code: it asks too.
+    r = extras.call("login", {**body, "turnstile_token": siteverify.token()})
+    problem(r, 403, "email_not_verified")
+    mail.expect(email, 2)
 
 
 def test_siteverify_down_is_503_and_nothing_is_sent(extras, mail, siteverify):
