@@ -403,7 +403,11 @@ def test_a_key_marked_turnstile_required_needs_a_token_on_otp_send(extras, app, 
     assert key["turnstile_required"] is True
     email = unique_email("key-turnstile")
     problem(send(extras, key["key"], "email", email), 403, "turnstile_failed")
-    assert send(extras, key["key"], "email", email, turnstile_token=siteverify.token()).status_code == 202
+    r = extras.call("otp_send", {"channel": "email", "to": email, "purpose": "sign_in",
+                                 "turnstile_token": siteverify.token()}, headers=auth(key["key"]), ip="198.51.100.4")
+    assert r.status_code == 202, r.text
+    # The app's backend called: its address is not the person's.
+    assert "remoteip" not in siteverify.requests[-1]
     mail.expect(email, 1)
     SECRETS_SEEN.append(mail.code(email))
     # Where Turnstile is not set up, such a key fails closed, naming the secret.
@@ -429,6 +433,17 @@ def test_the_sign_up_page_asks_turnstile_too(extras, siteverify):
     r = b.submit("/auth/sign-up", "sign-up", {"email": email, "password": "correct horse battery",
                                                "cf-turnstile-response": siteverify.token()})
     assert r.status_code == 303, r.text[-600:]
+
+
+def test_pages_without_the_widgets_site_key_say_so(mail, siteverify):
+    w = Worker("turnstile-no-site-key", mail=mail, vars={"TURNSTILE_VERIFY_URL": siteverify.url},
+               secrets={"TURNSTILE_SECRET": "turnstile-e2e-secret"})
+    try:
+        from test_handoff import Browser
+        r = Browser(w).submit("/auth/forgot", "forgot", {"email": unique_email("no-widget")})
+        assert r.status_code == 503 and "TURNSTILE_SITE_KEY" in r.text, r.status_code
+    finally:
+        w.stop()
 
 
 # 6. Delivery status ------------------------------------------------------------
