@@ -299,6 +299,23 @@ impl MemoryStore {
         })
     }
 
+    /// The key with this id, if it is not revoked.
+    fn live_key(&self, id: &str) -> bool {
+        self.keys
+            .borrow()
+            .iter()
+            .any(|(_, k)| k.id == id && k.revoked_at.is_none())
+    }
+
+    /// The key behind this hash, if it is not revoked.
+    fn key_by_hash(&self, hash: &str) -> Option<ApiKey> {
+        self.keys
+            .borrow()
+            .iter()
+            .find(|(h, k)| h == hash && k.revoked_at.is_none())
+            .map(|(_, k)| k.clone())
+    }
+
     fn live_code(&self, key: &CodeKey<'_>, now: u64) -> bool {
         self.codes
             .borrow()
@@ -401,11 +418,7 @@ impl Store for &MemoryStore {
         key_id: &str,
     ) -> ApiResult<Filed> {
         let _call = self.faults.call(Resource::D1, "issue_app_code").await?;
-        let alive = self
-            .keys
-            .borrow()
-            .iter()
-            .any(|(_, k)| k.id == key_id && k.revoked_at.is_none());
+        let alive = self.live_key(key_id);
         if !alive {
             return Ok(Filed::KeyRevoked);
         }
@@ -468,12 +481,7 @@ impl Store for &MemoryStore {
         max: u32,
     ) -> ApiResult<(Option<ApiKey>, Option<PendingCode>)> {
         let _call = self.faults.call(Resource::D1, "claim_app_attempt").await?;
-        let found = self
-            .keys
-            .borrow()
-            .iter()
-            .find(|(h, k)| h == key_hash && k.revoked_at.is_none())
-            .map(|(_, k)| k.clone());
+        let found = self.key_by_hash(key_hash);
         let pending = match &found {
             Some(k) if k.channels.allows(key.channel) => {
                 let scope = app_scope(&k.id);
@@ -602,12 +610,7 @@ impl Store for &MemoryStore {
     }
     async fn api_key_by_hash(&self, hash: &str) -> ApiResult<Option<ApiKey>> {
         let _call = self.faults.call(Resource::D1, "api_key_by_hash").await?;
-        let found = self
-            .keys
-            .borrow()
-            .iter()
-            .find(|(h, k)| h == hash && k.revoked_at.is_none())
-            .map(|(_, k)| k.clone());
+        let found = self.key_by_hash(hash);
         self.gate.pass("api_key_by_hash").await;
         Ok(found)
     }
@@ -618,12 +621,7 @@ impl Store for &MemoryStore {
         address: &str,
     ) -> ApiResult<Option<(ApiKey, Option<String>)>> {
         let _call = self.faults.call(Resource::D1, "sending_key").await?;
-        let found = self
-            .keys
-            .borrow()
-            .iter()
-            .find(|(h, k)| h == hash && k.revoked_at.is_none())
-            .map(|(_, k)| k.clone());
+        let found = self.key_by_hash(hash);
         let found = found.map(|k| {
             let digest = self
                 .test_recipients
@@ -644,11 +642,7 @@ impl Store for &MemoryStore {
         max: u32,
     ) -> ApiResult<TestRecipientPut> {
         let _call = self.faults.call(Resource::D1, "put_test_recipient").await?;
-        let alive = self
-            .keys
-            .borrow()
-            .iter()
-            .any(|(_, k)| k.id == key_id && k.revoked_at.is_none());
+        let alive = self.live_key(key_id);
         if !alive {
             return Ok(TestRecipientPut::NoKey);
         }
@@ -679,12 +673,7 @@ impl Store for &MemoryStore {
         send_id: &str,
     ) -> ApiResult<(Option<ApiKey>, SendRecord)> {
         let _call = self.faults.call(Resource::D1, "send_record").await?;
-        let key = self
-            .keys
-            .borrow()
-            .iter()
-            .find(|(h, k)| h == key_hash && k.revoked_at.is_none())
-            .map(|(_, k)| k.clone());
+        let key = self.key_by_hash(key_hash);
         let Some(key) = key else {
             return Ok((None, SendRecord::default()));
         };
