@@ -83,6 +83,14 @@ pub fn overview(site: &str, csrf: &str, stats: &Stats, activity: &Activity) -> M
             @for (purpose, n) in &stats.by_purpose {
                 (figure(&format!("Pending: {purpose}"), *n))
             }
+            (figure("Test codes pending", stats.test_codes))
+            (figure("App sends, 24 h", stats.sends_24h.sent))
+            (figure("Test sends, 24 h", stats.sends_24h.test))
+            // Refusals are the pumping guards at work (country_not_allowed,
+            // prefix_limited, …): an operator watches them here.
+            @for (reason, n) in &stats.sends_24h.refused {
+                (figure(&format!("Refused, 24 h: {reason}"), *n))
+            }
         }
         h2 { "Last 24 hours" }
         (chart("chart-hourly", "Codes sent, verified and failed per hour over the last 24 hours", &activity.hourly, Buckets::Hours))

@@ -456,6 +456,8 @@ def test_the_admin_console(pages, mail, browser, site):
 
         # Overview
         expect(page.locator("dl#stats")).to_be_visible()
+        for label in ("Test codes pending", "App sends, 24 h", "Test sends, 24 h"):
+            expect(page.locator("dl#stats dt", has_text=label)).to_have_count(1)
         for chart, bars in (("chart-hourly", 24), ("chart-daily", 30)):
             svg = page.locator(f"svg#{chart}")
             expect(svg).to_have_attribute("role", "img")
