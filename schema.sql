@@ -8,14 +8,17 @@
 -- a password set before the proof (account pre-hijacking); the owner sets
 -- one with a password reset. The cron deletes accounts left unverified
 -- UNVERIFIED_USER_TTL_SECONDS after `created_at`, which re-registering
--- does not move.
+-- does not move. `contested` (migration 0005): a second registration came
+-- while the address was unverified, so a code keeps the pending password
+-- only if the request also proves it.
 CREATE TABLE IF NOT EXISTS users (
   id            TEXT PRIMARY KEY,
   email         TEXT NOT NULL UNIQUE,
   password_hash TEXT NOT NULL,
   verified      INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
   created_at    INTEGER NOT NULL,
-  updated_at    INTEGER NOT NULL
+  updated_at    INTEGER NOT NULL,
+  contested     INTEGER NOT NULL DEFAULT 0 CHECK (contested IN (0, 1))
 );
 CREATE INDEX IF NOT EXISTS users_unverified_created ON users (verified, created_at);
 
@@ -42,14 +45,31 @@ CREATE TABLE IF NOT EXISTS codes (
 );
 CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at);
 
+-- `issued_to` (migration 0005): `browser` (made by the hosted pages: the
+-- only sessions the session cookie takes), `api` (`/v1/login`,
+-- `/v1/login/code/verify`), or `key:<api key id>` (an exchange).
 CREATE TABLE IF NOT EXISTS sessions (
   token_hash TEXT PRIMARY KEY,
   user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
   created_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL
+  expires_at INTEGER NOT NULL,
+  issued_to  TEXT NOT NULL DEFAULT 'api'
 );
 CREATE INDEX IF NOT EXISTS sessions_user_id ON sessions (user_id);
 CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
+
+-- Failed password sign-ins per address (migration 0005), unknown ones
+-- alike: `address_hash` is the audit trail's keyed pseudonym. Each sign-in
+-- is counted before its password is compared and a success resets the
+-- row; past LOGIN_MAX_FAILURES the address is locked out of password
+-- sign-in for a time that doubles with each further failure. The cron
+-- deletes rows whose lock and window have passed.
+CREATE TABLE IF NOT EXISTS login_failures (
+  address_hash TEXT PRIMARY KEY,
+  failures     INTEGER NOT NULL,
+  last_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS login_failures_last_at ON login_failures (last_at);
 
 -- Messages sent per hour (`hour` = unix seconds / 3600), per counter:
 -- `<scope>|<tag>` for one scope's sends to an address, `*|<tag>` for all

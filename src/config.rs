@@ -6,6 +6,7 @@ use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MIN_LENGTH};
 use crate::domain::country::AllowedCountries;
 use crate::domain::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
 use crate::domain::return_to::ReturnOrigins;
+use crate::domain::sign_in_budget::{FailureBudget, MAX_LOCK_SECS, NIST_MAX_FAILURES};
 use crate::error::ApiError;
 use crate::pages::layout::{parse_accent, DEFAULT_ACCENT};
 use crate::providers::mail::{MailApi, Sender, APIS};
@@ -14,6 +15,7 @@ use crate::providers::template::Templates;
 use crate::providers::text::TextChannel;
 use crate::providers::turnstile::{Turnstile, DEFAULT_VERIFY_URL};
 use crate::providers::twilio::Twilio;
+use crate::service::{MAX_TTL_SECS, MIN_TTL_SECS};
 
 #[derive(Clone)]
 pub enum MailProvider {
@@ -53,8 +55,13 @@ pub struct Config {
     pub app_name: String,
     pub production: bool,
     pub otp_length: usize,
+    /// Also the default of an app's `ttl_seconds`, so it stays within
+    /// theirs (`service::apps::MIN_TTL_SECS` to `MAX_TTL_SECS`).
     pub otp_ttl_secs: u64,
     pub reset_otp_ttl_secs: u64,
+    /// Failed password sign-ins per address before a lock
+    /// (`LOGIN_MAX_FAILURES`, `LOGIN_FAILURE_WINDOW_SECONDS`).
+    pub sign_in_budget: FailureBudget,
     pub otp_max_attempts: u32,
     pub resend_cooldown_secs: u64,
     pub max_sends_per_hour: u32,
@@ -252,7 +259,11 @@ impl Config {
             app_name: vars.text("APP_NAME", "OTP Edge"),
             production,
             otp_length,
-            otp_ttl_secs: vars.int("OTP_TTL_SECONDS", 600, 1, 86_400)?,
+            otp_ttl_secs: vars.int("OTP_TTL_SECONDS", 600, MIN_TTL_SECS, MAX_TTL_SECS)?,
+            sign_in_budget: FailureBudget {
+                max: vars.int("LOGIN_MAX_FAILURES", 10, 1, NIST_MAX_FAILURES.into())? as u32,
+                window_secs: vars.int("LOGIN_FAILURE_WINDOW_SECONDS", 900, 60, MAX_LOCK_SECS)?,
+            },
             reset_otp_ttl_secs: vars.int("RESET_OTP_TTL_SECONDS", 900, 1, 86_400)?,
             otp_max_attempts,
             resend_cooldown_secs: vars.int("RESEND_COOLDOWN_SECONDS", 60, 0, 86_400)?,

@@ -33,8 +33,10 @@ pub enum ApiError {
     InvalidCredentials,
     /// 401: the bearer token, API key or admin token is missing or wrong.
     Unauthorized,
-    /// 403: a password sign-in to an address not verified yet.
-    EmailNotVerified,
+    /// 429 with `Retry-After`: too many failed password sign-ins for the
+    /// address (`domain::sign_in_budget`), whatever the password now. Code
+    /// sign-in and password reset stay open.
+    LoginLocked { retry_after_secs: u64 },
     /// 403: the API key may not send on this channel.
     ChannelNotAllowed(Channel),
     /// 403: SMS and WhatsApp codes may not go to the number's country
@@ -153,8 +155,7 @@ impl ApiError {
             | Self::InvalidCodeVerifier
             | Self::ReturnToMismatch => 400,
             Self::InvalidCredentials | Self::Unauthorized => 401,
-            Self::EmailNotVerified
-            | Self::ChannelNotAllowed(_)
+            Self::ChannelNotAllowed(_)
             | Self::OriginNotAllowed
             | Self::CsrfRefused
             | Self::CountryNotAllowed
@@ -169,7 +170,10 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType => 415,
-            Self::TooManyAttempts | Self::RateLimited { .. } | Self::PrefixLimited { .. } => 429,
+            Self::TooManyAttempts
+            | Self::RateLimited { .. }
+            | Self::PrefixLimited { .. }
+            | Self::LoginLocked { .. } => 429,
             Self::Internal(_) => 500,
             Self::MailDeliveryFailed | Self::TextDeliveryFailed(_) | Self::TextRefused(_) => 502,
             Self::Unavailable(_) | Self::StorageUnavailable(_) => 503,
@@ -193,7 +197,7 @@ impl ApiError {
             Self::TooManyTestRecipients { .. } => "too_many_test_recipients",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthorized => "unauthorized",
-            Self::EmailNotVerified => "email_not_verified",
+            Self::LoginLocked { .. } => "login_locked",
             Self::ChannelNotAllowed(_) => "channel_not_allowed",
             Self::NotFound
             | Self::ApiKeyNotFound
@@ -230,7 +234,7 @@ impl ApiError {
             Self::TooManyTestRecipients { .. } => "Too many test recipients",
             Self::InvalidCredentials => "Invalid credentials",
             Self::Unauthorized => "Unauthorized",
-            Self::EmailNotVerified => "Email not verified",
+            Self::LoginLocked { .. } => "Password sign-in locked",
             Self::ChannelNotAllowed(_) => "Channel not allowed",
             Self::NotFound
             | Self::ApiKeyNotFound
@@ -290,9 +294,9 @@ impl ApiError {
             Self::TestRecipientNotFound => "The API key has no such test recipient.".into(),
             Self::InvalidCredentials => "The email or password is wrong.".into(),
             Self::Unauthorized => "A valid bearer token is required.".into(),
-            Self::EmailNotVerified => {
-                "The email address is not verified yet. A verification code has been sent.".into()
-            }
+            Self::LoginLocked { retry_after_secs } => format!(
+                "Too many failed password sign-ins for this address. Retry after {retry_after_secs} seconds, or sign in with an emailed code (/v1/login/code) or reset the password (/v1/password-reset), which stay open."
+            ),
             Self::ChannelNotAllowed(c) => {
                 format!("This API key may not send on the `{}` channel.", c.as_str())
             }
@@ -348,7 +352,9 @@ impl ApiError {
     /// Extra headers the status code requires (`Retry-After` on 429, `Allow` on 405).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::RateLimited { retry_after_secs } | Self::PrefixLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs }
+            | Self::PrefixLimited { retry_after_secs }
+            | Self::LoginLocked { retry_after_secs } => {
                 vec![("retry-after", retry_after_secs.max(&1).to_string())]
             }
             Self::StorageUnavailable(_) => {
@@ -378,7 +384,9 @@ impl ApiError {
             },
             ApiError::InvalidCredentials,
             ApiError::Unauthorized,
-            ApiError::EmailNotVerified,
+            ApiError::LoginLocked {
+                retry_after_secs: 900,
+            },
             ApiError::NotFound,
             ApiError::MethodNotAllowed {
                 allow: "POST".into(),

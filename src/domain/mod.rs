@@ -14,6 +14,8 @@ pub mod password;
 pub mod phone;
 pub mod purpose;
 pub mod recipient;
+pub mod registrant;
 pub mod return_to;
 pub mod session;
+pub mod sign_in_budget;
 pub mod test_recipient;

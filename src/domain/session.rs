@@ -5,6 +5,50 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+/// Whom a session was issued to. A session is only ever taken back where
+/// its holder would present it: a browser's from the pages' cookie, an
+/// app's as a bearer token, so a token an app holds never acts as the
+/// person's browser (and cannot earn hand-off codes for other apps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Made by the hosted pages; lives in the `__Host-` session cookie.
+    Browser,
+    /// Made by `/v1/login` or `/v1/login/code/verify` for an app's backend.
+    Api,
+    /// Made by `/v1/auth/exchange` for the app whose key traded the code;
+    /// stored as `key:<id>` with the key found in the same transaction.
+    App,
+}
+
+impl Audience {
+    /// The stored form; `App`'s key id is added by the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Browser => "browser",
+            Self::Api => "api",
+            Self::App => "key:",
+        }
+    }
+}
+
+/// Where a session token was presented, and so which sessions it may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// The pages' session cookie: only `Audience::Browser` sessions.
+    Cookie,
+    /// `Authorization: Bearer`: every session but a browser's.
+    Bearer,
+}
+
+impl Presented {
+    pub fn accepts(self, issued_to: &str) -> bool {
+        match self {
+            Self::Cookie => issued_to == Audience::Browser.as_str(),
+            Self::Bearer => issued_to != Audience::Browser.as_str(),
+        }
+    }
+}
+
 pub struct Token(String);
 
 impl Token {
@@ -62,6 +106,16 @@ mod tests {
             token_hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn a_cookie_takes_only_browser_sessions_and_a_bearer_every_other() {
+        assert!(Presented::Cookie.accepts("browser"));
+        for app in ["api", "key:0123", ""] {
+            assert!(!Presented::Cookie.accepts(app), "{app}");
+            assert!(Presented::Bearer.accepts(app), "{app}");
+        }
+        assert!(!Presented::Bearer.accepts("browser"));
     }
 
     #[test]

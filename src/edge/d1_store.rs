@@ -11,15 +11,17 @@ use crate::domain::channel::Channel;
 use crate::domain::code::{app_scope, CodeKey, APP_SCOPE_PREFIX, CORE_SCOPE};
 use crate::domain::email::Email;
 use crate::domain::purpose::Purpose;
+use crate::domain::session::Presented;
+use crate::domain::sign_in_budget::{Failures, FORGOTTEN_AFTER_SECS, MAX_DOUBLINGS, MAX_LOCK_SECS};
 use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::rfc3339;
 use crate::ports::limits::{SendCount, HOUR};
 use crate::ports::store::{
-    is_transient, nth, read_with_retry, Cleanup, Effect, Exchange, Exchanged, Filed, FiledCode,
-    NewCode, NewHandoff, NewSession, PasswordLookup, PendingCode, Registered, Registration,
-    Requested, SendEvent, SendRecord, SendStats, SeriesPoint, SpentHandoff, Stats, Store,
-    TestRecipientPut, User, UserStats,
+    is_transient, nth, read_with_retry, Cleanup, Consumed, Effect, Exchange, Exchanged, Filed,
+    FiledCode, NewCode, NewHandoff, NewSession, PasswordAttempt, PasswordLookup, PasswordStart,
+    PendingCode, Registered, Registration, RenewedCode, Requested, SendEvent, SendRecord,
+    SendStats, SeriesPoint, SpentHandoff, Stats, Store, TestRecipientPut, User, UserStats,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -30,7 +32,7 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 pub struct D1Store(pub D1Database);
 
 /// Every table the migrations create.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "users",
     "codes",
     "sessions",
@@ -39,6 +41,7 @@ const TABLES: [&str; 8] = [
     "send_counts",
     "handoffs",
     "test_recipients",
+    "login_failures",
 ];
 
 fn text(v: &str) -> JsValue {
@@ -330,7 +333,8 @@ impl D1Store {
     }
 
     /// The statement that files a code, if `condition` (SQL whose
-    /// parameters start at `?10`, bound from `extra`) holds.
+    /// parameters start at `?10`, bound from `extra`) holds; `on_live`
+    /// says what becomes of a live code it finds.
     fn code_statement(
         &self,
         op: &'static str,
@@ -338,16 +342,29 @@ impl D1Store {
         attempts_window_secs: u64,
         condition: &str,
         extra: Vec<JsValue>,
+        on_live: OnLive,
     ) -> ApiResult<D1PreparedStatement> {
         let test = u8::from(c.test);
+        const LIVE: &str = "codes.expires_at > excluded.created_at";
+        let (expires_at, only_if) = match on_live {
+            OnLive::Replace => ("excluded.expires_at".to_owned(), String::new()),
+            OnLive::KeepClock => (
+                format!("CASE WHEN {LIVE} THEN codes.expires_at ELSE excluded.expires_at END"),
+                String::new(),
+            ),
+            OnLive::Keep => (
+                "excluded.expires_at".to_owned(),
+                format!(" WHERE NOT ({LIVE})"),
+            ),
+        };
         let sql = format!(
             "INSERT INTO codes (id, scope, channel, address, purpose, digest, attempts, window_ends_at, created_at, expires_at, test)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, {test} WHERE {condition}
              ON CONFLICT (scope, channel, address, purpose) DO UPDATE SET
-               id = excluded.id, digest = excluded.digest, created_at = excluded.created_at, expires_at = excluded.expires_at,
+               id = excluded.id, digest = excluded.digest, created_at = excluded.created_at, expires_at = {expires_at},
                test = excluded.test,
                attempts = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.attempts ELSE 0 END,
-               window_ends_at = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.window_ends_at ELSE excluded.window_ends_at END"
+               window_ends_at = CASE WHEN codes.window_ends_at > excluded.created_at THEN codes.window_ends_at ELSE excluded.window_ends_at END{only_if}"
         );
         let mut args = vec![
             text(c.id),
@@ -365,9 +382,21 @@ impl D1Store {
     }
 }
 
-/// SQL that holds while every counter of `count` is under its cap, and its
-/// parameters, numbered from `?{first}`: the hour, then each counter's
-/// name and cap.
+/// What filing a code does to a live code under the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnLive {
+    /// The new code replaces it, with the new expiry (a resend, an app's send).
+    Replace,
+    /// The new code replaces it but keeps its expiry (and, as always
+    /// within the window, its attempts): a registration, which must not
+    /// move an address's clock, since whether it files a code at all
+    /// depends on the account (see `Store::register`).
+    KeepClock,
+    /// It stays; the new code is filed only where none is live (the
+    /// decoy of a password sign-in).
+    Keep,
+}
+
 /// SQL (` AND …`) that holds while the key `?{key}` has the test recipient
 /// (`?{channel}`, `?{address}`) with the code digest `?{digest}`.
 fn test_recipient_current(key: usize, channel: usize, address: usize, digest: usize) -> String {
@@ -381,6 +410,9 @@ fn key_alive(at: usize) -> String {
     format!("EXISTS (SELECT 1 FROM api_keys WHERE id = ?{at} AND revoked_at IS NULL)")
 }
 
+/// SQL that holds while every counter of `count` is under its cap, and its
+/// parameters, numbered from `?{first}`: the hour, then each counter's
+/// name and cap.
 fn send_guard(count: &SendCount, first: usize) -> (String, Vec<JsValue>) {
     let mut terms = Vec::with_capacity(count.counters.len());
     let mut args = vec![number(count.hour)];
@@ -413,10 +445,19 @@ const CODE_LIVE: &str = "EXISTS (SELECT 1 FROM codes WHERE id = ?1 AND expires_a
 /// Columns of the audit trail, and its four query shapes: one statement
 /// per filter, so that SQLite walks the `(address_hash, id)` index for an
 /// address instead of scanning the whole retention window.
-/// The account of the live session ?1 at ?2.
+/// The account of the live session ?1 at ?2, if it is a browser's (?3 = 1)
+/// or not (?3 = 0): see `presented`.
 const SESSION_USER: &str = "SELECT u.id AS id, u.email AS email, u.password_hash AS password_hash,
        u.verified AS verified, u.created_at AS created_at
-  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1 AND s.expires_at > ?2";
+  FROM sessions s JOIN users u ON u.id = s.user_id
+  WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND (s.issued_to = 'browser') = ?3";
+
+/// The parameter of `SESSION_USER`'s and `delete_session`'s `?3`: 1 where
+/// only a browser's session may be presented (the cookie), 0 where any
+/// other (a bearer token). Mirrors `Presented::accepts`.
+fn presented(p: Presented) -> JsValue {
+    number(u64::from(p == Presented::Cookie))
+}
 
 const EVENT_COLUMNS: &str =
     "SELECT id, at, event, outcome, scope, purpose, channel, address_hash, ip, send_id, detail, test FROM auth_events";
@@ -499,7 +540,8 @@ fn prove_address(
 }
 
 impl Store for D1Store {
-    async fn password_lookup(&self, email: &Email, decoy_seed: u32) -> ApiResult<PasswordLookup> {
+    async fn begin_password_login(&self, a: &PasswordAttempt<'_>) -> ApiResult<PasswordStart> {
+        const OP: &str = "begin_password_login";
         #[derive(Deserialize)]
         struct Row {
             id: Option<String>,
@@ -509,24 +551,84 @@ impl Store for D1Store {
             created_at: Option<f64>,
             decoy: Option<String>,
         }
+        #[derive(Deserialize)]
+        struct State {
+            failures: f64,
+            last_at: f64,
+        }
+        // `domain::sign_in_budget` in SQL: ?1 the address's pseudonym, ?2
+        // now, ?3 the window, ?4 the failures before a lock. The lock of a
+        // stored count; the attempt is counted unless the address is locked
+        // (then nothing is returned), and the count starts over after a
+        // quiet window past the lock.
+        let lock = format!(
+            "(CASE WHEN failures >= ?4 THEN MIN(CAST(?3 AS INTEGER) << MIN(CAST(failures - ?4 AS INTEGER), {MAX_DOUBLINGS}), {MAX_LOCK_SECS}) ELSE 0 END)"
+        );
+        let budget = [
+            text(a.address_hash),
+            number(a.now),
+            number(a.budget.window_secs),
+            number(a.budget.max.into()),
+        ];
+        let count = self.stmt(
+            OP,
+            &format!(
+                "INSERT INTO login_failures (address_hash, failures, last_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT (address_hash) DO UPDATE SET
+                   failures = CASE WHEN ?2 >= last_at + {lock} + ?3 THEN 1 ELSE failures + 1 END,
+                   last_at = ?2
+                 WHERE NOT (failures >= ?4 AND ?2 < last_at + {lock})
+                 RETURNING failures"
+            ),
+            &budget,
+        )?;
+        let state = self.stmt(
+            OP,
+            "SELECT failures, last_at FROM login_failures WHERE address_hash = ?1",
+            &[text(a.address_hash)],
+        )?;
         // One row always: the account if there is one, and the decoy, the
         // first stored hash at or after a row picked by the seed.
-        let row: Option<Row> = self
-            .read_first(
-                "password_lookup",
-                "SELECT u.id AS id, u.email AS email, u.password_hash AS password_hash, u.verified AS verified, u.created_at AS created_at,
-                   COALESCE(
-                     (SELECT password_hash FROM users
-                       WHERE rowid > ?2 % (SELECT MAX(rowid) FROM users) AND password_hash <> ''
-                       ORDER BY rowid LIMIT 1),
-                     (SELECT password_hash FROM users WHERE password_hash <> '' ORDER BY rowid LIMIT 1)
-                   ) AS decoy
-                 FROM (SELECT 1) LEFT JOIN users u ON u.email = ?1",
-                &[text(email.as_str()), number(decoy_seed.into())],
-            )
-            .await?;
-        let Some(row) = row else {
-            return Ok(PasswordLookup::default());
+        let lookup = self.stmt(
+            OP,
+            "SELECT u.id AS id, u.email AS email, u.password_hash AS password_hash, u.verified AS verified, u.created_at AS created_at,
+               COALESCE(
+                 (SELECT password_hash FROM users
+                   WHERE rowid > ?2 % (SELECT MAX(rowid) FROM users) AND password_hash <> ''
+                   ORDER BY rowid LIMIT 1),
+                 (SELECT password_hash FROM users WHERE password_hash <> '' ORDER BY rowid LIMIT 1)
+               ) AS decoy
+             FROM (SELECT 1) LEFT JOIN users u ON u.email = ?1",
+            &[text(a.email.as_str()), number(a.decoy_seed.into())],
+        )?;
+        let decoy = self.code_statement(
+            OP,
+            &a.decoy_code,
+            a.attempts_window_secs,
+            "1",
+            vec![],
+            OnLive::Keep,
+        )?;
+        let r = self.batch(OP, vec![count, state, lookup, decoy]).await?;
+        let locked_for = match r.returned(0)? {
+            true => None,
+            false => {
+                let s = r.rows::<State>(1)?.into_iter().next().ok_or_else(|| {
+                    ApiError::storage("d1 begin_password_login", "no count after the upsert")
+                })?;
+                let failures = Failures {
+                    count: s.failures as u32,
+                    last_at: s.last_at as u64,
+                };
+                // Locked, or it would have been counted: at least a second.
+                Some(a.budget.locked_for(failures, a.now).unwrap_or(1))
+            }
+        };
+        let Some(row) = r.rows::<Row>(2)?.into_iter().next() else {
+            return Ok(PasswordStart {
+                locked_for,
+                ..PasswordStart::default()
+            });
         };
         let user = match (row.id, row.email, row.password_hash) {
             (Some(id), Some(email), Some(password_hash)) => Some(User::from(UserRow {
@@ -538,9 +640,12 @@ impl Store for D1Store {
             })),
             _ => None,
         };
-        Ok(PasswordLookup {
-            user,
-            decoy: row.decoy,
+        Ok(PasswordStart {
+            locked_for,
+            lookup: PasswordLookup {
+                user,
+                decoy: row.decoy,
+            },
         })
     }
 
@@ -563,15 +668,23 @@ impl Store for D1Store {
         // A registration replaces an unverified account's password only
         // when that account's verification code is no longer live; the
         // account keeps its creation time, which the cleanup counts from.
+        // Either way the account is now contested: more than one sign-up
+        // asked for the address, so a code alone no longer keeps a
+        // password (see `Effect::MarkVerified`).
+        let stale = format!(
+            "NOT EXISTS (SELECT 1 FROM codes WHERE scope = '{CORE_SCOPE}' AND channel = 'email' AND purpose = 'verify_email'
+               AND address = excluded.email AND expires_at > excluded.updated_at)"
+        );
         let upsert = self.stmt(
             OP,
             &format!(
                 "INSERT INTO users (id, email, password_hash, verified, created_at, updated_at)
                  SELECT ?1, ?2, ?3, 0, ?4, ?4 WHERE {guard}
-                 ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at
-                 WHERE users.verified = 0 AND NOT EXISTS (
-                   SELECT 1 FROM codes WHERE scope = '{CORE_SCOPE}' AND channel = 'email' AND purpose = 'verify_email'
-                     AND address = excluded.email AND expires_at > excluded.updated_at)"
+                 ON CONFLICT (email) DO UPDATE SET
+                   password_hash = CASE WHEN {stale} THEN excluded.password_hash ELSE users.password_hash END,
+                   updated_at = excluded.updated_at,
+                   contested = 1
+                 WHERE users.verified = 0"
             ),
             &upsert_args,
         )?;
@@ -587,6 +700,7 @@ impl Store for D1Store {
             r.attempts_window_secs,
             "EXISTS (SELECT 1 FROM users WHERE email = ?4 AND (verified = 1 OR password_hash = ?10))",
             vec![text(r.password_hash)],
+            OnLive::KeepClock,
         )?;
         let outcome = self.stmt(
             OP,
@@ -615,47 +729,73 @@ impl Store for D1Store {
         user_id: &str,
         verified_hash: &str,
         rehash: Option<&str>,
-        session: Option<&NewSession>,
+        session: &NewSession,
+        address_hash: &str,
     ) -> ApiResult<bool> {
         const OP: &str = "after_password_login";
         let mut statements = Vec::new();
         if let Some(fresh) = rehash {
             statements.push(self.stmt(
                 OP,
-                "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2 RETURNING id",
+                "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
                 &[text(user_id), text(verified_hash), text(fresh)],
             )?);
         }
-        if let Some(s) = session {
-            // The hash the session depends on: the fresh one, when this
-            // batch just wrote it.
-            let current = rehash.unwrap_or(verified_hash);
-            statements.push(self.stmt(
-                OP,
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
-                 SELECT ?2, ?1, ?3, ?4 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?5)
-                 RETURNING token_hash",
-                &[text(user_id), text(&s.token_hash), number(s.now), number(s.expires_at), text(current)],
-            )?);
-        }
-        let last = statements.len();
-        if last == 0 {
-            return Ok(true);
-        }
-        self.batch(OP, statements).await?.returned(last - 1)
+        // The hash the session depends on: the fresh one, when this batch
+        // just wrote it.
+        let current = rehash.unwrap_or(verified_hash);
+        let created = statements.len();
+        statements.push(self.stmt(
+            OP,
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to)
+             SELECT ?2, ?1, ?3, ?4, ?6 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?5)
+             RETURNING token_hash",
+            &[
+                text(user_id),
+                text(&session.token_hash),
+                number(session.now),
+                number(session.expires_at),
+                text(current),
+                text(session.issued_to.as_str()),
+            ],
+        )?);
+        // A success forgets the failures before it.
+        statements.push(self.stmt(
+            OP,
+            "DELETE FROM login_failures WHERE address_hash = ?1
+               AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = ?2)",
+            &[text(address_hash), text(&session.token_hash)],
+        )?);
+        self.batch(OP, statements).await?.returned(created)
     }
 
-    async fn issue_code(
-        &self,
-        c: &NewCode<'_>,
-        attempts_window_secs: u64,
-        count: &SendCount,
-    ) -> ApiResult<bool> {
-        const OP: &str = "issue_code";
-        let (guard, guard_args) = send_guard(count, 10);
-        let code = self.code_statement(OP, c, attempts_window_secs, &guard, guard_args)?;
-        let count = self.count_statement(OP, count)?;
-        self.batch(OP, vec![code, count]).await?.returned(1)
+    async fn renew_code(&self, c: &RenewedCode) -> ApiResult<bool> {
+        #[derive(Deserialize)]
+        struct Renewed {
+            #[allow(dead_code)]
+            id: String,
+        }
+        let row: Option<Renewed> = self
+            .write(
+                "renew_code",
+                &format!(
+                    "UPDATE codes SET id = ?5, digest = ?6
+                     WHERE scope = '{CORE_SCOPE}' AND channel = 'email' AND purpose = 'verify_email' AND address = ?1
+                       AND expires_at > ?2 AND attempts <= ?3
+                       AND EXISTS (SELECT 1 FROM users WHERE email = ?1 AND verified = 0 AND password_hash = ?4)
+                     RETURNING id"
+                ),
+                &[
+                    text(&c.email),
+                    number(c.now),
+                    number(c.max_attempts.into()),
+                    text(&c.password_hash),
+                    text(&c.id),
+                    text(&c.digest),
+                ],
+            )
+            .await?;
+        Ok(row.is_some())
     }
 
     async fn issue_app_code(
@@ -675,7 +815,14 @@ impl Store for D1Store {
             condition.push_str(&test_recipient_current(key_at, 3, 4, 6));
         }
         guard_args.push(text(key_id));
-        let code = self.code_statement(OP, c, attempts_window_secs, &condition, guard_args)?;
+        let code = self.code_statement(
+            OP,
+            c,
+            attempts_window_secs,
+            &condition,
+            guard_args,
+            OnLive::Replace,
+        )?;
         let counted = self.count_statement_if(OP, count, Some(key_id), c.test.then_some(c))?;
         // Read only when nothing was filed, so unchanged by the count: why.
         let (prefix, cap) = match count.prefix.and_then(|i| count.counters.get(i)) {
@@ -720,7 +867,14 @@ impl Store for D1Store {
             &[text(email.as_str())],
         )?;
         let (guard, guard_args) = send_guard(count, 10);
-        let code = self.code_statement(OP, c, attempts_window_secs, &guard, guard_args)?;
+        let code = self.code_statement(
+            OP,
+            c,
+            attempts_window_secs,
+            &guard,
+            guard_args,
+            OnLive::Replace,
+        )?;
         let count = self.count_statement(OP, count)?;
         let results = self.batch(OP, vec![user, code, count]).await?;
         Ok(Requested {
@@ -818,12 +972,19 @@ impl Store for D1Store {
         Ok((found, pending))
     }
 
-    async fn consume_code(&self, code_id: &str, effect: Effect<'_>, now: u64) -> ApiResult<bool> {
+    async fn consume_code(
+        &self,
+        code_id: &str,
+        effect: Effect<'_>,
+        now: u64,
+    ) -> ApiResult<Consumed> {
         const OP: &str = "consume_code";
         let guard = [text(code_id), number(now)];
         let with = |extra: &[JsValue]| -> Vec<JsValue> {
             guard.iter().cloned().chain(extra.iter().cloned()).collect()
         };
+        // Whether the first statement tells if the password was kept.
+        let mut kept_at = None;
         // One batch is one transaction: the effect lands if and only if the
         // final DELETE finds the code, which exactly one caller can do.
         let mut statements = match &effect {
@@ -833,25 +994,34 @@ impl Store for D1Store {
                 statements.push(self.stmt(
                     OP,
                     &format!(
-                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) SELECT ?4, ?3, ?2, ?5 WHERE {CODE_LIVE}"
+                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to) SELECT ?4, ?3, ?2, ?5, ?6 WHERE {CODE_LIVE}"
                     ),
-                    &with(&[text(user_id), text(&session.token_hash), number(session.expires_at)]),
+                    &with(&[text(user_id), text(&session.token_hash), number(session.expires_at), text(session.issued_to.as_str())]),
                 )?);
                 statements
             }
-            // A code bound to a password verifies the address only while
-            // that password is still the account's.
-            Effect::MarkVerified { email, password_hash: Some(hash) } => vec![self.stmt(
-                OP,
-                &format!(
-                    "UPDATE users SET verified = 1, updated_at = ?2 WHERE email = ?3 AND password_hash = ?4 AND {CODE_LIVE}"
-                ),
-                &with(&[text(email.as_str()), text(hash)]),
-            )?],
-            Effect::MarkVerified { email, password_hash: None } => {
-                prove_address(self, "email = ?3", &with(&[text(email.as_str())]))?
+            Effect::MarkVerified { email, keep } => {
+                let mut statements = Vec::new();
+                // The password stays while it is still the account's and,
+                // unless the request proved it, the sign-up uncontested;
+                // otherwise the proof of the address ends it, as below.
+                if let Some(k) = keep {
+                    kept_at = Some(0);
+                    statements.push(self.stmt(
+                        OP,
+                        &format!(
+                            "UPDATE users SET verified = 1, updated_at = ?2
+                             WHERE email = ?3 AND password_hash = ?4 AND verified = 0 AND (contested = 0 OR ?5 = 1)
+                               AND {CODE_LIVE}
+                             RETURNING id"
+                        ),
+                        &with(&[text(email.as_str()), text(&k.password_hash), number(u64::from(k.proven))]),
+                    )?);
+                }
+                statements.extend(prove_address(self, "email = ?3", &with(&[text(email.as_str())]))?);
+                statements
             }
-            Effect::ResetPassword { email, password_hash } => vec![
+            Effect::ResetPassword { email, password_hash, address_hash } => vec![
                 self.stmt(
                     OP,
                     &format!(
@@ -866,6 +1036,11 @@ impl Store for D1Store {
                     ),
                     &with(&[text(email.as_str()), text(password_hash)]),
                 )?,
+                self.stmt(
+                    OP,
+                    &format!("DELETE FROM login_failures WHERE address_hash = ?3 AND {CODE_LIVE}"),
+                    &with(&[text(address_hash)]),
+                )?,
             ],
         };
         statements.push(self.stmt(
@@ -874,21 +1049,34 @@ impl Store for D1Store {
             &guard,
         )?);
         let last = statements.len() - 1;
-        self.batch(OP, statements).await?.returned(last)
+        let results = self.batch(OP, statements).await?;
+        if !results.returned(last)? {
+            return Ok(Consumed::Lost);
+        }
+        let password_kept = match kept_at {
+            Some(i) => results.returned(i)?,
+            None => false,
+        };
+        Ok(Consumed::Applied { password_kept })
     }
 
-    async fn session_user(&self, token_hash: &str, now: u64) -> ApiResult<Option<User>> {
+    async fn session_user(
+        &self,
+        token_hash: &str,
+        now: u64,
+        by: Presented,
+    ) -> ApiResult<Option<User>> {
         Ok(self
             .read_first::<UserRow>(
                 "session_user",
                 SESSION_USER,
-                &[text(token_hash), number(now)],
+                &[text(token_hash), number(now), presented(by)],
             )
             .await?
             .map(User::from))
     }
 
-    async fn delete_session(&self, token_hash: &str) -> ApiResult<Option<String>> {
+    async fn delete_session(&self, token_hash: &str, by: Presented) -> ApiResult<Option<String>> {
         #[derive(Deserialize)]
         struct Ended {
             email: Option<String>,
@@ -896,9 +1084,9 @@ impl Store for D1Store {
         let row: Option<Ended> = self
             .write(
                 "delete_session",
-                "DELETE FROM sessions WHERE token_hash = ?1
+                "DELETE FROM sessions WHERE token_hash = ?1 AND (issued_to = 'browser') = ?2
                  RETURNING (SELECT email FROM users WHERE users.id = sessions.user_id) AS email",
-                &[text(token_hash)],
+                &[text(token_hash), presented(by)],
             )
             .await?;
         Ok(row.map(|r| r.email.unwrap_or_default()))
@@ -1314,6 +1502,13 @@ impl Store for D1Store {
                         "DELETE FROM handoffs WHERE expires_at <= ?1",
                         &[number(now)],
                     )?,
+                    // Past the longest lock and the longest window, every
+                    // count has been forgotten (`FailureBudget::counted`).
+                    self.stmt(
+                        OP,
+                        "DELETE FROM login_failures WHERE last_at < ?1",
+                        &[number(now.saturating_sub(FORGOTTEN_AFTER_SECS))],
+                    )?,
                 ],
             )
             .await?;
@@ -1322,6 +1517,7 @@ impl Store for D1Store {
             expired_sessions: r.changes(1)?,
             unverified_users: r.changes(3)?,
             audit_events: r.changes(4)?,
+            login_failures: r.changes(7)?,
         })
     }
 
@@ -1391,7 +1587,7 @@ impl Store for D1Store {
                 "file_handoff",
                 "INSERT INTO handoffs (code_hash, session_hash, user_id, return_to, challenge, created_at, expires_at)
                  SELECT ?1, s.token_hash, s.user_id, ?3, ?4, ?5, ?6 FROM sessions s
-                 WHERE s.token_hash = ?2 AND s.expires_at > ?5
+                 WHERE s.token_hash = ?2 AND s.expires_at > ?5 AND s.issued_to = 'browser'
                  RETURNING code_hash",
                 &[
                     text(h.code_hash),
@@ -1437,12 +1633,15 @@ impl Store for D1Store {
                     self.stmt(
                         OP,
                         &format!(
-                            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at)
-                             SELECT ?2, h.user_id, ?3, ?4 FROM handoffs h
+                            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to)
+                             SELECT ?2, h.user_id, ?3, ?4,
+                                    'key:' || (SELECT id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL)
+                               FROM handoffs h
                              WHERE h.code_hash = ?5 AND h.expires_at > ?3 AND h.return_to = ?6
                                AND h.challenge IS ?7 AND {KEY_OK}
                                AND EXISTS (SELECT 1 FROM sessions s
-                                           WHERE s.token_hash = h.session_hash AND s.expires_at > ?3)"
+                                           WHERE s.token_hash = h.session_hash AND s.expires_at > ?3
+                                             AND s.issued_to = 'browser')"
                         ),
                         &args,
                     )?,
@@ -1457,7 +1656,11 @@ impl Store for D1Store {
                     self.stmt(
                         OP,
                         SESSION_USER,
-                        &[text(&x.session.token_hash), number(x.session.now)],
+                        &[
+                            text(&x.session.token_hash),
+                            number(x.session.now),
+                            presented(Presented::Bearer),
+                        ],
                     )?,
                 ],
             )

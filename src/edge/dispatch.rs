@@ -6,6 +6,7 @@ use super::mailer::EdgeMailer;
 use super::respond;
 use super::{check_limit, Call, EdgeService};
 use crate::domain::api_key::{is_well_formed, ApiKey};
+use crate::domain::session::{Audience, Presented};
 use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
@@ -203,7 +204,7 @@ async fn public(
         }
         PublicRoute::Login => {
             let r = Login::parse(body)?;
-            let session = svc.login(&r.email, &r.password).await?;
+            let session = svc.login(&r.email, &r.password, Audience::Api).await?;
             Ok(respond::json(200, &session_json(session)))
         }
         PublicRoute::LoginCode => {
@@ -212,7 +213,9 @@ async fn public(
         }
         PublicRoute::LoginCodeVerify => {
             let r = CodeProof::parse(body, cfg)?;
-            let session = svc.login_with_code(&r.email, &r.code).await?;
+            let session = svc
+                .login_with_code(&r.email, &r.code, Audience::Api)
+                .await?;
             Ok(respond::json(200, &session_json(session)))
         }
         PublicRoute::PasswordReset => {
@@ -237,14 +240,14 @@ async fn session(
     let token = call.token.as_deref();
     match route {
         SessionRoute::Me => {
-            let user = svc.me(token).await?;
+            let user = svc.me(token, Presented::Bearer).await?;
             Ok(respond::json(
                 200,
                 &json!({"email": user.email, "verified": user.verified, "created_at": rfc3339(user.created_at)}),
             ))
         }
         SessionRoute::Logout => {
-            svc.logout(token).await?;
+            svc.logout(token, Presented::Bearer).await?;
             Ok(respond::empty(204))
         }
     }

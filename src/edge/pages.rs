@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::domain::admin_session::ADMIN_SESSION_SECS;
 use crate::domain::purpose::Purpose;
 use crate::domain::return_to::Handoff;
+use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
 use crate::http::requests::{query_of, CodeProof, CodeRequest, CreateKey, EventsQuery, Login};
 use crate::http::requests::{PasswordResetConfirm, Register};
@@ -426,7 +427,7 @@ impl Page<'_, '_> {
         let Some(token) = self.cookie(SESSION_COOKIE) else {
             return Ok(None);
         };
-        match self.svc.me(Some(&token)).await {
+        match self.svc.me(Some(&token), Presented::Cookie).await {
             Ok(_) => Ok(Some(self.after_sign_in(&token).await?)),
             Err(ApiError::Unauthorized) => Ok(None),
             Err(e) => Err(e),
@@ -435,7 +436,7 @@ impl Page<'_, '_> {
 
     async fn account(&mut self) -> ApiResult<Answer> {
         let token = self.cookie(SESSION_COOKIE);
-        match self.svc.me(token.as_deref()).await {
+        match self.svc.me(token.as_deref(), Presented::Cookie).await {
             Ok(user) => {
                 let csrf = self.csrf()?;
                 let since = rfc3339(user.created_at)[..10].to_owned();
@@ -574,13 +575,19 @@ impl Page<'_, '_> {
             ));
         }
         let r = Login::parse(&form.as_json(&["email", "password"], &[]))?;
-        let session = self.svc.login(&r.email, &r.password).await?;
+        let session = self
+            .svc
+            .login(&r.email, &r.password, Audience::Browser)
+            .await?;
         self.signed_in(session).await
     }
 
     async fn code_sign_in(&mut self, form: &Form) -> ApiResult<Answer> {
         let r = CodeProof::parse(&form.as_json(&["email", "code"], &[]), self.cfg())?;
-        let session = self.svc.login_with_code(&r.email, &r.code).await?;
+        let session = self
+            .svc
+            .login_with_code(&r.email, &r.code, Audience::Browser)
+            .await?;
         self.signed_in(session).await
     }
 
@@ -609,7 +616,7 @@ impl Page<'_, '_> {
 
     async fn sign_out(&self) -> ApiResult<Answer> {
         let token = self.cookie(SESSION_COOKIE);
-        match self.svc.logout(token.as_deref()).await {
+        match self.svc.logout(token.as_deref(), Presented::Cookie).await {
             Ok(()) | Err(ApiError::Unauthorized) => {}
             Err(e) => return Err(e),
         }

@@ -6,6 +6,8 @@ use crate::domain::audit::{Event, EventFilter, EventPage, StoredEvent};
 use crate::domain::channel::Channel;
 use crate::domain::code::CodeKey;
 use crate::domain::email::Email;
+use crate::domain::session::{Audience, Presented};
+use crate::domain::sign_in_budget::FailureBudget;
 use crate::domain::test_recipient::TestRecipient;
 use crate::error::ApiResult;
 use crate::ports::limits::SendCount;
@@ -33,11 +35,52 @@ pub struct PasswordLookup {
     pub decoy: Option<String>,
 }
 
+/// A password sign-in's first round (`Store::begin_password_login`).
+#[derive(Debug, Clone)]
+pub struct PasswordAttempt<'a> {
+    pub email: &'a Email,
+    /// The pseudonym the address's failures are counted under.
+    pub address_hash: &'a str,
+    /// Picks the decoy hash (`PasswordLookup::decoy`).
+    pub decoy_seed: u32,
+    pub budget: FailureBudget,
+    pub now: u64,
+    /// A verification code for the address that nobody is sent, filed
+    /// only if none is live, for every sign-in alike: so a right password
+    /// on an unverified account can renew its live code unseen (see
+    /// `Service::password_login`).
+    pub decoy_code: NewCode<'a>,
+    pub attempts_window_secs: u64,
+}
+
+/// What a password sign-in's first round found and did.
+#[derive(Debug, Clone, Default)]
+pub struct PasswordStart {
+    /// The address is locked, for this many more seconds: the attempt was
+    /// not counted and the password must not be compared.
+    pub locked_for: Option<u64>,
+    pub lookup: PasswordLookup,
+}
+
+/// After a right password on an unverified account, once the answer is
+/// out: a new code for its pending verification (`Store::renew_code`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewedCode {
+    pub email: String,
+    pub id: String,
+    /// Bound to `password_hash` (`Pepper::bound_code_digest`).
+    pub digest: String,
+    /// The account's hash the password matched.
+    pub password_hash: String,
+    pub now: u64,
+    pub max_attempts: u32,
+}
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub token_hash: String,
     pub now: u64,
     pub expires_at: u64,
+    pub issued_to: Audience,
 }
 
 /// `register`'s one write: the account (created, or a stale unverified one
@@ -166,20 +209,21 @@ pub enum TestRecipientPut {
 pub enum Effect<'a> {
     /// An app's code: consuming it is all there is.
     Nothing,
-    /// Marks the address verified. With `password_hash`, the code was
-    /// bound to that password, whose holder asked for it: the password
-    /// stays, if it is still the account's. Without, anyone could have
-    /// asked for the code, so the proof ends what was set before it, as
-    /// `SignIn` does: the password and every session.
+    /// Marks the address verified. With `keep`, the password may stay,
+    /// if it is still the account's (see `KeptPassword`). Otherwise the
+    /// proof ends what was set before it, as `SignIn` does: the password
+    /// and every session. So it does when `keep` does not hold.
     MarkVerified {
         email: &'a Email,
-        password_hash: Option<String>,
+        keep: Option<KeptPassword>,
     },
     /// Sets the password, marks the address verified (the code proved
-    /// ownership) and revokes every session of the account.
+    /// ownership), revokes every session of the account and forgets the
+    /// address's failed sign-ins (`address_hash`).
     ResetPassword {
         email: &'a Email,
         password_hash: String,
+        address_hash: String,
     },
     /// Passwordless sign-in: creates the session. On an unverified account
     /// it also marks the address verified (the code proved ownership),
@@ -189,6 +233,27 @@ pub enum Effect<'a> {
         user_id: String,
         session: NewSession,
     },
+}
+
+/// The password a verification may keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptPassword {
+    pub password_hash: String,
+    /// The request proved the password itself. Without, the code was
+    /// bound to it, which keeps it only while the registration is
+    /// uncontested (`users.contested`): checked in the transaction.
+    pub proven: bool,
+}
+
+/// What consuming a code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed {
+    /// A concurrent request consumed, replaced or burned the code first,
+    /// or it expired: nothing was applied.
+    Lost,
+    /// The code is spent and its effect applied; for `MarkVerified`,
+    /// whether the account kept its password.
+    Applied { password_kept: bool },
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -226,6 +291,8 @@ pub struct Cleanup {
     pub expired_sessions: u64,
     pub unverified_users: u64,
     pub audit_events: u64,
+    /// Counts of failed sign-ins long forgotten.
+    pub login_failures: u64,
 }
 
 /// A hand-off code to file for the browser session `session_hash`.
@@ -284,39 +351,48 @@ pub struct SeriesPoint {
 
 #[allow(async_fn_in_trait)]
 pub trait Store {
-    /// The account for a password login, and a decoy hash picked by
-    /// `decoy_seed` from the stored ones (the same seed, the same decoy).
-    async fn password_lookup(&self, email: &Email, decoy_seed: u32) -> ApiResult<PasswordLookup>;
+    /// A password sign-in's first round, one transaction, the same for
+    /// every address: counts the attempt against the address's budget
+    /// (`domain::sign_in_budget`) unless it is locked, reads the account
+    /// and a decoy hash picked by `decoy_seed` from the stored ones (the
+    /// same seed, the same decoy), and files `decoy_code` if the address
+    /// has no live verification code.
+    async fn begin_password_login(&self, attempt: &PasswordAttempt<'_>)
+        -> ApiResult<PasswordStart>;
     /// One transaction: creates the account, or replaces the password of an
     /// unverified one whose verification code is no longer live, issues
     /// the code, and counts the message; or, if an hourly cap is reached,
     /// does nothing. A live code of an earlier registration keeps that
-    /// registration's password (see `Registered`).
+    /// registration's password (see `Registered`). A registration that
+    /// finds an unverified account marks it contested. A live code keeps
+    /// its expiry and attempts when this registration's code replaces it:
+    /// a registration never moves an address's clock.
     async fn register(&self, registration: &Registration<'_>) -> ApiResult<Registered>;
-    /// After a password login, in one transaction: replaces the hash with
-    /// `rehash` and creates `session`, only if the account's hash is still
-    /// `verified_hash`, the one the password was checked against. `false`,
-    /// changing nothing, if a reset (or anything else) changed it since.
+    /// After a right password on a verified account, in one transaction:
+    /// replaces the hash with `rehash`, creates `session` and forgets the
+    /// address's failed sign-ins (`address_hash`), only if the account's
+    /// hash is still `verified_hash`, the one the password was checked
+    /// against. `false`, changing nothing, if a reset (or anything else)
+    /// changed it since.
     async fn after_password_login(
         &self,
         user_id: &str,
         verified_hash: &str,
         rehash: Option<&str>,
-        session: Option<&NewSession>,
+        session: &NewSession,
+        address_hash: &str,
     ) -> ApiResult<bool>;
+    /// Replaces the digest (and id) of the address's pending verification
+    /// code with `renewed`'s, keeping its expiry and attempts, only while
+    /// the code is live and not spent and the account still unverified
+    /// with `renewed.password_hash`; `false`, changing nothing, otherwise.
+    async fn renew_code(&self, renewed: &RenewedCode) -> ApiResult<bool>;
 
     /// Replaces any pending code for (scope, channel, address, purpose) and
-    /// counts its message, in one transaction; `false`, writing nothing,
+    /// counts its message, in one transaction; `Capped`, writing nothing,
     /// when an hourly cap is reached. The failure count carries over while
-    /// the replaced code's window is open.
-    async fn issue_code(
-        &self,
-        code: &NewCode<'_>,
-        attempts_window_secs: u64,
-        count: &SendCount,
-    ) -> ApiResult<bool>;
-    /// `issue_code` for an app's code, only while the key `key_id` is not
-    /// revoked: a revocation that lands while a send is in flight stops it.
+    /// the replaced code's window is open. Only while the key `key_id` is
+    /// not revoked: a revocation that lands while a send is in flight stops it.
     async fn issue_app_code(
         &self,
         code: &NewCode<'_>,
@@ -324,8 +400,9 @@ pub trait Store {
         count: &SendCount,
         key_id: &str,
     ) -> ApiResult<Filed>;
-    /// `issue_code` for `email`'s address, with its account read in the
-    /// same transaction: whether or not there is an account, the same
+    /// Files a code for `email`'s address as `issue_app_code` does (but
+    /// for the core flows: `false` when capped), with its account read in
+    /// the same transaction: whether or not there is an account, the same
     /// one round trip (see `Service::request_code`).
     async fn request_code(
         &self,
@@ -362,14 +439,31 @@ pub trait Store {
     ) -> ApiResult<(Option<ApiKey>, Option<PendingCode>)>;
     /// Deletes the code and applies `effect` in one transaction, only if the
     /// code still exists, unexpired and unreplaced. Exactly one concurrent
-    /// caller gets `true`. The caller's guess was within the budget when it
+    /// caller gets `Applied`. The caller's guess was within the budget when it
     /// was claimed; guesses claimed after it, even past the budget, do not
     /// take that back, or a burst of right guesses would all fail.
-    async fn consume_code(&self, code_id: &str, effect: Effect<'_>, now: u64) -> ApiResult<bool>;
+    async fn consume_code(
+        &self,
+        code_id: &str,
+        effect: Effect<'_>,
+        now: u64,
+    ) -> ApiResult<Consumed>;
 
-    async fn session_user(&self, token_hash: &str, now: u64) -> ApiResult<Option<User>>;
-    /// Ends the session; returns its account's address, `None` if there was no session.
-    async fn delete_session(&self, token_hash: &str) -> ApiResult<Option<String>>;
+    /// The account of the live session `token_hash`, if it is one that
+    /// may be `presented` that way (`Presented::accepts`).
+    async fn session_user(
+        &self,
+        token_hash: &str,
+        now: u64,
+        presented: Presented,
+    ) -> ApiResult<Option<User>>;
+    /// Ends the session, if it may be `presented` that way; returns its
+    /// account's address, `None` if there was no such session.
+    async fn delete_session(
+        &self,
+        token_hash: &str,
+        presented: Presented,
+    ) -> ApiResult<Option<String>>;
 
     async fn create_api_key(
         &self,
@@ -424,7 +518,8 @@ pub trait Store {
     /// Deletes expired codes and sessions, send counts of past hours,
     /// accounts created before `unverified_before` and still unverified
     /// (with their pending codes; re-registering does not renew an
-    /// account), and audit events older than `audit_before`.
+    /// account), audit events older than `audit_before`, and counts of
+    /// failed sign-ins that can no longer lock anything.
     async fn cleanup(
         &self,
         now: u64,
@@ -440,8 +535,9 @@ pub trait Store {
     /// buckets that had any, oldest first.
     async fn event_series(&self, since: u64, bucket_secs: u64) -> ApiResult<Vec<SeriesPoint>>;
 
-    /// Files a hand-off code, only while the browser session it hands off
-    /// is live; `false`, writing nothing, otherwise.
+    /// Files a hand-off code, only while the session it hands off is live
+    /// and a browser's (`Audience::Browser`); `false`, writing nothing,
+    /// otherwise.
     async fn file_handoff(&self, handoff: &NewHandoff<'_>) -> ApiResult<bool>;
     /// In one transaction: checks the key; if it is good, deletes the
     /// hand-off (a code is tried once, right or wrong) and, when the code

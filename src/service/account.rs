@@ -7,18 +7,22 @@
 //! unverified account drops the password set before it (`Effect::SignIn`),
 //! and a password reset replaces it.
 
-use super::{new_code, random_id, Deferred, Issue, Issued, Proof, Service};
+use super::{new_code, random_id, Deferred, Issue, Issued, Proof, Renewal, Service};
 use crate::domain::audit::{outcome, Event, EventKind};
 use crate::domain::channel::Channel;
 use crate::domain::code::{Code, CodeKey, CodeSpec, Pepper, CORE_SCOPE};
 use crate::domain::email::Email;
 use crate::domain::password::{Hasher, Password, Verdict};
 use crate::domain::purpose::Purpose;
-use crate::domain::session::{token_hash, Token};
+use crate::domain::registrant::{is_registrant, registrant_token, PasswordProof};
+use crate::domain::session::{token_hash, Audience, Presented, Token};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::{rfc3339, Clock};
 use crate::ports::limits::Counters;
-use crate::ports::store::{Effect, NewSession, Registered, Registration, Store, User};
+use crate::ports::store::{
+    Effect, KeptPassword, NewCode, NewSession, PasswordAttempt, Registered, Registration,
+    RenewedCode, Store, User,
+};
 use crate::providers::mail::{code_message, notice_message, Mailer, Message, Notice};
 use crate::providers::template::{Kind, Values};
 use crate::providers::text::Texter;
@@ -65,10 +69,13 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     /// `/v1/register`: always 202. Unknown, unverified and verified
     /// addresses cost the same: one hash, one cooldown read, one D1
     /// transaction, one mail (a code or a notice) and one cooldown write.
-    pub async fn register(&self, email: &Email, password: &Password) -> ApiResult<()> {
+    /// Returns this sign-up's registrant token (`domain::registrant`), made
+    /// alike whatever became of it.
+    pub async fn register(&self, email: &Email, password: &Password) -> ApiResult<String> {
         let pepper = self.cfg.pepper()?;
         self.mailer.ready()?;
         let hash = self.hasher().hash(password)?;
+        let registrant = registrant_token(pepper, email, &hash);
         let now = self.clock.now();
         // The code verifies this registration's password, and no other.
         let issue = Issue {
@@ -80,7 +87,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         if self.cooldown(&tag, &key, now).await?.is_some() {
             // Within the cooldown nothing is written or sent.
             self.audit_code(EventKind::CodeSent, "rate_limited", &key);
-            return Ok(());
+            return Ok(registrant);
         }
         let (issued, row) = new_code(pepper, &issue, now)?;
         let count = self.send_count(&tag, &key, None, now);
@@ -106,7 +113,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let (message, outcome) = match registered {
             Registered::Capped => {
                 self.audit_code(EventKind::CodeSent, "rate_limited", &key);
-                return Ok(());
+                return Ok(registrant);
             }
             Registered::CodeIssued => (
                 self.code_message(Purpose::VerifyEmail, email, &issued),
@@ -116,19 +123,48 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Registered::AlreadyVerified => (notice(Notice::AccountExists), "account_exists_notice"),
         };
         self.deliver(&key, &tag, &message, outcome, &issued.id, now)
-            .await
+            .await?;
+        Ok(registrant)
     }
 
-    pub async fn verify_email(&self, email: &Email, code: &Code) -> ApiResult<()> {
+    /// `/v1/verify-email`: the code proves the address. The account's
+    /// password stays if the request proves it (`proof`), or if the code
+    /// was bound to it and no second sign-up contested the address;
+    /// otherwise the address is verified with no password, which the
+    /// owner sets with a reset. `Ok(true)` when the password stayed.
+    pub async fn verify_email(
+        &self,
+        email: &Email,
+        code: &Code,
+        proof: &PasswordProof,
+    ) -> ApiResult<bool> {
+        let pepper = self.cfg.pepper()?;
         let key = account_key(Purpose::VerifyEmail, email);
-        self.redeem(&key, code, |proof, _| {
-            Ok(Effect::MarkVerified {
-                email,
-                password_hash: match proof {
-                    Proof::Password(hash) => Some(hash),
-                    Proof::AddressOnly => None,
-                },
-            })
+        self.redeem(&key, code, |bound, account| {
+            let current = account.password_hash;
+            // Checked only once the code is right: one try per code.
+            let proven = !current.is_empty()
+                && match proof {
+                    PasswordProof::None => false,
+                    PasswordProof::Password(p) => {
+                        matches!(self.hasher().verify(p, &current), Ok(Verdict::Match { .. }))
+                    }
+                    PasswordProof::Registrant(tokens) => {
+                        is_registrant(pepper, email, &current, tokens)
+                    }
+                };
+            let keep = match bound {
+                _ if proven => Some(KeptPassword {
+                    password_hash: current,
+                    proven: true,
+                }),
+                Proof::Password(hash) => Some(KeptPassword {
+                    password_hash: hash,
+                    proven: false,
+                }),
+                Proof::AddressOnly => None,
+            };
+            Ok(Effect::MarkVerified { email, keep })
         })
         .await
     }
@@ -155,12 +191,14 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         code: &Code,
         new_password: &Password,
     ) -> ApiResult<()> {
+        let pepper = self.cfg.pepper()?;
         let key = account_key(Purpose::ResetPassword, email);
         self.redeem(&key, code, |_, _| {
             let password_hash = self.hasher().hash(new_password)?;
             Ok(Effect::ResetPassword {
                 email,
                 password_hash,
+                address_hash: pepper.address_tag(email.as_str()),
             })
         })
         .await?;
@@ -192,19 +230,68 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         self.audit_account(kind, outcome(result), email, way);
     }
 
-    pub async fn login(&self, email: &Email, password: &Password) -> ApiResult<LoginSession> {
-        let result = self.password_login(email, password).await;
+    /// A password sign-in, for a session issued `to` the pages' browser
+    /// or an app (see `Audience`).
+    pub async fn login(
+        &self,
+        email: &Email,
+        password: &Password,
+        to: Audience,
+    ) -> ApiResult<LoginSession> {
+        let result = self.password_login(email, password, to).await;
         self.audit_login(email, "password", &result);
         result
     }
 
-    async fn password_login(&self, email: &Email, password: &Password) -> ApiResult<LoginSession> {
+    /// Every sign-in, whatever the address, makes the same round trips:
+    /// the first counts the attempt (`domain::sign_in_budget`), reads the
+    /// account and files a decoy verification code if none is live; then
+    /// one Argon2 run; then, only for a right password on a verified
+    /// account, the session. A right password on an unverified account is
+    /// answered as a wrong one, and its owner gets a fresh code by mail:
+    /// the live code (always live, thanks to the decoy) gets a new digest,
+    /// keeping its expiry and attempts, after the answer (`Later`). So no
+    /// answer, and no state another request can read (the code's expiry,
+    /// its attempts, the send caps, the cooldown), tells an unverified
+    /// address from an unknown or a verified one, even to someone who
+    /// registered the address with a password of their own first.
+    async fn password_login(
+        &self,
+        email: &Email,
+        password: &Password,
+        to: Audience,
+    ) -> ApiResult<LoginSession> {
         let pepper = self.cfg.pepper()?;
         let hasher = self.hasher();
-        let lookup = self
+        let now = self.clock.now();
+        let address_hash = pepper.address_tag(email.as_str());
+        let issue = self.account_issue(Purpose::VerifyEmail, email);
+        // A digest no code has: random, like an HMAC.
+        let decoy_digest = format!("{}{}", random_id()?, random_id()?);
+        let decoy_id = random_id()?;
+        let start = self
             .store
-            .password_lookup(email, decoy_seed(pepper, email))
+            .begin_password_login(&PasswordAttempt {
+                email,
+                address_hash: &address_hash,
+                decoy_seed: decoy_seed(pepper, email),
+                budget: self.cfg.sign_in_budget,
+                now,
+                decoy_code: NewCode {
+                    id: &decoy_id,
+                    key: issue.key,
+                    digest: &decoy_digest,
+                    now,
+                    expires_at: now + issue.ttl_secs,
+                    test: false,
+                },
+                attempts_window_secs: issue.ttl_secs,
+            })
             .await?;
+        if let Some(retry_after_secs) = start.locked_for {
+            return Err(ApiError::LoginLocked { retry_after_secs });
+        }
+        let lookup = start.lookup;
         // An unknown address, and an account without a password, cost a
         // hash like a wrong password does.
         let Some((user, stored)) = lookup
@@ -222,7 +309,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 return Err(ApiError::InvalidCredentials);
             }
         };
-        let now = self.clock.now();
+        if !user.verified {
+            self.renew_verification(pepper, email, &stored, now)?;
+            return Err(ApiError::InvalidCredentials);
+        }
         let rehash = match needs_rehash {
             true => Some(hasher.hash(password)?),
             false => None,
@@ -230,25 +320,16 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         // Every write below holds only while the hash is still the one the
         // password matched: a reset that landed during the ~45 ms of
         // Argon2 revoked this login's right to a session.
-        if !user.verified {
-            if rehash.is_some()
-                && !self
-                    .store
-                    .after_password_login(&user.id, &stored, rehash.as_deref(), None)
-                    .await?
-            {
-                return Err(ApiError::InvalidCredentials);
-            }
-            self.mailer.ready()?;
-            let current = rehash.as_deref().unwrap_or(&stored);
-            self.mail_verification_code(pepper, email, current, now)
-                .await?;
-            return Err(ApiError::EmailNotVerified);
-        }
-        let (session, new_session) = self.new_session(now)?;
+        let (session, new_session) = self.new_session(now, to)?;
         match self
             .store
-            .after_password_login(&user.id, &stored, rehash.as_deref(), Some(&new_session))
+            .after_password_login(
+                &user.id,
+                &stored,
+                rehash.as_deref(),
+                &new_session,
+                &address_hash,
+            )
             .await?
         {
             true => Ok(session),
@@ -256,20 +337,62 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         }
     }
 
+    /// After a right password on an unverified account: a fresh code,
+    /// bound to that password (whose holder asked), renewed and mailed
+    /// after the answer (`Later::renew_codes`). It is not counted against
+    /// the send caps nor does it start a cooldown, since those would be
+    /// seen by the next request; the budget of failed sign-ins bounds it.
+    fn renew_verification(
+        &self,
+        pepper: &Pepper,
+        email: &Email,
+        password_hash: &str,
+        now: u64,
+    ) -> ApiResult<()> {
+        let issue = Issue {
+            bound_to: Some(password_hash),
+            ..self.account_issue(Purpose::VerifyEmail, email)
+        };
+        let (issued, row) = new_code(pepper, &issue, now)?;
+        self.audit_code(EventKind::CodeSent, "queued", &issue.key);
+        self.later.renew(Renewal {
+            message: self.code_message(Purpose::VerifyEmail, email, &issued),
+            code: RenewedCode {
+                email: email.as_str().to_owned(),
+                id: issued.id,
+                digest: row.digest,
+                password_hash: password_hash.to_owned(),
+                now,
+                max_attempts: self.cfg.otp_max_attempts,
+            },
+        });
+        Ok(())
+    }
+
     /// `/v1/login/code/verify`: the session is created in the same
     /// transaction that consumes the code.
-    pub async fn login_with_code(&self, email: &Email, code: &Code) -> ApiResult<LoginSession> {
-        let result = self.code_login(email, code).await;
+    pub async fn login_with_code(
+        &self,
+        email: &Email,
+        code: &Code,
+        to: Audience,
+    ) -> ApiResult<LoginSession> {
+        let result = self.code_login(email, code, to).await;
         self.audit_login(email, Purpose::Login.as_str(), &result);
         result
     }
 
-    async fn code_login(&self, email: &Email, code: &Code) -> ApiResult<LoginSession> {
-        let (session, new_session) = self.new_session(self.clock.now())?;
+    async fn code_login(
+        &self,
+        email: &Email,
+        code: &Code,
+        to: Audience,
+    ) -> ApiResult<LoginSession> {
+        let (session, new_session) = self.new_session(self.clock.now(), to)?;
         let key = account_key(Purpose::Login, email);
         // The account is read in the statement that claims the attempt. An
         // unknown address has a pending code too, which nobody was sent.
-        self.redeem(&key, code, |_, account| match account {
+        self.redeem(&key, code, |_, account| match account.id {
             Some(user_id) => Ok(Effect::SignIn {
                 user_id,
                 session: new_session,
@@ -280,12 +403,17 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         Ok(session)
     }
 
-    pub(super) fn new_session(&self, now: u64) -> ApiResult<(LoginSession, NewSession)> {
+    pub(super) fn new_session(
+        &self,
+        now: u64,
+        issued_to: Audience,
+    ) -> ApiResult<(LoginSession, NewSession)> {
         let token = Token::generate()?;
         let stored = NewSession {
             token_hash: token_hash(token.expose()),
             now,
             expires_at: now + self.cfg.session_ttl_secs,
+            issued_to,
         };
         let session = LoginSession {
             token,
@@ -294,19 +422,23 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         Ok((session, stored))
     }
 
-    pub async fn me(&self, token: Option<&str>) -> ApiResult<User> {
+    /// The account of the session `token`, presented as `by` says: a
+    /// token of another kind is no token (`Presented::accepts`).
+    pub async fn me(&self, token: Option<&str>, by: Presented) -> ApiResult<User> {
         let token = token.ok_or(ApiError::Unauthorized)?;
         self.store
-            .session_user(&token_hash(token), self.clock.now())
+            .session_user(&token_hash(token), self.clock.now(), by)
             .await?
             .ok_or(ApiError::Unauthorized)
     }
 
-    pub async fn logout(&self, token: Option<&str>) -> ApiResult<()> {
+    /// Ends the session `token`, presented as `by` says. The pages' sign-out
+    /// ends the browser's session; the apps' sessions stay.
+    pub async fn logout(&self, token: Option<&str>, by: Presented) -> ApiResult<()> {
         let token = token.ok_or(ApiError::Unauthorized)?;
         let email = self
             .store
-            .delete_session(&token_hash(token))
+            .delete_session(&token_hash(token), by)
             .await?
             .ok_or(ApiError::Unauthorized)?;
         self.audit.record(Event {
@@ -366,37 +498,6 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         Ok(wanted.then(|| self.code_message(purpose, email, &issued)))
     }
 
-    /// After a right password on an unverified account: a fresh code, by
-    /// mail now, within the send limits; outside them nothing is sent and
-    /// a pending code stays valid. The password's holder asked, so the
-    /// code is bound to that password and may replace a live one.
-    async fn mail_verification_code(
-        &self,
-        pepper: &Pepper,
-        email: &Email,
-        password_hash: &str,
-        now: u64,
-    ) -> ApiResult<()> {
-        let issue = Issue {
-            bound_to: Some(password_hash),
-            ..self.account_issue(Purpose::VerifyEmail, email)
-        };
-        let key = issue.key;
-        let tag = self.limit_tag(pepper, &key);
-        if self.cooldown(&tag, &key, now).await?.is_some() {
-            self.audit_code(EventKind::CodeSent, "rate_limited", &key);
-            return Ok(());
-        }
-        let count = self.send_count(&tag, &key, None, now);
-        let Some(issued) = self.issue_code(pepper, &issue, &count, now).await? else {
-            self.audit_code(EventKind::CodeSent, "rate_limited", &key);
-            return Ok(());
-        };
-        let message = self.code_message(Purpose::VerifyEmail, email, &issued);
-        self.deliver(&key, &tag, &message, "sent", &issued.id, now)
-            .await
-    }
-
     /// Mails `message` now. A delivery failure withdraws the code issued
     /// with it (`code_id`; a notice's was never filed, and its withdrawal,
     /// which finds nothing, keeps the failure path alike for every
@@ -439,6 +540,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::registrant::PasswordProof;
     use crate::ports::store::Store;
     use crate::service::testkit::{poll_once, wrong, TestService, World};
     use pollster::block_on;
@@ -450,7 +552,9 @@ mod tests {
     /// Asserts that `password` does not sign in to `email`'s account.
     async fn refused(svc: &TestService<'_>, email: &Email, password: &str) {
         assert_eq!(
-            svc.login(email, &pw(password)).await.unwrap_err(),
+            svc.login(email, &pw(password), Audience::Api)
+                .await
+                .unwrap_err(),
             ApiError::InvalidCredentials,
             "{password} must not sign in"
         );
@@ -466,19 +570,35 @@ mod tests {
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
+            // Unverified: answered as a wrong password is.
             assert_eq!(
-                svc.login(&ann, &pw("correct horse")).await.unwrap_err(),
-                ApiError::EmailNotVerified
+                svc.login(&ann, &pw("correct horse"), Audience::Api)
+                    .await
+                    .unwrap_err(),
+                ApiError::InvalidCredentials
             );
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
-            let session = svc.login(&ann, &pw("correct horse")).await.unwrap();
+            w.after_answer().await;
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
+            let session = svc
+                .login(&ann, &pw("correct horse"), Audience::Api)
+                .await
+                .unwrap();
             assert_eq!(
-                svc.me(Some(session.token.expose())).await.unwrap().email,
+                svc.me(Some(session.token.expose()), Presented::Bearer)
+                    .await
+                    .unwrap()
+                    .email,
                 "ann@example.com"
             );
-            svc.logout(Some(session.token.expose())).await.unwrap();
+            svc.logout(Some(session.token.expose()), Presented::Bearer)
+                .await
+                .unwrap();
             assert_eq!(
-                svc.me(Some(session.token.expose())).await.unwrap_err(),
+                svc.me(Some(session.token.expose()), Presented::Bearer)
+                    .await
+                    .unwrap_err(),
                 ApiError::Unauthorized
             );
         });
@@ -491,9 +611,13 @@ mod tests {
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
             let code = w.last_code();
-            let _ = svc.verify_email(&ann, &wrong(&code)).await;
-            svc.verify_email(&ann, &code).await.unwrap();
-            let _ = svc.verify_email(&ann, &code).await;
+            let _ = svc
+                .verify_email(&ann, &wrong(&code), &PasswordProof::None)
+                .await;
+            svc.verify_email(&ann, &code, &PasswordProof::None)
+                .await
+                .unwrap();
+            let _ = svc.verify_email(&ann, &code, &PasswordProof::None).await;
             assert_eq!(
                 w.events(),
                 [
@@ -503,9 +627,14 @@ mod tests {
                     ("code_failed", "no_pending_code"),
                 ]
             );
-            let _ = svc.login(&ann, &pw("wrong horse")).await;
-            let session = svc.login(&ann, &pw("correct horse")).await.unwrap();
-            svc.logout(Some(session.token.expose())).await.unwrap();
+            let _ = svc.login(&ann, &pw("wrong horse"), Audience::Api).await;
+            let session = svc
+                .login(&ann, &pw("correct horse"), Audience::Api)
+                .await
+                .unwrap();
+            svc.logout(Some(session.token.expose()), Presented::Bearer)
+                .await
+                .unwrap();
             assert_eq!(
                 w.events(),
                 [
@@ -545,7 +674,9 @@ mod tests {
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
             let events = w.audit.take();
             let hash = events[0].address_hash.clone().unwrap();
             assert_eq!(hash.len(), 32);
@@ -571,11 +702,15 @@ mod tests {
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
             svc.register(&ann, &pw("attacker pw")).await.unwrap();
             assert!(w.last_mail().subject.starts_with("Your "));
             refused(&svc, &ann, "attacker pw").await;
-            svc.login(&ann, &pw("correct horse")).await.unwrap();
+            svc.login(&ann, &pw("correct horse"), Audience::Api)
+                .await
+                .unwrap();
         });
     }
 
@@ -587,15 +722,19 @@ mod tests {
             svc.register(&email("ann@example.com"), &pw("correct horse"))
                 .await
                 .unwrap();
-            svc.verify_email(&email("ann@example.com"), &w.last_code())
-                .await
-                .unwrap();
+            svc.verify_email(
+                &email("ann@example.com"),
+                &w.last_code(),
+                &PasswordProof::None,
+            )
+            .await
+            .unwrap();
             let a = svc
-                .login(&email("ann@example.com"), &pw("wrong horse"))
+                .login(&email("ann@example.com"), &pw("wrong horse"), Audience::Api)
                 .await
                 .unwrap_err();
             let b = svc
-                .login(&email("zed@example.com"), &pw("wrong horse"))
+                .login(&email("zed@example.com"), &pw("wrong horse"), Audience::Api)
                 .await
                 .unwrap_err();
             assert_eq!(a, b);
@@ -645,7 +784,9 @@ mod tests {
                 (&w.store).claim_attempt(&key, 5).await.unwrap();
             }
             assert_eq!(
-                svc.verify_email(&ann, &code).await.unwrap_err(),
+                svc.verify_email(&ann, &code, &PasswordProof::None)
+                    .await
+                    .unwrap_err(),
                 ApiError::TooManyAttempts
             );
         });
@@ -660,7 +801,9 @@ mod tests {
             let code = w.last_code();
             for attempts_left in [4, 3, 2] {
                 assert_eq!(
-                    svc.verify_email(&ann, &wrong(&code)).await.unwrap_err(),
+                    svc.verify_email(&ann, &wrong(&code), &PasswordProof::None)
+                        .await
+                        .unwrap_err(),
                     ApiError::WrongCode { attempts_left }
                 );
             }
@@ -668,21 +811,29 @@ mod tests {
             let code = w.last_code();
             // The new code inherits the count: a resend gives no guesses back.
             assert_eq!(
-                svc.verify_email(&ann, &wrong(&code)).await.unwrap_err(),
+                svc.verify_email(&ann, &wrong(&code), &PasswordProof::None)
+                    .await
+                    .unwrap_err(),
                 ApiError::WrongCode { attempts_left: 1 }
             );
             assert_eq!(
-                svc.verify_email(&ann, &wrong(&code)).await.unwrap_err(),
+                svc.verify_email(&ann, &wrong(&code), &PasswordProof::None)
+                    .await
+                    .unwrap_err(),
                 ApiError::TooManyAttempts
             );
             assert_eq!(
-                svc.verify_email(&ann, &code).await.unwrap_err(),
+                svc.verify_email(&ann, &code, &PasswordProof::None)
+                    .await
+                    .unwrap_err(),
                 ApiError::TooManyAttempts
             );
             // Once the first code's lifetime has passed, a new code starts afresh.
             w.advance(601);
             w.keep(svc.resend(&ann, Purpose::VerifyEmail).await.unwrap());
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
         });
     }
 
@@ -694,7 +845,9 @@ mod tests {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
             w.advance(600);
             assert_eq!(
-                svc.verify_email(&ann, &w.last_code()).await.unwrap_err(),
+                svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                    .await
+                    .unwrap_err(),
                 ApiError::ExpiredCode
             );
         });
@@ -710,7 +863,9 @@ mod tests {
             let code = w.last_code();
             svc.register(&ann, &pw("correct horse")).await.unwrap();
             assert_eq!(w.mails(), 1);
-            svc.verify_email(&ann, &code).await.unwrap();
+            svc.verify_email(&ann, &code, &PasswordProof::None)
+                .await
+                .unwrap();
         });
     }
 
@@ -720,17 +875,26 @@ mod tests {
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
-            let session = svc.login(&ann, &pw("correct horse")).await.unwrap();
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
+            let session = svc
+                .login(&ann, &pw("correct horse"), Audience::Api)
+                .await
+                .unwrap();
             w.keep(svc.password_reset(&ann).await.unwrap());
             svc.confirm_password_reset(&ann, &w.last_code(), &pw("new horse!"))
                 .await
                 .unwrap();
             assert_eq!(
-                svc.me(Some(session.token.expose())).await.unwrap_err(),
+                svc.me(Some(session.token.expose()), Presented::Bearer)
+                    .await
+                    .unwrap_err(),
                 ApiError::Unauthorized
             );
-            svc.login(&ann, &pw("new horse!")).await.unwrap();
+            svc.login(&ann, &pw("new horse!"), Audience::Api)
+                .await
+                .unwrap();
         });
     }
 
@@ -752,14 +916,24 @@ mod tests {
             assert!(w.last_mail().subject.contains("sign-in code"));
             // A verification code is not a login code, even while both are pending.
             assert_eq!(
-                svc.login_with_code(&ann, &verification).await.unwrap_err(),
+                svc.login_with_code(&ann, &verification, Audience::Api)
+                    .await
+                    .unwrap_err(),
                 ApiError::WrongCode { attempts_left: 4 }
             );
-            let session = svc.login_with_code(&ann, &code).await.unwrap();
-            let me = svc.me(Some(session.token.expose())).await.unwrap();
+            let session = svc
+                .login_with_code(&ann, &code, Audience::Api)
+                .await
+                .unwrap();
+            let me = svc
+                .me(Some(session.token.expose()), Presented::Bearer)
+                .await
+                .unwrap();
             assert!(me.verified, "a code login proves ownership of the address");
             assert_eq!(
-                svc.login_with_code(&ann, &code).await.unwrap_err(),
+                svc.login_with_code(&ann, &code, Audience::Api)
+                    .await
+                    .unwrap_err(),
                 ApiError::InvalidCode
             );
         });
@@ -776,7 +950,7 @@ mod tests {
             // Within the cooldown: the same quiet answer, nothing new.
             assert!(svc.login_code(&ghost).await.unwrap().is_none());
             assert_eq!(
-                svc.login_with_code(&ghost, &Code::parse("123456", 6).unwrap())
+                svc.login_with_code(&ghost, &Code::parse("123456", 6).unwrap(), Audience::Api)
                     .await
                     .unwrap_err(),
                 ApiError::WrongCode { attempts_left: 4 }
@@ -791,22 +965,38 @@ mod tests {
         let (ann, bob) = (email("ann@example.com"), email("bob@example.com"));
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
             // Someone registers both: ann is verified, bob is new.
             svc.register(&ann, &pw("attacker pw1")).await.unwrap();
             svc.register(&bob, &pw("attacker pw1")).await.unwrap();
             let guess = wrong(&w.last_code());
             for attempts_left in [4, 3, 2, 1] {
                 let expected = ApiError::WrongCode { attempts_left };
-                assert_eq!(svc.verify_email(&ann, &guess).await.unwrap_err(), expected);
-                assert_eq!(svc.verify_email(&bob, &guess).await.unwrap_err(), expected);
+                assert_eq!(
+                    svc.verify_email(&ann, &guess, &PasswordProof::None)
+                        .await
+                        .unwrap_err(),
+                    expected
+                );
+                assert_eq!(
+                    svc.verify_email(&bob, &guess, &PasswordProof::None)
+                        .await
+                        .unwrap_err(),
+                    expected
+                );
             }
             assert_eq!(
-                svc.verify_email(&ann, &guess).await.unwrap_err(),
+                svc.verify_email(&ann, &guess, &PasswordProof::None)
+                    .await
+                    .unwrap_err(),
                 ApiError::TooManyAttempts
             );
             assert_eq!(
-                svc.verify_email(&bob, &guess).await.unwrap_err(),
+                svc.verify_email(&bob, &guess, &PasswordProof::None)
+                    .await
+                    .unwrap_err(),
                 ApiError::TooManyAttempts
             );
         });
@@ -826,8 +1016,16 @@ mod tests {
             svc.register(&victim, &pw("attacker pw")).await.unwrap();
             // The owner signs in with a code from their mailbox.
             w.keep(svc.login_code(&victim).await.unwrap());
-            let session = svc.login_with_code(&victim, &w.last_code()).await.unwrap();
-            assert!(svc.me(Some(session.token.expose())).await.unwrap().verified);
+            let session = svc
+                .login_with_code(&victim, &w.last_code(), Audience::Api)
+                .await
+                .unwrap();
+            assert!(
+                svc.me(Some(session.token.expose()), Presented::Bearer)
+                    .await
+                    .unwrap()
+                    .verified
+            );
             assert_eq!(w.user("victim@example.com").unwrap().password_hash, None);
             refused(&svc, &victim, "attacker pw").await;
             // The owner sets a password of their own through a reset.
@@ -835,7 +1033,9 @@ mod tests {
             svc.confirm_password_reset(&victim, &w.last_code(), &pw("owner pw!"))
                 .await
                 .unwrap();
-            svc.login(&victim, &pw("owner pw!")).await.unwrap();
+            svc.login(&victim, &pw("owner pw!"), Audience::Api)
+                .await
+                .unwrap();
             refused(&svc, &victim, "attacker pw").await;
         });
     }
@@ -851,9 +1051,12 @@ mod tests {
             w.store
                 .sessions
                 .borrow_mut()
-                .insert("old".into(), (id, u64::MAX));
+                .insert("old".into(), (id, u64::MAX, "api".into()));
             w.keep(svc.login_code(&victim).await.unwrap());
-            let session = svc.login_with_code(&victim, &w.last_code()).await.unwrap();
+            let session = svc
+                .login_with_code(&victim, &w.last_code(), Audience::Api)
+                .await
+                .unwrap();
             let sessions = w.store.sessions.borrow();
             assert!(!sessions.contains_key("old"));
             assert!(sessions.contains_key(&token_hash(session.token.expose())));
@@ -866,12 +1069,23 @@ mod tests {
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
-            let first = svc.login(&ann, &pw("correct horse")).await.unwrap();
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
+            let first = svc
+                .login(&ann, &pw("correct horse"), Audience::Api)
+                .await
+                .unwrap();
             w.keep(svc.login_code(&ann).await.unwrap());
-            svc.login_with_code(&ann, &w.last_code()).await.unwrap();
-            svc.me(Some(first.token.expose())).await.unwrap();
-            svc.login(&ann, &pw("correct horse")).await.unwrap();
+            svc.login_with_code(&ann, &w.last_code(), Audience::Api)
+                .await
+                .unwrap();
+            svc.me(Some(first.token.expose()), Presented::Bearer)
+                .await
+                .unwrap();
+            svc.login(&ann, &pw("correct horse"), Audience::Api)
+                .await
+                .unwrap();
         });
     }
 
@@ -895,10 +1109,12 @@ mod tests {
             "the notice carries no code"
         );
         block_on(refused(&svc, &owner, "attacker pw"));
-        // The owner's code verifies the owner's password.
-        block_on(svc.verify_email(&owner, &code)).unwrap();
+        // The owner's code, with the owner's password (the sign-up is
+        // contested now), verifies the owner's password.
+        let proof = PasswordProof::Password(pw("owner pw 1"));
+        assert_eq!(block_on(svc.verify_email(&owner, &code, &proof)), Ok(true));
         block_on(refused(&svc, &owner, "attacker pw"));
-        block_on(svc.login(&owner, &pw("owner pw 1"))).unwrap();
+        block_on(svc.login(&owner, &pw("owner pw 1"), Audience::Api)).unwrap();
     }
 
     #[test]
@@ -911,7 +1127,9 @@ mod tests {
             svc.register(&victim, &pw("owner pw 1")).await.unwrap();
             // "Didn't get a code? Resend": anyone may ask for this one.
             w.keep(svc.resend(&victim, Purpose::VerifyEmail).await.unwrap());
-            svc.verify_email(&victim, &w.last_code()).await.unwrap();
+            svc.verify_email(&victim, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
             let user = w.user("victim@example.com").unwrap();
             assert!(user.verified && user.password_hash.is_none());
             for p in ["attacker pw", "owner pw 1"] {
@@ -926,13 +1144,31 @@ mod tests {
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
-            // Signing in to an unverified account mails a code for that password.
+            let first = w.last_code();
+            // Signing in to an unverified account mails a code for that
+            // password, after the answer: it replaces the first.
             assert_eq!(
-                svc.login(&ann, &pw("correct horse")).await.unwrap_err(),
-                ApiError::EmailNotVerified
+                svc.login(&ann, &pw("correct horse"), Audience::Api)
+                    .await
+                    .unwrap_err(),
+                ApiError::InvalidCredentials
             );
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
-            svc.login(&ann, &pw("correct horse")).await.unwrap();
+            assert_eq!(w.mails(), 1, "nothing before the answer");
+            w.after_answer().await;
+            assert_eq!(w.mails(), 2);
+            assert_ne!(w.last_code().expose(), first.expose());
+            assert!(svc
+                .verify_email(&ann, &first, &PasswordProof::None)
+                .await
+                .is_err());
+            assert_eq!(
+                svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                    .await,
+                Ok(true)
+            );
+            svc.login(&ann, &pw("correct horse"), Audience::Api)
+                .await
+                .unwrap();
         });
     }
 
@@ -945,8 +1181,15 @@ mod tests {
             let created = w.user("ann@example.com").unwrap().created_at;
             w.advance(601);
             svc.register(&ann, &pw("second pw")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
-            svc.login(&ann, &pw("second pw")).await.unwrap();
+            // A second sign-up contests the address: the code keeps the
+            // password the request proves.
+            let proof = PasswordProof::Password(pw("second pw"));
+            svc.verify_email(&ann, &w.last_code(), &proof)
+                .await
+                .unwrap();
+            svc.login(&ann, &pw("second pw"), Audience::Api)
+                .await
+                .unwrap();
             refused(&svc, &ann, "first pw!").await;
             assert_eq!(w.user("ann@example.com").unwrap().created_at, created);
         });
@@ -965,7 +1208,9 @@ mod tests {
             assert!(!w.pending("ann@example.com", "verify_email"));
             // The retry gets a code, not the "already waiting" notice.
             svc.register(&ann, &pw("correct horse")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
         });
     }
 
@@ -977,7 +1222,9 @@ mod tests {
             let (pending, verified) = (email("pending@example.com"), email("verified@example.com"));
             svc.register(&pending, &pw("correct horse")).await.unwrap();
             svc.register(&verified, &pw("correct horse")).await.unwrap();
-            svc.verify_email(&verified, &w.last_code()).await.unwrap();
+            svc.verify_email(&verified, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
             w.after_answer().await;
             w.advance(61); // past the cooldown, within the pending code's life
             let mut seen = vec![];
@@ -1006,9 +1253,9 @@ mod tests {
     /// go: its answer.
     fn login_around_a_reset(w: &World, ann: &Email, password: &str) -> ApiResult<LoginSession> {
         let svc = w.svc();
-        w.store.gate.hold_after("password_lookup");
+        w.store.gate.hold_after("begin_password_login");
         let password = pw(password);
-        let mut login = std::pin::pin!(svc.login(ann, &password));
+        let mut login = std::pin::pin!(svc.login(ann, &password, Audience::Api));
         assert!(poll_once(login.as_mut()).is_pending() && w.store.gate.is_holding());
         block_on(async {
             w.keep(svc.password_reset(ann).await.unwrap());
@@ -1026,7 +1273,9 @@ mod tests {
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
             svc.register(&ann, &pw("old password")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
         });
         assert_eq!(
             login_around_a_reset(&w, &ann, "old password").unwrap_err(),
@@ -1036,7 +1285,7 @@ mod tests {
             w.store.sessions.borrow().is_empty(),
             "every session is revoked"
         );
-        block_on(svc.login(&ann, &pw("new password"))).unwrap();
+        block_on(svc.login(&ann, &pw("new password"), Audience::Api)).unwrap();
     }
 
     #[test]
@@ -1049,7 +1298,9 @@ mod tests {
             block_on(async {
                 svc.register(&ann, &pw("old password")).await.unwrap();
                 if verified {
-                    svc.verify_email(&ann, &w.last_code()).await.unwrap();
+                    svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                        .await
+                        .unwrap();
                 }
             });
             // A hash made before ARGON2_* changed: the next login rehashes it.
@@ -1072,10 +1323,10 @@ mod tests {
                 "verified: {verified}"
             );
             assert_eq!(
-                block_on(svc.login(&ann, &pw("old password"))).unwrap_err(),
+                block_on(svc.login(&ann, &pw("old password"), Audience::Api)).unwrap_err(),
                 ApiError::InvalidCredentials
             );
-            block_on(svc.login(&ann, &pw("new password"))).unwrap();
+            block_on(svc.login(&ann, &pw("new password"), Audience::Api)).unwrap();
         }
     }
 
@@ -1087,7 +1338,9 @@ mod tests {
         let (ann, svc) = (email("ann@example.com"), w.svc());
         block_on(async {
             svc.register(&ann, &pw("correct horse")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code()).await.unwrap();
+            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
             {
                 let mut users = w.store.users.borrow_mut();
                 let user = users.get_mut("ann@example.com").unwrap();
@@ -1164,21 +1417,31 @@ mod tests {
                     w.svc()
                         .register(&email("bob@example.com"), &pw("correct horse")),
                 )
+                .map(drop)
             },
             mailed,
         );
         assert_eq!(calls, 3);
-        // Login to an unverified account mails a code, then answers 403.
+        // Login to an unverified account answers as a wrong password, then
+        // renews the code and mails it: a failure there is logged.
         each_storage_failure(
             registered,
-            |w| match block_on(
-                w.svc()
-                    .login(&email("ann@example.com"), &pw("correct horse")),
-            ) {
-                Err(ApiError::EmailNotVerified) => Ok(()),
+            |w| match block_on(w.svc().login(
+                &email("ann@example.com"),
+                &pw("correct horse"),
+                Audience::Api,
+            )) {
+                Err(ApiError::InvalidCredentials) => Ok(()),
                 other => other.map(drop),
             },
-            mailed,
+            |w, _| {
+                let logged = w.diagnostics.take();
+                w.sent()
+                    + logged
+                        .iter()
+                        .filter(|d| d.event == "code_renewal_failed")
+                        .count()
+            },
         );
         // A reset's mail goes after the answer: the answer carries it.
         let deferred =

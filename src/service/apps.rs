@@ -411,6 +411,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Ok(Effect::Nothing)
         })
         .await
+        .map(drop)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::domain::audit::{Event, EventKind};
 use crate::domain::code::CORE_SCOPE;
 use crate::domain::handoff::HANDOFF_TTL_SECS;
 use crate::domain::return_to::Handoff;
-use crate::domain::session::{token_hash, Token};
+use crate::domain::session::{token_hash, Audience, Token};
 use crate::error::{ApiError, ApiResult};
 use crate::http::requests::HandoffExchange;
 use crate::ports::clock::Clock;
@@ -68,7 +68,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         req: &HandoffExchange,
     ) -> ApiResult<(User, LoginSession)> {
         let now = self.clock.now();
-        let (session, new_session) = self.new_session(now)?;
+        let (session, new_session) = self.new_session(now, Audience::App)?;
         let challenge = req.verifier.as_ref().map(|v| v.challenge());
         let done = self
             .store
@@ -119,7 +119,9 @@ mod tests {
     use crate::domain::email::Email;
     use crate::domain::handoff::{CodeChallenge, CodeVerifier, HANDOFF_TTL_SECS};
     use crate::domain::password::Password;
+    use crate::domain::registrant::PasswordProof;
     use crate::domain::return_to::{Handoff, ReturnOrigins, ReturnTo};
+    use crate::domain::session::Presented;
     use crate::error::ApiError;
     use crate::http::requests::HandoffExchange;
     use crate::service::testkit::{World, ADMIN};
@@ -136,14 +138,18 @@ mod tests {
         Password::parse("correct horse", 8, "password").unwrap()
     }
 
-    /// A world with ann verified and signed in; her session token.
+    /// A world with ann verified and signed in on the pages; her browser's
+    /// session token.
     fn signed_in() -> (World, String) {
         let w = World::new(&[]);
         block_on(async {
             w.svc().register(&ann(), &pw()).await.unwrap();
-            w.svc().verify_email(&ann(), &w.last_code()).await.unwrap();
+            w.svc()
+                .verify_email(&ann(), &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
         });
-        let token = w.login_token(&ann(), &pw());
+        let token = w.browser_token(&ann(), &pw());
         (w, token)
     }
 
@@ -207,7 +213,10 @@ mod tests {
                 (user.email.as_str(), user.verified),
                 ("ann@example.com", true)
             );
-            let me = svc.me(Some(session.token.expose())).await.unwrap();
+            let me = svc
+                .me(Some(session.token.expose()), Presented::Bearer)
+                .await
+                .unwrap();
             assert_eq!(me.email, "ann@example.com");
             assert_ne!(
                 session.token.expose(),
@@ -339,7 +348,7 @@ mod tests {
         let (_, key) = w.api_key(&["email"]);
         let svc = w.svc();
         let code1 = code(&w, &token, &handoff(None));
-        block_on(svc.logout(Some(&token))).unwrap();
+        block_on(svc.logout(Some(&token), Presented::Cookie)).unwrap();
         assert_eq!(
             block_on(svc.exchange_handoff(&key, &exchange(&code1, APP, None))).unwrap_err(),
             ApiError::InvalidCode
@@ -352,7 +361,7 @@ mod tests {
         // A password reset ends every session, the browser's included.
         w.after_answer_now();
         w.advance(61);
-        let token = w.login_token(&ann(), &pw());
+        let token = w.browser_token(&ann(), &pw());
         let code2 = code(&w, &token, &handoff(None));
         reset_password(&w);
         assert_eq!(
@@ -374,7 +383,9 @@ mod tests {
         reset_password(&w);
         block_on(async {
             assert_eq!(
-                svc.me(Some(app_session.token.expose())).await.unwrap_err(),
+                svc.me(Some(app_session.token.expose()), Presented::Bearer)
+                    .await
+                    .unwrap_err(),
                 ApiError::Unauthorized
             );
         });
@@ -388,5 +399,57 @@ mod tests {
             Ok(None)
         );
         assert!(w.store.handoffs.borrow().is_empty());
+    }
+
+    #[test]
+    fn only_a_browsers_session_is_taken_from_the_cookie_or_earns_a_code() {
+        let (w, browser) = signed_in();
+        let (_, key) = w.api_key(&["email"]);
+        let svc = w.svc();
+        // The app's session from an exchange, and one from `/v1/login`.
+        let code = code(&w, &browser, &handoff(None));
+        let (_, app) = block_on(svc.exchange_handoff(&key, &exchange(&code, APP, None))).unwrap();
+        let app = app.token.expose().to_owned();
+        let api = w.login_token(&ann(), &pw());
+        for token in [&app, &api] {
+            // Each works as the bearer it was issued as...
+            block_on(svc.me(Some(token), Presented::Bearer)).unwrap();
+            // ...and as a cookie is no session at all: no account, no
+            // hand-off code for another app, nothing to sign out.
+            assert_eq!(
+                block_on(svc.me(Some(token), Presented::Cookie)).unwrap_err(),
+                ApiError::Unauthorized
+            );
+            assert_eq!(
+                block_on(svc.hand_off(token, &handoff(None))).unwrap_err(),
+                ApiError::Unauthorized
+            );
+            assert_eq!(
+                block_on(svc.logout(Some(token), Presented::Cookie)).unwrap_err(),
+                ApiError::Unauthorized
+            );
+        }
+        // The browser's session is no bearer token either.
+        assert_eq!(
+            block_on(svc.me(Some(&browser), Presented::Bearer)).unwrap_err(),
+            ApiError::Unauthorized
+        );
+        // Signing out of the pages ends the browser's session, not the apps'.
+        block_on(svc.logout(Some(&browser), Presented::Cookie)).unwrap();
+        block_on(svc.me(Some(&app), Presented::Bearer)).unwrap();
+        block_on(svc.me(Some(&api), Presented::Bearer)).unwrap();
+        assert!(w.store.handoffs.borrow().is_empty());
+        // The exchange's session names the key it was issued to.
+        let issued_to: Vec<String> = w
+            .store
+            .sessions
+            .borrow()
+            .values()
+            .map(|s| s.2.clone())
+            .collect();
+        assert!(
+            issued_to.contains(&format!("key:{}", w.store.keys.borrow()[0].1.id)),
+            "{issued_to:?}"
+        );
     }
 }

@@ -12,13 +12,19 @@ mod delivery;
 pub mod diagnostics;
 mod handoff;
 #[cfg(test)]
+mod hijacking;
+#[cfg(test)]
+mod lockout;
+#[cfg(test)]
+mod probes;
+#[cfg(test)]
 mod rounds;
 #[cfg(test)]
 mod testkit;
 
 pub use account::LoginSession;
 pub use admin::Activity;
-pub use apps::{AppCode, SentCode};
+pub use apps::{AppCode, SentCode, MAX_TTL_SECS, MIN_TTL_SECS};
 pub use delivery::SendReport;
 
 use crate::config::Config;
@@ -29,7 +35,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::human::HumanCheck;
 use crate::ports::limits::{lane, CounterWrite, Counters, SendCount, SendPolicy};
-use crate::ports::store::{Effect, NewCode, PendingCode, Store};
+use crate::ports::store::{Consumed, Effect, NewCode, PendingCode, RenewedCode, Store};
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::Texter;
@@ -57,21 +63,64 @@ pub struct Service<'a, S, K, M, T, C> {
     pub humans: &'a dyn HumanCheck,
 }
 
-/// The KV writes of a request that its answer does not depend on (the
-/// cooldown a delivered send starts): made after the answer, so they add
-/// no round trip to it. A cooldown then starts a few milliseconds later
-/// than the send, which KV's eventual consistency allows anyway; the
-/// hourly caps in D1 stay exact.
+/// The work of a request that its answer does not depend on, made after
+/// the answer: the KV writes (the cooldown a delivered send starts), so
+/// they add no round trip to it (a cooldown then starts a few milliseconds
+/// later than the send, which KV's eventual consistency allows anyway; the
+/// hourly caps in D1 stay exact); and the renewal of a verification code
+/// after a right password on an unverified account, so that nothing in the
+/// answer tells that the password was right.
 #[derive(Debug, Default)]
-pub struct Later(RefCell<Vec<CounterWrite>>);
+pub struct Later {
+    writes: RefCell<Vec<CounterWrite>>,
+    renewals: RefCell<Vec<Renewal>>,
+}
+
+/// A renewed verification code and the mail that carries it: the mail goes
+/// only if the code could be renewed (`Store::renew_code`).
+#[derive(Debug, Clone)]
+pub struct Renewal {
+    pub code: RenewedCode,
+    pub message: Message,
+}
 
 impl Later {
     fn push(&self, write: CounterWrite) {
-        self.0.borrow_mut().push(write);
+        self.writes.borrow_mut().push(write);
+    }
+
+    fn renew(&self, renewal: Renewal) {
+        self.renewals.borrow_mut().push(renewal);
     }
 
     pub fn take(&self) -> Vec<CounterWrite> {
-        self.0.take()
+        self.writes.take()
+    }
+
+    pub fn take_renewals(&self) -> Vec<Renewal> {
+        self.renewals.take()
+    }
+
+    /// Renews each code and mails it, after the answer. A failure is
+    /// recorded for the log: the answer is out, and it said nothing of it.
+    pub async fn renew_codes(
+        store: &impl Store,
+        mailer: &impl Mailer,
+        renewals: &[Renewal],
+        diagnostics: &Diagnostics,
+    ) {
+        for r in renewals {
+            match store.renew_code(&r.code).await {
+                Ok(true) => {
+                    if let Err(e) = mailer.send(&r.message).await {
+                        diagnostics.record("renewed_code_mail_failed", format!("{e:?}"));
+                    }
+                }
+                // Spent, expired, or the account changed since: nothing to say.
+                Ok(false) => {}
+                Err(e) => diagnostics.record("code_renewal_failed", format!("{e:?}")),
+            }
+        }
     }
 
     /// Makes `writes` (one, for a send), after the answer. The messages
@@ -107,6 +156,14 @@ enum Proof {
     Password(String),
     /// Anyone could have asked for the code.
     AddressOnly,
+}
+
+/// What the guess's claim read of the address's account (core flows).
+#[derive(Debug, Clone, Default)]
+struct AccountSeen {
+    id: Option<String>,
+    /// Its password hash, '' without one.
+    password_hash: String,
 }
 
 struct Issued {
@@ -146,24 +203,6 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         }
     }
 
-    /// A fresh code for `issue.key`, with its message counted against the
-    /// hourly caps of `count`. `None` when a cap is reached: nothing was
-    /// written. The code replaces any pending one under the same key.
-    async fn issue_code(
-        &self,
-        pepper: &Pepper,
-        issue: &Issue<'_>,
-        count: &SendCount,
-        now: u64,
-    ) -> ApiResult<Option<Issued>> {
-        let (issued, row) = new_code(pepper, issue, now)?;
-        let written = self
-            .store
-            .issue_code(&row.code(&issued.id, issue), issue.ttl_secs, count)
-            .await?;
-        Ok(written.then_some(issued))
-    }
-
     /// The pseudonym the send limits of `key`'s address are kept under: of
     /// the mailbox, so that `ann+1@` and `ann+2@` share ann's limits.
     fn limit_tag(&self, pepper: &Pepper, key: &CodeKey<'_>) -> String {
@@ -201,13 +240,14 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     /// Checks `code` against the pending one and, if right, consumes it
     /// atomically together with the effect `unlock` builds from the proof
-    /// and, for a code of the core flows, the address's account id.
+    /// and, for a code of the core flows, what was read of the address's
+    /// account. `Ok(true)` when a verification kept the account's password.
     async fn redeem<'e>(
         &self,
         key: &CodeKey<'_>,
         code: &Code,
-        unlock: impl FnOnce(Proof, Option<String>) -> ApiResult<Effect<'e>>,
-    ) -> ApiResult<()> {
+        unlock: impl FnOnce(Proof, AccountSeen) -> ApiResult<Effect<'e>>,
+    ) -> ApiResult<bool> {
         self.cfg.pepper()?;
         // The guess is counted before it is compared: one write, and a
         // burst of concurrent guesses gets no more comparisons than `max`.
@@ -225,8 +265,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         key: &CodeKey<'_>,
         code: &Code,
         pending: Option<PendingCode>,
-        unlock: impl FnOnce(Proof, Option<String>) -> ApiResult<Effect<'e>>,
-    ) -> ApiResult<()> {
+        unlock: impl FnOnce(Proof, AccountSeen) -> ApiResult<Effect<'e>>,
+    ) -> ApiResult<bool> {
         let pepper = self.cfg.pepper()?;
         let max = self.cfg.otp_max_attempts;
         let now = self.clock.now();
@@ -248,6 +288,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         }
         // Both forms are always computed and compared, in constant time.
         let password = pending.account_password.unwrap_or_default();
+        let account = AccountSeen {
+            id: pending.account_id,
+            password_hash: password.clone(),
+        };
         // A test recipient's code is its fixed code, for every purpose;
         // where test recipients are off, it matches nothing.
         let expected = match pending.test && self.cfg.test_recipients_allowed {
@@ -276,17 +320,17 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 );
             }
         };
-        let effect = match unlock(proof, pending.account_id) {
+        let effect = match unlock(proof, account) {
             Ok(effect) => effect,
             Err(e) => return failed(e.code(), e),
         };
         match self.store.consume_code(&pending.id, effect, now).await? {
-            true => {
+            Consumed::Applied { password_kept } => {
                 self.audit_of_send(EventKind::CodeVerified, "ok", key, send);
-                Ok(())
+                Ok(password_kept)
             }
             // A concurrent request consumed, replaced or burned it first.
-            false => failed("already_used", ApiError::InvalidCode),
+            Consumed::Lost => failed("already_used", ApiError::InvalidCode),
         }
     }
 

@@ -30,7 +30,9 @@ use crate::domain::email::Email;
 use crate::domain::password::{Password, ARGON2_RUNS};
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
+use crate::domain::registrant::PasswordProof;
 use crate::domain::return_to::{Handoff, ReturnOrigins, ReturnTo};
+use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
 use crate::http::requests::HandoffExchange;
@@ -93,7 +95,8 @@ const EXPECTED: &[Cost] = &[
     cost("POST /v1/verify-email",                     2, (2, 0, 0), 0, (1, 0, 0)),
     cost("POST /v1/resend",                           2, (1, 1, 0), 0, (1, 1, 1)),
     cost("POST /v1/login",                            2, (2, 0, 0), 1, (1, 0, 0)),
-    cost("POST /v1/login (unverified: mails a code)", 4, (2, 1, 1), 1, (1, 1, 0)),
+    cost("POST /v1/login (wrong password)",           1, (1, 0, 0), 1, (1, 0, 0)),
+    cost("POST /v1/login (unverified: mails a code)", 1, (1, 0, 0), 1, (2, 0, 1)),
     cost("POST /v1/login/code",                       2, (1, 1, 0), 0, (1, 1, 1)),
     cost("POST /v1/login/code/verify",                2, (2, 0, 0), 0, (1, 0, 0)),
     cost("POST /v1/password-reset",                   2, (1, 1, 0), 0, (1, 1, 1)),
@@ -147,7 +150,9 @@ fn measure<R>(
     FLOW_MS.with(|t| t.set(started.elapsed().as_secs_f64() * 1e3));
     // A row pins the cost of the outcome it names, not of an early failure.
     let expected = match route {
-        r if r.contains("(unverified") => Some("email_not_verified"),
+        r if r.contains("(unverified") || r.contains("(wrong password)") => {
+            Some("invalid_credentials")
+        }
         r if r.contains("(wrong code)") => Some("invalid_code"),
         _ => None,
     };
@@ -212,7 +217,10 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
         let w = World::new(vars);
         block_on(async {
             w.svc().register(&ann, &password).await.unwrap();
-            w.svc().verify_email(&ann, &w.last_code()).await.unwrap();
+            w.svc()
+                .verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                .await
+                .unwrap();
         });
         w.after_answer_now();
         w.advance(61);
@@ -230,7 +238,7 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
     costs_push(measure(
         &w,
         "POST /v1/verify-email",
-        w.svc().verify_email(&ann, &code),
+        w.svc().verify_email(&ann, &code, &PasswordProof::None),
         no_mail,
     ));
 
@@ -248,15 +256,21 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
     costs_push(measure(
         &w,
         "POST /v1/login (unverified: mails a code)",
-        w.svc().login(&ann, &password),
+        w.svc().login(&ann, &password, Audience::Api),
         no_mail,
     ));
 
     let w = verified();
     costs_push(measure(
         &w,
+        "POST /v1/login (wrong password)",
+        w.svc().login(&ann, &pw("wrong horse"), Audience::Api),
+        no_mail,
+    ));
+    costs_push(measure(
+        &w,
         "POST /v1/login",
-        w.svc().login(&ann, &password),
+        w.svc().login(&ann, &password, Audience::Api),
         no_mail,
     ));
     costs_push(measure(
@@ -269,7 +283,7 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
     costs_push(measure(
         &w,
         "POST /v1/login/code/verify",
-        w.svc().login_with_code(&ann, &code),
+        w.svc().login_with_code(&ann, &code, Audience::Api),
         no_mail,
     ));
     costs_push(measure(
@@ -288,7 +302,7 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
     ));
 
     let w = verified();
-    let token = w.login_token(&ann, &password);
+    let token = w.browser_token(&ann, &password);
     let (_, key) = w.api_key(&["email"]);
     let origins = ReturnOrigins::parse("https://app.example.com", true).unwrap();
     let handoff = Handoff {
@@ -319,11 +333,17 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
         w.svc().hand_off(&token, &handoff),
         no_mail,
     ));
-    costs_push(measure(&w, "GET /v1/me", w.svc().me(Some(&token)), no_mail));
+    let token = w.login_token(&ann, &password);
+    costs_push(measure(
+        &w,
+        "GET /v1/me",
+        w.svc().me(Some(&token), Presented::Bearer),
+        no_mail,
+    ));
     costs_push(measure(
         &w,
         "DELETE /v1/session",
-        w.svc().logout(Some(&token)),
+        w.svc().logout(Some(&token), Presented::Bearer),
         no_mail,
     ));
 
@@ -513,9 +533,12 @@ fn calls_awaited_together_share_a_round() {
     rounds.concurrent.set(true);
     let svc = w.svc();
     block_on(async {
-        let _ =
-            futures_util::future::join(svc.store.session_user("t", 0), svc.store.api_keys()).await;
-        let _ = svc.store.session_user("t", 0).await;
+        let _ = futures_util::future::join(
+            svc.store.session_user("t", 0, Presented::Bearer),
+            svc.store.api_keys(),
+        )
+        .await;
+        let _ = svc.store.session_user("t", 0, Presented::Bearer).await;
     });
     let calls = rounds.take();
     let per_round: Vec<usize> = calls.iter().map(|c| c.round).collect();
@@ -553,7 +576,10 @@ fn unknown_addresses_make_the_same_round_trips_as_known_ones() {
     let password = pw("correct horse");
     block_on(async {
         w.svc().register(&ann, &password).await.unwrap();
-        w.svc().verify_email(&ann, &w.last_code()).await.unwrap();
+        w.svc()
+            .verify_email(&ann, &w.last_code(), &PasswordProof::None)
+            .await
+            .unwrap();
     });
     w.after_answer_now();
     let svc = w.svc();
@@ -567,7 +593,7 @@ fn unknown_addresses_make_the_same_round_trips_as_known_ones() {
             _ => {
                 // A wrong guess, after a code was filed for either address.
                 block_on(svc.login_code(who)).unwrap();
-                let guess = svc.login_with_code(who, &wrong_code);
+                let guess = svc.login_with_code(who, &wrong_code, Audience::Api);
                 measure(&w, route, guess, no_mail)
             }
         }
@@ -585,4 +611,46 @@ fn unknown_addresses_make_the_same_round_trips_as_known_ones() {
             "{route}: known {known:?}, unknown {unknown:?}"
         );
     }
+}
+
+#[test]
+fn a_password_sign_in_costs_the_same_before_its_answer_for_every_address() {
+    // ann verified, bob registered and unverified, with the attacker's
+    // password (the two-request probe: register, then sign in), ghost unknown.
+    let w = World::new(&[]);
+    let (ann, bob, ghost) = (
+        email("ann@example.com"),
+        email("bob@example.com"),
+        email("ghost@example.com"),
+    );
+    let password = pw("attacker pw");
+    block_on(async {
+        w.svc().register(&ann, &pw("correct horse")).await.unwrap();
+        w.svc()
+            .verify_email(&ann, &w.last_code(), &PasswordProof::None)
+            .await
+            .unwrap();
+        w.svc().register(&bob, &password).await.unwrap();
+    });
+    w.after_answer_now();
+    let route = "POST /v1/login (wrong password)";
+    let costs: Vec<Cost> = [&ann, &bob, &ghost]
+        .into_iter()
+        .map(|who| {
+            measure(
+                &w,
+                route,
+                w.svc().login(who, &password, Audience::Api),
+                no_mail,
+            )
+        })
+        .collect();
+    assert_eq!(
+        path(&costs[0]),
+        path(&costs[1]),
+        "verified vs unverified with the right password"
+    );
+    assert_eq!(path(&costs[0]), path(&costs[2]), "verified vs unknown");
+    // Only after the answer does bob's code get renewed and mailed.
+    assert_eq!(costs[1].later, (2, 0, 1));
 }

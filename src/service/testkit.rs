@@ -13,15 +13,18 @@ use crate::domain::audit::{Audit, Event, EventFilter, EventPage, StoredEvent};
 use crate::domain::channel::Channel;
 use crate::domain::code::{app_scope, Code, CodeKey, CORE_SCOPE};
 use crate::domain::email::Email;
+use crate::domain::session::{Audience, Presented};
+use crate::domain::sign_in_budget::Failures;
 use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::human::HumanCheck;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
-    Cleanup, Effect, Exchange, Exchanged, Filed, FiledCode, NewCode, NewHandoff, NewSession,
-    PasswordLookup, PendingCode, Registered, Registration, Requested, SendEvent, SendRecord,
-    SendStats, SeriesPoint, SpentHandoff, Stats, Store, TestRecipientPut, User, UserStats,
+    Cleanup, Consumed, Effect, Exchange, Exchanged, Filed, FiledCode, NewCode, NewHandoff,
+    NewSession, PasswordAttempt, PasswordLookup, PasswordStart, PendingCode, Registered,
+    Registration, RenewedCode, Requested, SendEvent, SendRecord, SendStats, SeriesPoint,
+    SpentHandoff, Stats, Store, TestRecipientPut, User, UserStats,
 };
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -29,7 +32,7 @@ use crate::providers::text::{TextChannel, TextMessage, Texter};
 use crate::service::diagnostics::Diagnostics;
 use futures_util::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -216,12 +219,22 @@ pub fn poll_once<F: Future>(f: Pin<&mut F>) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(Waker::noop()))
 }
 
+/// What filing a code does to a live code under the same key (as the D1
+/// store's `OnLive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnLive {
+    Replace,
+    KeepClock,
+    Keep,
+}
+
 /// Mirrors the D1 store's semantics closely enough to test decisions.
 #[derive(Default)]
 pub struct MemoryStore {
     pub users: RefCell<HashMap<String, User>>,
     pub codes: RefCell<HashMap<CodeId, (PendingCode, u64)>>,
-    pub sessions: RefCell<HashMap<String, (String, u64)>>,
+    /// Sessions by token hash: (account id, expiry, `issued_to` as D1 stores it).
+    pub sessions: RefCell<HashMap<String, (String, u64, String)>>,
     pub keys: RefCell<Vec<(String, ApiKey)>>,
     pub events: RefCell<Vec<StoredEvent>>,
     /// The unix time of each of `events`, for the chart's buckets.
@@ -232,6 +245,10 @@ pub struct MemoryStore {
     pub counts: RefCell<HashMap<(String, u64), u32>>,
     /// Test recipients: (key id, recipient, fixed code's digest).
     pub test_recipients: RefCell<Vec<(String, TestRecipient, String)>>,
+    /// Failed password sign-ins by address pseudonym.
+    pub failures: RefCell<HashMap<String, Failures>>,
+    /// The addresses of contested unverified accounts (`users.contested`).
+    pub contested: RefCell<HashSet<String>>,
     pub faults: Rc<Faults>,
     pub gate: Gate,
 }
@@ -256,8 +273,23 @@ impl MemoryStore {
     }
 
     fn file_code(&self, c: &NewCode<'_>, window: u64) {
+        self.file_code_as(c, window, OnLive::Replace);
+    }
+
+    /// `file_code`, doing to a live code what `on_live` says (as
+    /// `D1Store::code_statement` does).
+    fn file_code_as(&self, c: &NewCode<'_>, window: u64, on_live: OnLive) {
         let mut codes = self.codes.borrow_mut();
         let id = code_id(&c.key);
+        let live = codes
+            .get(&id)
+            .map(|(old, _)| old.expires_at)
+            .filter(|e| *e > c.now);
+        let expires_at = match (on_live, live) {
+            (OnLive::Keep, Some(_)) => return,
+            (OnLive::KeepClock, Some(expires_at)) => expires_at,
+            _ => c.expires_at,
+        };
         let (attempts, window_ends) = match codes.get(&id) {
             Some((old, ends)) if *ends > c.now => (old.attempts, *ends),
             _ => (0, c.now + window),
@@ -266,7 +298,7 @@ impl MemoryStore {
             id: c.id.into(),
             digest: c.digest.into(),
             attempts,
-            expires_at: c.expires_at,
+            expires_at,
             account_password: None,
             account_id: None,
             test: c.test,
@@ -325,8 +357,20 @@ impl MemoryStore {
 }
 
 impl Store for &MemoryStore {
-    async fn password_lookup(&self, email: &Email, seed: u32) -> ApiResult<PasswordLookup> {
-        let _call = self.faults.call(Resource::D1, "password_lookup").await?;
+    async fn begin_password_login(&self, a: &PasswordAttempt<'_>) -> ApiResult<PasswordStart> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "begin_password_login")
+            .await?;
+        let locked_for = {
+            let mut failures = self.failures.borrow_mut();
+            let f = failures.entry(a.address_hash.into()).or_default();
+            let locked = a.budget.locked_for(*f, a.now);
+            if locked.is_none() {
+                *f = a.budget.counted(*f, a.now);
+            }
+            locked
+        };
         let lookup = {
             let users = self.users.borrow();
             let mut hashes: Vec<(&String, &String)> = users
@@ -335,23 +379,29 @@ impl Store for &MemoryStore {
                 .collect();
             hashes.sort();
             PasswordLookup {
-                user: users.get(email.as_str()).cloned(),
-                decoy: (!hashes.is_empty()).then(|| hashes[seed as usize % hashes.len()].1.clone()),
+                user: users.get(a.email.as_str()).cloned(),
+                decoy: (!hashes.is_empty())
+                    .then(|| hashes[a.decoy_seed as usize % hashes.len()].1.clone()),
             }
         };
-        self.gate.pass("password_lookup").await;
-        Ok(lookup)
+        self.file_code_as(&a.decoy_code, a.attempts_window_secs, OnLive::Keep);
+        self.gate.pass("begin_password_login").await;
+        Ok(PasswordStart { locked_for, lookup })
     }
     async fn register(&self, r: &Registration<'_>) -> ApiResult<Registered> {
         let _call = self.faults.call(Resource::D1, "register").await?;
         let existing = self.users.borrow().get(r.email.as_str()).cloned();
-        let outcome = match existing {
+        let outcome = match &existing {
             Some(u) if u.verified => Registered::AlreadyVerified,
             Some(_) if self.live_code(&r.code.key, r.code.now) => Registered::PendingKept,
             _ => Registered::CodeIssued,
         };
         if !self.count(r.count) {
             return Ok(Registered::Capped);
+        }
+        // A second sign-up of an unverified address contests it.
+        if existing.is_some_and(|u| !u.verified) {
+            self.contested.borrow_mut().insert(r.email.as_str().into());
         }
         if outcome == Registered::CodeIssued {
             let mut users = self.users.borrow_mut();
@@ -370,7 +420,7 @@ impl Store for &MemoryStore {
         }
         // A verified account's code is a decoy nobody is sent (see `D1Store::register`).
         if outcome != Registered::PendingKept {
-            self.file_code(&r.code, r.attempts_window_secs);
+            self.file_code_as(&r.code, r.attempts_window_secs, OnLive::KeepClock);
         }
         Ok(outcome)
     }
@@ -379,7 +429,8 @@ impl Store for &MemoryStore {
         user_id: &str,
         verified_hash: &str,
         rehash: Option<&str>,
-        session: Option<&NewSession>,
+        session: &NewSession,
+        address_hash: &str,
     ) -> ApiResult<bool> {
         let _call = self
             .faults
@@ -395,20 +446,42 @@ impl Store for &MemoryStore {
         if let Some(fresh) = rehash {
             user.password_hash = Some(fresh.into());
         }
-        if let Some(s) = session {
-            self.sessions
-                .borrow_mut()
-                .insert(s.token_hash.clone(), (user_id.into(), s.expires_at));
-        }
+        self.sessions.borrow_mut().insert(
+            session.token_hash.clone(),
+            (
+                user_id.into(),
+                session.expires_at,
+                session.issued_to.as_str().into(),
+            ),
+        );
+        self.failures.borrow_mut().remove(address_hash);
         Ok(true)
     }
-    async fn issue_code(&self, c: &NewCode<'_>, window: u64, count: &SendCount) -> ApiResult<bool> {
-        let _call = self.faults.call(Resource::D1, "issue_code").await?;
-        if !self.count(count) {
-            return Ok(false);
+    async fn renew_code(&self, c: &RenewedCode) -> ApiResult<bool> {
+        let _call = self.faults.call(Resource::D1, "renew_code").await?;
+        let unverified_with =
+            self.users.borrow().get(&c.email).is_some_and(|u| {
+                !u.verified && u.password_hash.as_deref() == Some(&c.password_hash)
+            });
+        let key = CodeKey {
+            scope: CORE_SCOPE,
+            channel: Channel::Email,
+            purpose: "verify_email",
+            address: &c.email,
+        };
+        let mut codes = self.codes.borrow_mut();
+        match codes.get_mut(&code_id(&key)) {
+            Some((code, _))
+                if unverified_with
+                    && code.expires_at > c.now
+                    && code.attempts <= c.max_attempts =>
+            {
+                code.id = c.id.clone();
+                code.digest = c.digest.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        self.file_code(c, window);
-        Ok(true)
     }
     async fn issue_app_code(
         &self,
@@ -502,7 +575,7 @@ impl Store for &MemoryStore {
         let _call = self.faults.call(Resource::D1, "claim_attempt").await?;
         Ok(self.claim(key, max))
     }
-    async fn consume_code(&self, id: &str, effect: Effect<'_>, now: u64) -> ApiResult<bool> {
+    async fn consume_code(&self, id: &str, effect: Effect<'_>, now: u64) -> ApiResult<Consumed> {
         let _call = self.faults.call(Resource::D1, "consume_code").await?;
         let mut codes = self.codes.borrow_mut();
         let Some(key) = codes
@@ -510,64 +583,78 @@ impl Store for &MemoryStore {
             .find(|(_, (c, _))| c.id == id && c.expires_at > now)
             .map(|(k, _)| k.clone())
         else {
-            return Ok(false);
+            return Ok(Consumed::Lost);
         };
+        let mut password_kept = false;
         codes.remove(&key);
         let mut users = self.users.borrow_mut();
         let mut sessions = self.sessions.borrow_mut();
         match effect {
             Effect::Nothing => {}
-            Effect::MarkVerified {
-                email,
-                password_hash,
-            } => {
-                if let Some(u) = users.get_mut(email.as_str()) {
-                    match password_hash {
-                        // Bound: only while the password is the one it was for.
-                        Some(h) => u.verified |= u.password_hash.as_deref() == Some(h.as_str()),
-                        None if !u.verified => {
-                            u.verified = true;
-                            u.password_hash = None;
-                            sessions.retain(|_, (uid, _)| *uid != u.id);
-                        }
-                        None => {}
+            Effect::MarkVerified { email, keep } => {
+                if let Some(u) = users.get_mut(email.as_str()).filter(|u| !u.verified) {
+                    let contested = self.contested.borrow().contains(email.as_str());
+                    // The password stays only while it is still the
+                    // account's and proven, or bound and uncontested.
+                    password_kept = keep.is_some_and(|k| {
+                        u.password_hash.as_deref() == Some(k.password_hash.as_str())
+                            && (k.proven || !contested)
+                    });
+                    u.verified = true;
+                    if !password_kept {
+                        u.password_hash = None;
+                        sessions.retain(|_, (uid, ..)| *uid != u.id);
                     }
                 }
             }
             Effect::ResetPassword {
                 email,
                 password_hash,
+                address_hash,
             } => {
                 if let Some(u) = users.get_mut(email.as_str()) {
                     u.password_hash = Some(password_hash);
                     u.verified = true;
-                    sessions.retain(|_, (uid, _)| *uid != u.id);
+                    sessions.retain(|_, (uid, ..)| *uid != u.id);
                 }
+                self.failures.borrow_mut().remove(&address_hash);
             }
             Effect::SignIn { user_id, session } => {
                 for u in users.values_mut().filter(|u| u.id == user_id) {
                     if !u.verified {
                         u.verified = true;
                         u.password_hash = None;
-                        sessions.retain(|_, (uid, _)| *uid != user_id);
+                        sessions.retain(|_, (uid, ..)| *uid != user_id);
                     }
                 }
-                sessions.insert(session.token_hash, (user_id, session.expires_at));
+                sessions.insert(
+                    session.token_hash,
+                    (
+                        user_id,
+                        session.expires_at,
+                        session.issued_to.as_str().into(),
+                    ),
+                );
             }
         }
-        Ok(true)
+        Ok(Consumed::Applied { password_kept })
     }
-    async fn session_user(&self, hash: &str, now: u64) -> ApiResult<Option<User>> {
+    async fn session_user(&self, hash: &str, now: u64, by: Presented) -> ApiResult<Option<User>> {
         let _call = self.faults.call(Resource::D1, "session_user").await?;
         let sessions = self.sessions.borrow();
-        let Some((uid, _)) = sessions.get(hash).filter(|(_, exp)| *exp > now) else {
+        let live = |(_, exp, to): &&(String, u64, String)| *exp > now && by.accepts(to);
+        let Some((uid, ..)) = sessions.get(hash).filter(live) else {
             return Ok(None);
         };
         Ok(self.users.borrow().values().find(|u| &u.id == uid).cloned())
     }
-    async fn delete_session(&self, hash: &str) -> ApiResult<Option<String>> {
+    async fn delete_session(&self, hash: &str, by: Presented) -> ApiResult<Option<String>> {
         let _call = self.faults.call(Resource::D1, "delete_session").await?;
-        let Some((uid, _)) = self.sessions.borrow_mut().remove(hash) else {
+        let mut sessions = self.sessions.borrow_mut();
+        if !sessions.get(hash).is_some_and(|(_, _, to)| by.accepts(to)) {
+            return Ok(None);
+        }
+        let Some((uid, ..)) = sessions.remove(hash) else {
             return Ok(None);
         };
         let users = self.users.borrow();
@@ -866,7 +953,9 @@ impl Store for &MemoryStore {
     async fn file_handoff(&self, h: &NewHandoff<'_>) -> ApiResult<bool> {
         let _call = self.faults.call(Resource::D1, "file_handoff").await?;
         let sessions = self.sessions.borrow();
-        let Some((uid, _)) = sessions.get(h.session_hash).filter(|(_, exp)| *exp > h.now) else {
+        let browser =
+            |(_, exp, to): &&(String, u64, String)| *exp > h.now && Presented::Cookie.accepts(to);
+        let Some((uid, ..)) = sessions.get(h.session_hash).filter(browser) else {
             return Ok(false);
         };
         self.handoffs.borrow_mut().insert(
@@ -886,11 +975,8 @@ impl Store for &MemoryStore {
     async fn exchange_handoff(&self, x: &Exchange<'_>) -> ApiResult<Exchanged> {
         let _call = self.faults.call(Resource::D1, "exchange_handoff").await?;
         let now = x.session.now;
-        let key_ok = self
-            .keys
-            .borrow()
-            .iter()
-            .any(|(h, k)| h == x.key_hash && k.revoked_at.is_none());
+        let key = self.key_by_hash(x.key_hash);
+        let key_ok = key.is_some();
         if !key_ok {
             return Ok(Exchanged {
                 key_ok,
@@ -910,16 +996,17 @@ impl Store for &MemoryStore {
             .sessions
             .borrow()
             .get(&session_hash)
-            .is_some_and(|(_, exp)| *exp > now);
+            .is_some_and(|(_, exp, to)| *exp > now && Presented::Cookie.accepts(to));
         let good = spent.expires_at > now
             && spent.return_to == x.return_to
             && spent.challenge.as_deref() == x.challenge
             && browser_live;
         let user = match good {
             true => {
+                let key_id = key.map(|k| k.id).unwrap_or_default();
                 self.sessions.borrow_mut().insert(
                     x.session.token_hash.clone(),
-                    (uid.clone(), x.session.expires_at),
+                    (uid.clone(), x.session.expires_at, format!("key:{key_id}")),
                 );
                 self.users.borrow().values().find(|u| u.id == uid).cloned()
             }
@@ -1110,19 +1197,40 @@ impl World {
     pub async fn after_answer(&self) {
         let writes = self.later.take();
         Later::write(&&self.counters, &writes, &self.diagnostics).await;
+        let renewals = self.later.take_renewals();
+        Later::renew_codes(&&self.store, &&self.outbox, &renewals, &self.diagnostics).await;
     }
 
     pub fn after_answer_now(&self) {
         pollster::block_on(self.after_answer());
     }
 
-    /// A session token of `email`'s account, signed in with `password`.
+    /// A session token of `email`'s account, signed in with `password`
+    /// through the JSON API (`Audience::Api`).
     pub fn login_token(
         &self,
         email: &Email,
         password: &crate::domain::password::Password,
     ) -> String {
-        let session = pollster::block_on(self.svc().login(email, password)).unwrap();
+        self.token_for(email, password, Audience::Api)
+    }
+
+    /// `login_token` for the pages: a browser's session (`Audience::Browser`).
+    pub fn browser_token(
+        &self,
+        email: &Email,
+        password: &crate::domain::password::Password,
+    ) -> String {
+        self.token_for(email, password, Audience::Browser)
+    }
+
+    fn token_for(
+        &self,
+        email: &Email,
+        password: &crate::domain::password::Password,
+        to: Audience,
+    ) -> String {
+        let session = pollster::block_on(self.svc().login(email, password, to)).unwrap();
         session.token.expose().to_owned()
     }
 

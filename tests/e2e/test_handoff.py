@@ -333,6 +333,46 @@ def test_a_signed_in_browser_is_handed_off_at_once(handoff, mail, key):
     assert exchange(handoff, key, code).json()["email"] == email
 
 
+def test_an_apps_token_planted_as_the_cookie_is_no_session(handoff, mail, key):
+    """App A holds a user's token (from its exchange, or from /v1/login on
+    the user's behalf). Planted as the pages' session cookie it is no
+    session: the sign-in page of app B's hand-off asks for a password and
+    hands B no code; the account page and sign-out know nobody; the token
+    still works as A's bearer. The browser's own session is no bearer
+    token, and signing out of the pages leaves the apps' sessions be."""
+    # App A: a person signs in through the pages and A trades its code.
+    a = hand_off(handoff, mail)
+    a_token = exchange(handoff, key, a.code, verifier=a.verifier).json()["token"]
+    login = handoff.login(a.email, PASSWORD)
+    assert login.status_code == 200, login.text
+    api_token = login.json()["token"]
+    SECRETS_SEEN.extend([a_token, api_token])
+    b_return_to = OTHER + "/callback"  # app B's own callback, state and challenge
+    _, b_challenge = pkce()
+    for token in (a_token, api_token):
+        attacker = Browser(handoff)
+        attacker.jar[SESSION] = token
+        query = hq(b_return_to, challenge=b_challenge)
+        r = attacker.get("/auth/sign-in", params=query)
+        assert r.status_code == 200, (r.status_code, r.headers.get("location"))
+        assert Html(r.text).forms.get("sign-in") is not None, "the sign-in form, not a hand-off"
+        assert "code=" not in r.headers.get("location", "")
+        # The account page sends it to sign in, and clears the cookie.
+        r = attacker.get("/auth/account")
+        assert r.status_code == 303 and r.headers["location"] == "/auth/sign-in", r.headers
+        assert SESSION not in attacker.jar
+        # Sign-out with it planted again ends nothing.
+        attacker.jar[SESSION] = token
+        assert attacker.submit("/auth/account", "sign-out", {}).status_code == 303
+        assert handoff.me(token=token).status_code == 200, "still the app's bearer token"
+    # The browser's own session: no bearer token; its sign-out leaves A's be.
+    browser_session = a.browser.jar[SESSION]
+    problem(handoff.me(token=browser_session), 401, "unauthorized")
+    assert a.browser.submit("/auth/account", "sign-out", {}).status_code == 303
+    for token in (a_token, api_token):
+        assert handoff.me(token=token).status_code == 200
+
+
 def test_the_hand_off_query_survives_sign_up_verify_and_sign_in(handoff, mail, key):
     """Every page keeps the hand-off query in its form actions and links, from
     the sign-up form to the hand-off."""
@@ -648,7 +688,8 @@ def test_cookies_are_host_only_secure_httponly_and_lax(handoff, mail):
     assert b.post(action, {**form.fields, "email": email, "code": code}).status_code == 303
     assert b.sign_in(email).status_code == 303
     session = b.jar[SESSION]
-    assert handoff.me(token=session).json()["email"] == email
+    assert b.get("/auth/account").status_code == 200
+    assert handoff.me(token=session).status_code == 401, "a browser's session is no bearer token"
     assert b.submit("/auth/account", "sign-out", {}).status_code == 303
     assert b.submit("/admin/sign-in", "admin-sign-in", {"token": ADMIN_TOKEN}).status_code == 303
     assert ADMIN_TOKEN not in b.jar[ADMIN]
