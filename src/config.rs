@@ -2,7 +2,8 @@
 //! and secrets. An invalid value or an unsafe combination is refused with
 //! 503 rather than replaced by a default: an auth service fails closed.
 
-use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MIN_LENGTH};
+use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MAX_TTL_SECS, MIN_LENGTH, MIN_TTL_SECS};
+use crate::domain::cors::Cors;
 use crate::domain::country::AllowedCountries;
 use crate::domain::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
 use crate::domain::return_to::ReturnOrigins;
@@ -15,7 +16,6 @@ use crate::providers::template::Templates;
 use crate::providers::text::TextChannel;
 use crate::providers::turnstile::{Turnstile, DEFAULT_VERIFY_URL};
 use crate::providers::twilio::Twilio;
-use crate::service::{MAX_TTL_SECS, MIN_TTL_SECS};
 
 #[derive(Clone)]
 pub enum MailProvider {
@@ -56,7 +56,7 @@ pub struct Config {
     pub production: bool,
     pub otp_length: usize,
     /// Also the default of an app's `ttl_seconds`, so it stays within
-    /// theirs (`service::apps::MIN_TTL_SECS` to `MAX_TTL_SECS`).
+    /// theirs (`domain::code::MIN_TTL_SECS` to `MAX_TTL_SECS`).
     pub otp_ttl_secs: u64,
     pub reset_otp_ttl_secs: u64,
     /// Failed password sign-ins per address before a lock
@@ -77,6 +77,8 @@ pub struct Config {
     pub templates: Templates,
     pub api_key_sends_per_hour: u32,
     pub twilio_timeout_ms: u64,
+    /// Which browser origins may read the API's answers (`CORS_ALLOWED_ORIGINS`).
+    pub cors: Cors,
     /// Where the hosted pages may send a browser back (`AUTH_RETURN_ORIGINS`).
     pub auth_return_origins: ReturnOrigins,
     /// The pages' accent colour (`ACCENT_COLOR`).
@@ -225,6 +227,8 @@ impl Config {
         let auth_return_origins =
             ReturnOrigins::parse(&vars.text("AUTH_RETURN_ORIGINS", ""), production)
                 .map_err(unavailable)?;
+        let cors =
+            Cors::parse(Some(&vars.text("CORS_ALLOWED_ORIGINS", ""))).map_err(unavailable)?;
         let accent_color =
             parse_accent(&vars.text("ACCENT_COLOR", DEFAULT_ACCENT)).map_err(unavailable)?;
         let test_recipients_allowed = !production || vars.flag("ALLOW_TEST_RECIPIENTS")?;
@@ -255,6 +259,7 @@ impl Config {
             sms_max_per_prefix_per_hour: vars.int("SMS_MAX_PER_PREFIX_PER_HOUR", 30, 0, 1_000_000)?
                 as u32,
             auth_return_origins,
+            cors,
             accent_color,
             app_name: vars.text("APP_NAME", "OTP Edge"),
             production,
@@ -467,6 +472,13 @@ mod tests {
         assert_eq!((c.mail_timeout_ms, c.twilio_timeout_ms), (5_000, 5_000));
         assert_eq!(c.audit_retention_days, 30);
         assert!(load(&[PEPPER, ("AUDIT_RETENTION_DAYS", "0")]).is_err());
+        assert_eq!(
+            c.sign_in_budget,
+            FailureBudget {
+                max: 10,
+                window_secs: 900
+            }
+        );
     }
 
     #[test]
@@ -639,6 +651,15 @@ mod tests {
             ("MAIL_FROM", "nobody"),
             ("TEMPLATES", "{\"login\": {\"text\": \"no code\"}}"),
             ("API_KEY_SENDS_PER_HOUR", "0"),
+            // App codes live at least a minute: a default under it would
+            // refuse every send that names no `ttl_seconds`.
+            ("OTP_TTL_SECONDS", "59"),
+            ("OTP_TTL_SECONDS", "86401"),
+            // NIST 800-63B: at most 100 consecutive failures.
+            ("LOGIN_MAX_FAILURES", "0"),
+            ("LOGIN_MAX_FAILURES", "101"),
+            ("LOGIN_FAILURE_WINDOW_SECONDS", "59"),
+            ("LOGIN_FAILURE_WINDOW_SECONDS", "86401"),
         ] {
             let e = load(&[PEPPER, (k, v)]).unwrap_err();
             assert!(

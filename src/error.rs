@@ -29,7 +29,8 @@ pub enum ApiError {
     TooManyAttempts,
     /// 429 with `Retry-After`: a send or request cap.
     RateLimited { retry_after_secs: u64 },
-    /// 401: the email or password is wrong (one answer for both).
+    /// 401: the email or password is wrong, or the address is not verified
+    /// yet (one answer for all three; see `Service::password_login`).
     InvalidCredentials,
     /// 401: the bearer token, API key or admin token is missing or wrong.
     Unauthorized,
@@ -292,7 +293,7 @@ impl ApiError {
                 format!("An API key may have at most {max} test recipients.")
             }
             Self::TestRecipientNotFound => "The API key has no such test recipient.".into(),
-            Self::InvalidCredentials => "The email or password is wrong.".into(),
+            Self::InvalidCredentials => "The email or password is wrong. If the address was signed up and not verified yet, and the password was right, a new verification code has been mailed to it.".into(),
             Self::Unauthorized => "A valid bearer token is required.".into(),
             Self::LoginLocked { retry_after_secs } => format!(
                 "Too many failed password sign-ins for this address. Retry after {retry_after_secs} seconds, or sign in with an emailed code (/v1/login/code) or reset the password (/v1/password-reset), which stay open."

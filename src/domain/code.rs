@@ -140,6 +140,11 @@ impl fmt::Debug for Code {
 /// The service's own account flows.
 pub const CORE_SCOPE: &str = "core";
 
+/// The lifetimes a code may have: an app's `ttl_seconds`, and
+/// `OTP_TTL_SECONDS`, its default.
+pub const MIN_TTL_SECS: u64 = 60;
+pub const MAX_TTL_SECS: u64 = 86_400;
+
 /// The scope of an API key's codes: one app never verifies another's.
 pub fn app_scope(key_id: &str) -> String {
     format!("{APP_SCOPE_PREFIX}{key_id}")

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod autofill;
 pub mod channel;
 pub mod code;
+pub mod cors;
 pub mod country;
 pub mod email;
 pub mod handoff;

@@ -13,7 +13,7 @@ use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBod
 use crate::http::requests::{
     query_of, AddTestRecipient, CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange,
     Login, OtpSend, OtpVerify, PasswordResetConfirm, Register, RemoveTestRecipient, Resend,
-    RevokeKey,
+    RevokeKey, VerifyEmail,
 };
 use crate::http::routes::{
     id_in, AdminRoute, AppRoute, Flow, HookRoute, PublicRoute, SessionRoute,
@@ -194,9 +194,12 @@ async fn public(
             Ok(status(202, "verification_sent"))
         }
         PublicRoute::VerifyEmail => {
-            let r = CodeProof::parse(body, cfg)?;
-            svc.verify_email(&r.email, &r.code).await?;
-            Ok(status(200, "verified"))
+            let r = VerifyEmail::parse(body, cfg)?;
+            let kept = svc.verify_email(&r.email, &r.code, &r.proof).await?;
+            Ok(respond::json(
+                200,
+                &json!({"status": "verified", "password_kept": kept}),
+            ))
         }
         PublicRoute::Resend => {
             let r = Resend::parse(body)?;

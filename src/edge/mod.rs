@@ -18,16 +18,15 @@ use crate::config::Config;
 use crate::domain::audit::{Audit, Event};
 use crate::domain::session::bearer;
 use crate::error::{ApiError, ApiResult};
-use crate::http::cors::Cors;
 use crate::http::request_id::request_id;
 use crate::http::routes::{Flow, Route, Row};
 use crate::ports::clock::Clock;
 use crate::ports::limits::CounterWrite;
-use crate::ports::limits::{client_key, RateLimit};
+use crate::ports::limits::{caller_key, RateLimit, CALLER_HEADER};
 use crate::ports::store::Store as _;
 use crate::providers::locale::Locale;
 use crate::service::diagnostics::{Diagnostic, Diagnostics};
-use crate::service::{Later, Service};
+use crate::service::{Later, Renewal, Service};
 use d1_store::D1Store;
 use dispatch::serve;
 use human::Siteverify;
@@ -104,33 +103,38 @@ async fn api(
 ) -> (Response, &'static str, Option<String>) {
     let method = req.inner().method();
     let path = req.path();
-    let cors = Cors::parse(
-        env.var("CORS_ALLOWED_ORIGINS")
-            .ok()
-            .map(|v| v.to_string())
-            .as_deref(),
-    )
-    .map_err(ApiError::Unavailable);
-    let origin = header(req, "origin");
-    let allow_origin = match (&cors, &origin) {
-        (Ok(cors), Some(origin)) => cors.allow(origin),
-        _ => None,
-    };
+    let ip = header(req, "cf-connecting-ip");
+    let client = caller_key(ip.as_deref(), header(req, CALLER_HEADER).as_deref());
     let row = Row::resolve(&method, &path);
     // OPTIONS on an existing path: a CORS preflight, or a plain question.
     let preflight = method == "OPTIONS" && matches!(row, Err(ApiError::MethodNotAllowed { .. }));
-    let result = match (cors, &row) {
-        (Err(e), _) => Err(e),
-        (Ok(_), _) if preflight => match (&origin, &allow_origin) {
-            (Some(_), None) => Err(ApiError::OriginNotAllowed),
-            _ => Ok(respond::preflight(
-                &Row::allow(&path).unwrap_or_default(),
-                allow_origin.clone(),
-            )),
-        },
-        (Ok(_), Ok(row)) => handle(row, request_id, req, env, ctx).await,
-        (Ok(_), Err(e)) => Err(e.clone()),
+    // A bad config fails the flows (503 naming the var), but not the
+    // health check and the contract, which answer without CORS.
+    let cfg = load_config(env);
+    let origin = header(req, "origin");
+    let allow_origin = match (&cfg, &origin) {
+        (Ok(cfg), Some(origin)) => cfg.cors.allow(origin),
+        _ => None,
     };
+    let result = async {
+        // Every request counts against its path's per-client cap before
+        // anything else: preflights, wrong methods and unknown paths too.
+        if let Some(limit) = Row::limit_of(&method, &path) {
+            check_limit(env, limit, &client).await?;
+        }
+        match &row {
+            _ if preflight => match (&origin, &allow_origin) {
+                (Some(_), None) => Err(cfg.err().unwrap_or(ApiError::OriginNotAllowed)),
+                _ => Ok(respond::preflight(
+                    &Row::allow(&path).unwrap_or_default(),
+                    allow_origin.clone(),
+                )),
+            },
+            Ok(row) => handle(row, cfg, request_id, req, env, ctx, client, ip).await,
+            Err(e) => Err(e.clone()),
+        }
+    }
+    .await;
     let response = result.unwrap_or_else(|e| {
         log_failure(request_id, &path, &e);
         respond::problem(&e, own_origin)
@@ -178,20 +182,17 @@ struct Call<'r> {
     token: Option<String>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     row: &'static Row,
+    cfg: ApiResult<Config>,
     request_id: &str,
     req: &mut Request,
     env: &Env,
     ctx: &Context,
+    client: String,
+    ip: Option<String>,
 ) -> ApiResult<Response> {
-    // Every request is counted per client before anything else: before a
-    // key or token is looked up, a body read, or D1 touched.
-    let ip = header(req, "cf-connecting-ip");
-    let client = client_key(ip.as_deref()).unwrap_or_else(|| "unknown".into());
-    if let Some(limit) = row.limit() {
-        check_limit(env, limit, &client).await?;
-    }
     let flow = match row.route {
         Route::OpenApi => return Ok(respond::openapi()),
         Route::Health => {
@@ -200,7 +201,7 @@ async fn handle(
         }
         Route::Flow(flow) => flow,
     };
-    let scope = Scope::load(env)?;
+    let scope = Scope::new(cfg?);
     let humans = Siteverify {
         cfg: &scope.cfg,
         // An app's backend calls /v1/otp/send: its address is not the
@@ -233,13 +234,17 @@ struct Scope {
 }
 
 impl Scope {
-    fn load(env: &Env) -> ApiResult<Self> {
-        Ok(Self {
-            cfg: load_config(env)?,
+    fn new(cfg: Config) -> Self {
+        Self {
+            cfg,
             audit: Audit::default(),
             diagnostics: Diagnostics::default(),
             later: Later::default(),
-        })
+        }
+    }
+
+    fn load(env: &Env) -> ApiResult<Self> {
+        load_config(env).map(Self::new)
     }
 
     /// The service for one request; `req` gives the language of the
@@ -283,6 +288,7 @@ impl Scope {
             WorkerClock.now(),
         );
         write_counters(ctx, env, request_id, self.later.take());
+        renew_codes(ctx, env, &self.cfg, request_id, self.later.take_renewals());
         log_diagnostics(request_id, self.diagnostics.take());
     }
 }
@@ -354,6 +360,24 @@ fn write_counters(ctx: &Context, env: &Env, request_id: &str, writes: Vec<Counte
         match counters(&env) {
             Ok(kv) => Later::write(&kv, &writes, &diagnostics).await,
             Err(e) => diagnostics.record("cooldown_write_failed", format!("{e:?}")),
+        }
+        log_diagnostics(&request_id, diagnostics.take());
+    });
+}
+
+/// Renews the codes the flow left for after the answer (`Later`) and
+/// mails them; a failure is logged under the request id.
+fn renew_codes(ctx: &Context, env: &Env, cfg: &Config, request_id: &str, renewals: Vec<Renewal>) {
+    if renewals.is_empty() {
+        return;
+    }
+    let (env, request_id) = (env.clone(), request_id.to_owned());
+    let mailer = EdgeMailer::new(cfg, &env, &request_id);
+    ctx.wait_until(async move {
+        let diagnostics = Diagnostics::default();
+        match database(&env) {
+            Ok(db) => Later::renew_codes(&db, &mailer, &renewals, &diagnostics).await,
+            Err(e) => diagnostics.record("code_renewal_failed", format!("{e:?}")),
         }
         log_diagnostics(&request_id, diagnostics.take());
     });

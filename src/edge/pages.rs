@@ -10,6 +10,7 @@ use super::{check_limit, header, log_failure, respond, EdgeService, Scope};
 use crate::config::Config;
 use crate::domain::admin_session::ADMIN_SESSION_SECS;
 use crate::domain::purpose::Purpose;
+use crate::domain::registrant::PasswordProof;
 use crate::domain::return_to::Handoff;
 use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
@@ -17,14 +18,15 @@ use crate::http::requests::{query_of, CodeProof, CodeRequest, CreateKey, EventsQ
 use crate::http::requests::{PasswordResetConfirm, Register};
 use crate::pages::auth::{self, AuthPage, Notice, View};
 use crate::pages::browser::{
-    check_form, clear_cookie, cookie, csrf_token, new_browser_id, set_cookie, Form, ADMIN_COOKIE,
-    CSRF_COOKIE, CSRF_COOKIE_SECS, EMAIL_COOKIE, EMAIL_COOKIE_SECS, MAX_FORM_BYTES, SESSION_COOKIE,
+    check_form, clear_cookie, cookie, csrf_token, new_browser_id, set_cookie, signup_tokens,
+    with_signup_token, Form, ADMIN_COOKIE, CSRF_COOKIE, CSRF_COOKIE_SECS, EMAIL_COOKIE,
+    EMAIL_COOKIE_SECS, MAX_FORM_BYTES, SESSION_COOKIE, SIGNUP_COOKIE,
 };
 use crate::pages::console::{self, EventFilterForm};
 use crate::pages::layout::{self, Alert};
 use crate::pages::problems;
 use crate::ports::clock::rfc3339;
-use crate::ports::limits::{client_key, CLIENT_LIMIT};
+use crate::ports::limits::{caller_key, CALLER_HEADER, CLIENT_LIMIT};
 use crate::service::LoginSession;
 use futures_util::StreamExt;
 use worker::{Context, Env, Request, Response};
@@ -89,7 +91,7 @@ pub(super) async fn serve(
     }
     let name = log_name(&path);
     let ip = header(req, "cf-connecting-ip");
-    let client = client_key(ip.as_deref()).unwrap_or_else(|| "unknown".into());
+    let client = caller_key(ip.as_deref(), header(req, CALLER_HEADER).as_deref());
     let site = env
         .var("APP_NAME")
         .map(|v| v.to_string())
@@ -508,9 +510,6 @@ impl Page<'_, '_> {
         };
         match result {
             Ok(answer) => Ok(answer),
-            Err(ApiError::EmailNotVerified) => Ok(Answer::redirect(
-                &self.next(AuthPage::Verify, Notice::VerifyNeeded),
-            )),
             Err(e) if shown_in_place(&e) => {
                 let alert = Some(Alert::Error(auth::sentence(&e)));
                 let mut answer = self.auth_page(page, e.status(), &email, alert)?;
@@ -537,21 +536,33 @@ impl Page<'_, '_> {
             .await
     }
 
+    /// The sign-up, and this browser's registrant token for it: at
+    /// verification it proves this browser made the sign-up, which keeps
+    /// its password even if another sign-up contested the address.
     async fn sign_up(&self, form: &Form) -> ApiResult<Answer> {
         self.check_human(form).await?;
         let r = Register::parse(&form.as_json(&["email", "password"], &[]), self.cfg())?;
-        self.svc.register(&r.email, &r.password).await?;
-        Ok(Answer::redirect(
-            &self.next(AuthPage::Verify, Notice::CodeSent),
-        ))
+        let token = self.svc.register(&r.email, &r.password).await?;
+        let tokens = with_signup_token(self.cookie(SIGNUP_COOKIE).as_deref(), &token);
+        Ok(
+            Answer::redirect(&self.next(AuthPage::Verify, Notice::CodeSent)).cookie(set_cookie(
+                SIGNUP_COOKIE,
+                &tokens,
+                self.cfg().unverified_user_ttl_secs,
+            )),
+        )
     }
 
     async fn verify(&self, form: &Form) -> ApiResult<Answer> {
         let r = CodeProof::parse(&form.as_json(&["email", "code"], &[]), self.cfg())?;
-        self.svc.verify_email(&r.email, &r.code).await?;
-        Ok(Answer::redirect(
-            &self.next(AuthPage::SignIn, Notice::Verified),
-        ))
+        let proof = PasswordProof::Registrant(signup_tokens(self.cookie(SIGNUP_COOKIE).as_deref()));
+        let kept = self.svc.verify_email(&r.email, &r.code, &proof).await?;
+        // Without its password the account needs one: the reset sets it.
+        let next = match kept {
+            true => self.next(AuthPage::SignIn, Notice::Verified),
+            false => self.next(AuthPage::Forgot, Notice::VerifiedWithoutPassword),
+        };
+        Ok(Answer::redirect(&next))
     }
 
     async fn resend_verification(&self, form: &Form) -> ApiResult<Answer> {
@@ -799,6 +810,7 @@ fn shown_in_place(e: &ApiError) -> bool {
             | ApiError::TooManyAttempts
             | ApiError::RateLimited { .. }
             | ApiError::InvalidCredentials
+            | ApiError::LoginLocked { .. }
             | ApiError::MailDeliveryFailed
             | ApiError::Unauthorized
     )

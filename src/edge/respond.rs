@@ -1,8 +1,8 @@
 //! Building responses: JSON bodies, problem documents, and the headers
 //! every answer carries.
 
+use crate::domain::cors;
 use crate::error::ApiError;
-use crate::http::cors;
 use serde::Serialize;
 use worker::{Headers, Response};
 

@@ -3,7 +3,6 @@
 //! feeds it bytes and headers; the flows never see HTTP.
 
 pub mod body;
-pub mod cors;
 pub mod request_id;
 pub mod requests;
 pub mod routes;

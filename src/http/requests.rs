@@ -15,6 +15,7 @@ use crate::domain::handoff::CodeVerifier;
 use crate::domain::password::Password;
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
+use crate::domain::registrant::PasswordProof;
 use crate::domain::return_to::ReturnTo;
 use crate::domain::test_recipient::NewTestRecipient;
 use crate::error::{ApiError, ApiResult};
@@ -70,6 +71,29 @@ impl CodeProof {
             email: email(body)?,
             code: account_code(body, cfg)?,
         })
+    }
+}
+
+/// `POST /v1/verify-email`: the code, and optionally the password of the
+/// sign-up, which keeps it when the sign-up was contested (see
+/// `domain::registrant`).
+#[derive(Debug)]
+pub struct VerifyEmail {
+    pub email: Email,
+    pub code: Code,
+    pub proof: PasswordProof,
+}
+
+impl VerifyEmail {
+    pub fn parse(body: &JsonBody, cfg: &Config) -> ApiResult<Self> {
+        let CodeProof { email, code } = CodeProof::parse(body, cfg)?;
+        let proof = match body.optional_string("password")? {
+            Some(p) => {
+                PasswordProof::Password(Password::parse(p, ANY_STORED_PASSWORD, "password")?)
+            }
+            None => PasswordProof::None,
+        };
+        Ok(Self { email, code, proof })
     }
 }
 

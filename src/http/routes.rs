@@ -187,8 +187,14 @@ pub const TABLE: [Row; 26] = {
     ]
 };
 
-fn matches(template: &str, path: &str) -> bool {
-    template.contains("{id}") && id_in(template, path).is_some() || template == path
+/// The rows of `path`: those written exactly so, if any (`/v1/otp/send` is
+/// never `/v1/otp/{id}` with the id `send`), else those whose template it fits.
+fn rows_of(path: &str) -> impl Iterator<Item = &'static Row> + '_ {
+    let literal = TABLE.iter().any(|r| r.path == path);
+    TABLE.iter().filter(move |r| match literal {
+        true => r.path == path,
+        false => r.path.contains("{id}") && id_in(r.path, path).is_some(),
+    })
 }
 
 /// The `{id}` segment of `path`, if it has the shape of `template`: the
@@ -211,10 +217,7 @@ impl Row {
     pub fn resolve(method: &str, path: &str) -> Result<&'static Row, ApiError> {
         // HEAD is GET without a body, as HTTP requires.
         let wanted = if method == "HEAD" { "GET" } else { method };
-        if let Some(row) = TABLE
-            .iter()
-            .find(|r| r.method == wanted && matches(r.path, path))
-        {
+        if let Some(row) = rows_of(path).find(|r| r.method == wanted) {
             return Ok(row);
         }
         Err(match Self::allow(path) {
@@ -225,11 +228,7 @@ impl Row {
 
     /// The `Allow` list of a path, or `None` when no route has it.
     pub fn allow(path: &str) -> Option<String> {
-        let methods: Vec<&str> = TABLE
-            .iter()
-            .filter(|r| matches(r.path, path))
-            .map(|r| r.method)
-            .collect();
+        let methods: Vec<&str> = rows_of(path).map(|r| r.method).collect();
         (!methods.is_empty()).then(|| methods.join(", "))
     }
 
@@ -245,6 +244,17 @@ impl Row {
     /// addresses: every JSON route but the operator's.
     pub fn needs_pepper(&self) -> bool {
         self.takes_json() && !matches!(self.route, Route::Flow(Flow::Admin(_)))
+    }
+
+    /// The per-client cap a request with `method` on `path` counts against
+    /// before anything else, whatever its answer: its route's, else the
+    /// path's routes' (a wrong method, a preflight), else the client cap
+    /// (an unknown path).
+    pub fn limit_of(method: &str, path: &str) -> Option<RateLimit> {
+        match Self::resolve(method, path) {
+            Ok(row) => row.limit(),
+            Err(_) => rows_of(path).next().map_or(Some(CLIENT_LIMIT), Row::limit),
+        }
     }
 
     /// The per-client cap the request counts against before anything else,
@@ -368,6 +378,42 @@ mod tests {
         );
         assert_eq!(resolve("GET", "/v1/nope"), Err(ApiError::NotFound));
         assert_eq!(resolve("GET", "/v1/register/"), Err(ApiError::NotFound));
+    }
+
+    #[test]
+    fn every_documented_path_answers_every_other_method_with_405_and_its_own_allow() {
+        let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+        for row in &TABLE {
+            let path = row.path.replace("{id}", "0123456789abcdef0123456789abcdef");
+            let own: Vec<&str> = TABLE
+                .iter()
+                .filter(|r| r.path == row.path)
+                .map(|r| r.method)
+                .collect();
+            for method in methods {
+                match Row::resolve(method, &path) {
+                    Ok(found) => {
+                        assert!(own.contains(&method), "{method} {path}");
+                        assert_eq!(found.path, row.path, "{method} {path}");
+                    }
+                    Err(ApiError::MethodNotAllowed { allow }) => {
+                        assert!(!own.contains(&method), "{method} {path}");
+                        assert_eq!(allow, own.join(", "), "{method} {path}");
+                    }
+                    Err(e) => panic!("{method} {path}: {e:?}"),
+                }
+            }
+        }
+        // The literal paths next to `/v1/otp/{id}` are not ids.
+        for path in ["/v1/otp/send", "/v1/otp/verify"] {
+            assert_eq!(
+                Row::resolve("GET", path).unwrap_err(),
+                ApiError::MethodNotAllowed {
+                    allow: "POST".into()
+                }
+            );
+        }
+        assert_eq!(row_of("GET", "/v1/otp/abc").name, "otp_status");
     }
 
     #[test]

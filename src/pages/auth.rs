@@ -78,8 +78,8 @@ impl AuthPage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     CodeSent,
-    VerifyNeeded,
     Verified,
+    VerifiedWithoutPassword,
     LoginCodeSent,
     ResetCodeSent,
     PasswordReset,
@@ -89,8 +89,8 @@ pub enum Notice {
 impl Notice {
     const ALL: [Self; 7] = [
         Self::CodeSent,
-        Self::VerifyNeeded,
         Self::Verified,
+        Self::VerifiedWithoutPassword,
         Self::LoginCodeSent,
         Self::ResetCodeSent,
         Self::PasswordReset,
@@ -100,8 +100,8 @@ impl Notice {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CodeSent => "code_sent",
-            Self::VerifyNeeded => "verify_needed",
             Self::Verified => "verified",
+            Self::VerifiedWithoutPassword => "verified_without_password",
             Self::LoginCodeSent => "login_code_sent",
             Self::ResetCodeSent => "reset_code_sent",
             Self::PasswordReset => "password_reset",
@@ -121,10 +121,10 @@ impl Notice {
         };
         match self {
             Self::CodeSent => format!("We sent a code to {to}. Enter it below."),
-            Self::VerifyNeeded => format!(
-                "Your address is not verified yet. We sent a new code to {to}."
-            ),
             Self::Verified => "Your address is verified. Sign in to continue.".into(),
+            Self::VerifiedWithoutPassword => format!(
+                "Your address is verified. Another sign-up also asked for {to}, so we kept no password: ask for a code below and choose yours."
+            ),
             Self::LoginCodeSent => format!("If {to} has an account, we sent it a code."),
             Self::ResetCodeSent => {
                 format!("If {to} has an account, we sent it a code to reset the password.")
@@ -164,7 +164,14 @@ pub fn sentence(e: &ApiError) -> String {
                 "seconds"
             }
         ),
-        ApiError::InvalidCredentials => "The email or password is wrong.".into(),
+        ApiError::InvalidCredentials => {
+            "The email or password is wrong. If you signed up and have not verified your address yet, we have emailed you a new code: enter it on the verify page.".into()
+        }
+        ApiError::LoginLocked { retry_after_secs } => format!(
+            "Too many failed sign-ins for this address. Try again in {} {}, or use “Email me a code” or “Forgot your password?”, which still work.",
+            retry_after_secs.div_ceil(60),
+            if retry_after_secs.div_ceil(60) == 1 { "minute" } else { "minutes" }
+        ),
         ApiError::InvalidRequest(detail) => field_sentence(detail),
         ApiError::MailDeliveryFailed => {
             "We could not send the email just now. Please try again in a moment.".into()
@@ -291,6 +298,8 @@ pub fn render(page: AuthPage, v: &View<'_>) -> Markup {
                     (link(v, AuthPage::SignUp, "Create an account"))
                     " · "
                     (link(v, AuthPage::Forgot, "Forgot your password?"))
+                    " · "
+                    (link(v, AuthPage::Verify, "Verify your email"))
                 }
             }
             AuthPage::Code => {

@@ -6,6 +6,7 @@
 //! no script can; `SameSite=Lax`, so no other site's form posts it.
 
 use crate::domain::code::{digests_match, Pepper};
+use crate::domain::registrant::KEPT_TOKENS;
 use crate::error::ApiError;
 use crate::http::body::JsonBody;
 use serde_json::{Map, Value};
@@ -16,6 +17,10 @@ pub const CSRF_COOKIE: &str = "__Host-otp_csrf";
 /// the form, never trusted.
 pub const EMAIL_COOKIE: &str = "__Host-otp_email";
 pub const ADMIN_COOKIE: &str = "__Host-otp_admin";
+/// The registrant tokens of this browser's latest sign-ups
+/// (`domain::registrant`), `.`-separated: they prove, at verification,
+/// that this browser made the sign-up whose password the account holds.
+pub const SIGNUP_COOKIE: &str = "__Host-otp_signup";
 
 /// How long the address hint is kept.
 pub const EMAIL_COOKIE_SECS: u64 = 900;
@@ -31,6 +36,28 @@ pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim())
         .filter(|v| !v.is_empty())
+}
+
+/// The registrant tokens a `__Host-otp_signup` cookie holds: hex, at most
+/// `KEPT_TOKENS` of them; anything else in it is dropped.
+pub fn signup_tokens(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or("")
+        .split('.')
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .take(KEPT_TOKENS)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The cookie's value with `token` added, the oldest dropped past
+/// `KEPT_TOKENS`.
+pub fn with_signup_token(value: Option<&str>, token: &str) -> String {
+    let mut tokens = signup_tokens(value);
+    tokens.retain(|t| t != token);
+    tokens.insert(0, token.to_owned());
+    tokens.truncate(KEPT_TOKENS);
+    tokens.join(".")
 }
 
 /// A `Set-Cookie` value for a `__Host-` cookie. Values are base64url, hex
@@ -128,6 +155,22 @@ mod tests {
 
     fn pepper() -> Pepper {
         Pepper::new(&"k".repeat(64)).unwrap()
+    }
+
+    #[test]
+    fn a_browser_keeps_its_latest_sign_ups_tokens() {
+        let t = |c: char| c.to_string().repeat(64);
+        let mut value = with_signup_token(None, &t('a'));
+        assert_eq!(value, t('a'));
+        for c in ['b', 'c', 'd', 'e'] {
+            value = with_signup_token(Some(&value), &t(c));
+        }
+        assert_eq!(
+            signup_tokens(Some(&value)),
+            [t('e'), t('d'), t('c'), t('b')]
+        );
+        assert_eq!(signup_tokens(Some("<script>.zz")), Vec::<String>::new());
+        assert_eq!(signup_tokens(None), Vec::<String>::new());
     }
 
     #[test]

@@ -185,6 +185,30 @@ pub fn client_key(ip: Option<&str>) -> Option<String> {
     })
 }
 
+/// The header a caller without a client address (a service binding, or
+/// another Worker of the account) names itself with.
+pub const CALLER_HEADER: &str = "x-otp-client";
+
+/// The key a request is counted under (`client_key`). Cloudflare sets
+/// `CF-Connecting-IP` on every request from the internet, overwriting any
+/// a client sends, so only a caller inside the account (a service binding)
+/// comes without one: it is counted under the name it gives in
+/// `X-OTP-Client` (1 to 32 of `a-z 0-9 - _`), each name its own bucket, or
+/// under `internal:unnamed`. A binding that calls on behalf of a person
+/// should forward their `CF-Connecting-IP` instead, so each person keeps
+/// their own cap (docs/api.md).
+pub fn caller_key(ip: Option<&str>, caller: Option<&str>) -> String {
+    if ip.is_some() {
+        return client_key(ip).unwrap_or_else(|| "unknown".into());
+    }
+    let named = caller.map(str::trim).filter(|c| {
+        (1..=32).contains(&c.len())
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    });
+    format!("internal:{}", named.unwrap_or("unnamed"))
+}
+
 #[cfg(test)]
 pub mod memory {
     use super::*;
@@ -330,6 +354,26 @@ mod tests {
         );
         for bad in [None, Some(""), Some("unknown"), Some("1.2.3.4.5")] {
             assert_eq!(client_key(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn callers_without_an_address_are_counted_by_the_name_they_give() {
+        assert_eq!(
+            caller_key(Some("198.51.100.7"), Some("billing")),
+            "ip4:198.51.100.7"
+        );
+        assert_eq!(caller_key(Some("garbage"), Some("billing")), "unknown");
+        assert_eq!(caller_key(None, Some("billing")), "internal:billing");
+        assert_eq!(caller_key(None, Some("shop-2")), "internal:shop-2");
+        for bad in [
+            None,
+            Some(""),
+            Some("Billing"),
+            Some("a b"),
+            Some(&"x".repeat(33)[..]),
+        ] {
+            assert_eq!(caller_key(None, bad), "internal:unnamed", "{bad:?}");
         }
     }
 }

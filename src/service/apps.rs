@@ -23,8 +23,7 @@ use crate::providers::template::{Kind, Values};
 use crate::providers::text::{TextChannel, TextMessage, Texter};
 use futures_util::future::join;
 
-pub const MIN_TTL_SECS: u64 = 60;
-pub const MAX_TTL_SECS: u64 = 86_400;
+pub use crate::domain::code::{MAX_TTL_SECS, MIN_TTL_SECS};
 
 /// A request for a code, as `/v1/otp/send` takes it.
 #[derive(Debug, Clone)]

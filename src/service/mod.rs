@@ -24,7 +24,7 @@ mod testkit;
 
 pub use account::LoginSession;
 pub use admin::Activity;
-pub use apps::{AppCode, SentCode, MAX_TTL_SECS, MIN_TTL_SECS};
+pub use apps::{AppCode, SentCode};
 pub use delivery::SendReport;
 
 use crate::config::Config;
