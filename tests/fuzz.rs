@@ -12,6 +12,7 @@ use otp_edge::domain::api_key::NewApiKey;
 use otp_edge::domain::audit::EventPage;
 use otp_edge::domain::channel::Channel;
 use otp_edge::domain::code::Code;
+use otp_edge::domain::cors::Cors;
 use otp_edge::domain::email::Email;
 use otp_edge::domain::password::Password;
 use otp_edge::domain::phone::Phone;
@@ -20,7 +21,6 @@ use otp_edge::domain::recipient::Recipient;
 use otp_edge::domain::return_to::{Handoff, ReturnOrigins, ReturnTo};
 use otp_edge::error::ApiError;
 use otp_edge::http::body::{check_declared_length, require_json, JsonBody};
-use otp_edge::http::cors::Cors;
 use otp_edge::http::request_id::request_id;
 use otp_edge::http::requests::{
     AddTestRecipient, CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange, Login,

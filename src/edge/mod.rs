@@ -375,9 +375,13 @@ fn renew_codes(ctx: &Context, env: &Env, cfg: &Config, request_id: &str, renewal
     let mailer = EdgeMailer::new(cfg, &env, &request_id);
     ctx.wait_until(async move {
         let diagnostics = Diagnostics::default();
-        match database(&env) {
-            Ok(db) => Later::renew_codes(&db, &mailer, &renewals, &diagnostics).await,
-            Err(e) => diagnostics.record("code_renewal_failed", format!("{e:?}")),
+        match (database(&env), counters(&env)) {
+            (Ok(db), Ok(kv)) => {
+                Later::renew_codes(&db, &kv, &mailer, &renewals, &diagnostics).await
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                diagnostics.record("code_renewal_failed", format!("{e:?}"))
+            }
         }
         log_diagnostics(&request_id, diagnostics.take());
     });

@@ -18,7 +18,7 @@ use crate::domain::registrant::{is_registrant, registrant_token, PasswordProof};
 use crate::domain::session::{token_hash, Audience, Presented, Token};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::{rfc3339, Clock};
-use crate::ports::limits::Counters;
+use crate::ports::limits::{lane, Counters};
 use crate::ports::store::{
     Effect, KeptPassword, NewCode, NewSession, PasswordAttempt, Registered, Registration,
     RenewedCode, Store, User,
@@ -339,9 +339,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     /// After a right password on an unverified account: a fresh code,
     /// bound to that password (whose holder asked), renewed and mailed
-    /// after the answer (`Later::renew_codes`). It is not counted against
-    /// the send caps nor does it start a cooldown, since those would be
-    /// seen by the next request; the budget of failed sign-ins bounds it.
+    /// after the answer (`Later::renew_codes`), unless the address's
+    /// cooldown runs. It is not counted against the send caps nor does it
+    /// start a cooldown, since those would be seen by the next request; the
+    /// cooldown and the budget of failed sign-ins bound it.
     fn renew_verification(
         &self,
         pepper: &Pepper,
@@ -356,6 +357,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let (issued, row) = new_code(pepper, &issue, now)?;
         self.audit_code(EventKind::CodeSent, "queued", &issue.key);
         self.later.renew(Renewal {
+            policy: self.policy(),
+            tag: self.limit_tag(pepper, &issue.key),
+            lane: lane(&issue.key),
             message: self.code_message(Purpose::VerifyEmail, email, &issued),
             code: RenewedCode {
                 email: email.as_str().to_owned(),

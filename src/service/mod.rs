@@ -77,11 +77,16 @@ pub struct Later {
 }
 
 /// A renewed verification code and the mail that carries it: the mail goes
-/// only if the code could be renewed (`Store::renew_code`).
+/// only if the address's cooldown is over (read, never started: the next
+/// request would see it) and the code could be renewed (`Store::renew_code`).
 #[derive(Debug, Clone)]
 pub struct Renewal {
     pub code: RenewedCode,
     pub message: Message,
+    pub policy: SendPolicy,
+    /// The address's limit tag and the code's lane (`SendPolicy::cooldown`).
+    pub tag: String,
+    pub lane: String,
 }
 
 impl Later {
@@ -105,11 +110,21 @@ impl Later {
     /// recorded for the log: the answer is out, and it said nothing of it.
     pub async fn renew_codes(
         store: &impl Store,
+        kv: &impl Counters,
         mailer: &impl Mailer,
         renewals: &[Renewal],
         diagnostics: &Diagnostics,
     ) {
         for r in renewals {
+            match r.policy.cooldown(kv, &r.tag, &r.lane, r.code.now).await {
+                // A code went out a moment ago, and it still works.
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    diagnostics.record("code_renewal_failed", format!("{e:?}"));
+                    continue;
+                }
+            }
             match store.renew_code(&r.code).await {
                 Ok(true) => {
                     if let Err(e) = mailer.send(&r.message).await {

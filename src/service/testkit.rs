@@ -1198,7 +1198,14 @@ impl World {
         let writes = self.later.take();
         Later::write(&&self.counters, &writes, &self.diagnostics).await;
         let renewals = self.later.take_renewals();
-        Later::renew_codes(&&self.store, &&self.outbox, &renewals, &self.diagnostics).await;
+        Later::renew_codes(
+            &&self.store,
+            &&self.counters,
+            &&self.outbox,
+            &renewals,
+            &self.diagnostics,
+        )
+        .await;
     }
 
     pub fn after_answer_now(&self) {

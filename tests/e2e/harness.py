@@ -247,7 +247,8 @@ class Worker:
     LIMITS = {"IP_LIMITER": (100_000, 60), "API_LIMITER": (100_000, 60)}
 
     def __init__(self, name, mail=None, vars=None, secrets=None, d1=True, kv=True, schema=True, state_dir=None,
-                 toml_vars=None, send_email=None, main=None, limits=None, migrations=None, start=True):
+                 toml_vars=None, send_email=None, main=None, limits=None, migrations=None, start=True,
+                 services=None):
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"otp-e2e-{name}-"))
         self.state = Path(state_dir) if state_dir else self.dir / "state"
@@ -272,6 +273,9 @@ class Worker:
                            f'simple = {{ limit = {cap[0]}, period = {cap[1]} }}']
         if send_email:
             config += ['[[send_email]]', f'name = "{send_email}"']
+        for binding, worker in (services or {}).items():
+            # Another worker of this run, found through wrangler's dev registry.
+            config += ['[[services]]', f'binding = "{binding}"', f'service = "otp-edge-{worker.name}"']
         if toml_vars:
             # Values --var cannot carry (JSON with colons and quotes) go in the file.
             config += ['[vars]'] + [f"{k} = {json.dumps(v)}" for k, v in toml_vars.items()]
@@ -312,6 +316,12 @@ class Worker:
         args += ["--file", str(file)] if file else ["--command", command]
         r = self.wrangler(*args, timeout=120)
         assert r.returncode == 0, r.stderr
+
+    def expire_codes(self, address):
+        """Lets the codes of `address` run out, and their attempt windows
+        close, as if their lifetime (60 s at least) had passed."""
+        assert "'" not in address
+        self.sql(command=f"UPDATE codes SET expires_at = 1, window_ends_at = 1 WHERE address = '{address}'")
 
     def db(self):
         """A read-only look at the SQLite file behind the local D1."""

@@ -99,3 +99,106 @@ def test_a_wrong_code_answers_alike_for_new_and_verified_addresses(app, mail, ve
     for _ in range(5):
         same(app.verify_email(email, guess), app.verify_email(new, guess))
     assert app.verify_email(new, real).json()["code"] == "too_many_attempts"
+
+
+# Sequences of requests (issue 22) -------------------------------------------------
+
+ATTACKER_PW = "attacker pw 1"
+
+
+def read(r):
+    """What a client reads of an answer: the status and the body."""
+    return r.status_code, r.json()
+
+
+def owned_by_others(app, mail):
+    """Addresses someone else holds, in each state: never seen, signed up
+    long ago and never verified (its code run out), and verified."""
+    unknown, stale, verified = unique_email("unknown"), unique_email("stale"), unique_email("verified")
+    assert app.register(stale, "owner's own pw").status_code == 202
+    assert app.register(verified, "owner's own pw").status_code == 202
+    assert app.verify_email(verified, mail.code(verified)).status_code == 200
+    mail.wait_for(stale)
+    app.expire_codes(stale)
+    return {"unknown": unknown, "stale": stale, "verified": verified}
+
+
+def not_the_code(mail, address):
+    """A guess that is surely wrong where the test can read the code."""
+    sent = mail.to(address)
+    return "000001" if sent and "000000" in sent[-1]["text"] else "000000"
+
+
+def test_register_then_sign_in_with_that_password_reads_alike_for_every_address(app, mail):
+    """The two-request probe: register the address with a password of the
+    attacker's, then sign in with it. An unknown address now holds the
+    attacker's unverified account; the others ignored the registration.
+    Every answer after reads the same, guesses included; only the mailbox
+    of the new account gets a fresh code."""
+    answers = {}
+    for kind, x in owned_by_others(app, mail).items():
+        steps = [app.register(x, ATTACKER_PW), app.login(x, ATTACKER_PW)]
+        app.after_answer()
+        steps += [app.login(x, ATTACKER_PW), app.verify_email(x, not_the_code(mail, x)),
+                  app.login(x, "another guess")]
+        answers[kind] = [read(r) for r in steps]
+    assert answers["stale"] == answers["unknown"] == answers["verified"], answers
+    status, body = answers["unknown"][1]
+    assert status == 401 and body["code"] == "invalid_credentials", body
+    # Only the mailbox of the account the attacker made got codes: one from
+    # the sign-up, one per sign-in with its password.
+    x = unique_email("mailed")
+    app.register(x, ATTACKER_PW)
+    app.login(x, ATTACKER_PW)
+    mail.wait_for(x, 2)
+    mail.expect(x, 2)
+
+
+def test_a_pending_sign_up_reads_as_an_address_someone_asked_a_code_for(app, mail):
+    """A sign-up pending right now asked for a code a moment ago; so did a
+    resend for an unknown address. The attacker's sequences read the same."""
+    pending, asked = unique_email("pending"), unique_email("asked")
+    assert app.register(pending, "owner's own pw").status_code == 202
+    assert app.resend(asked, "verify_email").status_code == 202
+    mail.wait_for(pending)
+    app.after_answer()
+    answers = {}
+    for kind, x in (("pending", pending), ("asked", asked)):
+        steps = [app.register(x, ATTACKER_PW), app.login(x, ATTACKER_PW), app.verify_email(x, "000000"),
+                 app.login(x, ATTACKER_PW), app.verify_email(x, "000000")]
+        answers[kind] = [read(r) for r in steps]
+    assert answers["pending"] == answers["asked"], answers
+
+
+def test_register_then_sign_in_takes_the_same_time_for_every_address(app, mail, verified_user):
+    """The fresh code goes after the answer: a right password on the
+    attacker's own unverified account costs what a wrong one costs."""
+    verified, _ = verified_user
+    mine = unique_email("mine")
+    assert app.register(mine, ATTACKER_PW).status_code == 202
+    samples = {"unverified, right password": [], "verified, wrong password": []}
+    for _ in range(5):
+        for kind, x in (("unverified, right password", mine), ("verified, wrong password", verified)):
+            t = time.perf_counter()
+            assert app.login(x, ATTACKER_PW).status_code == 401
+            samples[kind].append(time.perf_counter() - t)
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    slowest, fastest = max(medians.values()), min(medians.values())
+    assert slowest - fastest < 0.5 * slowest, medians
+
+
+def test_the_sign_in_page_reads_alike_after_a_sign_up_for_every_address(app, mail):
+    """The same probe through the pages: sign up, then sign in with that
+    password. The same page, the same words, for every address."""
+    from test_handoff import Browser, Html
+    pages = {}
+    for kind, x in owned_by_others(app, mail).items():
+        b = Browser(app)
+        r = b.submit("/auth/sign-up", "sign-up", {"email": x, "password": ATTACKER_PW})
+        assert r.status_code == 303 and r.headers["location"].startswith("/auth/verify")
+        r = b.sign_in(x, ATTACKER_PW)
+        error = Html(r.text).by_id("error")
+        pages[kind] = (r.status_code, Html.text(error) if error else None)
+    assert pages["stale"] == pages["unknown"] == pages["verified"], pages
+    status, words = pages["unknown"]
+    assert status == 401 and "If you signed up and have not verified your address yet" in words, pages

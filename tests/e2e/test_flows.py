@@ -15,11 +15,13 @@ def test_register_verify_login_me_logout(app, mail, secrets_seen):
     secrets_seen += [code, password]
     assert len(code) == 6
 
-    problem(app.login(email, password), 403, "email_not_verified")
-    code = mail.code(email)  # the 403 mailed a fresh code, which replaced the first
+    # Unverified: answered as a wrong password is; the right password
+    # mails a fresh code after the answer, which replaces the first.
+    problem(app.login(email, password), 401, "invalid_credentials")
+    code = mail.code(email, index=1)
     secrets_seen.append(code)
     r = app.verify_email(email, code)
-    assert r.status_code == 200 and r.json() == {"status": "verified"}
+    assert r.status_code == 200 and r.json() == {"status": "verified", "password_kept": True}
 
     r = app.login(email, password)
     assert r.status_code == 200
@@ -66,7 +68,10 @@ def test_registering_a_pending_address_again_keeps_the_first_password_and_code(a
     assert r.status_code == 202 and r.json() == {"status": "verification_sent"}
     notice = mail.wait_for(email, 2)[-1]["json"]
     assert "already waiting" in notice["subject"] and not re.search(r"\d{4,}", notice["text"])
-    assert app.verify_email(email, first).status_code == 200
+    # The second sign-up contested the address: the first code keeps the
+    # first password when the request proves it.
+    r = app.call("verify_email", {"email": email, "code": first, "password": "first password"})
+    assert r.json() == {"status": "verified", "password_kept": True}, r.text
     problem(app.login(email, "second password"), 401, "invalid_credentials")
     login(app, email, "first password")
 

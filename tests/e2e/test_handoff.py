@@ -363,7 +363,7 @@ def test_an_apps_token_planted_as_the_cookie_is_no_session(handoff, mail, key):
         assert SESSION not in attacker.jar
         # Sign-out with it planted again ends nothing.
         attacker.jar[SESSION] = token
-        assert attacker.submit("/auth/account", "sign-out", {}).status_code == 303
+        assert attacker.submit("/auth/sign-in", "sign-in", {}, to="/auth/sign-out").status_code == 303
         assert handoff.me(token=token).status_code == 200, "still the app's bearer token"
     # The browser's own session: no bearer token; its sign-out leaves A's be.
     browser_session = a.browser.jar[SESSION]

@@ -122,9 +122,42 @@ def test_listed_origins_get_preflight_and_readable_answers(cors_workers):
             404, "not_found")
 
 
-def test_a_malformed_origin_list_fails_closed(cors_workers):
-    body = problem(cors_workers["miscors"].healthz(), 503, "unavailable")
+def test_a_malformed_origin_list_fails_closed_but_health_and_contract_answer(cors_workers):
+    w = cors_workers["miscors"]
+    body = problem(w.password_reset(unique_email()), 503, "unavailable")
     assert "CORS_ALLOWED_ORIGINS" in body["detail"]
+    r = requests.options(w.url + "/v1/login", headers={"origin": "https://app.example.com",
+                                                       "access-control-request-method": "POST"})
+    assert "CORS_ALLOWED_ORIGINS" in problem(r, 503, "unavailable")["detail"]
+    # The health check and the contract answer, without CORS.
+    for r in (w.healthz(headers={"origin": "https://app.example.com"}), w.openapi()):
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
+def test_every_documented_path_answers_every_other_method_with_405(app):
+    """`GET /v1/otp/send` is no send id: every path of the contract answers
+    a method it does not take with 405 and an Allow of its own methods."""
+    spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    for path, item in spec["paths"].items():
+        own = sorted(m.upper() for m in item)
+        url = app.url + path.replace("{id}", "0123456789abcdef0123456789abcdef")
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            if method in own:
+                continue
+            r = requests.request(method, url, timeout=30)
+            problem(r, 405, "method_not_allowed")
+            assert sorted(r.headers["allow"].split(", ")) == own, (method, path, r.headers["allow"])
+
+
+def test_a_code_lifetime_under_a_minute_is_refused_at_load(mail):
+    """App codes live a minute at least, and OTP_TTL_SECONDS is their default."""
+    w = Worker("short-ttl", mail=mail, vars={"OTP_TTL_SECONDS": "59"})
+    try:
+        body = problem(w.password_reset(unique_email()), 503, "unavailable")
+        assert "OTP_TTL_SECONDS" in body["detail"] and "60" in body["detail"]
+        assert w.healthz().status_code == 200
+    finally:
+        w.stop()
 
 
 def test_the_contract_is_served_as_json(app):

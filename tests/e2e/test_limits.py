@@ -5,9 +5,10 @@ cap of the Rate Limiting binding, on a worker with the production cooldown
 import re
 
 import pytest
+import requests
 
 from conftest import create_key
-from harness import Worker, problem, unique_email
+from harness import ROOT, Worker, problem, unique_email
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +51,12 @@ def test_resend_within_the_cooldown_is_429_with_retry_after_known_or_not(limited
     mail.expect(known, 1)
 
 
-def test_register_login_and_reset_in_the_cooldown_answer_normally_and_send_nothing(limited, mail):
+def test_register_and_reset_in_the_cooldown_answer_normally_and_send_nothing(limited, mail):
     email, addr = unique_email("quiet"), ip()
     limited.register(email, "correct horse", ip=addr)
     code = mail.code(email)
     limited.after_answer()
     assert limited.register(email, "correct horse", ip=addr).status_code == 202
-    problem(limited.login(email, "correct horse", ip=addr), 403, "email_not_verified")
     assert len(mail.to(email)) == 1
     # The pending code stayed valid.
     assert limited.verify_email(email, code, ip=addr).status_code == 200
@@ -97,6 +97,50 @@ def test_the_per_client_cap_counts_every_method(limited):
     # Other clients are unaffected, and the contract costs nothing.
     assert limited.password_reset(unique_email(), ip=ip()).status_code == 202
     assert limited.openapi(headers=headers).status_code == 200
+
+
+def test_preflights_wrong_methods_and_unknown_paths_count_too(limited):
+    """Every request counts against the cap, whatever its answer: a CORS
+    preflight, a method the path does not take, a path that does not exist."""
+    addr = ip()
+    headers = {"cf-connecting-ip": addr}
+    answers = [
+        requests.options(limited.url + "/v1/login", headers={**headers, "access-control-request-method": "POST"}),
+        requests.get(limited.url + "/v1/login", headers=headers),
+        requests.put(limited.url + "/v1/me", headers=headers),
+        requests.get(limited.url + "/v1/no-such-route", headers=headers),
+        requests.delete(limited.url + "/v1/register", headers=headers),
+    ]
+    assert [r.status_code for r in answers] == [204, 405, 405, 404, 405], [r.text for r in answers]
+    for r in (requests.get(limited.url + "/v1/no-such-route", headers=headers),
+              requests.options(limited.url + "/v1/login", headers=headers),
+              limited.password_reset(unique_email(), ip=addr)):
+        problem(r, 429, "rate_limited")
+
+
+def test_service_binding_callers_are_counted_by_their_own_name(mail):
+    """A Worker of the account calls through a service binding: its
+    requests come without CF-Connecting-IP (Cloudflare sets it on every
+    request from the internet). Each caller that names itself in
+    X-OTP-Client gets a bucket of its own; the unnamed share one."""
+    service = Worker("bound", mail=mail, limits={"IP_LIMITER": (3, 60)})
+    caller = Worker("caller", d1=False, kv=False, schema=False, limits={"IP_LIMITER": None, "API_LIMITER": None},
+                    main=ROOT / "tests" / "e2e" / "workers" / "caller.mjs", services={"OTP": service})
+    try:
+        def reset(name=None):
+            query = f"?as={name}" if name else ""
+            return requests.post(caller.url + "/v1/password-reset" + query, json={"email": unique_email()},
+                                 timeout=30)
+        for _ in range(3):
+            assert reset("billing").status_code == 202
+        problem(reset("billing"), 429, "rate_limited")
+        assert reset("shop").status_code == 202, "another binding has a bucket of its own"
+        answers = [reset().status_code for _ in range(4)]
+        assert 429 in answers and answers[0] == 202, answers  # the unnamed share one
+        assert reset("shop").status_code == 202
+    finally:
+        caller.stop()
+        service.stop()
 
 
 def test_an_ipv6_client_is_capped_by_its_slash_64(limited):

@@ -383,7 +383,7 @@ def test_account_sends_need_a_turnstile_token_siteverify_accepts(extras, mail, s
         problem(extras.call(route, {"email": email, **extra}), 403, "turnstile_failed")
     # A password sign-in to the unverified account mails a code: it asks too.
     r = extras.call("login", {**body, "turnstile_token": siteverify.token()})
-    problem(r, 403, "email_not_verified")
+    problem(r, 401, "invalid_credentials")
     mail.expect(email, 2)
 
 
