@@ -887,14 +887,22 @@ impl Store for D1Store {
         })
     }
 
-    async fn withdraw_code(&self, code_id: &str) -> ApiResult<()> {
-        self.write::<serde_json::Value>(
-            "withdraw_code",
-            "DELETE FROM codes WHERE id = ?1",
-            &[text(code_id)],
-        )
-        .await
-        .map(drop)
+    async fn withdraw_registration(
+        &self,
+        code_id: &str,
+        email: &Email,
+        password_hash: &str,
+    ) -> ApiResult<()> {
+        const OP: &str = "withdraw_registration";
+        let statements = vec![
+            self.stmt(OP, "DELETE FROM codes WHERE id = ?1", &[text(code_id)])?,
+            self.stmt(
+                OP,
+                "DELETE FROM users WHERE email = ?1 AND password_hash = ?2 AND verified = 0",
+                &[text(email.as_str()), text(password_hash)],
+            )?,
+        ];
+        self.batch(OP, statements).await.map(drop)
     }
 
     async fn claim_attempt(
@@ -1312,7 +1320,11 @@ impl Store for D1Store {
             .batch(
                 OP,
                 vec![
-                    self.stmt(OP, "SELECT 1 AS n FROM api_keys WHERE id = ?1", &[text(key_id)])?,
+                    self.stmt(
+                        OP,
+                        "SELECT 1 AS n FROM api_keys WHERE id = ?1 AND revoked_at IS NULL",
+                        &[text(key_id)],
+                    )?,
                     self.stmt(
                         OP,
                         "SELECT channel, address, created_at FROM test_recipients WHERE key_id = ?1 ORDER BY created_at, channel, address",

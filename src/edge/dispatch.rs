@@ -11,9 +11,9 @@ use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
 use crate::http::requests::{
-    query_of, AddTestRecipient, CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange,
-    Login, OtpSend, OtpVerify, PasswordResetConfirm, Register, RemoveTestRecipient, Resend,
-    RevokeKey, VerifyEmail,
+    query_of, turnstile_token, AddTestRecipient, CodeProof, CodeRequest, CreateKey, EventsQuery,
+    HandoffExchange, Login, OtpSend, OtpVerify, PasswordResetConfirm, Register,
+    RemoveTestRecipient, Resend, RevokeKey, VerifyEmail,
 };
 use crate::http::routes::{
     id_in, AdminRoute, AppRoute, Flow, HookRoute, PublicRoute, SessionRoute,
@@ -184,8 +184,7 @@ async fn public(
             | PublicRoute::LoginCode
             | PublicRoute::PasswordReset
     ) {
-        svc.check_human_sender(body.optional_string("turnstile_token")?)
-            .await?;
+        svc.check_human_sender(turnstile_token(body)?).await?;
     }
     match route {
         PublicRoute::Register => {

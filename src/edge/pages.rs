@@ -666,7 +666,7 @@ impl Page<'_, '_> {
             }
             "/admin/events" => {
                 let query = self.query();
-                let (events, filter) = match EventsQuery::parse(&query) {
+                let (events, filter) = match EventsQuery::parse_form(&query) {
                     Ok(q) => {
                         let found = self
                             .svc

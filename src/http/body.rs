@@ -99,16 +99,26 @@ impl JsonBody {
 }
 
 impl JsonBody {
+    /// An optional field: absent, or a string. Null is refused, as the
+    /// contract allows it nowhere but where `optional_string_or_null` reads.
     pub fn optional_string(&self, name: &str) -> Result<Option<&str>, ApiError> {
         match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
+            None => Ok(None),
             Some(_) => self.string(name).map(Some),
+        }
+    }
+
+    /// An optional field the contract lets be null: null is absent.
+    pub fn optional_string_or_null(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        match self.0.get(name) {
+            Some(Value::Null) => Ok(None),
+            _ => self.optional_string(name),
         }
     }
 
     pub fn optional_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
+            None => Ok(None),
             Some(v) => v.as_u64().map(Some).ok_or_else(|| {
                 ApiError::InvalidRequest(format!("field `{name}` must be a positive integer"))
             }),
@@ -120,9 +130,11 @@ impl JsonBody {
         !matches!(self.0.get(name), None | Some(Value::Null))
     }
 
+    /// A flag: absent, or `true` or `false` (not null, which the contract
+    /// does not allow for a flag).
     pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
+            None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(_) => Err(ApiError::InvalidRequest(format!(
                 "field `{name}` must be true or false"
@@ -208,7 +220,9 @@ mod tests {
             .unwrap();
         assert_eq!(b.optional_u64("n").unwrap(), Some(5));
         assert!(b.optional_u64("m").is_err());
-        assert_eq!(b.optional_u64("s").unwrap(), None);
+        assert!(b.optional_u64("s").is_err(), "null is no integer");
+        assert!(b.optional_string("s").is_err(), "null is no string");
+        assert_eq!(b.optional_string_or_null("s").unwrap(), None);
         assert_eq!(b.optional_string("nope").unwrap(), None);
         assert!(b.optional_string("n").is_err());
         assert_eq!(b.strings("a").unwrap(), vec!["x", "y"]);

@@ -22,6 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
 use crate::http::routes::key_id;
 use crate::providers::locale::LanguageTag;
+use crate::providers::turnstile::MAX_TOKEN_LEN;
 use crate::service::AppCode;
 
 /// Passwords a sign-in may present: any stored password is at least 1
@@ -204,7 +205,7 @@ impl OtpSend {
             .unwrap_or(cfg.otp_ttl_secs);
         let spec = CodeSpec::new(length, alphabet)?;
         let mut code = AppCode::new(to, purpose, spec, ttl)?;
-        code.turnstile_token = body.optional_string("turnstile_token")?.map(str::to_owned);
+        code.turnstile_token = turnstile_token(body)?.map(str::to_owned);
         if body.has("fallback") {
             code.fallback_sms = match (code.to.channel(), body.strings("fallback")?.as_slice()) {
                 (_, []) => false,
@@ -253,7 +254,7 @@ impl CreateKey {
     pub fn parse(body: &JsonBody) -> ApiResult<Self> {
         let mut key = NewApiKey::parse(
             body.string("name")?,
-            body.optional_string("app_name")?,
+            body.optional_string_or_null("app_name")?,
             &body.strings("channels")?,
         )?;
         key.options = KeyOptions::parse(
@@ -367,6 +368,16 @@ pub struct EventsQuery {
 }
 
 impl EventsQuery {
+    /// The console's filter form: an empty field is its "any".
+    pub fn parse_form(query: &str) -> ApiResult<Self> {
+        let filled: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                form_urlencoded::parse(query.as_bytes()).filter(|(_, v)| !v.trim().is_empty()),
+            )
+            .finish();
+        Self::parse(&filled)
+    }
+
     /// `query` is the URL's part after `?`, still percent-encoded.
     pub fn parse(query: &str) -> ApiResult<Self> {
         let pairs: Vec<_> = form_urlencoded::parse(query.as_bytes()).collect();
@@ -378,11 +389,10 @@ impl EventsQuery {
         };
         Ok(Self {
             page: EventPage::parse(get("limit"), get("before"))?,
-            // An empty field is the console's "any", as a form sends it.
             address: get("address")
                 .filter(|a| !a.trim().is_empty())
                 .map(str::to_owned),
-            kind: match get("kind").filter(|k| !k.is_empty()) {
+            kind: match get("kind") {
                 None => None,
                 Some(raw) => Some(EventKind::parse(raw).ok_or_else(|| {
                     ApiError::InvalidRequest(
@@ -392,6 +402,17 @@ impl EventsQuery {
                 })?),
             },
         })
+    }
+}
+
+/// The `turnstile_token` of a body, checked against the contract's bounds
+/// whether or not Turnstile is on (where it is, siteverify checks the rest).
+pub fn turnstile_token(body: &JsonBody) -> ApiResult<Option<&str>> {
+    match body.optional_string("turnstile_token")? {
+        Some(t) if t.chars().count() > MAX_TOKEN_LEN => Err(ApiError::InvalidRequest(format!(
+            "field `turnstile_token` must be at most {MAX_TOKEN_LEN} characters"
+        ))),
+        token => Ok(token),
     }
 }
 
@@ -578,5 +599,22 @@ mod tests {
         );
         let e = EventsQuery::parse("before=0").unwrap_err();
         assert!(refused(e).contains("`before`"));
+        // An empty kind is no kind: refused by the API, "any" in the console's form.
+        assert!(refused(EventsQuery::parse("kind=").unwrap_err()).contains("`kind`"));
+        let form = EventsQuery::parse_form("address=&kind=&limit=5").unwrap();
+        assert_eq!((form.address, form.kind, form.page.limit), (None, None, 5));
+    }
+
+    #[test]
+    fn the_contract_bounds_hold_where_no_rule_reads_the_field() {
+        // A Turnstile token past its maxLength, even where Turnstile is off.
+        let long = "a".repeat(2049);
+        let b = body(json!({"email": "a@b.co", "turnstile_token": long}));
+        assert!(refused(turnstile_token(&b).unwrap_err()).contains("`turnstile_token`"));
+        let b = body(json!({"turnstile_token": "a".repeat(2048)}));
+        assert!(turnstile_token(&b).unwrap().is_some());
+        // A flag is true or false, not null.
+        let b = body(json!({"name": "n", "channels": ["email"], "turnstile_required": null}));
+        assert!(refused(CreateKey::parse(&b).unwrap_err()).contains("`turnstile_required`"));
     }
 }

@@ -411,9 +411,18 @@ pub trait Store {
         attempts_window_secs: u64,
         count: &SendCount,
     ) -> ApiResult<Requested>;
-    /// Deletes a code whose message could not be delivered, so that it
-    /// does not hold a registration nobody received a code for.
-    async fn withdraw_code(&self, code_id: &str) -> ApiResult<()>;
+    /// Undoes a registration whose message could not be delivered, in one
+    /// transaction: deletes its code, so that it does not hold a
+    /// registration nobody received a code for, and the account if it is
+    /// unverified and holds this registration's `password_hash` (salted:
+    /// no other's), so that the retry is a first sign-up again, not a
+    /// contested one.
+    async fn withdraw_registration(
+        &self,
+        code_id: &str,
+        email: &Email,
+        password_hash: &str,
+    ) -> ApiResult<()>;
     /// Counts one guess against the pending code for `key` and returns the
     /// code with the count that includes this guess, in one atomic write:
     /// a guess is counted before it is compared, so concurrent guesses can
@@ -502,7 +511,8 @@ pub trait Store {
         key_hash: &str,
         send_id: &str,
     ) -> ApiResult<(Option<ApiKey>, SendRecord)>;
-    /// The key's test recipients, `None` when no key has this id.
+    /// The key's test recipients, `None` when no live key has this id (a
+    /// revoked key's are gone with it).
     async fn test_recipients(&self, key_id: &str) -> ApiResult<Option<Vec<TestRecipient>>>;
     /// `false` when the key has no such test recipient.
     async fn delete_test_recipient(

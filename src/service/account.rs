@@ -122,8 +122,15 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Registered::PendingKept => (notice(Notice::RegistrationPending), "pending_notice"),
             Registered::AlreadyVerified => (notice(Notice::AccountExists), "account_exists_notice"),
         };
-        self.deliver(&key, &tag, &message, outcome, &issued.id, now)
-            .await?;
+        self.deliver(
+            &key,
+            &tag,
+            &message,
+            outcome,
+            (&issued.id, email, &hash),
+            now,
+        )
+        .await?;
         Ok(registrant)
     }
 
@@ -502,23 +509,25 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         Ok(wanted.then(|| self.code_message(purpose, email, &issued)))
     }
 
-    /// Mails `message` now. A delivery failure withdraws the code issued
-    /// with it (`code_id`; a notice's was never filed, and its withdrawal,
-    /// which finds nothing, keeps the failure path alike for every
-    /// address), so that no registration is held by a code nobody
-    /// received, and leaves the cooldown unstarted, so a retry works.
+    /// Mails a registration's `message` now. A delivery failure withdraws
+    /// the registration (`withdrawn`: its code's id, the address and its
+    /// password hash; a notice's code was never filed and its account not
+    /// changed, and the withdrawal, which then finds nothing, keeps the
+    /// failure path alike for every address), so that no registration is
+    /// held by a code nobody received, and leaves the cooldown unstarted,
+    /// so a retry works as a first sign-up.
     async fn deliver(
         &self,
         key: &CodeKey<'_>,
         tag: &str,
         message: &Message,
         outcome: &'static str,
-        code_id: &str,
+        (code_id, email, hash): (&str, &Email, &str),
         now: u64,
     ) -> ApiResult<()> {
         if let Err(e) = self.mailer.send(message).await {
             self.audit_code(EventKind::CodeSent, e.code(), key);
-            if let Err(w) = self.store.withdraw_code(code_id).await {
+            if let Err(w) = self.store.withdraw_registration(code_id, email, hash).await {
                 self.diagnostics
                     .record("code_withdraw_failed", format!("{w:?}"));
             }
@@ -1210,11 +1219,15 @@ mod tests {
                 ApiError::MailDeliveryFailed
             );
             assert!(!w.pending("ann@example.com", "verify_email"));
-            // The retry gets a code, not the "already waiting" notice.
+            assert!(w.user("ann@example.com").is_none());
+            // The retry gets a code, not the "already waiting" notice, and
+            // is a first sign-up: its code alone keeps its password.
             svc.register(&ann, &pw("correct horse")).await.unwrap();
-            svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
-                .await
-                .unwrap();
+            assert_eq!(
+                svc.verify_email(&ann, &w.last_code(), &PasswordProof::None)
+                    .await,
+                Ok(true)
+            );
         });
     }
 

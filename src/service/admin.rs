@@ -398,4 +398,19 @@ mod tests {
             );
         });
     }
+
+    #[test]
+    fn a_revoked_keys_test_recipients_are_gone_with_it() {
+        let w = World::new(&[]);
+        let (key, _) = w.api_key(&["email"]);
+        let svc = w.svc();
+        block_on(async {
+            assert_eq!(svc.test_recipients(ADMIN, &key.id).await.unwrap(), vec![]);
+            svc.revoke_api_key(ADMIN, &key.id).await.unwrap();
+            assert_eq!(
+                svc.test_recipients(ADMIN, &key.id).await.unwrap_err(),
+                ApiError::ApiKeyNotFound
+            );
+        });
+    }
 }

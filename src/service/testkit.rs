@@ -542,9 +542,15 @@ impl Store for &MemoryStore {
         self.gate.pass("request_code").await;
         Ok(Requested { user, issued })
     }
-    async fn withdraw_code(&self, id: &str) -> ApiResult<()> {
-        let _call = self.faults.call(Resource::D1, "withdraw_code").await?;
+    async fn withdraw_registration(&self, id: &str, email: &Email, hash: &str) -> ApiResult<()> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "withdraw_registration")
+            .await?;
         self.codes.borrow_mut().retain(|_, (c, _)| c.id != id);
+        self.users.borrow_mut().retain(|_, u| {
+            !(u.email == email.as_str() && !u.verified && u.password_hash.as_deref() == Some(hash))
+        });
         Ok(())
     }
     async fn claim_app_attempt(
@@ -801,7 +807,7 @@ impl Store for &MemoryStore {
     }
     async fn test_recipients(&self, key_id: &str) -> ApiResult<Option<Vec<TestRecipient>>> {
         let _call = self.faults.call(Resource::D1, "test_recipients").await?;
-        if !self.keys.borrow().iter().any(|(_, k)| k.id == key_id) {
+        if !self.live_key(key_id) {
             return Ok(None);
         }
         Ok(Some(

@@ -15,7 +15,13 @@ import yaml
 from conftest import create_key, login, twilio_vars
 from harness import ADMIN_TOKEN, ROOT, TWILIO_TOKEN, Worker, unique_email
 
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+# Every check schemathesis has, but these:
+EXCLUDED = {
+    # A body valid by the schema can still be refused by a business rule:
+    # a wrong code, an unknown key id, a Turnstile token siteverify refuses.
+    "positive_data_acceptance": "business rules refuse schema-valid bodies",
+}
+CHECKS = "all"
 MIN_REQUESTS = 1_000
 
 
@@ -56,11 +62,11 @@ def test_schemathesis_finds_no_failure_in_at_least_1000_requests(contract, mail,
     run = subprocess.run(
         [str(cli), "--no-color", "--config-file", str(work / "schemathesis.toml"), "run", f"{w.url}/openapi.json",
          # The regex selects /openapi.json too, which schemathesis skips by default.
-         "--include-path-regex", "^/", "--checks", CHECKS, "--max-examples", "50", "--seed", "20261124", "--workers", "2",
+         "--include-path-regex", "^/", "--checks", CHECKS, "--exclude-checks", ",".join(EXCLUDED), "--max-examples", "50", "--seed", "20261124", "--workers", "2",
          "--request-timeout", "30", "--suppress-health-check", "all", "--generation-database", "none",
          "--report", "junit", "--report-dir", str(work)],
         cwd=work, capture_output=True, text=True, timeout=1200)
-    summary = run.stdout[-6000:]
+    summary = run.stdout[-30000:]
     assert run.returncode == 0, summary + run.stderr[-3000:]
     operations = sum(len(item) for item in yaml.safe_load((ROOT / "openapi.yaml").read_text())["paths"].values())
     assert f"Tested: {operations}\n" in summary and f"Selected: {operations}/{operations}" in summary, summary
