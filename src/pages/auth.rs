@@ -123,7 +123,7 @@ impl Notice {
             Self::CodeSent => format!("We sent a code to {to}. Enter it below."),
             Self::Verified => "Your address is verified. Sign in to continue.".into(),
             Self::VerifiedWithoutPassword => format!(
-                "Your address is verified. Another sign-up also asked for {to}, so we kept no password: ask for a code below and choose yours."
+                "Your address is verified, but we kept no password: this browser did not make the sign-up, or another sign-up also asked for {to}. Ask for a code below and choose yours."
             ),
             Self::LoginCodeSent => format!("If {to} has an account, we sent it a code."),
             Self::ResetCodeSent => {

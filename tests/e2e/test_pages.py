@@ -188,6 +188,43 @@ def test_sign_up_verify_sign_in_and_sign_out(pages, mail, browser):
         at(page, pages, "/auth/sign-in")
 
 
+def test_a_sign_in_before_verifying_mails_a_code_and_a_contested_sign_up_asks_for_a_password(pages, mail, browser):
+    """Signing in before verifying answers as a wrong password does, and
+    says a new code was mailed. A sign-up whose only code is a squatter's
+    verifies the address with no password: the page sends the person to
+    choose one."""
+    email = unique_email("unverified")
+    with journey(browser) as j:
+        page = j.page
+        open_sign_up(j, pages, email, prefix="unverified-")
+        page.goto(pages.url + "/auth/sign-in")
+        form = page.locator("form#sign-in")
+        form.locator("input[name=email]").fill(email)
+        form.locator("input[name=password]").fill(PASSWORD)
+        assert press(page, form.get_by_role("button", name="Sign in", exact=True)) == 401
+        expect(error(page)).to_contain_text("If you signed up and have not verified your address yet, "
+                                            "we have emailed you a new code")
+        j.look("sign-in-unverified")
+        mail.wait_for(email, 2)  # the fresh code, after the answer
+        page.get_by_role("link", name="Verify your email").click()
+        at(page, pages, "/auth/verify")
+        verify(j, pages, mail, email, prefix="unverified-")
+
+    victim = unique_email("contested")
+    assert pages.register(victim, "the squatter's pw").status_code == 202
+    with journey(browser) as j:
+        page = j.page
+        open_sign_up(j, pages, victim, prefix="contested-")
+        code = mail.code(victim, index=0)  # the only code: the squatter's sign-up's
+        SECRETS_SEEN.append(code)
+        page.locator("form#verify input[name=code]").fill(code)
+        assert press(page, page.locator("form#verify").get_by_role("button", name="Verify")) == 303
+        assert at(page, pages, "/auth/forgot")["notice"] == "verified_without_password"
+        expect(notice(page)).to_contain_text("we kept no password")
+        j.look("forgot-verified-without-password")
+    problem(pages.login(victim, "the squatter's pw"), 401, "invalid_credentials")
+
+
 def test_sign_in_by_an_emailed_code(pages, mail, browser):
     """"Email me a code" needs no password; the code page signs the browser in."""
     email = account(pages, mail)

@@ -135,7 +135,7 @@ pub fn notice_message(app: &str, to: &str, notice: Notice, idempotency_key: Stri
             format!("Your {app} sign-up is already waiting"),
             [
                 format!("Someone asked to create an account on {app} with this email address, but an earlier sign-up for it is still waiting for its verification code. Nothing was changed and no new code was sent."),
-                "If the earlier sign-up was yours, enter the code from that email. If you are not sure it was, don't use that code: reset your password instead, which proves the address is yours and sets a password only you know.".into(),
+                "You can still enter the code from that email. Because two sign-ups asked for this address, it keeps a password only if you enter it in the browser you first signed up in (or an app sends your password with it); otherwise your address is verified with no password, and you choose one with \"Forgot your password?\".".into(),
                 "If you didn't ask for any of this, ignore this email.".into(),
             ],
         ),
