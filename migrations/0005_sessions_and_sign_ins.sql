@@ -1,5 +1,5 @@
 -- Sessions that know whose they are, contested sign-ups, and a budget of
--- failed password sign-ins per address (docs/security.md, issue 22):
+-- failed password sign-ins per address (docs/security.md):
 -- * `sessions.issued_to`: `browser` for a session the hosted pages made
 --   (only these are taken from the session cookie, and only these earn
 --   hand-off codes), `api` for one `/v1/login` or `/v1/login/code/verify`

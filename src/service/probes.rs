@@ -3,7 +3,7 @@
 //! it with a password of their own, signing in with it, asking for codes,
 //! guessing codes, waiting) and reads every answer. Each sequence must read
 //! the same for an unknown address, one whose sign-up went stale, a
-//! verified one, and one whose sign-up is pending (issue 22: register then
+//! verified one, and one whose sign-up is pending (register then
 //! log in, register twice, wait then guess).
 //!
 //! A pending sign-up asked for a code a moment ago, and that request is

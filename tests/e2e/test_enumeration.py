@@ -101,7 +101,7 @@ def test_a_wrong_code_answers_alike_for_new_and_verified_addresses(app, mail, ve
     assert app.verify_email(new, real).json()["code"] == "too_many_attempts"
 
 
-# Sequences of requests (issue 22) -------------------------------------------------
+# Sequences of requests -----------------------------------------------------------
 
 ATTACKER_PW = "attacker pw 1"
 
@@ -202,3 +202,25 @@ def test_the_sign_in_page_reads_alike_after_a_sign_up_for_every_address(app, mai
     assert pages["stale"] == pages["unknown"] == pages["verified"], pages
     status, words = pages["unknown"]
     assert status == 401 and "If you signed up and have not verified your address yet" in words, pages
+
+
+def test_a_registration_never_moves_a_live_codes_clock(app, mail, verified_user):
+    """A live code keeps its expiry when a registration replaces it: the
+    decoy of a verified address, the unmailed code a resend filed for an
+    unknown one, and a pending sign-up's all run out at the same moment.
+    (The codes are made to end in 4 s in the database.)"""
+    verified, _ = verified_user
+    unknown, pending = unique_email("resent"), unique_email("pending")
+    assert app.register(verified, "owner's own pw").status_code == 202  # files the decoy
+    assert app.resend(unknown, "verify_email").status_code == 202
+    assert app.register(pending, "owner's own pw").status_code == 202
+    mail.wait_for(pending)
+    addresses = (verified, unknown, pending)
+    app.sql(command="UPDATE codes SET expires_at = CAST(strftime('%s', 'now') AS INTEGER) + 4 WHERE address IN ("
+                    + ",".join(f"'{a}'" for a in addresses) + ")")
+    for x in addresses:
+        assert app.register(x, ATTACKER_PW).status_code == 202
+    time.sleep(5)
+    answers = {x: read(app.verify_email(x, "000000")) for x in addresses}
+    assert {status for status, _ in answers.values()} == {400}, answers
+    assert {body["code"] for _, body in answers.values()} == {"expired_code"}, answers

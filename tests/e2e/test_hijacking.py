@@ -143,7 +143,7 @@ def test_re_registering_does_not_keep_an_unverified_account_alive(fleeting, mail
         assert db.execute("SELECT COUNT(*) FROM codes WHERE address = ?", (email,)).fetchone() == (0,)
 
 
-# Contested sign-ups (issue 22): the squatter's code in the owner's inbox ------------
+# Contested sign-ups: the squatter's code in the owner's inbox ------------
 
 OWNER_PW = "the owner's pw"
 

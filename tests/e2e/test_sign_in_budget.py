@@ -1,4 +1,4 @@
-"""The budget of failed password sign-ins per address (issue 22): after
+"""The budget of failed password sign-ins per address: after
 LOGIN_MAX_FAILURES failures (10), password sign-in answers 429
 `login_locked` with Retry-After, whatever the password, for unknown
 addresses alike, however many clients the guesses come from. Code sign-in
