@@ -427,6 +427,23 @@ fn send_guard(count: &SendCount, first: usize) -> (String, Vec<JsValue>) {
     (format!("({})", terms.join(" AND ")), args)
 }
 
+/// Marks an unverified account contested: more than one sign-up asked for
+/// the address, so a code alone no longer keeps a password (see
+/// `Effect::MarkVerified`). Run by every registration, before its upsert
+/// (which may create the account) and whether or not a cap or the
+/// cooldown stops it: a sign-up the limits swallowed still asked.
+fn contest_statement(
+    d1: &D1Store,
+    op: &'static str,
+    email: &Email,
+) -> ApiResult<D1PreparedStatement> {
+    d1.stmt(
+        op,
+        "UPDATE users SET contested = 1 WHERE email = ?1 AND verified = 0",
+        &[text(email.as_str())],
+    )
+}
+
 fn rows<T: DeserializeOwned>(op: &'static str, r: &D1Result) -> ApiResult<Vec<T>> {
     r.results::<T>().map_err(db_error(op))
 }
@@ -668,9 +685,6 @@ impl Store for D1Store {
         // A registration replaces an unverified account's password only
         // when that account's verification code is no longer live; the
         // account keeps its creation time, which the cleanup counts from.
-        // Either way the account is now contested: more than one sign-up
-        // asked for the address, so a code alone no longer keeps a
-        // password (see `Effect::MarkVerified`).
         let stale = format!(
             "NOT EXISTS (SELECT 1 FROM codes WHERE scope = '{CORE_SCOPE}' AND channel = 'email' AND purpose = 'verify_email'
                AND address = excluded.email AND expires_at > excluded.updated_at)"
@@ -682,8 +696,7 @@ impl Store for D1Store {
                  SELECT ?1, ?2, ?3, 0, ?4, ?4 WHERE {guard}
                  ON CONFLICT (email) DO UPDATE SET
                    password_hash = CASE WHEN {stale} THEN excluded.password_hash ELSE users.password_hash END,
-                   updated_at = excluded.updated_at,
-                   contested = 1
+                   updated_at = excluded.updated_at
                  WHERE users.verified = 0"
             ),
             &upsert_args,
@@ -694,12 +707,15 @@ impl Store for D1Store {
         // the account does not hold, so it can never match: every address
         // then has a pending code to guess at, and a wrong guess answers
         // alike (attempts left included) whether or not it has an account.
+        // Capped, nothing is filed, whatever the account: the guard again.
+        let (code_guard, mut code_args) = send_guard(r.count, 11);
+        code_args.insert(0, text(r.password_hash));
         let code = self.code_statement(
             OP,
             &r.code,
             r.attempts_window_secs,
-            "EXISTS (SELECT 1 FROM users WHERE email = ?4 AND (verified = 1 OR password_hash = ?10))",
-            vec![text(r.password_hash)],
+            &format!("EXISTS (SELECT 1 FROM users WHERE email = ?4 AND (verified = 1 OR password_hash = ?10)) AND {code_guard}"),
+            code_args,
             OnLive::KeepClock,
         )?;
         let outcome = self.stmt(
@@ -708,12 +724,23 @@ impl Store for D1Store {
             &[text(email), text(r.password_hash)],
         )?;
         let count = self.count_statement(OP, r.count)?;
-        let results = self.batch(OP, vec![upsert, code, outcome, count]).await?;
-        if !results.returned(3)? {
+        let results = self
+            .batch(
+                OP,
+                vec![
+                    contest_statement(self, OP, r.email)?,
+                    upsert,
+                    code,
+                    outcome,
+                    count,
+                ],
+            )
+            .await?;
+        if !results.returned(4)? {
             return Ok(Registered::Capped);
         }
         let found = results
-            .rows::<Outcome>(2)?
+            .rows::<Outcome>(3)?
             .into_iter()
             .next()
             .ok_or_else(|| ApiError::storage("d1 register", "no account after the upsert"))?;
@@ -722,6 +749,13 @@ impl Store for D1Store {
             (false, true) => Registered::CodeIssued,
             (false, false) => Registered::PendingKept,
         })
+    }
+
+    async fn contest_sign_up(&self, email: &Email) -> ApiResult<()> {
+        const OP: &str = "contest_sign_up";
+        let statement = contest_statement(self, OP, email)?;
+        self.batch(OP, vec![statement]).await?;
+        Ok(())
     }
 
     async fn after_password_login(

@@ -362,12 +362,16 @@ pub trait Store {
     /// One transaction: creates the account, or replaces the password of an
     /// unverified one whose verification code is no longer live, issues
     /// the code, and counts the message; or, if an hourly cap is reached,
-    /// does nothing. A live code of an earlier registration keeps that
+    /// files nothing else. A live code of an earlier registration keeps that
     /// registration's password (see `Registered`). A registration that
-    /// finds an unverified account marks it contested. A live code keeps
+    /// finds an unverified account marks it contested, capped or not. A live code keeps
     /// its expiry and attempts when this registration's code replaces it:
     /// a registration never moves an address's clock.
     async fn register(&self, registration: &Registration<'_>) -> ApiResult<Registered>;
+    /// Marks the address's unverified account, if any, contested: a
+    /// registration that the cooldown stopped before `register` still
+    /// asked for the address, so a code alone no longer keeps a password.
+    async fn contest_sign_up(&self, email: &Email) -> ApiResult<()>;
     /// After a right password on a verified account, in one transaction:
     /// replaces the hash with `rehash`, creates `session` and forgets the
     /// address's failed sign-ins (`address_hash`), only if the account's

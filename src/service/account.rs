@@ -85,7 +85,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let key = issue.key;
         let tag = self.limit_tag(pepper, &key);
         if self.cooldown(&tag, &key, now).await?.is_some() {
-            // Within the cooldown nothing is written or sent.
+            // Within the cooldown nothing is filed or sent, but the
+            // sign-up still asked for the address: an unverified account
+            // is contested all the same, else a squatter whose code is in
+            // the owner's inbox keeps the cooldown running and the
+            // owner's code keeps the squatter's password.
+            self.store.contest_sign_up(email).await?;
             self.audit_code(EventKind::CodeSent, "rate_limited", &key);
             return Ok(registrant);
         }
@@ -1307,8 +1312,9 @@ mod tests {
 
     #[test]
     fn a_rehash_racing_a_reset_never_puts_the_old_password_back() {
-        // Verified or not: an unverified account's login rehashes too,
-        // before it mails a code.
+        // Verified or not: a reset racing the sign-in wins (a verified
+        // account's sign-in rehashes; an unverified one's only renews its
+        // code, after the answer).
         for verified in [true, false] {
             let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
             let (ann, svc) = (email("ann@example.com"), w.svc());
@@ -1320,7 +1326,7 @@ mod tests {
                         .unwrap();
                 }
             });
-            // A hash made before ARGON2_* changed: the next login rehashes it.
+            // A hash made before ARGON2_* changed: the next successful login rehashes it.
             let stale = crate::domain::password::Hasher::new(crate::domain::password::HashParams {
                 memory_kib: 128,
                 iterations: 1,

@@ -67,6 +67,49 @@ fn squatter_first_the_owners_code_never_keeps_the_squatters_password() {
     }
 }
 
+/// The limits never swallow a contest: an owner whose sign-up the cooldown
+/// or a filled hourly cap stops (the squatter can fill it without a mail
+/// reaching the owner, with resets of an unknown alias) still contests the
+/// address, so the only code in the inbox keeps nothing.
+#[test]
+fn a_sign_up_the_limits_stop_still_contests_the_address() {
+    let worlds = [
+        // The squatter's cooldown still runs when the owner signs up.
+        World::new(&[("RESEND_COOLDOWN_SECONDS", "60")]),
+        // The squatter fills the mailbox's hourly cap first.
+        World::new(&[
+            ("RESEND_COOLDOWN_SECONDS", "0"),
+            ("MAX_SENDS_PER_HOUR", "2"),
+        ]),
+    ];
+    for (i, w) in worlds.iter().enumerate() {
+        let svc = w.svc();
+        block_on(svc.register(&victim(), &pw(SQUATTER))).unwrap();
+        w.after_answer_now();
+        let code = w.last_code();
+        let mails = w.mails();
+        if i == 1 {
+            let alias = Email::parse("victim+x@example.com").unwrap();
+            block_on(svc.password_reset(&alias)).unwrap();
+            w.after_answer_now();
+        }
+        let owner_token = block_on(svc.register(&victim(), &pw(OWNER))).unwrap();
+        assert_eq!(
+            w.mails(),
+            mails,
+            "world {i}: the owner's sign-up sent nothing"
+        );
+        let kept = block_on(svc.verify_email(
+            &victim(),
+            &code,
+            &PasswordProof::Registrant(vec![owner_token]),
+        ))
+        .unwrap();
+        assert!(!kept, "world {i}: the squatter's code keeps nothing");
+        assert!(!signs_in(&svc, SQUATTER), "world {i}");
+    }
+}
+
 #[test]
 fn owner_first_a_contested_code_keeps_the_password_only_with_a_proof() {
     for (i, keeps) in [false, true, true].into_iter().enumerate() {

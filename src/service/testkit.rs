@@ -348,6 +348,18 @@ impl MemoryStore {
             .map(|(_, k)| k.clone())
     }
 
+    /// Marks `email`'s unverified account, if any, contested.
+    fn contest(&self, email: &Email) {
+        let unverified = self
+            .users
+            .borrow()
+            .get(email.as_str())
+            .is_some_and(|u| !u.verified);
+        if unverified {
+            self.contested.borrow_mut().insert(email.as_str().into());
+        }
+    }
+
     fn live_code(&self, key: &CodeKey<'_>, now: u64) -> bool {
         self.codes
             .borrow()
@@ -396,12 +408,10 @@ impl Store for &MemoryStore {
             Some(_) if self.live_code(&r.code.key, r.code.now) => Registered::PendingKept,
             _ => Registered::CodeIssued,
         };
+        // A second sign-up of an unverified address contests it, capped or not.
+        self.contest(r.email);
         if !self.count(r.count) {
             return Ok(Registered::Capped);
-        }
-        // A second sign-up of an unverified address contests it.
-        if existing.is_some_and(|u| !u.verified) {
-            self.contested.borrow_mut().insert(r.email.as_str().into());
         }
         if outcome == Registered::CodeIssued {
             let mut users = self.users.borrow_mut();
@@ -423,6 +433,11 @@ impl Store for &MemoryStore {
             self.file_code_as(&r.code, r.attempts_window_secs, OnLive::KeepClock);
         }
         Ok(outcome)
+    }
+    async fn contest_sign_up(&self, email: &Email) -> ApiResult<()> {
+        let _call = self.faults.call(Resource::D1, "contest_sign_up").await?;
+        self.contest(email);
+        Ok(())
     }
     async fn after_password_login(
         &self,

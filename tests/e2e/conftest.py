@@ -80,6 +80,15 @@ def app(mail, twilio):
     w.stop()
 
 
+@pytest.fixture(scope="session")
+def uncooled(mail):
+    """A worker with no cooldown and a small hourly cap (3 per address), for
+    what happens once the cap is reached."""
+    w = Worker("hourly", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "3"})
+    yield w
+    w.stop()
+
+
 def create_key(worker, channels=("email", "sms", "whatsapp"), name="test app", **extra):
     r = worker.call("admin_create_key", {"name": name, "channels": list(channels), **extra}, headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.status_code == 201, r.text

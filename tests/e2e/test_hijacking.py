@@ -176,6 +176,38 @@ def test_squatter_first_the_owner_types_the_only_code_in_the_inbox(app, mail, se
     refused(app, victim, ATTACKER_PW)
 
 
+@pytest.fixture(scope="module")
+def cooling(mail):
+    """The production cooldown (60 s) and hourly cap (5)."""
+    w = Worker("cooling", mail=mail)
+    yield w
+    w.stop()
+
+
+def test_a_sign_up_the_limits_stop_still_contests_the_address(cooling, uncooled, mail, secrets_seen):
+    """The owner signs up while the squatter's cooldown still runs, or once
+    the squatter has filled the mailbox's hourly cap with resets of an
+    unknown alias (no mail reaches the owner). The owner's sign-up sends
+    nothing, but it still asked for the address: the only code in the
+    inbox, the squatter's, keeps no password, even with the owner's."""
+    for worker in (cooling, uncooled):
+        victim = unique_email("swallowed")
+        assert worker.register(victim, ATTACKER_PW).status_code == 202
+        code = mail.code(victim)
+        secrets_seen.append(code)
+        worker.after_answer()
+        if worker is uncooled:
+            alias = victim.replace("@", "+x@")
+            for _ in range(2):
+                assert worker.password_reset(alias).status_code == 202
+        assert worker.register(victim, OWNER_PW).status_code == 202
+        worker.after_answer()
+        mail.expect(victim, 1)
+        assert verify(worker, victim, code, OWNER_PW) is False
+        refused(worker, victim, ATTACKER_PW)
+        refused(worker, victim, OWNER_PW)
+
+
 def test_owner_first_the_owners_code_keeps_the_password_only_with_it(app, mail, secrets_seen):
     """The owner signs up, the squatter signs up the same address: the
     owner's code keeps the owner's password when the request carries it,

@@ -18,13 +18,6 @@ def limited(mail):
     w.stop()
 
 
-@pytest.fixture(scope="module")
-def uncooled(mail):
-    w = Worker("hourly", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "3"})
-    yield w
-    w.stop()
-
-
 _ip = iter(range(1, 250))
 
 
