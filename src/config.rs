@@ -2,6 +2,8 @@
 //! and secrets. An invalid value or an unsafe combination is refused with
 //! 503 rather than replaced by a default: an auth service fails closed.
 
+use std::cell::RefCell;
+
 use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MAX_TTL_SECS, MIN_LENGTH, MIN_TTL_SECS};
 use crate::domain::cors::Cors;
 use crate::domain::country::AllowedCountries;
@@ -153,7 +155,17 @@ pub fn attempts_fit(spec: CodeSpec, max_attempts: u32) -> bool {
 impl Config {
     /// `get` returns a var or secret by name, `None` when unset.
     pub fn load(get: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
-        let vars = Vars(&get);
+        Self::load_noting(get, None)
+    }
+
+    /// `load`, noting in `reads` every var and secret it reads, with its
+    /// default and bounds: what docs/configuration.md must list.
+    fn load_noting(
+        get: impl Fn(&str) -> Option<String>,
+        reads: Option<&RefCell<Vec<Read>>>,
+    ) -> Result<Self, ApiError> {
+        let vars = Vars { get: &get, reads };
+        let get = |name: &str| vars.raw(name);
         let environment = vars.text("ENVIRONMENT", "production");
         let production = environment == "production";
         let mail_provider = match vars.text("MAIL_PROVIDER", "resend").as_str() {
@@ -169,7 +181,7 @@ impl Config {
             other => match APIS.iter().find(|a| a.name() == other) {
                 Some(api) => MailProvider::Api {
                     api: *api,
-                    api_url: vars.url("MAIL_API_URL", api.default_url()),
+                    api_url: vars.url_of_provider("MAIL_API_URL", api.default_url()),
                 },
                 None => {
                     return Err(ApiError::Unavailable(format!(
@@ -181,7 +193,7 @@ impl Config {
         let unavailable = ApiError::Unavailable;
         let mail_from = Sender::parse(&vars.text("MAIL_FROM", "OTP Edge <no-reply@example.com>"))
             .map_err(unavailable)?;
-        let templates = match get("TEMPLATES").filter(|v| !v.trim().is_empty()) {
+        let templates = match get("TEMPLATES") {
             Some(json) => Templates::parse(&json).map_err(unavailable)?,
             None => Templates::default(),
         };
@@ -192,7 +204,7 @@ impl Config {
         }
         .validate()
         .map_err(ApiError::Unavailable)?;
-        let secret = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let secret = |name: &str| vars.secret(name);
         // A placeholder in production is as good as no secret at all.
         let real_secret = |name: &str| -> Result<String, String> {
             let value = secret(name)
@@ -213,9 +225,12 @@ impl Config {
         }
         let max_sends_per_hour = vars.int("MAX_SENDS_PER_HOUR", 5, 1, 1_000)? as u32;
         // By default four scopes' worth: room for the core flows and a few apps.
-        let max_sends_per_address_per_hour = vars.int(
+        let max_sends_per_address_per_hour = vars.int_derived(
             "MAX_SENDS_PER_ADDRESS_PER_HOUR",
-            4 * u64::from(max_sends_per_hour),
+            (
+                4 * u64::from(max_sends_per_hour),
+                "4 × `MAX_SENDS_PER_HOUR`",
+            ),
             1,
             10_000,
         )? as u32;
@@ -251,7 +266,7 @@ impl Config {
             public_base_url,
             resend_webhook_secret,
             turnstile,
-            turnstile_site_key: get("TURNSTILE_SITE_KEY").filter(|v| !v.trim().is_empty()),
+            turnstile_site_key: get("TURNSTILE_SITE_KEY"),
             turnstile_timeout_ms: vars.int("TURNSTILE_TIMEOUT_MS", 5_000, 100, 30_000)?,
             test_recipients_allowed,
             sms_allowed_countries,
@@ -295,9 +310,9 @@ impl Config {
                 api_url: vars.url("TWILIO_API_URL", "https://api.twilio.com"),
                 account_sid: vars.text("TWILIO_ACCOUNT_SID", ""),
                 auth_token: secret("TWILIO_AUTH_TOKEN").unwrap_or_default(),
-                sms_from: secret("TWILIO_FROM"),
-                whatsapp_from: secret("TWILIO_WHATSAPP_FROM"),
-                whatsapp_content_sid: secret("TWILIO_WHATSAPP_CONTENT_SID"),
+                sms_from: get("TWILIO_FROM"),
+                whatsapp_from: get("TWILIO_WHATSAPP_FROM"),
+                whatsapp_content_sid: get("TWILIO_WHATSAPP_CONTENT_SID"),
             },
             pepper: real_secret("OTP_PEPPER").and_then(|v| Pepper::new(&v)),
             mail_api_key: secret("MAIL_API_KEY"),
@@ -391,18 +406,95 @@ impl Config {
     }
 }
 
-struct Vars<'a, F: Fn(&str) -> Option<String>>(&'a F);
+/// A var or secret `Config::load` reads, as docs/configuration.md's
+/// tables show it: a test holds the two together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Read {
+    Secret(String),
+    /// A var, its default as the table's "default" column shows it, and
+    /// its bounds as its "bounds" column does (integers only).
+    Var {
+        name: String,
+        default: String,
+        bounds: Option<String>,
+    },
+}
+
+/// `31536000` as `31,536,000`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The vars and secrets, blank ones taken as unset.
+struct Vars<'a, F: Fn(&str) -> Option<String>> {
+    get: &'a F,
+    reads: Option<&'a RefCell<Vec<Read>>>,
+}
 
 impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
+    fn note(&self, read: impl FnOnce() -> Read) {
+        if let Some(reads) = self.reads {
+            reads.borrow_mut().push(read());
+        }
+    }
+
+    /// Notes a var read: its default and bounds are rendered only when
+    /// someone notes the reads (a test), never per request.
+    fn var(
+        &self,
+        name: &str,
+        default: impl FnOnce() -> String,
+        bounds: impl FnOnce() -> Option<String>,
+    ) {
+        self.note(|| Read::Var {
+            name: name.into(),
+            default: default(),
+            bounds: bounds(),
+        });
+    }
+
+    fn value(&self, name: &str) -> Option<String> {
+        (self.get)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A var with no default.
+    fn raw(&self, name: &str) -> Option<String> {
+        self.var(name, || "none".into(), || None);
+        self.value(name)
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        self.note(|| Read::Secret(name.into()));
+        self.value(name)
+    }
+
     fn text(&self, name: &str, default: &str) -> String {
-        (self.0)(name)
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| default.to_owned())
+        let shown = || match default {
+            "" => "empty".into(),
+            d => format!("`{d}`"),
+        };
+        self.var(name, shown, || None);
+        self.value(name).unwrap_or_else(|| default.to_owned())
     }
 
     /// A base URL without its trailing slash.
     fn url(&self, name: &str, default: &str) -> String {
         self.text(name, default).trim_end_matches('/').to_owned()
+    }
+
+    /// The base URL of the chosen mail provider, whose default is its own.
+    fn url_of_provider(&self, name: &str, default: &str) -> String {
+        self.var(name, || "the provider's".into(), || None);
+        let value = self.value(name).unwrap_or_else(|| default.to_owned());
+        value.trim_end_matches('/').to_owned()
     }
 
     /// `true` or `false`; unset is `false`. Anything else is refused,
@@ -418,7 +510,27 @@ impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
     }
 
     fn int(&self, name: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
-        let Some(raw) = (self.0)(name).filter(|v| !v.trim().is_empty()) else {
+        self.int_derived(name, (default, ""), min, max)
+    }
+
+    /// An integer from `min` to `max`; unset, `default.0`, which
+    /// `default.1` describes when it is computed from another var.
+    fn int_derived(
+        &self,
+        name: &str,
+        default: (u64, &str),
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ApiError> {
+        let shown = || match default.1 {
+            "" => format!("`{}`", default.0),
+            formula => formula.to_owned(),
+        };
+        self.var(name, shown, || {
+            Some(format!("{} to {}", grouped(min), grouped(max)))
+        });
+        let default = default.0;
+        let Some(raw) = self.value(name) else {
             return Ok(default);
         };
         raw.trim()
@@ -445,6 +557,128 @@ mod tests {
     }
 
     const PEPPER: (&str, &str) = ("OTP_PEPPER", "0123456789abcdef0123456789abcdef");
+
+    /// The rows of the markdown table whose header row starts with `| {first} |`.
+    fn table_rows<'d>(doc: &'d str, first: &str) -> Vec<Vec<&'d str>> {
+        let header = format!("| {first} |");
+        let mut lines = doc.lines().skip_while(|l| !l.starts_with(&header)).skip(2);
+        let mut rows = Vec::new();
+        for line in lines.by_ref().take_while(|l| l.starts_with('|')) {
+            let cells = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            rows.push(cells);
+        }
+        rows
+    }
+
+    /// docs/configuration.md lists every var and secret `Config::load`
+    /// reads, and no other: each var with the default it takes and, for a
+    /// number, the bounds it enforces.
+    #[test]
+    fn the_configuration_tables_list_what_load_reads() {
+        let reads = RefCell::new(Vec::new());
+        // Some vars are read only on a branch: the `send_email` binding's
+        // name, and siteverify's URL with a Turnstile secret.
+        for extra in [
+            ("MAIL_PROVIDER", "resend"),
+            ("MAIL_PROVIDER", "cloudflare"),
+            ("TURNSTILE_SECRET", "turnstile-secret"),
+        ] {
+            let map: HashMap<&str, &str> = [PEPPER, extra].into_iter().collect();
+            let get = |k: &str| map.get(k).map(|v| v.to_string());
+            Config::load_noting(get, Some(&reads)).unwrap();
+        }
+        let (mut vars, mut secrets) = (
+            std::collections::BTreeMap::new(),
+            std::collections::BTreeSet::new(),
+        );
+        for read in reads.into_inner() {
+            match read {
+                Read::Secret(name) => {
+                    secrets.insert(name);
+                }
+                Read::Var {
+                    name,
+                    default,
+                    bounds,
+                } => {
+                    vars.insert(name, (default, bounds));
+                }
+            }
+        }
+        let doc = include_str!("../docs/configuration.md");
+        let mut documented = std::collections::BTreeMap::new();
+        for row in table_rows(doc, "var") {
+            assert_eq!(row.len(), 4, "var | default | bounds | meaning: {row:?}");
+            documented.insert(
+                row[0].trim_matches('`').to_owned(),
+                (row[1].to_owned(), row[2].to_owned()),
+            );
+        }
+        assert_eq!(
+            documented.keys().collect::<Vec<_>>(),
+            vars.keys().collect::<Vec<_>>(),
+            "the vars table lists exactly the vars Config::load reads"
+        );
+        for (name, (default, bounds)) in &vars {
+            let (doc_default, doc_bounds) = &documented[name];
+            assert_eq!(doc_default, default, "the default of {name}");
+            if let Some(bounds) = bounds {
+                assert_eq!(doc_bounds, bounds, "the bounds of {name}");
+            }
+        }
+        let documented: std::collections::BTreeSet<String> = table_rows(doc, "secret")
+            .iter()
+            .map(|row| row[0].trim_matches('`').to_owned())
+            .collect();
+        assert_eq!(
+            documented, secrets,
+            "the secrets table lists exactly the secrets Config::load reads"
+        );
+    }
+
+    /// wrangler.toml's `[vars]` hold only vars `Config::load` reads, each
+    /// at its default: the file shows a deployment what it gets.
+    #[test]
+    fn wrangler_toml_sets_only_known_vars_at_their_defaults() {
+        let reads = RefCell::new(Vec::new());
+        Config::load_noting(|_| None, Some(&reads)).unwrap();
+        let defaults: HashMap<String, String> = reads
+            .into_inner()
+            .into_iter()
+            .filter_map(|r| match r {
+                Read::Var { name, default, .. } => Some((name, default)),
+                Read::Secret(_) => None,
+            })
+            .collect();
+        let toml = include_str!("../wrangler.toml");
+        let vars = toml
+            .split("\n[vars]\n")
+            .nth(1)
+            .expect("wrangler.toml has [vars]");
+        let mut set = 0;
+        for line in vars.lines().take_while(|l| !l.starts_with('[')) {
+            let Some((name, value)) = line.split_once(" = ") else {
+                continue;
+            };
+            if name.starts_with('#') {
+                continue;
+            }
+            let value = value.trim_matches('"');
+            let shown = match value {
+                "" => "empty".to_owned(),
+                v => format!("`{v}`"),
+            };
+            let default = defaults
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} is no var"));
+            // MAIL_API_URL's default is the provider's: resend's here.
+            if default != "the provider's" {
+                assert_eq!(&shown, default, "{name} in wrangler.toml");
+            }
+            set += 1;
+        }
+        assert!(set > 10, "the [vars] were read");
+    }
 
     #[test]
     fn defaults_are_the_documented_ones() {

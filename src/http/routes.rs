@@ -318,6 +318,42 @@ mod tests {
         );
     }
 
+    /// The README's API table has one row per route of the table, and no
+    /// other: `| \`METHOD /path?query\` | … |` (the query is left out).
+    #[test]
+    fn the_readme_api_table_lists_the_route_table() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## API (v1)\n")
+            .nth(1)
+            .expect("the README has an API (v1) section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let in_readme: BTreeSet<(String, String)> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`'))
+            .filter_map(|(route, _)| route.split_once(' '))
+            .map(|(method, path)| {
+                let path = path.split('?').next().unwrap_or(path);
+                (method.to_owned(), path.to_owned())
+            })
+            .collect();
+        let in_code: BTreeSet<(String, String)> = TABLE
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_string()))
+            .collect();
+        assert_eq!(
+            in_code.difference(&in_readme).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "routes missing from the README's API table"
+        );
+        assert_eq!(
+            in_readme.difference(&in_code).collect::<Vec<_>>(),
+            Vec::<&(String, String)>::new(),
+            "rows of the README's API table that no route serves"
+        );
+    }
+
     /// A comma in an unquoted YAML flow mapping silently makes a key with a
     /// null value; outside examples the spec has no nulls.
     #[test]

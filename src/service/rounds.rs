@@ -102,7 +102,7 @@ const EXPECTED: &[Cost] = &[
     cost("POST /v1/password-reset",                   2, (1, 1, 0), 0, (1, 1, 1)),
     cost("POST /v1/password-reset/confirm",           2, (2, 0, 0), 1, (1, 0, 0)),
     cost("GET /v1/me",                                1, (1, 0, 0), 0, (0, 0, 0)),
-    cost("DELETE /v1/session",                        1, (1, 0, 0), 0, (1, 0, 0)),
+    cost("POST /v1/logout",                           1, (1, 0, 0), 0, (1, 0, 0)),
     cost("POST /v1/otp/send (email)",                 3, (2, 1, 1), 0, (1, 1, 0)),
     cost("POST /v1/otp/send (sms)",                   3, (2, 1, 1), 0, (1, 1, 0)),
     cost("POST /v1/otp/verify",                       2, (2, 0, 0), 0, (1, 0, 0)),
@@ -342,7 +342,7 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
     ));
     costs_push(measure(
         &w,
-        "DELETE /v1/session",
+        "POST /v1/logout",
         w.svc().logout(Some(&token), Presented::Bearer),
         no_mail,
     ));

@@ -1,4 +1,4 @@
-"""What users of OTP services keep asking for (issue 15), end to end
+"""What users of OTP services keep asking for, end to end
 against the worker under `wrangler dev`, with stand-ins for the mail API,
 Twilio and Turnstile's siteverify: test recipients, the SMS-pumping guards,
 message languages, one-tap autofill, Turnstile, delivery status, and the
@@ -111,7 +111,7 @@ def siteverify():
 
 @pytest.fixture(scope="module")
 def extras(mail, twilio, siteverify):
-    """A worker with every option of this issue on: Turnstile, callbacks,
+    """A worker with every option of the apps' extras on: Turnstile, callbacks,
     Resend's webhook, a country list and a small prefix cap."""
     w = Worker("extras", mail=mail,
                vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000", **twilio_vars(twilio),
