@@ -12,7 +12,7 @@
 //! lock, the count starts over. Code sign-in and password reset stay open,
 //! so a person locked out by someone else's guessing still gets in.
 //!
-//! The D1 store runs the same rules in SQL (`edge::d1_store`), in the one
+//! The D1 store runs the same rules in SQL (`edge::d1`), in the one
 //! statement that counts an attempt; the testkit runs them here.
 
 /// At most this many doublings of the lock.

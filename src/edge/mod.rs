@@ -4,7 +4,7 @@
 //! which authenticates it by its route's group, parses it with
 //! `http::requests`, runs the flow and answers.
 
-mod d1_store;
+mod d1;
 mod dispatch;
 mod human;
 mod kv_counters;
@@ -23,11 +23,11 @@ use crate::http::routes::{Flow, Route, Row};
 use crate::ports::clock::Clock;
 use crate::ports::limits::CounterWrite;
 use crate::ports::limits::{caller_key, RateLimit, CALLER_HEADER};
-use crate::ports::store::Store as _;
+use crate::ports::store::AuditStore as _;
 use crate::providers::locale::Locale;
 use crate::service::diagnostics::{Diagnostic, Diagnostics};
 use crate::service::{Later, Renewal, Service};
-use d1_store::D1Store;
+use d1::D1Store;
 use dispatch::serve;
 use human::Siteverify;
 use kv_counters::KvCounters;

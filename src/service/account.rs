@@ -559,7 +559,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 mod tests {
     use super::*;
     use crate::domain::registrant::PasswordProof;
-    use crate::ports::store::Store;
+    use crate::ports::store::AccountStore;
     use crate::service::testkit::{poll_once, wrong, TestService, World};
     use pollster::block_on;
 

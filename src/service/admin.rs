@@ -358,7 +358,7 @@ mod tests {
         use crate::domain::audit::EventPage;
         use crate::domain::email::Email;
         use crate::domain::password::Password;
-        use crate::ports::store::Store as _;
+        use crate::ports::store::AuditStore as _;
         let w = World::new(&[("RESEND_COOLDOWN_SECONDS", "0")]);
         let svc = w.svc();
         block_on(async {

@@ -287,6 +287,7 @@ mod tests {
 
     /// Stores the request's events, as the worker does after the answer.
     fn store_events(w: &World) {
+        use crate::ports::store::AuditStore as _;
         let events = w.audit.take();
         block_on((&w.store).record_events(&events, "203.0.113.9", w.clock.0.get())).unwrap();
     }

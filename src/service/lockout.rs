@@ -12,7 +12,7 @@ use crate::domain::password::{Password, ARGON2_RUNS};
 use crate::domain::registrant::PasswordProof;
 use crate::domain::session::Audience;
 use crate::error::{ApiError, ApiResult};
-use crate::ports::store::{NewCode, PasswordAttempt, Store};
+use crate::ports::store::{AccountStore, NewCode, PasswordAttempt};
 use crate::service::LoginSession;
 use pollster::block_on;
 

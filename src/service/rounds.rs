@@ -9,7 +9,7 @@
 //! then: on `/v1/otp/*` the flows look the key up), then what the worker
 //! does after the answer (`wait_until`): the deferred mail, the `Later` KV
 //! writes, the audit trail. Each store method is one D1 call (one
-//! statement or one `batch`) in `edge::d1_store`; a read retried after a
+//! statement or one `batch`) in `edge::d1`; a read retried after a
 //! transient failure would be a second. Calls awaited together
 //! with `join` share a round. `EXPECTED` pins the table: a route that gets
 //! slower, or faster, fails here until the table and docs/performance.md
@@ -36,7 +36,7 @@ use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
 use crate::http::requests::HandoffExchange;
-use crate::ports::store::Store;
+use crate::ports::store::{AppStore, AuditStore, SessionStore};
 use crate::providers::mail::Mailer;
 use crate::service::AppCode;
 use pollster::block_on;

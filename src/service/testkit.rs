@@ -21,10 +21,11 @@ use crate::ports::clock::Clock;
 use crate::ports::human::HumanCheck;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
-    Cleanup, Consumed, Effect, Exchange, Exchanged, Filed, FiledCode, NewCode, NewHandoff,
-    NewSession, PasswordAttempt, PasswordLookup, PasswordStart, PendingCode, Registered,
-    Registration, RenewedCode, Requested, SendEvent, SendRecord, SendStats, SeriesPoint,
-    SpentHandoff, Stats, Store, TestRecipientPut, User, UserStats,
+    AccountStore, AppStore, AuditStore, Cleanup, Consumed, DeliveryStore, Effect, Exchange,
+    Exchanged, Filed, FiledCode, NewCode, NewHandoff, NewSession, PasswordAttempt, PasswordLookup,
+    PasswordStart, PendingCode, Registered, Registration, RenewedCode, Requested, SendEvent,
+    SendRecord, SendStats, SeriesPoint, SessionStore, SpentHandoff, Stats, TestRecipientPut, User,
+    UserStats,
 };
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -368,7 +369,7 @@ impl MemoryStore {
     }
 }
 
-impl Store for &MemoryStore {
+impl AccountStore for &MemoryStore {
     async fn begin_password_login(&self, a: &PasswordAttempt<'_>) -> ApiResult<PasswordStart> {
         let _call = self
             .faults
@@ -400,6 +401,7 @@ impl Store for &MemoryStore {
         self.gate.pass("begin_password_login").await;
         Ok(PasswordStart { locked_for, lookup })
     }
+
     async fn register(&self, r: &Registration<'_>) -> ApiResult<Registered> {
         let _call = self.faults.call(Resource::D1, "register").await?;
         let existing = self.users.borrow().get(r.email.as_str()).cloned();
@@ -434,11 +436,13 @@ impl Store for &MemoryStore {
         }
         Ok(outcome)
     }
+
     async fn contest_sign_up(&self, email: &Email) -> ApiResult<()> {
         let _call = self.faults.call(Resource::D1, "contest_sign_up").await?;
         self.contest(email);
         Ok(())
     }
+
     async fn after_password_login(
         &self,
         user_id: &str,
@@ -472,6 +476,7 @@ impl Store for &MemoryStore {
         self.failures.borrow_mut().remove(address_hash);
         Ok(true)
     }
+
     async fn renew_code(&self, c: &RenewedCode) -> ApiResult<bool> {
         let _call = self.faults.call(Resource::D1, "renew_code").await?;
         let unverified_with =
@@ -498,49 +503,7 @@ impl Store for &MemoryStore {
             _ => Ok(false),
         }
     }
-    async fn issue_app_code(
-        &self,
-        c: &NewCode<'_>,
-        window: u64,
-        count: &SendCount,
-        key_id: &str,
-    ) -> ApiResult<Filed> {
-        let _call = self.faults.call(Resource::D1, "issue_app_code").await?;
-        let alive = self.live_key(key_id);
-        if !alive {
-            return Ok(Filed::KeyRevoked);
-        }
-        // A test code only while its recipient still has this digest.
-        if c.test {
-            let current = self.test_recipients.borrow().iter().any(|(id, t, d)| {
-                *id == key_id
-                    && t.channel == c.key.channel
-                    && t.address == c.key.address
-                    && d == c.digest
-            });
-            if !current {
-                return Ok(Filed::Capped { prefix: false });
-            }
-        }
-        let prefix_full = count
-            .prefix
-            .and_then(|i| count.counters.get(i))
-            .is_some_and(|(name, cap)| {
-                self.counts
-                    .borrow()
-                    .get(&(name.clone(), count.hour))
-                    .copied()
-                    .unwrap_or(0)
-                    >= *cap
-            });
-        if !self.count(count) {
-            return Ok(Filed::Capped {
-                prefix: prefix_full,
-            });
-        }
-        self.file_code(c, window);
-        Ok(Filed::Filed)
-    }
+
     async fn request_code(
         &self,
         email: &Email,
@@ -557,6 +520,7 @@ impl Store for &MemoryStore {
         self.gate.pass("request_code").await;
         Ok(Requested { user, issued })
     }
+
     async fn withdraw_registration(&self, id: &str, email: &Email, hash: &str) -> ApiResult<()> {
         let _call = self
             .faults
@@ -568,34 +532,12 @@ impl Store for &MemoryStore {
         });
         Ok(())
     }
-    async fn claim_app_attempt(
-        &self,
-        key_hash: &str,
-        key: &CodeKey<'_>,
-        max: u32,
-    ) -> ApiResult<(Option<ApiKey>, Option<PendingCode>)> {
-        let _call = self.faults.call(Resource::D1, "claim_app_attempt").await?;
-        let found = self.key_by_hash(key_hash);
-        let pending = match &found {
-            Some(k) if k.channels.allows(key.channel) => {
-                let scope = app_scope(&k.id);
-                self.claim(
-                    &CodeKey {
-                        scope: &scope,
-                        ..*key
-                    },
-                    max,
-                )
-            }
-            _ => None,
-        };
-        self.gate.pass("claim_app_attempt").await;
-        Ok((found, pending))
-    }
+
     async fn claim_attempt(&self, key: &CodeKey<'_>, max: u32) -> ApiResult<Option<PendingCode>> {
         let _call = self.faults.call(Resource::D1, "claim_attempt").await?;
         Ok(self.claim(key, max))
     }
+
     async fn consume_code(&self, id: &str, effect: Effect<'_>, now: u64) -> ApiResult<Consumed> {
         let _call = self.faults.call(Resource::D1, "consume_code").await?;
         let mut codes = self.codes.borrow_mut();
@@ -660,6 +602,9 @@ impl Store for &MemoryStore {
         }
         Ok(Consumed::Applied { password_kept })
     }
+}
+
+impl SessionStore for &MemoryStore {
     async fn session_user(&self, hash: &str, now: u64, by: Presented) -> ApiResult<Option<User>> {
         let _call = self.faults.call(Resource::D1, "session_user").await?;
         let sessions = self.sessions.borrow();
@@ -669,6 +614,7 @@ impl Store for &MemoryStore {
         };
         Ok(self.users.borrow().values().find(|u| &u.id == uid).cloned())
     }
+
     async fn delete_session(&self, hash: &str, by: Presented) -> ApiResult<Option<String>> {
         let _call = self.faults.call(Resource::D1, "delete_session").await?;
         let mut sessions = self.sessions.borrow_mut();
@@ -684,293 +630,7 @@ impl Store for &MemoryStore {
             .find(|u| u.id == uid)
             .map(|u| u.email.clone()))
     }
-    async fn create_api_key(
-        &self,
-        id: &str,
-        hash: &str,
-        hint: &str,
-        new: &NewApiKey,
-        now: u64,
-    ) -> ApiResult<()> {
-        let _call = self.faults.call(Resource::D1, "create_api_key").await?;
-        let key = ApiKey {
-            id: id.into(),
-            name: new.name.clone(),
-            app_name: new.app_name.clone(),
-            channels: new.channels.clone(),
-            hint: hint.into(),
-            created_at: now,
-            revoked_at: None,
-            options: new.options.clone(),
-        };
-        self.keys.borrow_mut().push((hash.into(), key));
-        Ok(())
-    }
-    async fn api_keys(&self) -> ApiResult<Vec<ApiKey>> {
-        let _call = self.faults.call(Resource::D1, "api_keys").await?;
-        Ok(self
-            .keys
-            .borrow()
-            .iter()
-            .rev()
-            .map(|(_, k)| k.clone())
-            .collect())
-    }
-    async fn api_key_by_hash(&self, hash: &str) -> ApiResult<Option<ApiKey>> {
-        let _call = self.faults.call(Resource::D1, "api_key_by_hash").await?;
-        let found = self.key_by_hash(hash);
-        self.gate.pass("api_key_by_hash").await;
-        Ok(found)
-    }
-    async fn sending_key(
-        &self,
-        hash: &str,
-        channel: Channel,
-        address: &str,
-    ) -> ApiResult<Option<(ApiKey, Option<String>)>> {
-        let _call = self.faults.call(Resource::D1, "sending_key").await?;
-        let found = self.key_by_hash(hash);
-        let found = found.map(|k| {
-            let digest = self
-                .test_recipients
-                .borrow()
-                .iter()
-                .find(|(id, t, _)| *id == k.id && t.channel == channel && t.address == address)
-                .map(|(.., d)| d.clone());
-            (k, digest)
-        });
-        self.gate.pass("sending_key").await;
-        Ok(found)
-    }
-    async fn put_test_recipient(
-        &self,
-        key_id: &str,
-        t: &TestRecipient,
-        digest: &str,
-        max: u32,
-    ) -> ApiResult<TestRecipientPut> {
-        let _call = self.faults.call(Resource::D1, "put_test_recipient").await?;
-        let alive = self.live_key(key_id);
-        if !alive {
-            return Ok(TestRecipientPut::NoKey);
-        }
-        let mut all = self.test_recipients.borrow_mut();
-        let same = |(id, r, _): &(String, TestRecipient, String)| {
-            id == key_id && r.channel == t.channel && r.address == t.address
-        };
-        if let Some(existing) = all.iter_mut().find(|e| same(e)) {
-            if existing.2 != digest {
-                // The replaced code's pending codes stop working now.
-                let scope = app_scope(key_id);
-                self.codes.borrow_mut().retain(|(s, c, _, a), (code, _)| {
-                    !(*s == scope && *c == t.channel.as_str() && *a == t.address && code.test)
-                });
-            }
-            existing.2 = digest.into();
-            return Ok(TestRecipientPut::Put);
-        }
-        if all.iter().filter(|(id, ..)| id == key_id).count() >= max as usize {
-            return Ok(TestRecipientPut::Full);
-        }
-        all.push((key_id.into(), t.clone(), digest.into()));
-        Ok(TestRecipientPut::Put)
-    }
-    async fn send_record(
-        &self,
-        key_hash: &str,
-        send_id: &str,
-    ) -> ApiResult<(Option<ApiKey>, SendRecord)> {
-        let _call = self.faults.call(Resource::D1, "send_record").await?;
-        let key = self.key_by_hash(key_hash);
-        let Some(key) = key else {
-            return Ok((None, SendRecord::default()));
-        };
-        let scope = app_scope(&key.id);
-        let code = self
-            .codes
-            .borrow()
-            .iter()
-            .find(|((s, ..), (c, _))| *s == scope && c.id == send_id)
-            .map(|((_, channel, purpose, _), (c, _))| FiledCode {
-                attempts: c.attempts,
-                expires_at: c.expires_at,
-                channel: channel.to_string(),
-                purpose: purpose.clone(),
-                test: c.test,
-            });
-        let times = self.event_times.borrow();
-        let events = self
-            .events
-            .borrow()
-            .iter()
-            .zip(times.iter())
-            .filter(|(e, _)| {
-                e.send_id.as_deref() == Some(send_id)
-                    && (e.scope.as_deref() == Some(&scope) || e.event == "code_delivery")
-            })
-            .map(|(e, at)| SendEvent {
-                event: e.event.clone(),
-                outcome: e.outcome.clone(),
-                detail: e.detail.clone(),
-                at: *at,
-                channel: e.channel.clone(),
-                purpose: e.purpose.clone(),
-                test: e.test,
-            })
-            .collect();
-        Ok((Some(key), SendRecord { code, events }))
-    }
-    async fn test_recipients(&self, key_id: &str) -> ApiResult<Option<Vec<TestRecipient>>> {
-        let _call = self.faults.call(Resource::D1, "test_recipients").await?;
-        if !self.live_key(key_id) {
-            return Ok(None);
-        }
-        Ok(Some(
-            self.test_recipients
-                .borrow()
-                .iter()
-                .filter(|(id, ..)| id == key_id)
-                .map(|(_, t, _)| t.clone())
-                .collect(),
-        ))
-    }
-    async fn delete_test_recipient(
-        &self,
-        key_id: &str,
-        channel: Channel,
-        address: &str,
-    ) -> ApiResult<bool> {
-        let _call = self
-            .faults
-            .call(Resource::D1, "delete_test_recipient")
-            .await?;
-        let mut all = self.test_recipients.borrow_mut();
-        let before = all.len();
-        all.retain(|(id, t, _)| !(id == key_id && t.channel == channel && t.address == address));
-        let scope = app_scope(key_id);
-        self.codes.borrow_mut().retain(|(s, c, _, a), (code, _)| {
-            !(*s == scope && *c == channel.as_str() && a == address && code.test)
-        });
-        Ok(all.len() < before)
-    }
-    async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {
-        let _call = self.faults.call(Resource::D1, "revoke_api_key").await?;
-        let mut keys = self.keys.borrow_mut();
-        let Some((_, k)) = keys.iter_mut().find(|(_, k)| k.id == id) else {
-            return Ok(false);
-        };
-        k.revoked_at.get_or_insert(now);
-        let scope = crate::domain::code::app_scope(id);
-        self.codes.borrow_mut().retain(|(s, ..), _| *s != scope);
-        Ok(true)
-    }
-    async fn stats(&self, now: u64) -> ApiResult<Stats> {
-        let _call = self.faults.call(Resource::D1, "stats").await?;
-        let users = self.users.borrow();
-        Ok(Stats {
-            active_codes: self.codes.borrow().len() as u64,
-            expired_codes: 0,
-            by_purpose: BTreeMap::new(),
-            users: UserStats {
-                total: users.len() as u64,
-                verified: users.values().filter(|u| u.verified).count() as u64,
-            },
-            active_sessions: self.sessions.borrow().len() as u64,
-            app_codes: 0,
-            test_codes: self
-                .codes
-                .borrow()
-                .values()
-                .filter(|(c, _)| c.test && c.expires_at > now)
-                .count() as u64,
-            api_keys: self.keys.borrow().len() as u64,
-            sends_24h: {
-                let mut stats = SendStats::default();
-                // As D1's `SEND_OUTCOMES`: apps' sends of the last 24 hours.
-                let events = self.events.borrow();
-                let times = self.event_times.borrow();
-                for (e, _) in events.iter().zip(times.iter()).filter(|(e, at)| {
-                    e.event == "code_sent"
-                        && e.scope.as_deref() != Some(CORE_SCOPE)
-                        && **at > now.saturating_sub(86_400)
-                }) {
-                    match (e.test, e.outcome.as_str()) {
-                        (true, _) => stats.test += 1,
-                        (false, "sent" | "queued") => stats.sent += 1,
-                        (false, r) => *stats.refused.entry(r.into()).or_default() += 1,
-                    }
-                }
-                stats
-            },
-        })
-    }
-    async fn cleanup(&self, _now: u64, _before: u64, _audit_before: u64) -> ApiResult<Cleanup> {
-        unimplemented!("the cron is tested end to end")
-    }
-    async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()> {
-        let _call = self.faults.call(Resource::D1, "record_events").await?;
-        let mut stored = self.events.borrow_mut();
-        for e in events {
-            let id = stored.len() as u64 + 1;
-            self.event_times.borrow_mut().push(now);
-            stored.push(StoredEvent {
-                id,
-                at: crate::ports::clock::rfc3339(now),
-                event: e.kind.as_str().into(),
-                outcome: e.outcome.into(),
-                scope: e.scope.clone(),
-                purpose: e.purpose.clone(),
-                channel: e.channel.map(|c| c.as_str().into()),
-                address_hash: e.address_hash.clone(),
-                ip: Some(ip.into()),
-                send_id: e.send_id.clone(),
-                detail: e.detail.clone(),
-                test: e.test,
-            });
-        }
-        Ok(())
-    }
-    async fn events(&self, page: &EventPage, filter: &EventFilter) -> ApiResult<Vec<StoredEvent>> {
-        let _call = self.faults.call(Resource::D1, "events").await?;
-        Ok(self
-            .events
-            .borrow()
-            .iter()
-            .rev()
-            .filter(|e| page.before.is_none_or(|b| e.id < b))
-            .filter(|e| {
-                filter
-                    .address_hash
-                    .as_deref()
-                    .is_none_or(|h| e.address_hash.as_deref() == Some(h))
-            })
-            .filter(|e| filter.kind.is_none_or(|k| e.event == k.as_str()))
-            .take(page.limit as usize)
-            .cloned()
-            .collect())
-    }
-    async fn event_series(&self, since: u64, bucket_secs: u64) -> ApiResult<Vec<SeriesPoint>> {
-        let _call = self.faults.call(Resource::D1, "event_series").await?;
-        let mut buckets: BTreeMap<u64, SeriesPoint> = BTreeMap::new();
-        let times = self.event_times.borrow();
-        for (e, at) in self.events.borrow().iter().zip(times.iter()) {
-            if *at < since {
-                continue;
-            }
-            let start = at / bucket_secs * bucket_secs;
-            let point = buckets.entry(start).or_insert(SeriesPoint {
-                start,
-                ..Default::default()
-            });
-            match (e.event.as_str(), e.outcome.as_str()) {
-                ("code_sent", "sent" | "queued") => point.sent += 1,
-                ("code_verified", _) => point.verified += 1,
-                ("code_failed" | "code_burned", _) => point.failed += 1,
-                _ => {}
-            }
-        }
-        Ok(buckets.into_values().collect())
-    }
+
     async fn file_handoff(&self, h: &NewHandoff<'_>) -> ApiResult<bool> {
         let _call = self.faults.call(Resource::D1, "file_handoff").await?;
         let sessions = self.sessions.borrow();
@@ -993,6 +653,7 @@ impl Store for &MemoryStore {
         );
         Ok(true)
     }
+
     async fn exchange_handoff(&self, x: &Exchange<'_>) -> ApiResult<Exchanged> {
         let _call = self.faults.call(Resource::D1, "exchange_handoff").await?;
         let now = x.session.now;
@@ -1038,6 +699,382 @@ impl Store for &MemoryStore {
             spent: Some(spent),
             user,
         })
+    }
+}
+
+impl AppStore for &MemoryStore {
+    async fn issue_app_code(
+        &self,
+        c: &NewCode<'_>,
+        window: u64,
+        count: &SendCount,
+        key_id: &str,
+    ) -> ApiResult<Filed> {
+        let _call = self.faults.call(Resource::D1, "issue_app_code").await?;
+        let alive = self.live_key(key_id);
+        if !alive {
+            return Ok(Filed::KeyRevoked);
+        }
+        // A test code only while its recipient still has this digest.
+        if c.test {
+            let current = self.test_recipients.borrow().iter().any(|(id, t, d)| {
+                *id == key_id
+                    && t.channel == c.key.channel
+                    && t.address == c.key.address
+                    && d == c.digest
+            });
+            if !current {
+                return Ok(Filed::Capped { prefix: false });
+            }
+        }
+        let prefix_full = count
+            .prefix
+            .and_then(|i| count.counters.get(i))
+            .is_some_and(|(name, cap)| {
+                self.counts
+                    .borrow()
+                    .get(&(name.clone(), count.hour))
+                    .copied()
+                    .unwrap_or(0)
+                    >= *cap
+            });
+        if !self.count(count) {
+            return Ok(Filed::Capped {
+                prefix: prefix_full,
+            });
+        }
+        self.file_code(c, window);
+        Ok(Filed::Filed)
+    }
+
+    async fn claim_app_attempt(
+        &self,
+        key_hash: &str,
+        key: &CodeKey<'_>,
+        max: u32,
+    ) -> ApiResult<(Option<ApiKey>, Option<PendingCode>)> {
+        let _call = self.faults.call(Resource::D1, "claim_app_attempt").await?;
+        let found = self.key_by_hash(key_hash);
+        let pending = match &found {
+            Some(k) if k.channels.allows(key.channel) => {
+                let scope = app_scope(&k.id);
+                self.claim(
+                    &CodeKey {
+                        scope: &scope,
+                        ..*key
+                    },
+                    max,
+                )
+            }
+            _ => None,
+        };
+        self.gate.pass("claim_app_attempt").await;
+        Ok((found, pending))
+    }
+
+    async fn create_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+        hint: &str,
+        new: &NewApiKey,
+        now: u64,
+    ) -> ApiResult<()> {
+        let _call = self.faults.call(Resource::D1, "create_api_key").await?;
+        let key = ApiKey {
+            id: id.into(),
+            name: new.name.clone(),
+            app_name: new.app_name.clone(),
+            channels: new.channels.clone(),
+            hint: hint.into(),
+            created_at: now,
+            revoked_at: None,
+            options: new.options.clone(),
+        };
+        self.keys.borrow_mut().push((hash.into(), key));
+        Ok(())
+    }
+
+    async fn api_keys(&self) -> ApiResult<Vec<ApiKey>> {
+        let _call = self.faults.call(Resource::D1, "api_keys").await?;
+        Ok(self
+            .keys
+            .borrow()
+            .iter()
+            .rev()
+            .map(|(_, k)| k.clone())
+            .collect())
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> ApiResult<Option<ApiKey>> {
+        let _call = self.faults.call(Resource::D1, "api_key_by_hash").await?;
+        let found = self.key_by_hash(hash);
+        self.gate.pass("api_key_by_hash").await;
+        Ok(found)
+    }
+
+    async fn sending_key(
+        &self,
+        hash: &str,
+        channel: Channel,
+        address: &str,
+    ) -> ApiResult<Option<(ApiKey, Option<String>)>> {
+        let _call = self.faults.call(Resource::D1, "sending_key").await?;
+        let found = self.key_by_hash(hash);
+        let found = found.map(|k| {
+            let digest = self
+                .test_recipients
+                .borrow()
+                .iter()
+                .find(|(id, t, _)| *id == k.id && t.channel == channel && t.address == address)
+                .map(|(.., d)| d.clone());
+            (k, digest)
+        });
+        self.gate.pass("sending_key").await;
+        Ok(found)
+    }
+
+    async fn put_test_recipient(
+        &self,
+        key_id: &str,
+        t: &TestRecipient,
+        digest: &str,
+        max: u32,
+    ) -> ApiResult<TestRecipientPut> {
+        let _call = self.faults.call(Resource::D1, "put_test_recipient").await?;
+        let alive = self.live_key(key_id);
+        if !alive {
+            return Ok(TestRecipientPut::NoKey);
+        }
+        let mut all = self.test_recipients.borrow_mut();
+        let same = |(id, r, _): &(String, TestRecipient, String)| {
+            id == key_id && r.channel == t.channel && r.address == t.address
+        };
+        if let Some(existing) = all.iter_mut().find(|e| same(e)) {
+            if existing.2 != digest {
+                // The replaced code's pending codes stop working now.
+                let scope = app_scope(key_id);
+                self.codes.borrow_mut().retain(|(s, c, _, a), (code, _)| {
+                    !(*s == scope && *c == t.channel.as_str() && *a == t.address && code.test)
+                });
+            }
+            existing.2 = digest.into();
+            return Ok(TestRecipientPut::Put);
+        }
+        if all.iter().filter(|(id, ..)| id == key_id).count() >= max as usize {
+            return Ok(TestRecipientPut::Full);
+        }
+        all.push((key_id.into(), t.clone(), digest.into()));
+        Ok(TestRecipientPut::Put)
+    }
+
+    async fn test_recipients(&self, key_id: &str) -> ApiResult<Option<Vec<TestRecipient>>> {
+        let _call = self.faults.call(Resource::D1, "test_recipients").await?;
+        if !self.live_key(key_id) {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.test_recipients
+                .borrow()
+                .iter()
+                .filter(|(id, ..)| id == key_id)
+                .map(|(_, t, _)| t.clone())
+                .collect(),
+        ))
+    }
+
+    async fn delete_test_recipient(
+        &self,
+        key_id: &str,
+        channel: Channel,
+        address: &str,
+    ) -> ApiResult<bool> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "delete_test_recipient")
+            .await?;
+        let mut all = self.test_recipients.borrow_mut();
+        let before = all.len();
+        all.retain(|(id, t, _)| !(id == key_id && t.channel == channel && t.address == address));
+        let scope = app_scope(key_id);
+        self.codes.borrow_mut().retain(|(s, c, _, a), (code, _)| {
+            !(*s == scope && *c == channel.as_str() && a == address && code.test)
+        });
+        Ok(all.len() < before)
+    }
+
+    async fn revoke_api_key(&self, id: &str, now: u64) -> ApiResult<bool> {
+        let _call = self.faults.call(Resource::D1, "revoke_api_key").await?;
+        let mut keys = self.keys.borrow_mut();
+        let Some((_, k)) = keys.iter_mut().find(|(_, k)| k.id == id) else {
+            return Ok(false);
+        };
+        k.revoked_at.get_or_insert(now);
+        let scope = crate::domain::code::app_scope(id);
+        self.codes.borrow_mut().retain(|(s, ..), _| *s != scope);
+        Ok(true)
+    }
+}
+
+impl DeliveryStore for &MemoryStore {
+    async fn send_record(
+        &self,
+        key_hash: &str,
+        send_id: &str,
+    ) -> ApiResult<(Option<ApiKey>, SendRecord)> {
+        let _call = self.faults.call(Resource::D1, "send_record").await?;
+        let key = self.key_by_hash(key_hash);
+        let Some(key) = key else {
+            return Ok((None, SendRecord::default()));
+        };
+        let scope = app_scope(&key.id);
+        let code = self
+            .codes
+            .borrow()
+            .iter()
+            .find(|((s, ..), (c, _))| *s == scope && c.id == send_id)
+            .map(|((_, channel, purpose, _), (c, _))| FiledCode {
+                attempts: c.attempts,
+                expires_at: c.expires_at,
+                channel: channel.to_string(),
+                purpose: purpose.clone(),
+                test: c.test,
+            });
+        let times = self.event_times.borrow();
+        let events = self
+            .events
+            .borrow()
+            .iter()
+            .zip(times.iter())
+            .filter(|(e, _)| {
+                e.send_id.as_deref() == Some(send_id)
+                    && (e.scope.as_deref() == Some(&scope) || e.event == "code_delivery")
+            })
+            .map(|(e, at)| SendEvent {
+                event: e.event.clone(),
+                outcome: e.outcome.clone(),
+                detail: e.detail.clone(),
+                at: *at,
+                channel: e.channel.clone(),
+                purpose: e.purpose.clone(),
+                test: e.test,
+            })
+            .collect();
+        Ok((Some(key), SendRecord { code, events }))
+    }
+}
+
+impl AuditStore for &MemoryStore {
+    async fn stats(&self, now: u64) -> ApiResult<Stats> {
+        let _call = self.faults.call(Resource::D1, "stats").await?;
+        let users = self.users.borrow();
+        Ok(Stats {
+            active_codes: self.codes.borrow().len() as u64,
+            expired_codes: 0,
+            by_purpose: BTreeMap::new(),
+            users: UserStats {
+                total: users.len() as u64,
+                verified: users.values().filter(|u| u.verified).count() as u64,
+            },
+            active_sessions: self.sessions.borrow().len() as u64,
+            app_codes: 0,
+            test_codes: self
+                .codes
+                .borrow()
+                .values()
+                .filter(|(c, _)| c.test && c.expires_at > now)
+                .count() as u64,
+            api_keys: self.keys.borrow().len() as u64,
+            sends_24h: {
+                let mut stats = SendStats::default();
+                // As D1's `SEND_OUTCOMES`: apps' sends of the last 24 hours.
+                let events = self.events.borrow();
+                let times = self.event_times.borrow();
+                for (e, _) in events.iter().zip(times.iter()).filter(|(e, at)| {
+                    e.event == "code_sent"
+                        && e.scope.as_deref() != Some(CORE_SCOPE)
+                        && **at > now.saturating_sub(86_400)
+                }) {
+                    match (e.test, e.outcome.as_str()) {
+                        (true, _) => stats.test += 1,
+                        (false, "sent" | "queued") => stats.sent += 1,
+                        (false, r) => *stats.refused.entry(r.into()).or_default() += 1,
+                    }
+                }
+                stats
+            },
+        })
+    }
+
+    async fn cleanup(&self, _now: u64, _before: u64, _audit_before: u64) -> ApiResult<Cleanup> {
+        unimplemented!("the cron is tested end to end")
+    }
+
+    async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()> {
+        let _call = self.faults.call(Resource::D1, "record_events").await?;
+        let mut stored = self.events.borrow_mut();
+        for e in events {
+            let id = stored.len() as u64 + 1;
+            self.event_times.borrow_mut().push(now);
+            stored.push(StoredEvent {
+                id,
+                at: crate::ports::clock::rfc3339(now),
+                event: e.kind.as_str().into(),
+                outcome: e.outcome.into(),
+                scope: e.scope.clone(),
+                purpose: e.purpose.clone(),
+                channel: e.channel.map(|c| c.as_str().into()),
+                address_hash: e.address_hash.clone(),
+                ip: Some(ip.into()),
+                send_id: e.send_id.clone(),
+                detail: e.detail.clone(),
+                test: e.test,
+            });
+        }
+        Ok(())
+    }
+
+    async fn events(&self, page: &EventPage, filter: &EventFilter) -> ApiResult<Vec<StoredEvent>> {
+        let _call = self.faults.call(Resource::D1, "events").await?;
+        Ok(self
+            .events
+            .borrow()
+            .iter()
+            .rev()
+            .filter(|e| page.before.is_none_or(|b| e.id < b))
+            .filter(|e| {
+                filter
+                    .address_hash
+                    .as_deref()
+                    .is_none_or(|h| e.address_hash.as_deref() == Some(h))
+            })
+            .filter(|e| filter.kind.is_none_or(|k| e.event == k.as_str()))
+            .take(page.limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn event_series(&self, since: u64, bucket_secs: u64) -> ApiResult<Vec<SeriesPoint>> {
+        let _call = self.faults.call(Resource::D1, "event_series").await?;
+        let mut buckets: BTreeMap<u64, SeriesPoint> = BTreeMap::new();
+        let times = self.event_times.borrow();
+        for (e, at) in self.events.borrow().iter().zip(times.iter()) {
+            if *at < since {
+                continue;
+            }
+            let start = at / bucket_secs * bucket_secs;
+            let point = buckets.entry(start).or_insert(SeriesPoint {
+                start,
+                ..Default::default()
+            });
+            match (e.event.as_str(), e.outcome.as_str()) {
+                ("code_sent", "sent" | "queued") => point.sent += 1,
+                ("code_verified", _) => point.verified += 1,
+                ("code_failed" | "code_burned", _) => point.failed += 1,
+                _ => {}
+            }
+        }
+        Ok(buckets.into_values().collect())
     }
 }
 

@@ -159,7 +159,7 @@ def test_each_filter_of_the_trail_has_a_statement_that_uses_its_index(app):
     """The statements the worker runs, read from its source, planned by
     SQLite on the worker's own database: an address filter must walk the
     (address_hash, id) index, not scan the retention window."""
-    source = (ROOT / "src" / "edge" / "d1_store.rs").read_text()
+    source = (ROOT / "src" / "edge" / "d1" / "audit.rs").read_text()
     consts = dict(re.findall(r'const (EVENT_COLUMNS|EVENTS_\w+): &str =\s*"([^"]+)"', source))
     assert set(consts) == {"EVENT_COLUMNS", "EVENTS_NEWEST", "EVENTS_BEFORE", "EVENTS_OF_ADDRESS",
                            "EVENTS_OF_ADDRESS_BEFORE", "EVENTS_OF_KIND", "EVENTS_OF_KIND_BEFORE",
