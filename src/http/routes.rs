@@ -3,9 +3,9 @@
 //! authenticates by group before it reads a body, so a route cannot be
 //! added without saying who may call it.
 //!
-//! Adding a route: a row here, a request type in `http::requests`, a flow
-//! method in `service`, and its arm in `edge::dispatch`, in the handler of
-//! its group.
+//! Adding a route starts with a row here; CONTRIBUTING.md lists every
+//! other place a new route touches, and the test that names each one
+//! forgotten.
 
 use crate::error::ApiError;
 use crate::ports::limits::{RateLimit, APP_LIMIT, CLIENT_LIMIT};
