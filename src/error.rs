@@ -62,6 +62,8 @@ pub enum ApiError {
     NotFound,
     /// 404: no API key has this id.
     ApiKeyNotFound,
+    /// 404: no OpenID Connect client has this id.
+    ClientNotFound,
     /// 404: the key has no such test recipient.
     TestRecipientNotFound,
     /// 403: a CORS preflight from an origin `CORS_ALLOWED_ORIGINS` does not list.
@@ -165,6 +167,7 @@ impl ApiError {
             | Self::TestRecipientsDisabled => 403,
             Self::NotFound
             | Self::ApiKeyNotFound
+            | Self::ClientNotFound
             | Self::TestRecipientNotFound
             | Self::SendNotFound => 404,
             Self::TooManyTestRecipients { .. } => 409,
@@ -202,6 +205,7 @@ impl ApiError {
             Self::ChannelNotAllowed(_) => "channel_not_allowed",
             Self::NotFound
             | Self::ApiKeyNotFound
+            | Self::ClientNotFound
             | Self::TestRecipientNotFound
             | Self::SendNotFound => "not_found",
             Self::OriginNotAllowed => "origin_not_allowed",
@@ -239,6 +243,7 @@ impl ApiError {
             Self::ChannelNotAllowed(_) => "Channel not allowed",
             Self::NotFound
             | Self::ApiKeyNotFound
+            | Self::ClientNotFound
             | Self::TestRecipientNotFound
             | Self::SendNotFound => "Not found",
             Self::OriginNotAllowed => "Origin not allowed",
@@ -303,6 +308,7 @@ impl ApiError {
             }
             Self::NotFound => "No such route.".into(),
             Self::ApiKeyNotFound => "No API key has this id.".into(),
+            Self::ClientNotFound => "No OpenID Connect client has this id.".into(),
             Self::OriginNotAllowed => {
                 "This origin may not call the API from a browser (see CORS_ALLOWED_ORIGINS).".into()
             }
@@ -397,6 +403,7 @@ impl ApiError {
             ApiError::MailDeliveryFailed,
             ApiError::ChannelNotAllowed(Channel::Sms),
             ApiError::ApiKeyNotFound,
+            ApiError::ClientNotFound,
             ApiError::OriginNotAllowed,
             ApiError::CountryNotAllowed,
             ApiError::TurnstileFailed,

@@ -23,8 +23,9 @@ use otp_edge::error::ApiError;
 use otp_edge::http::body::{check_declared_length, require_json, JsonBody};
 use otp_edge::http::request_id::request_id;
 use otp_edge::http::requests::{
-    AddTestRecipient, CodeProof, CodeRequest, CreateKey, EventsQuery, HandoffExchange, Login,
-    OtpSend, OtpVerify, PasswordResetConfirm, Register, RemoveTestRecipient, Resend, RevokeKey,
+    AddTestRecipient, CodeProof, CodeRequest, CreateKey, CreateOidcClient, EventsQuery,
+    HandoffExchange, Login, OtpSend, OtpVerify, PasswordResetConfirm, Register,
+    RemoveTestRecipient, Resend, RevokeKey,
 };
 use otp_edge::http::routes::{Row, TABLE};
 use otp_edge::pages::browser::Form;
@@ -120,6 +121,17 @@ fn route_field() -> impl Strategy<Value = (String, serde_json::Value)> {
         ("sms_domain", json!("shop.example.com")),
         ("android_app_hash", json!("FA+9qCX9VSu")),
         ("turnstile_required", json!(true)),
+        ("type", json!("confidential")),
+        ("redirect_uris", json!(["https://shop.example.com/cb"])),
+        (
+            "redirect_uris",
+            json!(["http://localhost:3000/cb", "https://SHOP.example.com/cb"]),
+        ),
+        (
+            "post_logout_redirect_uris",
+            json!(["https://shop.example.com/"]),
+        ),
+        ("api_key_id", json!("0123456789abcdef0123456789abcdef")),
     ];
     (
         prop::sample::select(fields.to_vec()),
@@ -400,6 +412,24 @@ proptest! {
             if let Some(h) = &k.options.android_app_hash {
                 prop_assert_eq!(h.as_str().len(), 11);
             }
+        }
+    }
+
+    #[test]
+    fn create_oidc_client_bodies(value in route_body()) {
+        let body = body_of(&value);
+        let fields = ["name", "type", "redirect_uris", "post_logout_redirect_uris", "api_key_id"];
+        if let Some(CreateOidcClient(c)) = parsed_or_refused(CreateOidcClient::parse(&body), &fields) {
+            prop_assert!(!c.redirect_uris.is_empty() && c.redirect_uris.len() <= 10);
+            // Every URI a sign-in may be sent to is https, or http on the
+            // loopback host, with no fragment and nothing a browser could
+            // read as another host.
+            for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
+                let loopback = |rest: &&str| matches!(rest.split(['/', ':', '?']).next(), Some("localhost" | "127.0.0.1"));
+                prop_assert!(uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://").filter(loopback)).is_some());
+                prop_assert!(!uri.contains('#') && !uri.contains('@') && !uri.contains('\\'));
+            }
+            prop_assert_eq!(c.name.trim(), c.name.as_str());
         }
     }
 

@@ -29,10 +29,14 @@ pub enum EventKind {
     /// A provider's report on a sent message: `delivered`, `undelivered`
     /// or `failed`, with its error code as the detail.
     CodeDelivery,
+    /// The operator registered an OpenID Connect client (scope `client:<id>`).
+    OidcClientCreated,
+    /// The operator deleted one.
+    OidcClientDeleted,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::CodeSent,
         Self::CodeVerified,
         Self::CodeFailed,
@@ -48,6 +52,8 @@ impl EventKind {
         Self::TestRecipientAdded,
         Self::TestRecipientRemoved,
         Self::CodeDelivery,
+        Self::OidcClientCreated,
+        Self::OidcClientDeleted,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -71,6 +77,8 @@ impl EventKind {
             Self::TestRecipientAdded => "test_recipient_added",
             Self::TestRecipientRemoved => "test_recipient_removed",
             Self::CodeDelivery => "code_delivery",
+            Self::OidcClientCreated => "oidc_client_created",
+            Self::OidcClientDeleted => "oidc_client_deleted",
         }
     }
 }
@@ -80,7 +88,8 @@ pub struct Event {
     pub kind: EventKind,
     /// `ok`, what happened instead (`queued`, `no_account`), or the problem code.
     pub outcome: &'static str,
-    /// `core`, or `key:<id>` for an app's codes and for key events.
+    /// `core`, `key:<id>` for an app's codes and for key events, or
+    /// `client:<id>` for an OpenID Connect client's.
     pub scope: Option<String>,
     pub purpose: Option<String>,
     pub channel: Option<Channel>,

@@ -58,17 +58,18 @@ fn is_local(host: &str) -> bool {
     host == "localhost" || host == "127.0.0.1"
 }
 
-/// An absolute URL, split where the origin ends.
-struct AbsoluteUrl<'a> {
-    scheme: &'static str,
-    host: String,
+/// An absolute URL, split where the origin ends. Also what an OpenID
+/// Connect client's redirect URIs are checked with (`domain::oidc_client`).
+pub(crate) struct AbsoluteUrl<'a> {
+    pub(crate) scheme: &'static str,
+    pub(crate) host: String,
     port: Option<u16>,
     /// Path, query: everything after the authority.
-    rest: &'a str,
+    pub(crate) rest: &'a str,
 }
 
 impl<'a> AbsoluteUrl<'a> {
-    fn parse(raw: &'a str) -> Option<Self> {
+    pub(crate) fn parse(raw: &'a str) -> Option<Self> {
         if raw.len() > 2048
             || raw
                 .chars()
@@ -119,7 +120,7 @@ impl<'a> AbsoluteUrl<'a> {
     /// Origin plus the rest, with the empty path a browser reads as `/`
     /// written out: `https://app?@x` is `https://app/?@x`, and only the
     /// second form shows at a glance that the `@` is not userinfo.
-    fn normalized(&self) -> String {
+    pub(crate) fn normalized(&self) -> String {
         let slash = if self.rest.starts_with('/') { "" } else { "/" };
         format!("{}{slash}{}", self.origin(), self.rest)
     }

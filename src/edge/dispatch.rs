@@ -6,14 +6,15 @@ use super::mailer::EdgeMailer;
 use super::respond;
 use super::{check_limit, Call, EdgeService};
 use crate::domain::api_key::{is_well_formed, ApiKey};
+use crate::domain::oidc_client::Client;
 use crate::domain::session::{Audience, Presented};
 use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
 use crate::http::requests::{
-    query_of, turnstile_token, AddTestRecipient, CodeProof, CodeRequest, CreateKey, EventsQuery,
-    HandoffExchange, Login, OtpSend, OtpVerify, PasswordResetConfirm, Register,
-    RemoveTestRecipient, Resend, RevokeKey, VerifyEmail,
+    query_of, turnstile_token, AddTestRecipient, CodeProof, CodeRequest, CreateKey,
+    CreateOidcClient, DeleteOidcClient, EventsQuery, HandoffExchange, Login, OtpSend, OtpVerify,
+    PasswordResetConfirm, Register, RemoveTestRecipient, Resend, RevokeKey, VerifyEmail,
 };
 use crate::http::routes::{
     id_in, AdminRoute, AppRoute, Flow, HookRoute, PublicRoute, SessionRoute,
@@ -302,6 +303,25 @@ async fn admin(
             svc.remove_test_recipient(token, &r.key_id, &r.to).await?;
             Ok(respond::empty(204))
         }
+        AdminRoute::ListOidcClients => {
+            let list = svc.oidc_clients(token).await?;
+            let list: Vec<Value> = list.iter().map(client_json).collect();
+            Ok(respond::json(200, &json!({"oidc_clients": list})))
+        }
+        AdminRoute::CreateOidcClient => {
+            let CreateOidcClient(new) = CreateOidcClient::parse(body)?;
+            let (client, secret) = svc.create_oidc_client(token, &new).await?;
+            let mut answer = client_json(&client);
+            if let Some(secret) = secret {
+                answer["client_secret"] = json!(secret.expose());
+            }
+            Ok(respond::json(201, &answer))
+        }
+        AdminRoute::DeleteOidcClient => {
+            let r = DeleteOidcClient::parse(&call.req.path());
+            svc.delete_oidc_client(token, &r.id).await?;
+            Ok(respond::empty(204))
+        }
         AdminRoute::Events => {
             // Not `req.url()`: the `url` crate's IDNA tables would add ~90 KB
             // of gzipped wasm for three query parameters.
@@ -370,6 +390,18 @@ fn session_json(session: LoginSession) -> Value {
 
 fn test_recipient_json(t: &TestRecipient) -> Value {
     json!({"channel": t.channel.as_str(), "to": t.address, "created_at": rfc3339(t.created_at)})
+}
+
+fn client_json(c: &Client) -> Value {
+    json!({
+        "client_id": c.id,
+        "name": c.name,
+        "type": c.kind.as_str(),
+        "redirect_uris": c.redirect_uris,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "api_key_id": c.api_key_id,
+        "created_at": rfc3339(c.created_at),
+    })
 }
 
 fn key_json(key: &ApiKey) -> Value {

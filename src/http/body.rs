@@ -153,6 +153,15 @@ impl JsonBody {
             Some(_) => Err(bad()),
         }
     }
+
+    /// An array of strings, or none when the field is absent (not null,
+    /// which the contract does not allow for it).
+    pub fn optional_strings(&self, name: &str) -> Result<Option<Vec<&str>>, ApiError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(_) => self.strings(name).map(Some),
+        }
+    }
 }
 
 #[cfg(test)]

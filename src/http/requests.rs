@@ -12,6 +12,7 @@ use crate::domain::channel::Channel;
 use crate::domain::code::{Alphabet, Code, CodeSpec};
 use crate::domain::email::Email;
 use crate::domain::handoff::CodeVerifier;
+use crate::domain::oidc_client::NewClient;
 use crate::domain::password::Password;
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
@@ -20,7 +21,7 @@ use crate::domain::return_to::ReturnTo;
 use crate::domain::test_recipient::NewTestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
-use crate::http::routes::key_id;
+use crate::http::routes::{id_in, key_id, OIDC_CLIENT_PATH};
 use crate::providers::locale::LanguageTag;
 use crate::providers::turnstile::MAX_TOKEN_LEN;
 use crate::service::AppCode;
@@ -263,6 +264,45 @@ impl CreateKey {
             body.optional_bool("turnstile_required")?.unwrap_or(false),
         )?;
         Ok(Self(key))
+    }
+}
+
+/// `POST /v1/admin/oidc-clients`: `{name, type, redirect_uris,
+/// post_logout_redirect_uris?, api_key_id?}`.
+#[derive(Debug)]
+pub struct CreateOidcClient(pub NewClient);
+
+impl CreateOidcClient {
+    pub fn parse(body: &JsonBody) -> ApiResult<Self> {
+        let name = body.string("name")?;
+        let kind = body.string("type")?;
+        let redirect_uris = body.strings("redirect_uris")?;
+        let post_logout = body
+            .optional_strings("post_logout_redirect_uris")?
+            .unwrap_or_default();
+        let api_key_id = body.optional_string("api_key_id")?;
+        Ok(Self(NewClient::parse(
+            name,
+            kind,
+            &redirect_uris,
+            &post_logout,
+            api_key_id,
+        )?))
+    }
+}
+
+/// `DELETE /v1/admin/oidc-clients/{id}`: the id as the path gives it. The
+/// flow answers 404 for an id of the wrong shape, as for an unknown one.
+#[derive(Debug)]
+pub struct DeleteOidcClient {
+    pub id: String,
+}
+
+impl DeleteOidcClient {
+    pub fn parse(path: &str) -> Self {
+        Self {
+            id: id_in(OIDC_CLIENT_PATH, path).unwrap_or_default().to_owned(),
+        }
     }
 }
 

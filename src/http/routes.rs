@@ -69,6 +69,9 @@ pub enum AdminRoute {
     CreateKey,
     /// `DELETE /v1/admin/api-keys/{id}`: the id comes from the path.
     RevokeKey,
+    ListOidcClients,
+    CreateOidcClient,
+    DeleteOidcClient,
     Events,
     /// `/v1/admin/api-keys/{id}/test-recipients`: a key's test recipients.
     ListTestRecipients,
@@ -109,6 +112,8 @@ pub struct Row {
 pub const API_KEYS_PATH: &str = "/v1/admin/api-keys";
 pub const TWILIO_STATUS_PATH: &str = "/v1/hooks/twilio/status";
 pub const TEST_RECIPIENTS_PATH: &str = "/v1/admin/api-keys/{id}/test-recipients";
+pub const OIDC_CLIENTS_PATH: &str = "/v1/admin/oidc-clients";
+pub const OIDC_CLIENT_PATH: &str = "/v1/admin/oidc-clients/{id}";
 
 const fn public(r: PublicRoute) -> Route {
     Route::Flow(Flow::Public(r))
@@ -149,7 +154,7 @@ const fn row(
 /// Every route. A `{id}` segment matches one non-empty path segment. The
 /// spec test checks this table against `openapi.yaml`.
 #[rustfmt::skip]
-pub const TABLE: [Row; 26] = {
+pub const TABLE: [Row; 29] = {
     use AdminRoute::*;
     use AppRoute::*;
     use Body::{Json, None, Raw};
@@ -181,6 +186,9 @@ pub const TABLE: [Row; 26] = {
         row("POST",   API_KEYS_PATH,                "admin_create_key",       admin(CreateKey),              Json),
         row("DELETE", "/v1/admin/api-keys/{id}",    "admin_revoke_key",       admin(RevokeKey),              None),
         row("GET",    "/v1/admin/events",           "admin_events",           admin(Events),                 None),
+        row("GET",    OIDC_CLIENTS_PATH,            "admin_list_oidc_clients", admin(ListOidcClients),      None),
+        row("POST",   OIDC_CLIENTS_PATH,            "admin_create_oidc_client", admin(CreateOidcClient),    Json),
+        row("DELETE", OIDC_CLIENT_PATH,             "admin_delete_oidc_client", admin(DeleteOidcClient),    None),
         row("GET",    TEST_RECIPIENTS_PATH,         "admin_list_test_recipients",  admin(ListTestRecipients),  None),
         row("POST",   TEST_RECIPIENTS_PATH,         "admin_add_test_recipient",    admin(AddTestRecipient),    Json),
         row("DELETE", TEST_RECIPIENTS_PATH,         "admin_remove_test_recipient", admin(RemoveTestRecipient), None),

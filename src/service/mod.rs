@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod apps;
+mod clients;
 mod delivery;
 pub mod diagnostics;
 mod handoff;

@@ -523,6 +523,15 @@ const UNMEASURED: &[(&str, &str)] = &[
         "DELETE /v1/admin/api-keys/{id}/test-recipients",
         "the operator's, one D1 batch",
     ),
+    ("GET /v1/admin/oidc-clients", "the operator's, one D1 read"),
+    (
+        "POST /v1/admin/oidc-clients",
+        "the operator's, one D1 write",
+    ),
+    (
+        "DELETE /v1/admin/oidc-clients/{id}",
+        "the operator's, one D1 write",
+    ),
 ];
 
 #[test]

@@ -13,6 +13,7 @@ use crate::domain::audit::{Audit, Event, EventFilter, EventPage, StoredEvent};
 use crate::domain::channel::Channel;
 use crate::domain::code::{app_scope, Code, CodeKey, CORE_SCOPE};
 use crate::domain::email::Email;
+use crate::domain::oidc_client::Client;
 use crate::domain::session::{Audience, Presented};
 use crate::domain::sign_in_budget::Failures;
 use crate::domain::test_recipient::TestRecipient;
@@ -21,11 +22,11 @@ use crate::ports::clock::Clock;
 use crate::ports::human::HumanCheck;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::store::{
-    AccountStore, AppStore, AuditStore, Cleanup, Consumed, DeliveryStore, Effect, Exchange,
-    Exchanged, Filed, FiledCode, NewCode, NewHandoff, NewSession, PasswordAttempt, PasswordLookup,
-    PasswordStart, PendingCode, Registered, Registration, RenewedCode, Requested, SendEvent,
-    SendRecord, SendStats, SeriesPoint, SessionStore, SpentHandoff, Stats, TestRecipientPut, User,
-    UserStats,
+    AccountStore, AppStore, AuditStore, Cleanup, ClientStore, Consumed, DeliveryStore, Effect,
+    Exchange, Exchanged, Filed, FiledCode, NewCode, NewHandoff, NewSession, PasswordAttempt,
+    PasswordLookup, PasswordStart, PendingCode, Registered, Registration, RenewedCode, Requested,
+    SendEvent, SendRecord, SendStats, SeriesPoint, SessionStore, SpentHandoff, Stats,
+    TestRecipientPut, User, UserStats,
 };
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -237,6 +238,8 @@ pub struct MemoryStore {
     /// Sessions by token hash: (account id, expiry, `issued_to` as D1 stores it).
     pub sessions: RefCell<HashMap<String, (String, u64, String)>>,
     pub keys: RefCell<Vec<(String, ApiKey)>>,
+    /// OpenID Connect clients, oldest first, with their secrets' hashes.
+    pub oidc_clients: RefCell<Vec<(Client, Option<String>)>>,
     pub events: RefCell<Vec<StoredEvent>>,
     /// The unix time of each of `events`, for the chart's buckets.
     pub event_times: RefCell<Vec<u64>>,
@@ -961,6 +964,49 @@ impl DeliveryStore for &MemoryStore {
             })
             .collect();
         Ok((Some(key), SendRecord { code, events }))
+    }
+}
+
+impl ClientStore for &MemoryStore {
+    async fn create_oidc_client(
+        &self,
+        client: &Client,
+        secret_hash: Option<&str>,
+    ) -> ApiResult<bool> {
+        let _call = self.faults.call(Resource::D1, "create_oidc_client").await?;
+        let key_alive = |id: &String| {
+            self.keys
+                .borrow()
+                .iter()
+                .any(|(_, k)| &k.id == id && k.revoked_at.is_none())
+        };
+        if !client.api_key_id.as_ref().is_none_or(key_alive) {
+            return Ok(false);
+        }
+        self.oidc_clients
+            .borrow_mut()
+            .push((client.clone(), secret_hash.map(str::to_owned)));
+        Ok(true)
+    }
+
+    async fn oidc_clients(&self) -> ApiResult<Vec<Client>> {
+        let _call = self.faults.call(Resource::D1, "oidc_clients").await?;
+        let mut list: Vec<Client> = self
+            .oidc_clients
+            .borrow()
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect();
+        list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(list)
+    }
+
+    async fn delete_oidc_client(&self, id: &str) -> ApiResult<bool> {
+        let _call = self.faults.call(Resource::D1, "delete_oidc_client").await?;
+        let mut clients = self.oidc_clients.borrow_mut();
+        let before = clients.len();
+        clients.retain(|(c, _)| c.id != id);
+        Ok(clients.len() < before)
     }
 }
 

@@ -52,6 +52,9 @@ ROUTES = {
     "admin_list_keys": ("GET", API_KEYS_PATH),
     "admin_create_key": ("POST", API_KEYS_PATH),
     "admin_events": ("GET", "/v1/admin/events"),
+    "admin_list_oidc_clients": ("GET", "/v1/admin/oidc-clients"),
+    "admin_create_oidc_client": ("POST", "/v1/admin/oidc-clients"),
+    "admin_delete_oidc_client": ("DELETE", "/v1/admin/oidc-clients/{id}"),
     "auth_exchange": ("POST", "/v1/auth/exchange"),
     "otp_status": ("GET", "/v1/otp/{id}"),
     "admin_list_test_recipients": ("GET", API_KEYS_PATH + "/{id}/test-recipients"),
@@ -500,6 +503,17 @@ class Worker:
 
     def admin_events(self, **kw):
         return self.call("admin_events", **kw)
+
+    def admin_list_oidc_clients(self, **kw):
+        return self.call("admin_list_oidc_clients", **kw)
+
+    def admin_create_oidc_client(self, name, type, redirect_uris, **extra):
+        kw = {k: extra.pop(k) for k in ("ip", "headers", "token", "params") if k in extra}
+        body = {"name": name, "type": type, "redirect_uris": redirect_uris, **extra}
+        return self.call("admin_create_oidc_client", body, **kw)
+
+    def admin_delete_oidc_client(self, client_id, **kw):
+        return self.call("admin_delete_oidc_client", id=client_id, **kw)
 
     def otp_status(self, send_id, **kw):
         return self.call("otp_status", id=send_id, **kw)

@@ -20,13 +20,14 @@ use worker::{D1Database, D1PreparedStatement, D1Result};
 mod accounts;
 mod apps;
 mod audit;
+mod clients;
 mod delivery;
 mod sessions;
 
 pub struct D1Store(pub D1Database);
 
 /// Every table the migrations create.
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 10] = [
     "users",
     "codes",
     "sessions",
@@ -36,6 +37,7 @@ const TABLES: [&str; 9] = [
     "handoffs",
     "test_recipients",
     "login_failures",
+    "oidc_clients",
 ];
 
 fn text(v: &str) -> JsValue {

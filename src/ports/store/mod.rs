@@ -1,6 +1,6 @@
 //! What the flows need from the database, as small traits by capability:
 //! accounts and their codes, sessions and hand-offs, apps and their keys,
-//! delivery, and the operator's audit trail. `Store` is all of them. D1
+//! delivery, the operator's audit trail, and OpenID Connect clients. `Store` is all of them. D1
 //! implements each in its own file under `edge::d1`; every multi-step
 //! change is one atomic call here.
 
@@ -9,19 +9,27 @@ use crate::error::ApiResult;
 mod accounts;
 mod apps;
 mod audit;
+mod clients;
 mod delivery;
 mod sessions;
 
 pub use accounts::*;
 pub use apps::*;
 pub use audit::*;
+pub use clients::*;
 pub use delivery::*;
 pub use sessions::*;
 
 /// Everything the flows need from the database.
-pub trait Store: AccountStore + SessionStore + AppStore + DeliveryStore + AuditStore {}
+pub trait Store:
+    AccountStore + SessionStore + AppStore + DeliveryStore + AuditStore + ClientStore
+{
+}
 
-impl<T: AccountStore + SessionStore + AppStore + DeliveryStore + AuditStore> Store for T {}
+impl<T> Store for T where
+    T: AccountStore + SessionStore + AppStore + DeliveryStore + AuditStore + ClientStore
+{
+}
 
 /// D1's transient errors, as its documentation lists them: a read that
 /// hit one is tried once more (writes are not: a write may have landed).
