@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MAX_TTL_SECS, MIN_LENGTH, MIN_TTL_SECS};
 use crate::domain::cors::Cors;
 use crate::domain::country::AllowedCountries;
+use crate::domain::jwk::SigningKeys;
 use crate::domain::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
 use crate::domain::return_to::ReturnOrigins;
 use crate::domain::sign_in_budget::{FailureBudget, MAX_LOCK_SECS, NIST_MAX_FAILURES};
@@ -101,6 +102,9 @@ pub struct Config {
     pub resend_webhook_secret: Option<Result<WebhookSecret, String>>,
     /// The pages' Turnstile widget (`TURNSTILE_SITE_KEY`).
     pub turnstile_site_key: Option<String>,
+    /// The OpenID Provider's signing keys (`OIDC_SIGNING_KEYS`); `None`
+    /// without the secret: OpenID Connect is off.
+    oidc_keys: Option<Result<SigningKeys, String>>,
     twilio: Twilio,
     /// `None` without `TURNSTILE_SECRET`: no Turnstile.
     turnstile: Option<Result<Turnstile, String>>,
@@ -262,9 +266,11 @@ impl Config {
         };
         let resend_webhook_secret = secret("RESEND_WEBHOOK_SECRET")
             .map(|_| real_secret("RESEND_WEBHOOK_SECRET").and_then(|s| WebhookSecret::parse(&s)));
+        let oidc_keys = secret("OIDC_SIGNING_KEYS").map(|s| SigningKeys::parse(&s));
         Ok(Self {
             public_base_url,
             resend_webhook_secret,
+            oidc_keys,
             turnstile,
             turnstile_site_key: get("TURNSTILE_SITE_KEY"),
             turnstile_timeout_ms: vars.int("TURNSTILE_TIMEOUT_MS", 5_000, 100, 30_000)?,
@@ -345,6 +351,18 @@ impl Config {
             Some(Err(e)) => Err(ApiError::Unavailable(e.clone())),
             None => Err(ApiError::Unavailable(
                 "secret RESEND_WEBHOOK_SECRET is not set: Resend's webhook is off (wrangler secret put RESEND_WEBHOOK_SECRET)".into(),
+            )),
+        }
+    }
+
+    /// The OpenID Provider's signing keys; 503 naming the secret when it
+    /// is not set, or what is wrong with it: the rest of the service works.
+    pub fn oidc_keys(&self) -> Result<&SigningKeys, ApiError> {
+        match &self.oidc_keys {
+            Some(Ok(keys)) => Ok(keys),
+            Some(Err(e)) => Err(ApiError::Unavailable(e.clone())),
+            None => Err(ApiError::Unavailable(
+                "secret OIDC_SIGNING_KEYS is not set: OpenID Connect is off (scripts/dev and scripts/deploy make one; see docs/oidc.md)".into(),
             )),
         }
     }

@@ -11,6 +11,7 @@ pub mod cors;
 pub mod country;
 pub mod email;
 pub mod handoff;
+pub mod jwk;
 pub mod oidc_client;
 pub mod password;
 pub mod phone;

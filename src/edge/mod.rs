@@ -195,6 +195,7 @@ async fn handle(
 ) -> ApiResult<Response> {
     let flow = match row.route {
         Route::OpenApi => return Ok(respond::openapi()),
+        Route::Jwks => return Ok(respond::json(200, &cfg?.oidc_keys()?.jwks())),
         Route::Health => {
             database(env)?.health().await?;
             return Ok(respond::json(200, &json!({"status": "ok"})));

@@ -17,6 +17,9 @@ pub enum Route {
     Health,
     /// The contract; not even rate limited, so clients can always read it.
     OpenApi,
+    /// The OpenID Provider's public signing keys: answered by `edge` from
+    /// the config alone.
+    Jwks,
     /// A flow of the service, grouped by who may call it.
     Flow(Flow),
 }
@@ -154,17 +157,18 @@ const fn row(
 /// Every route. A `{id}` segment matches one non-empty path segment. The
 /// spec test checks this table against `openapi.yaml`.
 #[rustfmt::skip]
-pub const TABLE: [Row; 29] = {
+pub const TABLE: [Row; 30] = {
     use AdminRoute::*;
     use AppRoute::*;
     use Body::{Json, None, Raw};
     use HookRoute::{Resend as ResendHook, TwilioStatus};
     use PublicRoute::*;
-    use Route::{Health, OpenApi};
+    use Route::{Health, Jwks, OpenApi};
     use SessionRoute::*;
     [
         row("GET",    "/healthz",                   "healthz",                Health,                        None),
         row("GET",    "/openapi.json",              "openapi",                OpenApi,                       None),
+        row("GET",    "/.well-known/jwks.json",     "oidc_jwks",              Jwks,                          None),
         row("POST",   "/v1/register",               "register",               public(Register),              Json),
         row("POST",   "/v1/verify-email",           "verify_email",           public(VerifyEmail),           Json),
         row("POST",   "/v1/resend",                 "resend",                 public(Resend),                Json),
@@ -270,8 +274,9 @@ impl Row {
     pub fn limit(&self) -> Option<RateLimit> {
         match self.route {
             Route::OpenApi => None,
-            // Providers call from few addresses, many times a second.
-            Route::Flow(Flow::App(_) | Flow::Hook(_)) => Some(APP_LIMIT),
+            // Providers, and apps' servers reading the keys, call from few
+            // addresses, many times a second.
+            Route::Jwks | Route::Flow(Flow::App(_) | Flow::Hook(_)) => Some(APP_LIMIT),
             Route::Health | Route::Flow(_) => Some(CLIENT_LIMIT),
         }
     }

@@ -504,6 +504,10 @@ const UNMEASURED: &[(&str, &str)] = &[
     ("GET /healthz", "one D1 read of the schema, no flow"),
     ("GET /openapi.json", "no I/O: the contract is in the wasm"),
     (
+        "GET /.well-known/jwks.json",
+        "no I/O: the keys are in the config",
+    ),
+    (
         "POST /v1/hooks/twilio/status",
         "a provider's report, off the users' path",
     ),

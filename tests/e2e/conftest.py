@@ -5,9 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import ADMIN_TOKEN, MAIL_API_KEY, PEPPER, TWILIO_SID, TWILIO_TOKEN, StandIn, Worker, unique_email
+from harness import (ADMIN_TOKEN, MAIL_API_KEY, PEPPER, TWILIO_SID, TWILIO_TOKEN, StandIn, Worker, oidc_signing_keys,
+                     unique_email)
 
 SECRETS_SEEN = []  # codes, passwords and tokens the suite handled, for the log scan
+# The main worker's OpenID Provider keys; their private members must never be logged.
+OIDC_KEYS = oidc_signing_keys()
+SECRETS_SEEN += [k["d"] for k in json.loads(OIDC_KEYS)["keys"]]
 
 # The browser journeys' session-wide Chromium (tests/e2e/browser.py).
 pytest_plugins = ["browser"]
@@ -75,7 +79,7 @@ def app(mail, twilio):
     off and the hourly/IP caps are high so tests can send freely."""
     w = Worker("main", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000",
                                         "MAIL_TIMEOUT_MS": "1500", **twilio_vars(twilio)},
-               secrets={"TWILIO_AUTH_TOKEN": TWILIO_TOKEN})
+               secrets={"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "OIDC_SIGNING_KEYS": OIDC_KEYS})
     yield w
     w.stop()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import create_key, login, twilio_vars
+from conftest import OIDC_KEYS, create_key, login, twilio_vars
 from harness import ADMIN_TOKEN, ROOT, TWILIO_TOKEN, Worker, unique_email
 
 # Every check schemathesis has, but these:
@@ -31,7 +31,8 @@ def contract(mail, twilio):
     # configured (the providers' hooks need their settings and secrets).
     w = Worker("contract", mail=mail, vars={**twilio_vars(twilio), "PUBLIC_BASE_URL": "https://otp.example.com"},
                secrets={"TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-                        "RESEND_WEBHOOK_SECRET": "whsec_ZTJlLWNvbnRyYWN0LXdlYmhvb2stc2VjcmV0"})
+                        "RESEND_WEBHOOK_SECRET": "whsec_ZTJlLWNvbnRyYWN0LXdlYmhvb2stc2VjcmV0",
+                        "OIDC_SIGNING_KEYS": OIDC_KEYS})
     yield w
     w.stop()
 
