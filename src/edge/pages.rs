@@ -10,7 +10,6 @@ use super::{check_limit, header, log_failure, respond, EdgeService, Scope};
 use crate::config::Config;
 use crate::domain::admin_session::ADMIN_SESSION_SECS;
 use crate::domain::purpose::Purpose;
-use crate::domain::registrant::PasswordProof;
 use crate::domain::return_to::Handoff;
 use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
@@ -27,7 +26,7 @@ use crate::pages::layout::{self, Alert};
 use crate::pages::problems;
 use crate::ports::clock::rfc3339;
 use crate::ports::limits::{caller_key, CALLER_HEADER, CLIENT_LIMIT};
-use crate::service::LoginSession;
+use crate::service::{LoginSession, Verified};
 use futures_util::StreamExt;
 use worker::{Context, Env, Request, Response};
 
@@ -553,14 +552,22 @@ impl Page<'_, '_> {
         )
     }
 
-    async fn verify(&self, form: &Form) -> ApiResult<Answer> {
+    /// The browser that signed up is signed in by its code, and goes on
+    /// to the app; another browser signs in with the password; an address
+    /// verified with no password gets one by a reset.
+    async fn verify(&mut self, form: &Form) -> ApiResult<Answer> {
         let r = CodeProof::parse(&form.as_json(&["email", "code"], &[]), self.cfg())?;
-        let proof = PasswordProof::Registrant(signup_tokens(self.cookie(SIGNUP_COOKIE).as_deref()));
-        let kept = self.svc.verify_email(&r.email, &r.code, &proof).await?;
-        // Without its password the account needs one: the reset sets it.
-        let next = match kept {
-            true => self.next(AuthPage::SignIn, Notice::Verified),
-            false => self.next(AuthPage::Forgot, Notice::VerifiedWithoutPassword),
+        let tokens = signup_tokens(self.cookie(SIGNUP_COOKIE).as_deref());
+        let next = match self
+            .svc
+            .verify_email_in_browser(&r.email, &r.code, tokens)
+            .await?
+        {
+            Verified::SignedIn(session) => return self.signed_in(session).await,
+            Verified::PasswordKept => self.next(AuthPage::SignIn, Notice::Verified),
+            Verified::PasswordDropped => {
+                self.next(AuthPage::Forgot, Notice::VerifiedWithoutPassword)
+            }
         };
         Ok(Answer::redirect(&next))
     }

@@ -33,6 +33,18 @@ pub struct LoginSession {
     pub expires_at: String,
 }
 
+/// What a verification in the pages did.
+#[derive(Debug)]
+pub enum Verified {
+    /// The browser that signed up proved the password the account keeps:
+    /// it is signed in.
+    SignedIn(LoginSession),
+    /// The password is kept, but this browser did not prove it: sign in.
+    PasswordKept,
+    /// The address is verified with no password: a reset sets one.
+    PasswordDropped,
+}
+
 fn account_key(purpose: Purpose, email: &Email) -> CodeKey<'_> {
     CodeKey {
         scope: CORE_SCOPE,
@@ -150,6 +162,50 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         code: &Code,
         proof: &PasswordProof,
     ) -> ApiResult<bool> {
+        self.verify_address(email, code, proof, None).await
+    }
+
+    /// The pages' verification: `verify_email` with the browser's
+    /// registrant tokens as the proof. When they prove the password the
+    /// account keeps, the browser that signed up is signed in, in the same
+    /// transaction as the verification, so the journey goes on to the app
+    /// with no second password prompt. Anywhere else (another browser, a
+    /// contested sign-up this browser did not make) it is not.
+    pub async fn verify_email_in_browser(
+        &self,
+        email: &Email,
+        code: &Code,
+        tokens: Vec<String>,
+    ) -> ApiResult<Verified> {
+        let (session, stored) = self.new_session(self.clock.now(), Audience::Browser)?;
+        let proof = PasswordProof::Registrant(tokens);
+        let signed_in = std::cell::Cell::new(false);
+        let kept = self
+            .verify_address(email, code, &proof, Some((stored, &signed_in)))
+            .await?;
+        Ok(match (kept, signed_in.get()) {
+            (true, true) => {
+                self.audit.record(Event {
+                    purpose: Some(Purpose::VerifyEmail.as_str().into()),
+                    address_hash: Some(self.cfg.pepper()?.address_tag(email.as_str())),
+                    ..Event::new(EventKind::LoginOk, "ok")
+                });
+                Verified::SignedIn(session)
+            }
+            (true, false) => Verified::PasswordKept,
+            (false, _) => Verified::PasswordDropped,
+        })
+    }
+
+    /// `verify_email`, signing the browser in with `session` when the
+    /// proof was its own and the password is kept (`signed_in` says so).
+    async fn verify_address(
+        &self,
+        email: &Email,
+        code: &Code,
+        proof: &PasswordProof,
+        session: Option<(NewSession, &std::cell::Cell<bool>)>,
+    ) -> ApiResult<bool> {
         let pepper = self.cfg.pepper()?;
         let key = account_key(Purpose::VerifyEmail, email);
         self.redeem(&key, code, |bound, account| {
@@ -165,14 +221,21 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                         is_registrant(pepper, email, &current, tokens)
                     }
                 };
+            let browser = matches!(proof, PasswordProof::Registrant(_)) && proven;
+            let session = session.filter(|_| browser).map(|(s, signed_in)| {
+                signed_in.set(true);
+                s
+            });
             let keep = match bound {
                 _ if proven => Some(KeptPassword {
                     password_hash: current,
                     proven: true,
+                    session,
                 }),
                 Proof::Password(hash) => Some(KeptPassword {
                     password_hash: hash,
                     proven: false,
+                    session: None,
                 }),
                 Proof::AddressOnly => None,
             };

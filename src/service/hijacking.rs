@@ -225,3 +225,62 @@ fn a_sign_in_after_the_code_expired_still_mails_a_fresh_one() {
     );
     assert!(signs_in(&svc, OWNER));
 }
+
+/// The pages' verification signs in the browser that signed up, and only
+/// it: in the same transaction as the verification, only when the
+/// browser's registrant token proves the password the account keeps. A
+/// browser session, never a token an app could use.
+#[test]
+fn only_the_browser_that_signed_up_is_signed_in_by_its_code() {
+    use crate::domain::session::Presented;
+    use crate::service::Verified;
+    // The uncontested sign-up, in its own browser.
+    let w = world();
+    let svc = w.svc();
+    let token = block_on(svc.register(&victim(), &pw(OWNER))).unwrap();
+    let verified = block_on(svc.verify_email_in_browser(&victim(), &w.last_code(), vec![token]));
+    let Ok(Verified::SignedIn(session)) = verified else {
+        panic!("{verified:?}")
+    };
+    let me = block_on(svc.me(Some(session.token.expose()), Presented::Cookie)).unwrap();
+    assert!(me.verified && me.email == victim().as_str());
+    assert!(block_on(svc.me(Some(session.token.expose()), Presented::Bearer)).is_err());
+    // The same code typed in another browser: verified, nobody signed in.
+    let w = world();
+    let svc = w.svc();
+    block_on(svc.register(&victim(), &pw(OWNER))).unwrap();
+    let verified = block_on(svc.verify_email_in_browser(&victim(), &w.last_code(), vec![]));
+    assert!(
+        matches!(verified, Ok(Verified::PasswordKept)),
+        "{verified:?}"
+    );
+    assert!(w.store.sessions.borrow().is_empty());
+    assert!(signs_in(&svc, OWNER));
+    // Squatter first: the owner's browser proves nothing about the
+    // squatter's password, so nobody is signed in.
+    let w = world();
+    let svc = w.svc();
+    block_on(svc.register(&victim(), &pw(SQUATTER))).unwrap();
+    let code = w.last_code();
+    let owner_token = block_on(svc.register(&victim(), &pw(OWNER))).unwrap();
+    let verified = block_on(svc.verify_email_in_browser(&victim(), &code, vec![owner_token]));
+    assert!(
+        matches!(verified, Ok(Verified::PasswordDropped)),
+        "{verified:?}"
+    );
+    assert!(w.store.sessions.borrow().is_empty());
+    assert!(!signs_in(&svc, SQUATTER));
+    // Owner first, contested by the squatter: the owner's browser proves
+    // the owner's password, and is signed in.
+    let w = world();
+    let svc = w.svc();
+    let owner_token = block_on(svc.register(&victim(), &pw(OWNER))).unwrap();
+    let code = w.last_code();
+    block_on(svc.register(&victim(), &pw(SQUATTER))).unwrap();
+    let verified = block_on(svc.verify_email_in_browser(&victim(), &code, vec![owner_token]));
+    assert!(
+        matches!(verified, Ok(Verified::SignedIn(_))),
+        "{verified:?}"
+    );
+    assert!(!signs_in(&svc, SQUATTER) && signs_in(&svc, OWNER));
+}

@@ -23,7 +23,7 @@ mod rounds;
 #[cfg(test)]
 mod testkit;
 
-pub use account::LoginSession;
+pub use account::{LoginSession, Verified};
 pub use admin::Activity;
 pub use apps::{AppCode, SentCode};
 pub use delivery::SendReport;

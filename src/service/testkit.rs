@@ -562,14 +562,25 @@ impl AccountStore for &MemoryStore {
                     let contested = self.contested.borrow().contains(email.as_str());
                     // The password stays only while it is still the
                     // account's and proven, or bound and uncontested.
-                    password_kept = keep.is_some_and(|k| {
+                    let kept = keep.filter(|k| {
                         u.password_hash.as_deref() == Some(k.password_hash.as_str())
                             && (k.proven || !contested)
                     });
+                    password_kept = kept.is_some();
                     u.verified = true;
-                    if !password_kept {
-                        u.password_hash = None;
-                        sessions.retain(|_, (uid, ..)| *uid != u.id);
+                    match kept.and_then(|k| k.session) {
+                        // The sign-up's browser is signed in, in the same step.
+                        Some(s) => {
+                            sessions.insert(
+                                s.token_hash,
+                                (u.id.clone(), s.expires_at, s.issued_to.as_str().into()),
+                            );
+                        }
+                        None if !password_kept => {
+                            u.password_hash = None;
+                            sessions.retain(|_, (uid, ..)| *uid != u.id);
+                        }
+                        None => {}
                     }
                 }
             }

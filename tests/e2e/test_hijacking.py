@@ -237,7 +237,8 @@ def test_uncontested_the_code_alone_keeps_the_password(app, mail, secrets_seen):
 
 def test_on_the_pages_the_browser_that_signed_up_proves_its_password(app, mail, secrets_seen):
     """Both orders through the pages. Owner first: the owner's browser
-    carries its sign-up's token, and its code keeps the owner's password.
+    carries its sign-up's token, and its code keeps the owner's password
+    and signs that browser in.
     Squatter first: the only code is the squatter's, and the owner's
     browser proves nothing about it: verified with no password, and the page
     says to choose one."""
@@ -261,8 +262,10 @@ def test_on_the_pages_the_browser_that_signed_up_proves_its_password(app, mail, 
     code = mail.code(owner)
     assert app.register(owner, ATTACKER_PW).status_code == 202
     secrets_seen.append(code)
-    assert type_code(b, at, owner, code).startswith("/auth/sign-in?notice=verified")
-    assert b.sign_in(owner, OWNER_PW).status_code == 303
+    # The owner's own browser proved the password: it is signed in.
+    assert type_code(b, at, owner, code) == "/auth/account"
+    assert b.get("/auth/account").status_code == 200
+    login(app, owner, OWNER_PW, secrets_seen)
     refused(app, owner, ATTACKER_PW)
 
     victim = unique_email("page-victim")
@@ -271,5 +274,6 @@ def test_on_the_pages_the_browser_that_signed_up_proves_its_password(app, mail, 
     b, at = sign_up(victim)
     secrets_seen.append(code)
     assert type_code(b, at, victim, code).startswith("/auth/forgot?notice=verified_without_password")
+    assert "__Host-otp_session" not in b.jar, "no session for a verification that kept no password"
     refused(app, victim, ATTACKER_PW)
     refused(app, victim, OWNER_PW)

@@ -144,7 +144,8 @@ def open_sign_up(j, w, email, prefix=""):
 
 
 def verify(j, w, mail, email, prefix=""):
-    """The emailed code on the verify page: lands on sign-in, verified."""
+    """The emailed code on the verify page, in the browser that signed up:
+    signed in, it lands on the account page."""
     page = j.page
     code = mail.code(email)
     SECRETS_SEEN.append(code)
@@ -153,9 +154,9 @@ def verify(j, w, mail, email, prefix=""):
     expect(field).to_have_attribute("inputmode", "numeric")
     field.fill(code)
     assert press(page, page.locator("form#verify").get_by_role("button", name="Verify")) == 303
-    assert at(page, w, "/auth/sign-in")["notice"] == "verified"
-    expect(notice(page)).to_contain_text("Your address is verified. Sign in to continue.")
-    j.look(prefix + "sign-in-verified")
+    at(page, w, "/auth/account")
+    expect(page.locator("#account-email")).to_have_text(email)
+    j.look(prefix + "account-after-verify")
 
 
 def sign_in(j, w, email, password=PASSWORD):
@@ -178,6 +179,8 @@ def test_sign_up_verify_sign_in_and_sign_out(pages, mail, browser):
         page = j.page
         open_sign_up(j, pages, email)
         verify(j, pages, mail, email)
+        assert press(page, page.locator("form#sign-out").get_by_role("button", name="Sign out")) == 303
+        at(page, pages, "/auth/sign-in")
         sign_in(j, pages, email)
         j.look("account")
         assert press(page, page.locator("form#sign-out").get_by_role("button", name="Sign out")) == 303
@@ -403,6 +406,9 @@ def test_the_pages_work_without_javascript(pages, mail, browser):
     with journey(browser, javascript=False) as j:
         open_sign_up(j, pages, email, prefix="nojs-")
         verify(j, pages, mail, email, prefix="nojs-")
+        page = j.page
+        assert press(page, page.locator("form#sign-out").get_by_role("button", name="Sign out")) == 303
+        at(page, pages, "/auth/sign-in")
         sign_in(j, pages, email)
         j.look("nojs-account")
 
@@ -437,7 +443,12 @@ def test_the_pages_work_by_keyboard_alone(pages, mail, browser):
         tab_to(page, "form#verify input[name=code]")
         page.keyboard.type(code)
         assert enter(page) == 303
-        assert at(page, pages, "/auth/sign-in")["notice"] == "verified"
+        # The browser that signed up is signed in by its code; out, then in
+        # again by password.
+        at(page, pages, "/auth/account")
+        tab_to(page, "form#sign-out button[type=submit]")
+        assert enter(page) == 303
+        at(page, pages, "/auth/sign-in")
         j.look("kbd-sign-in")
         tab_to(page, "form#sign-in input[name=email]")
         page.keyboard.press("Control+A")

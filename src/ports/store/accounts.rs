@@ -174,6 +174,10 @@ pub struct KeptPassword {
     /// bound to it, which keeps it only while the registration is
     /// uncontested (`users.contested`): checked in the transaction.
     pub proven: bool,
+    /// A browser session to create in the same transaction, if and only
+    /// if the password is kept: the sign-up's own browser, which proved
+    /// the password with its registrant token, is signed in.
+    pub session: Option<NewSession>,
 }
 
 /// What consuming a code did.

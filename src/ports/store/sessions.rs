@@ -4,7 +4,7 @@ use super::User;
 use crate::domain::session::{Audience, Presented};
 use crate::error::ApiResult;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSession {
     pub token_hash: String,
     pub now: u64,
