@@ -13,7 +13,9 @@ use crate::domain::purpose::Purpose;
 use crate::domain::return_to::Handoff;
 use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
-use crate::http::requests::{query_of, CodeProof, CodeRequest, CreateKey, EventsQuery, Login};
+use crate::http::requests::{
+    query_of, CodeProof, CodeRequest, CreateKey, CreateOidcClient, EventsQuery, Login,
+};
 use crate::http::requests::{PasswordResetConfirm, Register};
 use crate::pages::auth::{self, AuthPage, Notice, View};
 use crate::pages::browser::{
@@ -224,6 +226,8 @@ fn log_name(path: &str) -> &'static str {
         "/admin/events" => "page_admin_events",
         "/admin/keys" => "page_admin_keys",
         p if p.starts_with("/admin/keys/") => "page_admin_revoke",
+        "/admin/clients" => "page_admin_clients",
+        p if p.starts_with("/admin/clients/") => "page_admin_delete_client",
         _ => "page_unknown",
     }
 }
@@ -394,8 +398,12 @@ impl Page<'_, '_> {
                 let csrf = self.csrf()?;
                 Ok(self.page(200, console::sign_in(self.site(), &csrf, None)))
             }
-            "/admin" | "/admin/events" | "/admin/keys" => self.console_get(path).await,
-            p if revoke_target(p).is_some() => self.console_get(path).await,
+            "/admin" | "/admin/events" | "/admin/keys" | "/admin/clients" => {
+                self.console_get(path).await
+            }
+            p if revoke_target(p).is_some() || delete_target(p).is_some() => {
+                self.console_get(path).await
+            }
             _ => Err(ApiError::NotFound),
         }
     }
@@ -725,6 +733,25 @@ impl Page<'_, '_> {
                     .then(|| Alert::Notice("The key is revoked.".into()));
                 Ok(self.page(200, console::keys(&site, &csrf, &keys, None, note.as_ref())))
             }
+            "/admin/clients" => {
+                let clients = self.svc.oidc_clients(token).await?;
+                let note = (self.query().contains("notice=deleted"))
+                    .then(|| Alert::Notice("The client is deleted.".into()));
+                Ok(self.page(
+                    200,
+                    console::clients(&site, &csrf, &clients, None, note.as_ref()),
+                ))
+            }
+            p if delete_target(p).is_some() => {
+                let id = delete_target(p).unwrap_or_default();
+                let clients = self.svc.oidc_clients(token).await?;
+                match clients.iter().find(|c| c.id == id) {
+                    Some(client) => {
+                        Ok(self.page(200, console::delete_client(&site, &csrf, client)))
+                    }
+                    None => Err(ApiError::ClientNotFound),
+                }
+            }
             p => {
                 let id = revoke_target(p).unwrap_or_default();
                 let keys = self.svc.api_keys(token).await?;
@@ -787,6 +814,35 @@ impl Page<'_, '_> {
                         Err(e) => return Err(e),
                     });
                 }
+                if path == "/admin/clients" {
+                    let fields = form.as_json_lines(
+                        &["name", "type"],
+                        &["redirect_uris", "post_logout_redirect_uris"],
+                    );
+                    let created = match CreateOidcClient::parse(&fields) {
+                        Ok(CreateOidcClient(new)) => self.svc.create_oidc_client(token, &new).await,
+                        Err(e) => Err(e),
+                    };
+                    let clients = self.svc.oidc_clients(token).await?;
+                    return Ok(match created {
+                        Ok((client, secret)) => {
+                            let shown = Some((&client, secret.as_ref().map(|s| s.expose())));
+                            self.page(201, console::clients(&site, &csrf, &clients, shown, None))
+                        }
+                        Err(e @ ApiError::InvalidRequest(_)) => {
+                            let alert = Alert::Error(auth::sentence(&e));
+                            self.page(
+                                400,
+                                console::clients(&site, &csrf, &clients, None, Some(&alert)),
+                            )
+                        }
+                        Err(e) => return Err(e),
+                    });
+                }
+                if let Some(id) = delete_target(path) {
+                    self.svc.delete_oidc_client(token, id).await?;
+                    return Ok(Answer::redirect("/admin/clients?notice=deleted"));
+                }
                 let id = revoke_target(path).ok_or(ApiError::NotFound)?;
                 self.svc.revoke_api_key(token, id).await?;
                 Ok(Answer::redirect("/admin/keys?notice=revoked"))
@@ -800,6 +856,13 @@ fn revoke_target(path: &str) -> Option<&str> {
     path.strip_prefix("/admin/keys/")?
         .strip_suffix("/revoke")
         .filter(|id| crate::domain::api_key::is_key_id(id))
+}
+
+/// The client id of `/admin/clients/{id}/delete`.
+fn delete_target(path: &str) -> Option<&str> {
+    path.strip_prefix("/admin/clients/")?
+        .strip_suffix("/delete")
+        .filter(|id| crate::domain::oidc_client::is_client_id(id))
 }
 
 fn is_browser_id(id: &str) -> bool {

@@ -126,6 +126,29 @@ impl Form {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `as_json`, with `lines` read from text areas: one array item per
+    /// line that is not blank.
+    pub fn as_json_lines(&self, fields: &[&str], lines: &[&str]) -> JsonBody {
+        let mut map = Map::new();
+        for name in fields {
+            if let Some(v) = self.get(name) {
+                map.insert((*name).into(), Value::String(v.into()));
+            }
+        }
+        for name in lines {
+            let items = self
+                .get(name)
+                .unwrap_or("")
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| Value::String(l.into()))
+                .collect();
+            map.insert((*name).into(), Value::Array(items));
+        }
+        JsonBody::from_map(map)
+    }
+
     /// The fields as the JSON API's parsers read them, so a page and its
     /// route parse alike: the same checks, the same problems. `lists`
     /// names the fields a form repeats (checkboxes), read as arrays.

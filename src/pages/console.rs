@@ -1,11 +1,12 @@
 //! The operator's console: sign in with `ADMIN_TOKEN`, the figures and
-//! charts of the last 24 hours and 30 days, the audit trail, and the API
-//! keys. Every page reads through the same flows as `/v1/admin/*`.
+//! charts of the last 24 hours and 30 days, the audit trail, the API
+//! keys and the OpenID Connect clients. Every page reads through the same flows as `/v1/admin/*`.
 
 use super::chart::{chart, legend, Buckets};
 use super::layout::{alert, csrf_field, document, Alert};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{EventKind, StoredEvent};
+use crate::domain::oidc_client::{Client, ClientKind};
 use crate::ports::clock::rfc3339;
 use crate::ports::store::Stats;
 use crate::service::Activity;
@@ -17,6 +18,7 @@ pub enum Section {
     Overview,
     Events,
     Keys,
+    Clients,
 }
 
 fn nav(csrf: &str, current: Section) -> Markup {
@@ -37,6 +39,7 @@ fn nav(csrf: &str, current: Section) -> Markup {
                 (item(Section::Overview, "/admin", "Overview"))
                 (item(Section::Events, "/admin/events", "Events"))
                 (item(Section::Keys, "/admin/keys", "API keys"))
+                (item(Section::Clients, "/admin/clients", "OIDC clients"))
             }
             form #sign-out method="post" action="/admin/sign-out" {
                 (csrf_field(csrf))
@@ -261,4 +264,105 @@ pub fn revoke(site: &str, csrf: &str, key: &ApiKey) -> Markup {
         }
     };
     page(site, csrf, Section::Keys, "Revoke key", body)
+}
+
+fn client_row(c: &Client) -> Markup {
+    html! {
+        tr {
+            td { (c.name) }
+            td { code { (c.id) } }
+            td { (c.kind.as_str()) }
+            td { @for uri in &c.redirect_uris { div { (uri) } } }
+            td { (&rfc3339(c.created_at)[..10]) }
+            td {
+                a href=(format!("/admin/clients/{}/delete", c.id)) aria-label=(format!("Delete {}", c.name)) { "Delete" }
+            }
+        }
+    }
+}
+
+/// The OpenID Connect clients, and the form that registers one; `created`
+/// shows a new client's id and, for a confidential one, its secret, this once.
+pub fn clients(
+    site: &str,
+    csrf: &str,
+    clients: &[Client],
+    created: Option<(&Client, Option<&str>)>,
+    note: Option<&Alert>,
+) -> Markup {
+    let body = html! {
+        h1 { "OpenID Connect clients" }
+        (alert(note))
+        @if let Some((client, secret)) = created {
+            section .created aria-labelledby="created-title" {
+                h2 #created-title { "Client “" (client.name) "” registered" }
+                label for="new-client-id" { "Client id" }
+                div .copy {
+                    input #new-client-id type="text" readonly value=(client.id) spellcheck="false" autocomplete="off";
+                    button #copy-client-id type="button" hidden data-copy="new-client-id" { "Copy" }
+                }
+                @if let Some(secret) = secret {
+                    div #notice .alert.notice role="status" { "Copy the client secret now: it is not shown again." }
+                    label for="new-client-secret" { "Client secret" }
+                    div .copy {
+                        input #new-client-secret type="text" readonly value=(secret) spellcheck="false" autocomplete="off";
+                        button #copy-client-secret type="button" hidden data-copy="new-client-secret" { "Copy" }
+                    }
+                }
+                script src=(super::layout::COPY_JS_PATH) {}
+            }
+        }
+        div .scroll {
+            table #clients {
+                caption { "Newest first" }
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Client id" } th scope="col" { "Type" }
+                    th scope="col" { "Redirect URIs" } th scope="col" { "Created" }
+                    th scope="col" { span .visually-hidden { "Actions" } }
+                } }
+                tbody {
+                    @for c in clients { (client_row(c)) }
+                    @if clients.is_empty() { tr { td colspan="6" { "No clients yet." } } }
+                }
+            }
+        }
+        h2 { "Register a client" }
+        form #create-client method="post" action="/admin/clients" {
+            (csrf_field(csrf))
+            label for="name" { "Name, as the sign-in pages show it" }
+            input #name type="text" name="name" required maxlength="100" autocomplete="off";
+            fieldset {
+                legend { "Type" }
+                @for (kind, text) in [(ClientKind::Confidential, "Confidential: a server, with a secret"), (ClientKind::Public, "Public: a browser or native app, with PKCE")] {
+                    label .check {
+                        input type="radio" name="type" value=(kind.as_str()) checked[kind == ClientKind::Confidential];
+                        " " (text)
+                    }
+                }
+            }
+            label for="redirect_uris" { "Redirect URIs, one per line" }
+            textarea #redirect_uris name="redirect_uris" required rows="3" spellcheck="false" {}
+            label for="post_logout_redirect_uris" { "Post-logout redirect URIs, one per line (optional)" }
+            textarea #post_logout_redirect_uris name="post_logout_redirect_uris" rows="2" spellcheck="false" {}
+            button type="submit" { "Register client" }
+        }
+    };
+    page(site, csrf, Section::Clients, "OpenID Connect clients", body)
+}
+
+pub fn delete_client(site: &str, csrf: &str, client: &Client) -> Markup {
+    let body = html! {
+        h1 { "Delete “" (client.name) "”?" }
+        p {
+            "Sign-ins through the client " strong { (client.id) }
+            " stop working at once. This cannot be undone."
+        }
+        form #delete-client method="post" action=(format!("/admin/clients/{}/delete", client.id)) {
+            (csrf_field(csrf))
+            button .danger type="submit" { "Delete client" }
+            " "
+            a href="/admin/clients" { "Cancel" }
+        }
+    };
+    page(site, csrf, Section::Clients, "Delete client", body)
 }

@@ -668,7 +668,7 @@ def test_every_page_is_html_with_the_csp(handoff, mail):
     well_formed_page(r)
     admin = Browser(handoff)
     assert admin.submit("/admin/sign-in", "admin-sign-in", {"token": ADMIN_TOKEN}).status_code == 303
-    for path in ("/admin", "/admin/events", "/admin/keys"):
+    for path in ("/admin", "/admin/events", "/admin/keys", "/admin/clients"):
         r = admin.get(path)
         assert r.status_code == 200, (path, r.status_code)
         well_formed_page(r)
@@ -677,7 +677,8 @@ def test_every_page_is_html_with_the_csp(handoff, mail):
 def test_pages_that_need_a_session_send_the_browser_to_sign_in(handoff):
     b = Browser(handoff)
     for path, to in (("/auth", "/auth/sign-in"), ("/auth/account", "/auth/sign-in"), ("/admin", "/admin/sign-in"),
-                     ("/admin/events", "/admin/sign-in"), ("/admin/keys", "/admin/sign-in")):
+                     ("/admin/events", "/admin/sign-in"), ("/admin/keys", "/admin/sign-in"),
+                     ("/admin/clients", "/admin/sign-in")):
         r = b.get(path)
         assert r.status_code == 303 and urlsplit(r.headers["location"]).path == to, (path, r.status_code, r.headers)
     r = b.submit("/admin/sign-in", "admin-sign-in", {"token": "not-the-admin-token"})

@@ -478,6 +478,54 @@ def test_problem_pages(pages, browser):
 
 # The admin console ---------------------------------------------------------------
 
+def test_the_console_registers_and_deletes_oidc_clients(pages, browser):
+    """An OpenID Connect client's life in the console: registered with its
+    redirect URIs one per line, its id and secret shown once, listed
+    without the secret (as the admin API lists it), a URI of the wrong form
+    refused in place, deleted after a confirmation."""
+    name = f"journey client {uuid.uuid4().hex[:8]}"
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    with journey(browser) as j:
+        page = j.page
+        page.goto(pages.url + "/admin/clients")
+        at(page, pages, "/admin/sign-in")
+        page.locator("form#admin-sign-in input[name=token]").fill(ADMIN_TOKEN)
+        assert press(page, page.locator("form#admin-sign-in").get_by_role("button", name="Sign in")) == 303
+        page.goto(pages.url + "/admin/clients")
+        j.look("admin-clients")
+        form = page.locator("form#create-client")
+        form.locator("input[name=name]").fill(name)
+        form.locator("textarea[name=redirect_uris]").fill("http://shop.example.com/callback")
+        assert press(page, form.get_by_role("button", name="Register client")) == 400
+        expect(error(page)).to_contain_text("http is allowed only on localhost")
+        form = page.locator("form#create-client")
+        form.locator("input[name=name]").fill(name)
+        form.locator("textarea[name=redirect_uris]").fill(
+            "https://shop.example.com/callback\n\nhttp://localhost:3000/callback\n")
+        assert press(page, form.get_by_role("button", name="Register client")) == 201
+        client_id = page.locator("input#new-client-id").input_value()
+        secret = page.locator("input#new-client-secret").input_value()
+        SECRETS_SEEN.append(secret)
+        assert re.fullmatch(r"oc_[A-Za-z0-9_-]{22}", client_id) and secret.startswith("ocs_")
+        expect(page.locator("#notice")).to_contain_text("not shown again")
+        j.look("admin-client-created")
+        listed = {c["client_id"]: c for c in pages.admin_list_oidc_clients(headers=admin).json()["oidc_clients"]}
+        assert listed[client_id]["redirect_uris"] == ["https://shop.example.com/callback",
+                                                      "http://localhost:3000/callback"]
+        assert listed[client_id]["type"] == "confidential"
+        page.goto(pages.url + "/admin/clients")
+        row = page.locator("table#clients tbody tr", has_text=client_id)
+        expect(row).to_contain_text(name)
+        assert secret not in page.content()
+        row.get_by_role("link", name=f"Delete {name}").click()
+        at(page, pages, f"/admin/clients/{client_id}/delete")
+        j.look("admin-client-delete")
+        assert press(page, page.locator("form#delete-client").get_by_role("button", name="Delete client")) == 303
+        assert at(page, pages, "/admin/clients")["notice"] == "deleted"
+        expect(page.locator("table#clients")).not_to_contain_text(client_id)
+        problem(pages.admin_delete_oidc_client(client_id, headers=admin), 404, "not_found")
+
+
 def test_the_admin_console(pages, mail, browser, site):
     """Sign-in with the token, the charts, the events and their filter, and an
     API key's life: created and shown once, listed without its secret,
