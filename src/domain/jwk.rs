@@ -148,9 +148,16 @@ fn parse_key(key: &Value) -> Result<SigningKey, String> {
     let at = |why: String| format!("key {kid}: {why}");
     let (alg, public) = match (text("alg"), text("kty")) {
         (Some("RS256"), Some("RSA")) => {
-            member(key, "n", MIN_RSA_BYTES)
+            let n = member(key, "n", MIN_RSA_BYTES)
                 .map_err(|e| at(format!("{e} (RSA keys of at least 2048 bits)")))?;
-            member(key, "e", 1).map_err(at)?;
+            if n[0] < 0x80 && n.len() == MIN_RSA_BYTES {
+                return Err(at("member `n` is under 2048 bits".into()));
+            }
+            // 65537, what every library makes: a small or even exponent
+            // would publish a key anyone could forge signatures for.
+            if text("e") != Some("AQAB") {
+                return Err(at("member `e` must be AQAB (65537)".into()));
+            }
             for private in ["d", "p", "q", "dp", "dq", "qi"] {
                 member(key, private, 1).map_err(at)?;
             }
@@ -253,6 +260,10 @@ pub mod tests {
         let short = URL_SAFE_NO_PAD.encode([0xc3u8; 128]);
         assert!(with(0, "n", json!(short)).contains("2048"));
         assert!(with(0, "d", Value::Null).contains("`d`"));
+        assert!(with(0, "e", json!("AQ")).contains("65537"));
+        assert!(with(0, "e", json!("Aw")).contains("65537"));
+        let under = URL_SAFE_NO_PAD.encode([0x01u8; 256]);
+        assert!(with(0, "n", json!(under)).contains("2048"));
         assert!(with(0, "alg", json!("HS256")).contains("RS256"));
         assert!(with(0, "alg", json!("none")).contains("RS256"));
         assert!(with(0, "use", json!("enc")).contains("sig"));

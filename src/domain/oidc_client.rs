@@ -109,6 +109,23 @@ pub fn parse_redirect_uri(field: &str, raw: &str) -> Result<String, ApiError> {
     if url.scheme == "http" && !matches!(url.host.as_str(), "localhost" | "127.0.0.1") {
         return Err(refuse("http is allowed only on localhost and 127.0.0.1"));
     }
+    // A host a browser reads as an IP address written another way
+    // (`127.1`, `2130706433`, `0x7f.1`) is another host than it says.
+    let last = url.host.rsplit('.').next().unwrap_or("");
+    let numeric = last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
+    if numeric && url.host != "127.0.0.1" {
+        return Err(refuse("the host must be a name (or 127.0.0.1)"));
+    }
+    // Dot segments: the browser would load another path than the one
+    // compared.
+    let path = url.rest.split(['?']).next().unwrap_or("");
+    let dots = path.split('/').any(|segment| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    });
+    if dots {
+        return Err(refuse("no `.` or `..` path segments"));
+    }
     let canonical = url.normalized();
     if canonical != raw {
         return Err(refuse(&format!(
@@ -230,6 +247,13 @@ mod tests {
             "javascript:alert(1)",
             "com.example.app:/callback",
             "https://app.example.com/c b",
+            "https://app.example.com/cb/../x",
+            "https://app.example.com/%2e%2e/x",
+            "https://app.example.com/./cb",
+            "https://2130706433/cb",
+            "https://127.1/cb",
+            "https://0x7f.1/cb",
+            "http://127.1/cb",
         ] {
             assert!(parse_redirect_uri("redirect_uris", bad).is_err(), "{bad}");
         }

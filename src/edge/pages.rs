@@ -571,7 +571,11 @@ impl Page<'_, '_> {
             .verify_email_in_browser(&r.email, &r.code, tokens)
             .await?
         {
-            Verified::SignedIn(session) => return self.signed_in(session).await,
+            Verified::SignedIn(session) => {
+                // Its sign-up is done: the browser keeps no token for it.
+                self.cookies.push(clear_cookie(SIGNUP_COOKIE));
+                return self.signed_in(session).await;
+            }
             Verified::PasswordKept => self.next(AuthPage::SignIn, Notice::Verified),
             Verified::PasswordDropped => {
                 self.next(AuthPage::Forgot, Notice::VerifiedWithoutPassword)
@@ -801,7 +805,11 @@ impl Page<'_, '_> {
                             Ok(CreateKey(new)) => self.svc.create_api_key(token, &new).await,
                             Err(e) => Err(e),
                         };
-                    let keys = self.svc.api_keys(token).await?;
+                    let keys = match (&created, self.svc.api_keys(token).await) {
+                        (_, Ok(list)) => list,
+                        (Ok(_), Err(_)) => Vec::new(),
+                        (Err(_), Err(e)) => return Err(e),
+                    };
                     return Ok(match created {
                         Ok((key, secret)) => self.page(
                             201,
@@ -823,7 +831,13 @@ impl Page<'_, '_> {
                         Ok(CreateOidcClient(new)) => self.svc.create_oidc_client(token, &new).await,
                         Err(e) => Err(e),
                     };
-                    let clients = self.svc.oidc_clients(token).await?;
+                    // A failed read of the list must not lose a secret
+                    // shown only now: the page goes out without the list.
+                    let clients = match (&created, self.svc.oidc_clients(token).await) {
+                        (_, Ok(list)) => list,
+                        (Ok(_), Err(_)) => Vec::new(),
+                        (Err(_), Err(e)) => return Err(e),
+                    };
                     return Ok(match created {
                         Ok((client, secret)) => {
                             let shown = Some((&client, secret.as_ref().map(|s| s.expose())));

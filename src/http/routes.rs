@@ -274,9 +274,11 @@ impl Row {
     pub fn limit(&self) -> Option<RateLimit> {
         match self.route {
             Route::OpenApi => None,
-            // Providers, and apps' servers reading the keys, call from few
-            // addresses, many times a second.
-            Route::Jwks | Route::Flow(Flow::App(_) | Flow::Hook(_)) => Some(APP_LIMIT),
+            // Providers call from few addresses, many times a second.
+            Route::Flow(Flow::App(_) | Flow::Hook(_)) => Some(APP_LIMIT),
+            // Not the apps' bucket: a client library refetching the keys
+            // (an unknown `kid` makes some do it) never spends its sends.
+            Route::Jwks => Some(CLIENT_LIMIT),
             Route::Health | Route::Flow(_) => Some(CLIENT_LIMIT),
         }
     }

@@ -213,20 +213,12 @@ pub fn keys(
                 script src=(super::layout::COPY_JS_PATH) {}
             }
         }
-        div .scroll {
-            table #keys {
-                caption { "Newest first" }
-                thead { tr {
-                    th scope="col" { "Name" } th scope="col" { "App name" } th scope="col" { "Key" }
-                    th scope="col" { "Channels" } th scope="col" { "Created" } th scope="col" { "Status" }
-                    th scope="col" { span .visually-hidden { "Actions" } }
-                } }
-                tbody {
-                    @for key in keys { (key_row(key)) }
-                    @if keys.is_empty() { tr { td colspan="7" { "No keys yet." } } }
-                }
-            }
-        }
+        (listing(
+            "keys",
+            &["Name", "App name", "Key", "Channels", "Created", "Status"],
+            html! { @for key in keys { (key_row(key)) } },
+            keys.is_empty().then_some("No keys yet."),
+        ))
         h2 { "Create a key" }
         form #create-key method="post" action="/admin/keys" {
             (csrf_field(csrf))
@@ -264,6 +256,26 @@ pub fn revoke(site: &str, csrf: &str, key: &ApiKey) -> Markup {
         }
     };
     page(site, csrf, Section::Keys, "Revoke key", body)
+}
+
+/// A table of the console, newest first: `columns`, then one for the
+/// rows' actions; `empty` stands in for rows when there are none.
+fn listing(id: &str, columns: &[&str], rows: Markup, empty: Option<&str>) -> Markup {
+    html! {
+        div .scroll {
+            table id=(id) {
+                caption { "Newest first" }
+                thead { tr {
+                    @for c in columns { th scope="col" { (c) } }
+                    th scope="col" { span .visually-hidden { "Actions" } }
+                } }
+                tbody {
+                    (rows)
+                    @if let Some(text) = empty { tr { td colspan=(columns.len() + 1) { (text) } } }
+                }
+            }
+        }
+    }
 }
 
 fn client_row(c: &Client) -> Markup {
@@ -312,20 +324,12 @@ pub fn clients(
                 script src=(super::layout::COPY_JS_PATH) {}
             }
         }
-        div .scroll {
-            table #clients {
-                caption { "Newest first" }
-                thead { tr {
-                    th scope="col" { "Name" } th scope="col" { "Client id" } th scope="col" { "Type" }
-                    th scope="col" { "Redirect URIs" } th scope="col" { "Created" }
-                    th scope="col" { span .visually-hidden { "Actions" } }
-                } }
-                tbody {
-                    @for c in clients { (client_row(c)) }
-                    @if clients.is_empty() { tr { td colspan="6" { "No clients yet." } } }
-                }
-            }
-        }
+        (listing(
+            "clients",
+            &["Name", "Client id", "Type", "Redirect URIs", "Created"],
+            html! { @for c in clients { (client_row(c)) } },
+            clients.is_empty().then_some("No clients yet."),
+        ))
         h2 { "Register a client" }
         form #create-client method="post" action="/admin/clients" {
             (csrf_field(csrf))

@@ -185,11 +185,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .await?;
         Ok(match (kept, signed_in.get()) {
             (true, true) => {
-                self.audit.record(Event {
-                    purpose: Some(Purpose::VerifyEmail.as_str().into()),
-                    address_hash: Some(self.cfg.pepper()?.address_tag(email.as_str())),
-                    ..Event::new(EventKind::LoginOk, "ok")
-                });
+                self.audit_account(
+                    EventKind::LoginOk,
+                    "ok",
+                    email,
+                    Purpose::VerifyEmail.as_str(),
+                );
                 Verified::SignedIn(session)
             }
             (true, false) => Verified::PasswordKept,

@@ -45,7 +45,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 "field `api_key_id` names no API key that is not revoked".into(),
             ));
         }
-        self.audit_client(EventKind::OidcClientCreated, &client.id);
+        // What someone reviewing the trail needs: where sign-ins may go.
+        let uris = client.redirect_uris.join(" ");
+        self.audit_client(EventKind::OidcClientCreated, &client.id, Some(uris));
         Ok((client, secret))
     }
 
@@ -60,16 +62,17 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         self.admin(bearer)?;
         match is_client_id(id) && self.store.delete_oidc_client(id).await? {
             true => {
-                self.audit_client(EventKind::OidcClientDeleted, id);
+                self.audit_client(EventKind::OidcClientDeleted, id, None);
                 Ok(())
             }
             false => Err(ApiError::ClientNotFound),
         }
     }
 
-    fn audit_client(&self, kind: EventKind, id: &str) {
+    fn audit_client(&self, kind: EventKind, id: &str, detail: Option<String>) {
         self.audit.record(Event {
             scope: Some(format!("client:{id}")),
+            detail,
             ..Event::new(kind, "ok")
         });
     }

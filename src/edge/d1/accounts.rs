@@ -463,17 +463,18 @@ impl AccountStore for D1Store {
                         ),
                         &with(&[text(email.as_str()), text(&k.password_hash), number(u64::from(k.proven))]),
                     )?);
-                    // The sign-up's browser is signed in, only where the
-                    // statement above kept the password (the account is
-                    // verified now and still holds it): nothing below
-                    // touches a verified account.
+                    // The sign-up's browser is signed in only where the
+                    // statement just above kept the password: `changes()`
+                    // is that UPDATE's count (one batch runs its statements
+                    // in order, on one connection), so an account that was
+                    // verified before never gets a session here.
                     if let Some(s) = &k.session {
                         statements.push(self.stmt(
                             OP,
                             &format!(
                                 "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to)
                                  SELECT ?5, id, ?2, ?6, ?7 FROM users
-                                 WHERE email = ?3 AND password_hash = ?4 AND verified = 1 AND {CODE_LIVE}"
+                                 WHERE changes() = 1 AND email = ?3 AND password_hash = ?4 AND verified = 1 AND {CODE_LIVE}"
                             ),
                             &with(&[
                                 text(email.as_str()),
