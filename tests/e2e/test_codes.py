@@ -61,7 +61,10 @@ def test_concurrent_verifies_of_one_code_give_exactly_one_success(app, mail):
         results = list(pool.map(lambda _: app.verify_email(email, code), range(16)))
     statuses = sorted(r.status_code for r in results)
     assert statuses.count(200) == 1, statuses
-    assert all(r.json()["code"] == "invalid_code" for r in results if r.status_code != 200)
+    # The others find the code spent (invalid_code), or, when more guesses
+    # were claimed before the first one consumed it than the code allows,
+    # its attempts used up (too_many_attempts): a loaded machine gets both.
+    assert {r.json()["code"] for r in results if r.status_code != 200} <= {"invalid_code", "too_many_attempts"}
 
 
 def test_concurrent_reset_confirms_change_the_password_once(app, mail, verified_user):
