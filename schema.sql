@@ -48,12 +48,14 @@ CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at);
 -- `issued_to` (migration 0005): `browser` (made by the hosted pages: the
 -- only sessions the session cookie takes), `api` (`/v1/login`,
 -- `/v1/login/code/verify`), or `key:<api key id>` (an exchange).
+-- `amr` (migration 0007): how a browser's sign-in was made, `pwd` or `otp`.
 CREATE TABLE IF NOT EXISTS sessions (
   token_hash TEXT PRIMARY KEY,
   user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
   created_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
-  issued_to  TEXT NOT NULL DEFAULT 'api'
+  issued_to  TEXT NOT NULL DEFAULT 'api',
+  amr        TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_user_id ON sessions (user_id);
 CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
@@ -174,3 +176,49 @@ CREATE TABLE IF NOT EXISTS oidc_clients (
   created_at                 INTEGER NOT NULL,
   CHECK ((kind = 'confidential') = (secret_hash IS NOT NULL))
 );
+
+-- The OpenID Provider's authorization codes, grants and refresh tokens
+-- (migration 0007; docs/oidc.md): codes kept 60 s after a redemption for
+-- replay detection, a grant per redeemed code, rotated refresh tokens.
+CREATE TABLE IF NOT EXISTS oauth_codes (
+  code_hash     TEXT PRIMARY KEY,
+  client_id     TEXT NOT NULL REFERENCES oidc_clients (id) ON DELETE CASCADE,
+  session_hash  TEXT NOT NULL,
+  user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  redirect_uri  TEXT NOT NULL,
+  challenge     TEXT,
+  nonce         TEXT,
+  scope         TEXT NOT NULL,
+  resource      TEXT,
+  auth_time     INTEGER NOT NULL,
+  amr           TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  expires_at    INTEGER NOT NULL,
+  used_at       INTEGER,
+  grant_id      TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS oauth_codes_expires_at ON oauth_codes (expires_at);
+
+CREATE TABLE IF NOT EXISTS oauth_grants (
+  id          TEXT PRIMARY KEY,
+  client_id   TEXT NOT NULL REFERENCES oidc_clients (id) ON DELETE CASCADE,
+  user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  scope       TEXT NOT NULL,
+  resource    TEXT,
+  nonce       TEXT,
+  auth_time   INTEGER NOT NULL,
+  amr         TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS oauth_grants_user_id ON oauth_grants (user_id);
+CREATE INDEX IF NOT EXISTS oauth_grants_expires_at ON oauth_grants (expires_at);
+
+CREATE TABLE IF NOT EXISTS oauth_refresh_tokens (
+  token_hash  TEXT PRIMARY KEY,
+  grant_id    TEXT NOT NULL REFERENCES oauth_grants (id) ON DELETE CASCADE,
+  created_at  INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  used_at     INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS oauth_refresh_tokens_grant ON oauth_refresh_tokens (grant_id);

@@ -385,6 +385,16 @@ impl Config {
         }
     }
 
+    /// The OpenID Provider's `issuer`: `PUBLIC_BASE_URL`, which OIDC needs
+    /// (an issuer must be one fixed URL, whatever host a request came to).
+    pub fn oidc_issuer(&self) -> Result<&str, ApiError> {
+        self.public_base_url.as_deref().ok_or_else(|| {
+            ApiError::Unavailable(
+                "var PUBLIC_BASE_URL is not set: the OpenID Provider's issuer is that URL (see docs/oidc.md)".into(),
+            )
+        })
+    }
+
     pub fn pepper(&self) -> Result<&Pepper, ApiError> {
         self.pepper
             .as_ref()

@@ -3,6 +3,7 @@
 //! to HTTP, so problem codes stay stable.
 
 use crate::domain::channel::Channel;
+use crate::domain::oauth_error::OAuthError;
 use serde::Serialize;
 use std::fmt;
 
@@ -93,6 +94,9 @@ pub enum ApiError {
     /// 500: a bug or a platform failure. The detail names the operation
     /// (see `ApiError::internal`); it is logged, never sent.
     Internal(String),
+    /// 400 or 401: an error of the OAuth protocol, answered as its RFC
+    /// says (`{"error", "error_description"}`), not as a problem document.
+    OAuth(OAuthError),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -181,6 +185,7 @@ impl ApiError {
             Self::Internal(_) => 500,
             Self::MailDeliveryFailed | Self::TextDeliveryFailed(_) | Self::TextRefused(_) => 502,
             Self::Unavailable(_) | Self::StorageUnavailable(_) => 503,
+            Self::OAuth(e) => e.status(),
         }
     }
 
@@ -219,6 +224,7 @@ impl ApiError {
             Self::TextDeliveryFailed(_) | Self::TextRefused(_) => "sms_delivery_failed",
             Self::Unavailable(_) | Self::StorageUnavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+            Self::OAuth(e) => e.code.as_str(),
         }
     }
 
@@ -254,12 +260,14 @@ impl ApiError {
             Self::TextDeliveryFailed(_) | Self::TextRefused(_) => "Message delivery failed",
             Self::Unavailable(_) | Self::StorageUnavailable(_) => "Service unavailable",
             Self::Internal(_) => "Internal error",
+            Self::OAuth(_) => "Sign-in request refused",
         }
     }
 
     pub fn detail(&self) -> String {
         match self {
             Self::InvalidRequest(d) | Self::Unavailable(d) => d.clone(),
+            Self::OAuth(e) => e.description.clone(),
             Self::InvalidCode => "The code is wrong, or there is no pending code for this address.".into(),
             Self::WrongCode { attempts_left } => format!(
                 "The code is wrong. {attempts_left} more {} allowed before it can no longer be used.",
@@ -368,6 +376,7 @@ impl ApiError {
                 vec![("retry-after", STORAGE_RETRY_AFTER_SECS.to_string())]
             }
             Self::MethodNotAllowed { allow } => vec![("allow", allow.clone())],
+            Self::OAuth(e) => e.headers(),
             _ => vec![],
         }
     }
@@ -421,6 +430,10 @@ impl ApiError {
             ApiError::Unavailable("OTP_PEPPER is not set".into()),
             ApiError::StorageUnavailable("d1 claim_attempt: Network connection lost".into()),
             ApiError::Internal("x".into()),
+            ApiError::OAuth(OAuthError::new(
+                crate::domain::oauth_error::OAuthCode::InvalidGrant,
+                "the code is unknown",
+            )),
         ]
     }
 }
@@ -449,7 +462,12 @@ mod tests {
             .iter()
             .map(|c| c.as_str().unwrap())
             .collect();
-        let mut codes: Vec<&str> = all.iter().map(ApiError::code).collect();
+        // OAuth's errors are the RFCs' codes, not problem documents.
+        let mut codes: Vec<&str> = all
+            .iter()
+            .filter(|e| !matches!(e, ApiError::OAuth(_)))
+            .map(ApiError::code)
+            .collect();
         codes.sort_unstable();
         codes.dedup();
         let mut sorted = documented.clone();

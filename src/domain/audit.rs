@@ -33,10 +33,16 @@ pub enum EventKind {
     OidcClientCreated,
     /// The operator deleted one.
     OidcClientDeleted,
+    /// The token endpoint's answer to a client (scope `client:<id>`,
+    /// purpose the grant type): `ok` or the OAuth error.
+    OauthToken,
+    /// A grant ended before its time: `code_replayed`,
+    /// `refresh_token_reused` (both revoke it), or `revoked` by its client.
+    OauthGrantRevoked,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 19] = [
         Self::CodeSent,
         Self::CodeVerified,
         Self::CodeFailed,
@@ -54,6 +60,8 @@ impl EventKind {
         Self::CodeDelivery,
         Self::OidcClientCreated,
         Self::OidcClientDeleted,
+        Self::OauthToken,
+        Self::OauthGrantRevoked,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -79,6 +87,8 @@ impl EventKind {
             Self::CodeDelivery => "code_delivery",
             Self::OidcClientCreated => "oidc_client_created",
             Self::OidcClientDeleted => "oidc_client_deleted",
+            Self::OauthToken => "oauth_token",
+            Self::OauthGrantRevoked => "oauth_grant_revoked",
         }
     }
 }

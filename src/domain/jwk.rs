@@ -99,6 +99,12 @@ impl SigningKeys {
         self.0.iter().find(|k| k.alg == alg)
     }
 
+    /// The published key named `kid`: a token signed by any key of the set
+    /// verifies while the key is published (rotation, docs/oidc.md).
+    pub fn by_kid(&self, kid: &str) -> Option<&SigningKey> {
+        self.0.iter().find(|k| k.kid == kid)
+    }
+
     /// The algorithms the set signs with, RS256 first.
     pub fn algs(&self) -> Vec<Alg> {
         [Alg::Rs256, Alg::Es256]

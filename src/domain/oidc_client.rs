@@ -64,7 +64,12 @@ impl ClientSecret {
 
     /// What D1 keeps: SHA-256 of 256 random bits needs no slow hash.
     pub fn hash(&self) -> String {
-        token_hash(&self.0)
+        Self::hash_of(&self.0)
+    }
+
+    /// The stored form of a secret a client presents.
+    pub fn hash_of(presented: &str) -> String {
+        token_hash(presented)
     }
 }
 

@@ -125,7 +125,7 @@ impl<'a> AbsoluteUrl<'a> {
         format!("{}{slash}{}", self.origin(), self.rest)
     }
 
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         match self.port {
             Some(port) => format!("{}://{}:{port}", self.scheme, self.host),
             None => format!("{}://{}", self.scheme, self.host),

@@ -75,12 +75,16 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The longest bearer credential read: an OpenID Provider's access token
+/// (a signed JWT) is ~1 KB; sessions and keys are far shorter.
+pub const MAX_BEARER_CHARS: usize = 4_096;
+
 /// Parses `Authorization: Bearer <token>`; anything else is no token.
 pub fn bearer(header: Option<&str>) -> Option<&str> {
     let value = header?.trim();
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 512)
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_BEARER_CHARS)
         .then_some(token)
 }
 
@@ -126,5 +130,10 @@ mod tests {
         assert_eq!(bearer(Some("Bearer ")), None);
         assert_eq!(bearer(Some("abc")), None);
         assert_eq!(bearer(None), None);
+        // An access token (a signed JWT) is far longer than a session's.
+        let jwt = "a".repeat(1_500);
+        assert_eq!(bearer(Some(&format!("Bearer {jwt}"))), Some(jwt.as_str()));
+        let huge = "a".repeat(MAX_BEARER_CHARS + 1);
+        assert_eq!(bearer(Some(&format!("Bearer {huge}"))), None);
     }
 }

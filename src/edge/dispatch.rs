@@ -6,18 +6,20 @@ use super::mailer::EdgeMailer;
 use super::respond;
 use super::{check_limit, Call, EdgeService};
 use crate::domain::api_key::{is_well_formed, ApiKey};
+use crate::domain::oauth::ACCESS_TOKEN_TTL_SECS;
 use crate::domain::oidc_client::Client;
 use crate::domain::session::{Audience, Presented};
 use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
+use crate::http::oauth::{RevokeCall, TokenCall};
 use crate::http::requests::{
     query_of, turnstile_token, AddTestRecipient, CodeProof, CodeRequest, CreateKey,
     CreateOidcClient, DeleteOidcClient, EventsQuery, HandoffExchange, Login, OtpSend, OtpVerify,
     PasswordResetConfirm, Register, RemoveTestRecipient, Resend, RevokeKey, VerifyEmail,
 };
 use crate::http::routes::{
-    id_in, AdminRoute, AppRoute, Flow, HookRoute, PublicRoute, SessionRoute,
+    id_in, AdminRoute, AppRoute, Flow, HookRoute, OAuthRoute, PublicRoute, SessionRoute,
 };
 use crate::ports::clock::rfc3339;
 use crate::ports::limits::CLIENT_LIMIT;
@@ -69,6 +71,51 @@ pub(super) async fn serve(
             }
         }
         Flow::Hook(route) => hook(route, svc, call).await,
+        Flow::OAuth(route) => oauth(route, svc, call).await,
+    }
+}
+
+/// The OpenID Provider's endpoints for clients: form bodies, the client's
+/// credentials or a bearer access token, OAuth's errors.
+async fn oauth(
+    route: OAuthRoute,
+    svc: &EdgeService<'_>,
+    call: &mut Call<'_>,
+) -> ApiResult<Response> {
+    let header = |req: &Request, name: &str| req.headers().get(name).ok().flatten();
+    match route {
+        OAuthRoute::Token => {
+            let authorization = header(call.req, "authorization");
+            let content_type = header(call.req, "content-type");
+            let raw = read_raw(call.req).await?;
+            let r = TokenCall::parse(authorization.as_deref(), content_type.as_deref(), &raw)?;
+            let tokens = svc.token(&r.creds, &r.grant).await?;
+            let mut answer = json!({
+                "access_token": tokens.access_token,
+                "token_type": "Bearer",
+                "expires_in": ACCESS_TOKEN_TTL_SECS,
+                "scope": tokens.scope,
+            });
+            if let Some(id_token) = tokens.id_token {
+                answer["id_token"] = json!(id_token);
+            }
+            if let Some(refresh) = tokens.refresh_token {
+                answer["refresh_token"] = json!(refresh.expose());
+            }
+            Ok(respond::json(200, &answer))
+        }
+        OAuthRoute::Userinfo => Ok(respond::json(
+            200,
+            &svc.userinfo(call.token.as_deref()).await?,
+        )),
+        OAuthRoute::Revoke => {
+            let authorization = header(call.req, "authorization");
+            let content_type = header(call.req, "content-type");
+            let raw = read_raw(call.req).await?;
+            let r = RevokeCall::parse(authorization.as_deref(), content_type.as_deref(), &raw)?;
+            svc.revoke(&r.creds, &r.token).await?;
+            Ok(respond::empty(200))
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod mailer;
 mod outbound;
 mod pages;
 mod respond;
+mod signer;
 mod texter;
 
 use crate::config::Config;
@@ -196,6 +197,13 @@ async fn handle(
     let flow = match row.route {
         Route::OpenApi => return Ok(respond::openapi()),
         Route::Jwks => return Ok(respond::json(200, &cfg?.oidc_keys()?.jwks())),
+        Route::Discovery => {
+            let cfg = cfg?;
+            // Without keys the endpoints it names answer 503: so does it.
+            cfg.oidc_keys()?;
+            let metadata = crate::domain::oauth::metadata(cfg.oidc_issuer()?);
+            return Ok(respond::json(200, &metadata));
+        }
         Route::Health => {
             database(env)?.health().await?;
             return Ok(respond::json(200, &json!({"status": "ok"})));
@@ -274,6 +282,7 @@ impl Scope {
                 .and_then(|h| Locale::from_accept_language(&h))
                 .unwrap_or_default(),
             humans,
+            signer: &signer::WebCrypto,
         })
     }
 

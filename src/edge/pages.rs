@@ -6,11 +6,12 @@
 //! GET) and by its own page, with the error in place, when it does not.
 
 use super::dispatch::deliver_later;
-use super::{check_limit, header, log_failure, respond, EdgeService, Scope};
+use super::{check_limit, header, log_failure, respond, EdgeService, Scope, WorkerClock};
 use crate::config::Config;
 use crate::domain::admin_session::ADMIN_SESSION_SECS;
+use crate::domain::oauth::{AuthorizationRequest, AuthorizeQuery, OAuthCode, OAuthError, Prompt};
 use crate::domain::purpose::Purpose;
-use crate::domain::return_to::Handoff;
+use crate::domain::return_to::{AbsoluteUrl, Handoff};
 use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
 use crate::http::requests::{
@@ -27,6 +28,7 @@ use crate::pages::console::{self, EventFilterForm};
 use crate::pages::layout::{self, Alert};
 use crate::pages::problems;
 use crate::ports::clock::rfc3339;
+use crate::ports::clock::Clock as _;
 use crate::ports::limits::{caller_key, CALLER_HEADER, CLIENT_LIMIT};
 use crate::service::{LoginSession, Verified};
 use futures_util::StreamExt;
@@ -35,7 +37,8 @@ use worker::{Context, Env, Request, Response};
 /// Whether `path` is one of the pages' (or their assets').
 pub(super) fn is_page(path: &str) -> bool {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-    under("/auth")
+    path == AUTHORIZE_PATH
+        || under("/auth")
         || under("/admin")
         || path.starts_with("/problems/")
         || path.starts_with("/assets/")
@@ -104,8 +107,13 @@ pub(super) async fn serve(
         Ok(scope) => scope,
         Err(e) => return (failure_page(&site, &e, ""), name),
     };
+    // A page that signs in for an OpenID Connect client may post to a
+    // redirect that ends at the client's redirect URI.
+    let client_origin = carried_request(query_of(&req.inner().url()), &scope.cfg)
+        .and_then(|r| AbsoluteUrl::parse(&r.redirect_uri).map(|u| u.origin()));
     let csp = layout::csp(
         &scope.cfg.auth_return_origins,
+        client_origin.as_deref(),
         scope.cfg.turnstile_site_key.is_some(),
     );
     let humans = super::human::Siteverify {
@@ -144,6 +152,19 @@ pub(super) async fn serve(
     (response, name)
 }
 
+/// The OpenID Connect authorization endpoint: a page, since the person
+/// may have to sign in on the way.
+const AUTHORIZE_PATH: &str = "/oauth/authorize";
+
+/// The authorization request a page's query carries (`oauth=`), if its
+/// seal holds and it is recent (`AuthorizationRequest::unseal`).
+fn carried_request(query: &str, cfg: &Config) -> Option<AuthorizationRequest> {
+    let sealed = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "oauth")
+        .map(|(_, v)| v.into_owned())?;
+    AuthorizationRequest::unseal(&sealed, cfg.pepper().ok()?, WorkerClock.now())
+}
+
 fn static_page(env: &Env, path: &str) -> Option<(Response, &'static str)> {
     let site = || {
         env.var("APP_NAME")
@@ -168,7 +189,7 @@ fn static_page(env: &Env, path: &str) -> Option<(Response, &'static str)> {
         )),
         _ => {
             let slug = path.strip_prefix("/problems/")?;
-            let csp = layout::csp(&Default::default(), false);
+            let csp = layout::csp(&Default::default(), None, false);
             let response = match problems::page(&site(), slug) {
                 Some(markup) => respond::html(200, markup.into_string(), &csp),
                 None => failure_page(&site(), &ApiError::NotFound, &csp),
@@ -182,7 +203,7 @@ fn static_page(env: &Env, path: &str) -> Option<(Response, &'static str)> {
 /// as the JSON routes name it), a rate limit, a wrong path.
 fn failure_page(site: &str, e: &ApiError, csp: &str) -> Response {
     let csp = match csp.is_empty() {
-        true => layout::csp(&Default::default(), false),
+        true => layout::csp(&Default::default(), None, false),
         false => csp.to_owned(),
     };
     let detail = match e {
@@ -220,6 +241,7 @@ fn log_name(path: &str) -> &'static str {
         "/auth/reset" => "page_reset",
         "/auth/account" => "page_account",
         "/auth/sign-out" => "page_sign_out",
+        AUTHORIZE_PATH => "page_oauth_authorize",
         "/admin" | "/admin/" => "page_admin",
         "/admin/sign-in" => "page_admin_sign_in",
         "/admin/sign-out" => "page_admin_sign_out",
@@ -263,6 +285,27 @@ impl Page<'_, '_> {
 
     fn handoff(&self) -> Handoff {
         Handoff::from_query(&self.query(), &self.cfg().auth_return_origins)
+    }
+
+    /// The OpenID Connect authorization request the page signs in for.
+    fn pending(&self) -> Option<AuthorizationRequest> {
+        carried_request(&self.query(), self.cfg())
+    }
+
+    /// The query every link and form carries on: the authorization
+    /// request, sealed as it came, or else the app's hand-off; `extra` first.
+    fn carried(&self, extra: &[(&str, &str)]) -> String {
+        let Some(request) = self.pending() else {
+            return self.handoff().query_with(extra);
+        };
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+        if let Ok(pepper) = self.cfg().pepper() {
+            q.append_pair("oauth", &request.seal(pepper));
+        }
+        format!("?{}", q.finish())
     }
 
     fn notice(&self) -> Option<Notice> {
@@ -392,6 +435,7 @@ impl Page<'_, '_> {
             return self.auth_page(page, 200, &email, alert);
         }
         match path {
+            AUTHORIZE_PATH => self.authorize().await,
             "/auth" => Ok(Answer::redirect("/auth/sign-in")),
             "/auth/account" => self.account().await,
             "/admin/sign-in" => {
@@ -416,7 +460,8 @@ impl Page<'_, '_> {
         alert: Option<Alert>,
     ) -> ApiResult<Answer> {
         let csrf = self.csrf()?;
-        let query = self.handoff().query();
+        let query = self.carried(&[]);
+        let pending = self.pending();
         let view = View {
             site: self.site(),
             csrf: &csrf,
@@ -426,8 +471,61 @@ impl Page<'_, '_> {
             code_length: self.cfg().otp_length,
             password_min: self.cfg().password_min_length,
             turnstile: self.cfg().turnstile_site_key.as_deref(),
+            continues_to: pending.as_ref().map(|r| r.client_name.as_str()),
         };
         Ok(self.page(status, auth::render(page, &view)))
+    }
+
+    /// `GET /oauth/authorize`: an unknown client or a redirect URI it did
+    /// not register gets an error page, never a redirect; any other error
+    /// goes back to the client. A browser whose session answers the
+    /// request goes straight back with a code; any other signs in first,
+    /// the request riding along sealed, unless `prompt=none`.
+    async fn authorize(&mut self) -> ApiResult<Answer> {
+        let query = AuthorizeQuery::parse(&self.query());
+        let client = self
+            .svc
+            .authorization_client(query.client_id(), query.redirect_uri())
+            .await?;
+        let (Some(client), Some(redirect_uri)) = (client, query.redirect_uri()) else {
+            return Ok(self.page(400, auth::authorize_refused(self.site())));
+        };
+        let back = |e: OAuthError| -> ApiResult<Answer> {
+            let to = self
+                .svc
+                .authorization_error(redirect_uri, query.state(), &e)?;
+            Ok(Answer::redirect(&to))
+        };
+        let request = match query.validate(&client, WorkerClock.now()) {
+            Ok(request) => request,
+            Err(e) => return back(e),
+        };
+        let token = self.cookie(SESSION_COOKIE);
+        if let Some(to) = self
+            .svc
+            .authorization_code(token.as_deref(), &request)
+            .await?
+        {
+            return Ok(Answer::redirect(&to));
+        }
+        if request.prompt == Prompt::None {
+            return back(OAuthError::new(
+                OAuthCode::LoginRequired,
+                "the person is not signed in",
+            ));
+        }
+        let svc = self.svc;
+        let pepper = svc.cfg.pepper()?;
+        if let Some(hint) = request.login_hint.as_deref().filter(|h| h.len() <= 254) {
+            self.remember_email(hint);
+        }
+        let mut to = form_urlencoded::Serializer::new(String::new());
+        to.append_pair("oauth", &request.seal(pepper));
+        Ok(Answer::redirect(&format!(
+            "{}?{}",
+            AuthPage::SignIn.path(),
+            to.finish()
+        )))
     }
 
     /// A browser that is signed in and opens the sign-in page goes on: to
@@ -437,10 +535,17 @@ impl Page<'_, '_> {
             return Ok(None);
         };
         match self.svc.me(Some(&token), Presented::Cookie).await {
-            Ok(_) => Ok(Some(self.after_sign_in(&token).await?)),
-            Err(ApiError::Unauthorized) => Ok(None),
-            Err(e) => Err(e),
+            Ok(_) => {}
+            Err(ApiError::Unauthorized) => return Ok(None),
+            Err(e) => return Err(e),
         }
+        // A session older than the client allows (`prompt=login`,
+        // `max_age`) earns no code: the person signs in again.
+        if let Some(request) = self.pending() {
+            let to = self.svc.authorization_code(Some(&token), &request).await?;
+            return Ok(to.map(|to| Answer::redirect(&to)));
+        }
+        Ok(Some(self.after_sign_in(&token, false).await?))
     }
 
     async fn account(&mut self) -> ApiResult<Answer> {
@@ -462,7 +567,22 @@ impl Page<'_, '_> {
     }
 
     /// Where a browser goes once it holds the session `token`.
-    async fn after_sign_in(&self, token: &str) -> ApiResult<Answer> {
+    /// Where a browser goes once it holds the session `token`; `fresh`
+    /// when this very request made it, which answers `prompt=login`.
+    async fn after_sign_in(&self, token: &str, fresh: bool) -> ApiResult<Answer> {
+        if let Some(request) = self.pending() {
+            let code = match fresh {
+                true => self.svc.fresh_authorization_code(token, &request).await?,
+                false => self.svc.authorization_code(Some(token), &request).await?,
+            };
+            return match code {
+                Some(to) => Ok(Answer::redirect(&to)),
+                // The client was deleted while the person signed in.
+                None => Err(ApiError::InvalidRequest(
+                    "The app that sent you here can no longer be signed in to. Start again from the app.".into(),
+                )),
+            };
+        }
         let to = self.svc.hand_off(token, &self.handoff()).await?;
         Ok(Answer::redirect(to.as_deref().unwrap_or("/auth/account")))
     }
@@ -474,7 +594,7 @@ impl Page<'_, '_> {
         let token = session.token.expose().to_owned();
         let ttl = self.cfg().session_ttl_secs;
         self.cookies.push(set_cookie(SESSION_COOKIE, &token, ttl));
-        self.after_sign_in(&token).await
+        self.after_sign_in(&token, true).await
     }
 
     /// `page`'s path with the hand-off and `notice`.
@@ -482,7 +602,7 @@ impl Page<'_, '_> {
         format!(
             "{}{}",
             page.path(),
-            self.handoff().query_with(&[("notice", notice.as_str())])
+            self.carried(&[("notice", notice.as_str())])
         )
     }
 

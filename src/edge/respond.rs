@@ -39,8 +39,21 @@ pub fn origin_of(url: &str) -> &str {
 }
 
 pub fn problem(error: &ApiError, origin: &str) -> Response {
-    let body = serde_json::to_vec(&error.problem(origin)).unwrap_or_default();
-    let headers = base_headers(Some("application/problem+json"));
+    let (body, content_type) = match error {
+        // RFC 6749 §5.2: OAuth's own error document.
+        ApiError::OAuth(e) => (
+            serde_json::to_vec(
+                &serde_json::json!({"error": e.code.as_str(), "error_description": e.description}),
+            )
+            .unwrap_or_default(),
+            "application/json",
+        ),
+        _ => (
+            serde_json::to_vec(&error.problem(origin)).unwrap_or_default(),
+            "application/problem+json",
+        ),
+    };
+    let headers = base_headers(Some(content_type));
     for (name, value) in error.headers() {
         let _ = headers.set(name, &value);
     }

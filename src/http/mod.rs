@@ -3,6 +3,7 @@
 //! feeds it bytes and headers; the flows never see HTTP.
 
 pub mod body;
+pub mod oauth;
 pub mod request_id;
 pub mod requests;
 pub mod routes;

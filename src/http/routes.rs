@@ -20,6 +20,9 @@ pub enum Route {
     /// The OpenID Provider's public signing keys: answered by `edge` from
     /// the config alone.
     Jwks,
+    /// The OpenID Provider's metadata (OpenID Connect Discovery, RFC 8414):
+    /// answered by `edge` from the config alone.
+    Discovery,
     /// A flow of the service, grouped by who may call it.
     Flow(Flow),
 }
@@ -37,6 +40,20 @@ pub enum Flow {
     App(AppRoute),
     /// A provider's callback, proven by its signature over the raw body.
     Hook(HookRoute),
+    /// The OpenID Provider's endpoints for clients: the client's
+    /// credentials or an access token, checked by the flow itself, and
+    /// errors answered as OAuth's RFCs say.
+    OAuth(OAuthRoute),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthRoute {
+    /// `/oauth/token`: codes and refresh tokens for tokens.
+    Token,
+    /// `/oauth/userinfo`: the account an access token speaks for.
+    Userinfo,
+    /// `/oauth/revoke` (RFC 7009).
+    Revoke,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +134,8 @@ pub const TWILIO_STATUS_PATH: &str = "/v1/hooks/twilio/status";
 pub const TEST_RECIPIENTS_PATH: &str = "/v1/admin/api-keys/{id}/test-recipients";
 pub const OIDC_CLIENTS_PATH: &str = "/v1/admin/oidc-clients";
 pub const OIDC_CLIENT_PATH: &str = "/v1/admin/oidc-clients/{id}";
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
+pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 const fn public(r: PublicRoute) -> Route {
     Route::Flow(Flow::Public(r))
@@ -138,6 +157,10 @@ const fn hook(r: HookRoute) -> Route {
     Route::Flow(Flow::Hook(r))
 }
 
+const fn oauth(r: OAuthRoute) -> Route {
+    Route::Flow(Flow::OAuth(r))
+}
+
 const fn row(
     method: &'static str,
     path: &'static str,
@@ -157,18 +180,25 @@ const fn row(
 /// Every route. A `{id}` segment matches one non-empty path segment. The
 /// spec test checks this table against `openapi.yaml`.
 #[rustfmt::skip]
-pub const TABLE: [Row; 30] = {
+pub const TABLE: [Row; 36] = {
     use AdminRoute::*;
     use AppRoute::*;
     use Body::{Json, None, Raw};
     use HookRoute::{Resend as ResendHook, TwilioStatus};
     use PublicRoute::*;
-    use Route::{Health, Jwks, OpenApi};
+    use OAuthRoute::{Revoke, Token, Userinfo};
+    use Route::{Discovery, Health, Jwks, OpenApi};
     use SessionRoute::*;
     [
         row("GET",    "/healthz",                   "healthz",                Health,                        None),
         row("GET",    "/openapi.json",              "openapi",                OpenApi,                       None),
         row("GET",    "/.well-known/jwks.json",     "oidc_jwks",              Jwks,                          None),
+        row("GET",    DISCOVERY_PATH,               "oidc_discovery",         Discovery,                     None),
+        row("GET",    METADATA_PATH,                "oauth_metadata",         Discovery,                     None),
+        row("POST",   "/oauth/token",               "oauth_token",            oauth(Token),                  Raw),
+        row("GET",    "/oauth/userinfo",            "oauth_userinfo",         oauth(Userinfo),               None),
+        row("POST",   "/oauth/userinfo",            "oauth_userinfo_post",    oauth(Userinfo),               None),
+        row("POST",   "/oauth/revoke",              "oauth_revoke",           oauth(Revoke),                 Raw),
         row("POST",   "/v1/register",               "register",               public(Register),              Json),
         row("POST",   "/v1/verify-email",           "verify_email",           public(VerifyEmail),           Json),
         row("POST",   "/v1/resend",                 "resend",                 public(Resend),                Json),
@@ -274,11 +304,12 @@ impl Row {
     pub fn limit(&self) -> Option<RateLimit> {
         match self.route {
             Route::OpenApi => None,
-            // Providers call from few addresses, many times a second.
-            Route::Flow(Flow::App(_) | Flow::Hook(_)) => Some(APP_LIMIT),
+            // Providers and apps' backends call from few addresses, many
+            // times a second.
+            Route::Flow(Flow::App(_) | Flow::Hook(_) | Flow::OAuth(_)) => Some(APP_LIMIT),
             // Not the apps' bucket: a client library refetching the keys
             // (an unknown `kid` makes some do it) never spends its sends.
-            Route::Jwks => Some(CLIENT_LIMIT),
+            Route::Jwks | Route::Discovery => Some(CLIENT_LIMIT),
             Route::Health | Route::Flow(_) => Some(CLIENT_LIMIT),
         }
     }

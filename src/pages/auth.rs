@@ -23,6 +23,8 @@ pub struct View<'a> {
     pub password_min: usize,
     /// `TURNSTILE_SITE_KEY`: the forms that send a code carry the widget.
     pub turnstile: Option<&'a str>,
+    /// The name of the OpenID Connect client the person is signing in to.
+    pub continues_to: Option<&'a str>,
 }
 
 /// The forms of the journey.
@@ -260,6 +262,9 @@ pub fn render(page: AuthPage, v: &View<'_>) -> Markup {
     let action = format!("{}{}", page.path(), v.query);
     let body = html! {
         h1 { (page.title()) }
+        @if let Some(app) = v.continues_to {
+            p #continues-to { "to continue to " strong { (app) } }
+        }
         (alert(v.alert.as_ref()))
         @match page {
             AuthPage::SignUp => {
@@ -374,6 +379,20 @@ pub fn refused(site: &str, back: &str) -> Markup {
     document(site, "Form refused", html! {}, body)
 }
 
+/// The answer to an authorization request naming no registered client,
+/// or a redirect URI the client did not register: nothing is sent
+/// anywhere, since the address could be anyone's.
+pub fn authorize_refused(site: &str) -> Markup {
+    let body = html! {
+        h1 { "This sign-in link is not valid" }
+        div #error .alert.error role="alert" {
+            "The app that sent you here is not registered with this service, or asked to send you back to an address it did not register. "
+            "Nothing was done. Go back to the app and try again; if it keeps happening, tell the app's developers."
+        }
+    };
+    document(site, "Sign-in link not valid", html! {}, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +407,7 @@ mod tests {
             code_length: 6,
             password_min: 8,
             turnstile: None,
+            continues_to: None,
         }
     }
 

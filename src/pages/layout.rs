@@ -33,10 +33,12 @@ pub fn parse_accent(raw: &str) -> Result<String, String> {
 
 /// The pages' Content-Security-Policy: nothing but this worker's own
 /// stylesheet and script, no inline code, no framing, and forms that may
-/// only post here (and, through the hand-off's redirect, to the apps).
-pub fn csp(return_origins: &ReturnOrigins, turnstile: bool) -> String {
+/// only post here (and, through the hand-off's redirect, to the apps;
+/// `client`: the origin of the redirect URI of the OpenID Connect client
+/// the page signs in to, where a sign-in's redirect goes).
+pub fn csp(return_origins: &ReturnOrigins, client: Option<&str>, turnstile: bool) -> String {
     let mut form_action = String::from("'self'");
-    for origin in return_origins.iter() {
+    for origin in return_origins.iter().chain(client) {
         form_action.push(' ');
         form_action.push_str(origin);
     }
@@ -144,12 +146,12 @@ mod tests {
     #[test]
     fn the_policy_allows_no_inline_code_and_posts_only_here_and_to_the_apps() {
         let origins = ReturnOrigins::parse("https://app.example.com", true).unwrap();
-        let p = csp(&origins, false);
+        let p = csp(&origins, None, false);
         assert!(p.contains("script-src 'self';") && !p.contains("unsafe"));
         assert!(p.contains("form-action 'self' https://app.example.com;"));
         assert!(p.contains("frame-ancestors 'none'") && p.starts_with("default-src 'none'"));
         assert!(!p.contains("frame-src"));
-        let p = csp(&origins, true);
+        let p = csp(&origins, None, true);
         assert!(p.contains("script-src 'self' https://challenges.cloudflare.com;"));
         assert!(
             p.contains("frame-src https://challenges.cloudflare.com;") && !p.contains("unsafe")

@@ -61,7 +61,11 @@ mod tests {
 
     #[test]
     fn every_problem_code_has_a_page_with_its_title() {
-        let examples = ApiError::examples();
+        // OAuth's errors are answered as its RFCs say, with no page.
+        let examples: Vec<ApiError> = ApiError::examples()
+            .into_iter()
+            .filter(|e| !matches!(e, ApiError::OAuth(_)))
+            .collect();
         for e in &examples {
             let found = PROBLEMS.iter().find(|(code, _, _)| *code == e.code());
             assert_eq!(found.map(|(_, t, _)| *t), Some(e.title()), "{}", e.code());

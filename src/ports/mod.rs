@@ -5,4 +5,5 @@
 pub mod clock;
 pub mod human;
 pub mod limits;
+pub mod signer;
 pub mod store;

@@ -177,7 +177,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         code: &Code,
         tokens: Vec<String>,
     ) -> ApiResult<Verified> {
-        let (session, stored) = self.new_session(self.clock.now(), Audience::Browser)?;
+        let (session, stored) = self.new_session(self.clock.now(), Audience::Browser, "otp")?;
         let proof = PasswordProof::Registrant(tokens);
         let signed_in = std::cell::Cell::new(false);
         let kept = self
@@ -396,7 +396,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         // Every write below holds only while the hash is still the one the
         // password matched: a reset that landed during the ~45 ms of
         // Argon2 revoked this login's right to a session.
-        let (session, new_session) = self.new_session(now, to)?;
+        let (session, new_session) = self.new_session(now, to, "pwd")?;
         match self
             .store
             .after_password_login(
@@ -468,7 +468,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         code: &Code,
         to: Audience,
     ) -> ApiResult<LoginSession> {
-        let (session, new_session) = self.new_session(self.clock.now(), to)?;
+        let (session, new_session) = self.new_session(self.clock.now(), to, "otp")?;
         let key = account_key(Purpose::Login, email);
         // The account is read in the statement that claims the attempt. An
         // unknown address has a pending code too, which nobody was sent.
@@ -487,6 +487,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         &self,
         now: u64,
         issued_to: Audience,
+        amr: &'static str,
     ) -> ApiResult<(LoginSession, NewSession)> {
         let token = Token::generate()?;
         let stored = NewSession {
@@ -494,6 +495,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             now,
             expires_at: now + self.cfg.session_ttl_secs,
             issued_to,
+            amr,
         };
         let session = LoginSession {
             token,

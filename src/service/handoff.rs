@@ -68,7 +68,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         req: &HandoffExchange,
     ) -> ApiResult<(User, LoginSession)> {
         let now = self.clock.now();
-        let (session, new_session) = self.new_session(now, Audience::App)?;
+        let (session, new_session) = self.new_session(now, Audience::App, "otp")?;
         let challenge = req.verifier.as_ref().map(|v| v.challenge());
         let done = self
             .store

@@ -16,6 +16,9 @@ mod handoff;
 mod hijacking;
 #[cfg(test)]
 mod lockout;
+mod oauth;
+#[cfg(test)]
+mod oidc_provider;
 #[cfg(test)]
 mod probes;
 #[cfg(test)]
@@ -27,6 +30,7 @@ pub use account::{LoginSession, Verified};
 pub use admin::Activity;
 pub use apps::{AppCode, SentCode};
 pub use delivery::SendReport;
+pub use oauth::{ClientCredentials, GrantRequest, Tokens};
 
 use crate::config::Config;
 use crate::domain::audit::{Audit, Event, EventKind};
@@ -36,6 +40,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::human::HumanCheck;
 use crate::ports::limits::{lane, CounterWrite, Counters, SendCount, SendPolicy};
+use crate::ports::signer::Signer;
 use crate::ports::store::{Consumed, Effect, NewCode, PendingCode, RenewedCode, Store};
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -62,6 +67,8 @@ pub struct Service<'a, S, K, M, T, C> {
     pub language: Locale,
     /// Turnstile's siteverify.
     pub humans: &'a dyn HumanCheck,
+    /// The OpenID Provider's token signatures.
+    pub signer: &'a dyn Signer,
 }
 
 /// The work of a request that its answer does not depend on, made after

@@ -27,6 +27,8 @@ use crate::domain::audit::EventPage;
 use crate::domain::channel::Channel;
 use crate::domain::code::CodeSpec;
 use crate::domain::email::Email;
+use crate::domain::oauth::AuthorizeQuery;
+use crate::domain::oidc_client::NewClient;
 use crate::domain::password::{Password, ARGON2_RUNS};
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
@@ -39,6 +41,7 @@ use crate::http::requests::HandoffExchange;
 use crate::ports::store::{AppStore, AuditStore, SessionStore};
 use crate::providers::mail::Mailer;
 use crate::service::AppCode;
+use crate::service::{ClientCredentials, GrantRequest};
 use pollster::block_on;
 use std::cell::Cell;
 use std::collections::BTreeSet;
@@ -115,6 +118,11 @@ const EXPECTED: &[Cost] = &[
     cost("GET /v1/admin/events",                      1, (1, 0, 0), 0, (0, 0, 0)),
     cost("POST /v1/auth/exchange",                    1, (1, 0, 0), 0, (1, 0, 0)),
     cost("page sign-in: hand-off to the app",         1, (1, 0, 0), 0, (0, 0, 0)),
+    cost("GET /oauth/authorize (signed in)",          1, (1, 0, 0), 0, (0, 0, 0)),
+    cost("POST /oauth/token (authorization_code)",    2, (2, 0, 0), 0, (1, 0, 0)),
+    cost("POST /oauth/token (refresh_token)",         2, (2, 0, 0), 0, (1, 0, 0)),
+    cost("GET /oauth/userinfo",                       1, (1, 0, 0), 0, (0, 0, 0)),
+    cost("POST /oauth/revoke",                        2, (2, 0, 0), 0, (1, 0, 0)),
     cost("GET /admin (console overview)",             1, (3, 0, 0), 0, (0, 0, 0)),
 ];
 
@@ -333,6 +341,95 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
         w.svc().hand_off(&token, &handoff),
         no_mail,
     ));
+
+    // The OpenID Provider: a signed-in browser's code, then a confidential
+    // client's calls. Signatures are the runtime's WebCrypto, no round trip.
+    let keys = crate::domain::jwk::tests::sample_set();
+    let mut oidc_vars = vars.to_vec();
+    oidc_vars.extend([
+        ("OIDC_SIGNING_KEYS", keys.as_str()),
+        ("PUBLIC_BASE_URL", "https://id.example"),
+    ]);
+    let w = World::new(&oidc_vars);
+    block_on(async {
+        w.svc().register(&ann, &password).await.unwrap();
+        w.svc()
+            .verify_email(&ann, &w.last_code(), &PasswordProof::None)
+            .await
+            .unwrap();
+    });
+    w.after_answer_now();
+    let browser = w.browser_token(&ann, &password);
+    let new = NewClient::parse(
+        "Notes",
+        "confidential",
+        &["https://app.example/cb"],
+        &[],
+        None,
+    )
+    .unwrap();
+    let (client, secret) = block_on(w.svc().create_oidc_client(ADMIN, &new)).unwrap();
+    let creds = ClientCredentials {
+        client_id: client.id.clone(),
+        secret: secret.map(|s| s.expose().to_owned()),
+        basic: true,
+    };
+    let request = AuthorizeQuery::parse(&format!(
+        "client_id={}&redirect_uri=https://app.example/cb&response_type=code&scope=openid+email+offline_access",
+        client.id
+    ))
+    .validate(&client, w.clock.0.get())
+    .unwrap();
+    let to = std::cell::RefCell::new(None);
+    costs_push(measure(
+        &w,
+        "GET /oauth/authorize (signed in)",
+        async {
+            let url = w.svc().authorization_code(Some(&browser), &request).await?;
+            *to.borrow_mut() = url;
+            Ok(())
+        },
+        no_mail,
+    ));
+    let to = to.take().unwrap();
+    let code = to.split("code=").nth(1).unwrap().split('&').next().unwrap();
+    let grant = GrantRequest::AuthorizationCode {
+        code: code.to_owned(),
+        redirect_uri: "https://app.example/cb".into(),
+        verifier: None,
+    };
+    let tokens = std::cell::RefCell::new(None);
+    costs_push(measure(
+        &w,
+        "POST /oauth/token (authorization_code)",
+        async {
+            *tokens.borrow_mut() = Some(w.svc().token(&creds, &grant).await?);
+            Ok(())
+        },
+        no_mail,
+    ));
+    let first = tokens.take().unwrap();
+    let refresh = GrantRequest::RefreshToken {
+        refresh_token: first.refresh_token.as_ref().unwrap().expose().to_owned(),
+    };
+    costs_push(measure(
+        &w,
+        "POST /oauth/token (refresh_token)",
+        w.svc().token(&creds, &refresh),
+        no_mail,
+    ));
+    costs_push(measure(
+        &w,
+        "GET /oauth/userinfo",
+        w.svc().userinfo(Some(&first.access_token)),
+        no_mail,
+    ));
+    costs_push(measure(
+        &w,
+        "POST /oauth/revoke",
+        w.svc().revoke(&creds, &first.access_token),
+        no_mail,
+    ));
     let token = w.login_token(&ann, &password);
     costs_push(measure(
         &w,
@@ -506,6 +603,18 @@ const UNMEASURED: &[(&str, &str)] = &[
     (
         "GET /.well-known/jwks.json",
         "no I/O: the keys are in the config",
+    ),
+    (
+        "GET /.well-known/openid-configuration",
+        "no I/O: the metadata is the config's",
+    ),
+    (
+        "GET /.well-known/oauth-authorization-server",
+        "no I/O: the metadata is the config's",
+    ),
+    (
+        "POST /oauth/userinfo",
+        "the same flow as GET /oauth/userinfo",
     ),
     (
         "POST /v1/hooks/twilio/status",

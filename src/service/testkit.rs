@@ -13,6 +13,7 @@ use crate::domain::audit::{Audit, Event, EventFilter, EventPage, StoredEvent};
 use crate::domain::channel::Channel;
 use crate::domain::code::{app_scope, Code, CodeKey, CORE_SCOPE};
 use crate::domain::email::Email;
+use crate::domain::jwk::SigningKey;
 use crate::domain::oidc_client::Client;
 use crate::domain::session::{Audience, Presented};
 use crate::domain::sign_in_budget::Failures;
@@ -21,12 +22,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::human::HumanCheck;
 use crate::ports::limits::{Counters, SendCount};
+use crate::ports::signer::Signer;
 use crate::ports::store::{
     AccountStore, AppStore, AuditStore, Cleanup, ClientStore, Consumed, DeliveryStore, Effect,
-    Exchange, Exchanged, Filed, FiledCode, NewCode, NewHandoff, NewSession, PasswordAttempt,
-    PasswordLookup, PasswordStart, PendingCode, Registered, Registration, RenewedCode, Requested,
-    SendEvent, SendRecord, SendStats, SeriesPoint, SessionStore, SpentHandoff, Stats,
-    TestRecipientPut, User, UserStats,
+    Exchange, Exchanged, Filed, FiledCode, Grant, GrantStore, NewAuthCode, NewCode, NewHandoff,
+    NewSession, PasswordAttempt, PasswordLookup, PasswordStart, PendingCode, Redeemed, Redemption,
+    Registered, Registration, RenewedCode, Requested, Rotated, Rotation, SendEvent, SendRecord,
+    SendStats, SeriesPoint, SessionStore, SpentHandoff, Stats, TestRecipientPut, User, UserStats,
 };
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -245,6 +247,14 @@ pub struct MemoryStore {
     pub event_times: RefCell<Vec<u64>>,
     /// Hand-offs by code hash.
     pub handoffs: RefCell<HashMap<String, (String, String, SpentHandoff)>>,
+    /// When and how each session's sign-in was made (`created_at`, `amr`).
+    pub sign_ins: RefCell<HashMap<String, (u64, String)>>,
+    /// Authorization codes by hash.
+    pub oauth_codes: RefCell<HashMap<String, StoredAuthCode>>,
+    /// Grants by id (their account as it was when they were made).
+    pub grants: RefCell<HashMap<String, StoredGrant>>,
+    /// Refresh tokens by hash: (grant id, expiry, used).
+    pub refresh_tokens: RefCell<HashMap<String, (String, u64, bool)>>,
     /// Send counts by (counter, hour).
     pub counts: RefCell<HashMap<(String, u64), u32>>,
     /// Test recipients: (key id, recipient, fixed code's digest).
@@ -257,7 +267,77 @@ pub struct MemoryStore {
     pub gate: Gate,
 }
 
+/// An authorization code as D1 keeps it.
+#[derive(Debug, Clone)]
+pub struct StoredAuthCode {
+    pub client_id: String,
+    pub session_hash: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    pub challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub scope: String,
+    pub auth_time: u64,
+    pub amr: String,
+    pub expires_at: u64,
+    /// Set by the first redemption, with the grant it made, if any.
+    pub used: bool,
+    pub grant_id: Option<String>,
+}
+
+/// A grant as D1 keeps it.
+#[derive(Debug, Clone)]
+pub struct StoredGrant {
+    pub client_id: String,
+    pub user: User,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub auth_time: u64,
+    pub amr: String,
+    pub expires_at: u64,
+}
+
 impl MemoryStore {
+    fn note_sign_in(&self, session: &NewSession) {
+        self.sign_ins.borrow_mut().insert(
+            session.token_hash.clone(),
+            (session.now, session.amr.to_owned()),
+        );
+    }
+
+    /// A grant with its account as it is now, as D1's join reads it.
+    fn grant_of(&self, id: &str) -> Option<Grant> {
+        let grants = self.grants.borrow();
+        let g = grants.get(id)?;
+        let user = self
+            .users
+            .borrow()
+            .values()
+            .find(|u| u.id == g.user.id)
+            .cloned()?;
+        Some(Grant {
+            id: id.to_owned(),
+            client_id: g.client_id.clone(),
+            user,
+            scope: g.scope.clone(),
+            nonce: g.nonce.clone(),
+            auth_time: g.auth_time,
+            amr: g.amr.clone(),
+            refreshable: self
+                .refresh_tokens
+                .borrow()
+                .values()
+                .any(|(gid, ..)| gid == id),
+        })
+    }
+
+    fn revoke(&self, grant_id: &str) -> bool {
+        self.refresh_tokens
+            .borrow_mut()
+            .retain(|_, (gid, ..)| gid != grant_id);
+        self.grants.borrow_mut().remove(grant_id).is_some()
+    }
+
     /// Counts a message if every counter is under its cap; all or nothing.
     fn count(&self, count: &SendCount) -> bool {
         let mut counts = self.counts.borrow_mut();
@@ -476,6 +556,7 @@ impl AccountStore for &MemoryStore {
                 session.issued_to.as_str().into(),
             ),
         );
+        self.note_sign_in(session);
         self.failures.borrow_mut().remove(address_hash);
         Ok(true)
     }
@@ -571,6 +652,7 @@ impl AccountStore for &MemoryStore {
                     match kept.and_then(|k| k.session) {
                         // The sign-up's browser is signed in, in the same step.
                         Some(s) => {
+                            self.note_sign_in(&s);
                             sessions.insert(
                                 s.token_hash,
                                 (u.id.clone(), s.expires_at, s.issued_to.as_str().into()),
@@ -593,6 +675,7 @@ impl AccountStore for &MemoryStore {
                     u.password_hash = Some(password_hash);
                     u.verified = true;
                     sessions.retain(|_, (uid, ..)| *uid != u.id);
+                    self.grants.borrow_mut().retain(|_, g| g.user.id != u.id);
                 }
                 self.failures.borrow_mut().remove(&address_hash);
             }
@@ -604,6 +687,7 @@ impl AccountStore for &MemoryStore {
                         sessions.retain(|_, (uid, ..)| *uid != user_id);
                     }
                 }
+                self.note_sign_in(&session);
                 sessions.insert(
                     session.token_hash,
                     (
@@ -1000,6 +1084,16 @@ impl ClientStore for &MemoryStore {
         Ok(true)
     }
 
+    async fn oidc_client(&self, id: &str) -> ApiResult<Option<(Client, Option<String>)>> {
+        let _call = self.faults.call(Resource::D1, "oidc_client").await?;
+        Ok(self
+            .oidc_clients
+            .borrow()
+            .iter()
+            .find(|(c, _)| c.id == id)
+            .cloned())
+    }
+
     async fn oidc_clients(&self) -> ApiResult<Vec<Client>> {
         let _call = self.faults.call(Resource::D1, "oidc_clients").await?;
         let mut list: Vec<Client> = self
@@ -1018,6 +1112,191 @@ impl ClientStore for &MemoryStore {
         let before = clients.len();
         clients.retain(|(c, _)| c.id != id);
         Ok(clients.len() < before)
+    }
+}
+
+impl GrantStore for &MemoryStore {
+    async fn file_authorization_code(&self, c: &NewAuthCode<'_>) -> ApiResult<bool> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "file_authorization_code")
+            .await?;
+        let sessions = self.sessions.borrow();
+        let Some((uid, exp, to)) = sessions.get(c.session_hash) else {
+            return Ok(false);
+        };
+        let (created_at, amr) = self
+            .sign_ins
+            .borrow()
+            .get(c.session_hash)
+            .cloned()
+            .unwrap_or_default();
+        let verified = self
+            .users
+            .borrow()
+            .values()
+            .any(|u| &u.id == uid && u.verified);
+        let client = self
+            .oidc_clients
+            .borrow()
+            .iter()
+            .any(|(k, _)| k.id == c.client_id);
+        if *exp <= c.now
+            || !Presented::Cookie.accepts(to)
+            || created_at < c.signed_in_since
+            || !verified
+            || !client
+        {
+            return Ok(false);
+        }
+        self.oauth_codes.borrow_mut().insert(
+            c.code_hash.into(),
+            StoredAuthCode {
+                client_id: c.client_id.into(),
+                session_hash: c.session_hash.into(),
+                user_id: uid.clone(),
+                redirect_uri: c.redirect_uri.into(),
+                challenge: c.challenge.map(str::to_owned),
+                nonce: c.nonce.map(str::to_owned),
+                scope: c.scope.into(),
+                auth_time: created_at,
+                amr,
+                expires_at: c.expires_at,
+                used: false,
+                grant_id: None,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn redeem_authorization_code(&self, r: &Redemption<'_>) -> ApiResult<Redeemed> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "redeem_authorization_code")
+            .await?;
+        let mut codes = self.oauth_codes.borrow_mut();
+        let Some(code) = codes.get_mut(r.code_hash) else {
+            return Ok(Redeemed::Refused);
+        };
+        if code.used {
+            if let Some(grant) = &code.grant_id {
+                self.revoke(grant);
+            }
+            return Ok(Redeemed::Replayed);
+        }
+        code.used = true;
+        let session_live = self
+            .sessions
+            .borrow()
+            .get(&code.session_hash)
+            .is_some_and(|(_, exp, to)| *exp > r.now && Presented::Cookie.accepts(to));
+        let binds = code.client_id == r.client_id
+            && code.redirect_uri == r.redirect_uri
+            && code.challenge.as_deref() == r.challenge
+            && code.expires_at > r.now
+            && session_live;
+        let user = self
+            .users
+            .borrow()
+            .values()
+            .find(|u| u.id == code.user_id)
+            .cloned();
+        let (true, Some(user)) = (binds, user) else {
+            return Ok(Redeemed::Refused);
+        };
+        code.grant_id = Some(r.grant_id.into());
+        self.grants.borrow_mut().insert(
+            r.grant_id.into(),
+            StoredGrant {
+                client_id: code.client_id.clone(),
+                user,
+                scope: code.scope.clone(),
+                nonce: code.nonce.clone(),
+                auth_time: code.auth_time,
+                amr: code.amr.clone(),
+                expires_at: r.grant_expires_at,
+            },
+        );
+        if crate::domain::oauth::has_scope(&code.scope, "offline_access") {
+            self.refresh_tokens.borrow_mut().insert(
+                r.refresh.token_hash.clone(),
+                (r.grant_id.into(), r.refresh.expires_at, false),
+            );
+        }
+        drop(codes);
+        Ok(self
+            .grant_of(r.grant_id)
+            .map_or(Redeemed::Refused, Redeemed::Granted))
+    }
+
+    async fn rotate_refresh_token(&self, r: &Rotation<'_>) -> ApiResult<Rotated> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "rotate_refresh_token")
+            .await?;
+        let found = self.refresh_tokens.borrow().get(r.token_hash).cloned();
+        let Some((grant_id, expires_at, used)) = found else {
+            return Ok(Rotated::Refused);
+        };
+        if used {
+            self.revoke(&grant_id);
+            return Ok(Rotated::Reused);
+        }
+        let grant_ok = self
+            .grants
+            .borrow()
+            .get(&grant_id)
+            .is_some_and(|g| g.client_id == r.client_id && g.expires_at > r.now);
+        if expires_at <= r.now || !grant_ok {
+            return Ok(Rotated::Refused);
+        }
+        let mut tokens = self.refresh_tokens.borrow_mut();
+        if let Some(t) = tokens.get_mut(r.token_hash) {
+            t.2 = true;
+        }
+        tokens.insert(
+            r.next.token_hash.clone(),
+            (grant_id.clone(), r.next.expires_at, false),
+        );
+        drop(tokens);
+        if let Some(g) = self.grants.borrow_mut().get_mut(&grant_id) {
+            g.expires_at = r.grant_expires_at;
+        }
+        Ok(self
+            .grant_of(&grant_id)
+            .map_or(Rotated::Refused, Rotated::Rotated))
+    }
+
+    async fn grant(&self, id: &str, now: u64) -> ApiResult<Option<Grant>> {
+        let _call = self.faults.call(Resource::D1, "grant").await?;
+        let live = self
+            .grants
+            .borrow()
+            .get(id)
+            .is_some_and(|g| g.expires_at > now);
+        Ok(self.grant_of(id).filter(|_| live))
+    }
+
+    async fn revoke_grant(
+        &self,
+        token_hash: Option<&str>,
+        grant_id: Option<&str>,
+        client_id: &str,
+    ) -> ApiResult<bool> {
+        let _call = self.faults.call(Resource::D1, "revoke_grant").await?;
+        let id = match grant_id {
+            Some(id) => Some(id.to_owned()),
+            None => {
+                token_hash.and_then(|h| self.refresh_tokens.borrow().get(h).map(|t| t.0.clone()))
+            }
+        };
+        let Some(id) = id else { return Ok(false) };
+        let theirs = self
+            .grants
+            .borrow()
+            .get(&id)
+            .is_some_and(|g| g.client_id == client_id);
+        Ok(theirs && self.revoke(&id))
     }
 }
 
@@ -1177,6 +1456,42 @@ impl HumanCheck for Humans {
     }
 }
 
+/// Stands in for WebCrypto: an HMAC-SHA256 under the key's id. The
+/// native tests check which claims are signed and that a changed token is
+/// refused; the end-to-end tests check the real RS256 and ES256 signatures
+/// with a third-party JOSE library.
+#[derive(Default)]
+pub struct TestSigner;
+
+impl TestSigner {
+    fn mac(key: &SigningKey, input: &[u8]) -> Vec<u8> {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.kid.as_bytes())
+            .expect("HMAC takes a key of any size");
+        mac.update(input);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+impl Signer for TestSigner {
+    fn sign<'a>(
+        &'a self,
+        key: &'a SigningKey,
+        input: &'a [u8],
+    ) -> LocalBoxFuture<'a, ApiResult<Vec<u8>>> {
+        Box::pin(async move { Ok(Self::mac(key, input)) })
+    }
+
+    fn verify<'a>(
+        &'a self,
+        key: &'a SigningKey,
+        input: &'a [u8],
+        signature: &'a [u8],
+    ) -> LocalBoxFuture<'a, ApiResult<bool>> {
+        Box::pin(async move { Ok(Self::mac(key, input) == signature) })
+    }
+}
+
 /// Captures every mail and text; `fail_next` makes the next send fail.
 #[derive(Default)]
 pub struct Outbox {
@@ -1252,6 +1567,7 @@ pub struct World {
     /// Shared by the store and KV: one sequence of calls.
     pub faults: Rc<Faults>,
     pub humans: Humans,
+    pub signer: TestSigner,
 }
 
 pub const ADMIN_TOKEN: &str = "admin-secret-0123456789abcdefghij";
@@ -1288,6 +1604,7 @@ impl World {
             later: Later::default(),
             faults,
             humans: Humans::default(),
+            signer: TestSigner,
         }
     }
 
@@ -1304,6 +1621,7 @@ impl World {
             later: &self.later,
             language: Locale::En,
             humans: &self.humans,
+            signer: &self.signer,
         }
     }
 

@@ -286,8 +286,8 @@ impl AccountStore for D1Store {
         let created = statements.len();
         statements.push(self.stmt(
             OP,
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to)
-             SELECT ?2, ?1, ?3, ?4, ?6 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?5)
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to, amr)
+             SELECT ?2, ?1, ?3, ?4, ?6, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?5)
              RETURNING token_hash",
             &[
                 text(user_id),
@@ -296,6 +296,7 @@ impl AccountStore for D1Store {
                 number(session.expires_at),
                 text(current),
                 text(session.issued_to.as_str()),
+                text(session.amr),
             ],
         )?);
         // A success forgets the failures before it.
@@ -440,9 +441,9 @@ impl AccountStore for D1Store {
                 statements.push(self.stmt(
                     OP,
                     &format!(
-                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to) SELECT ?4, ?3, ?2, ?5, ?6 WHERE {CODE_LIVE}"
+                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to, amr) SELECT ?4, ?3, ?2, ?5, ?6, ?7 WHERE {CODE_LIVE}"
                     ),
-                    &with(&[text(user_id), text(&session.token_hash), number(session.expires_at), text(session.issued_to.as_str())]),
+                    &with(&[text(user_id), text(&session.token_hash), number(session.expires_at), text(session.issued_to.as_str()), text(session.amr)]),
                 )?);
                 statements
             }
@@ -472,8 +473,8 @@ impl AccountStore for D1Store {
                         statements.push(self.stmt(
                             OP,
                             &format!(
-                                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to)
-                                 SELECT ?5, id, ?2, ?6, ?7 FROM users
+                                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to, amr)
+                                 SELECT ?5, id, ?2, ?6, ?7, ?8 FROM users
                                  WHERE changes() = 1 AND email = ?3 AND password_hash = ?4 AND verified = 1 AND {CODE_LIVE}"
                             ),
                             &with(&[
@@ -482,6 +483,7 @@ impl AccountStore for D1Store {
                                 text(&s.token_hash),
                                 number(s.expires_at),
                                 text(s.issued_to.as_str()),
+                                text(s.amr),
                             ]),
                         )?);
                     }
@@ -494,6 +496,15 @@ impl AccountStore for D1Store {
                     OP,
                     &format!(
                         "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ?3) AND {CODE_LIVE}"
+                    ),
+                    &with(&[text(email.as_str())]),
+                )?,
+                // The apps' grants too: their refresh tokens stop, and so
+                // does userinfo for their access tokens.
+                self.stmt(
+                    OP,
+                    &format!(
+                        "DELETE FROM oauth_grants WHERE user_id = (SELECT id FROM users WHERE email = ?3) AND {CODE_LIVE}"
                     ),
                     &with(&[text(email.as_str())]),
                 )?,

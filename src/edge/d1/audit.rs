@@ -198,6 +198,24 @@ impl AuditStore for D1Store {
                         "DELETE FROM login_failures WHERE last_at < ?1",
                         &[number(now.saturating_sub(FORGOTTEN_AFTER_SECS))],
                     )?,
+                    // A redeemed code is kept until it expires, to catch a
+                    // replay; a grant's refresh tokens go with it.
+                    self.stmt(
+                        OP,
+                        "DELETE FROM oauth_codes WHERE expires_at <= ?1",
+                        &[number(now)],
+                    )?,
+                    self.stmt(
+                        OP,
+                        "DELETE FROM oauth_refresh_tokens WHERE expires_at <= ?1
+                           OR grant_id IN (SELECT id FROM oauth_grants WHERE expires_at <= ?1)",
+                        &[number(now)],
+                    )?,
+                    self.stmt(
+                        OP,
+                        "DELETE FROM oauth_grants WHERE expires_at <= ?1",
+                        &[number(now)],
+                    )?,
                 ],
             )
             .await?;
@@ -207,6 +225,7 @@ impl AuditStore for D1Store {
             unverified_users: r.changes(3)?,
             audit_events: r.changes(4)?,
             login_failures: r.changes(7)?,
+            oauth_grants: r.changes(10)?,
         })
     }
 

@@ -16,6 +16,9 @@ struct ClientRow {
     post_logout_redirect_uris: String,
     api_key_id: Option<String>,
     created_at: f64,
+    /// Selected only by `oidc_client`.
+    #[serde(default)]
+    secret_hash: Option<String>,
 }
 
 impl From<ClientRow> for Client {
@@ -61,6 +64,17 @@ impl ClientStore for D1Store {
             )
             .await?;
         Ok(created.is_some())
+    }
+
+    async fn oidc_client(&self, id: &str) -> ApiResult<Option<(Client, Option<String>)>> {
+        let sql = format!("SELECT {CLIENT_COLUMNS}, secret_hash FROM oidc_clients WHERE id = ?1");
+        Ok(self
+            .read_first::<ClientRow>("oidc_client", &sql, &[text(id)])
+            .await?
+            .map(|mut r| {
+                let secret_hash = r.secret_hash.take();
+                (Client::from(r), secret_hash)
+            }))
     }
 
     async fn oidc_clients(&self) -> ApiResult<Vec<Client>> {

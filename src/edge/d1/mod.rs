@@ -22,12 +22,13 @@ mod apps;
 mod audit;
 mod clients;
 mod delivery;
+mod grants;
 mod sessions;
 
 pub struct D1Store(pub D1Database);
 
 /// Every table the migrations create.
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 13] = [
     "users",
     "codes",
     "sessions",
@@ -38,6 +39,9 @@ const TABLES: [&str; 10] = [
     "test_recipients",
     "login_failures",
     "oidc_clients",
+    "oauth_codes",
+    "oauth_grants",
+    "oauth_refresh_tokens",
 ];
 
 fn text(v: &str) -> JsValue {

@@ -42,6 +42,8 @@ pub struct Cleanup {
     pub audit_events: u64,
     /// Counts of failed sign-ins long forgotten.
     pub login_failures: u64,
+    /// The OpenID Provider's grants past their life.
+    pub oauth_grants: u64,
 }
 
 /// One bucket of the admin chart: codes sent, verified and failed.

@@ -13,6 +13,8 @@ pub trait ClientStore {
         client: &Client,
         secret_hash: Option<&str>,
     ) -> ApiResult<bool>;
+    /// The client `id` and the SHA-256 of its secret (a confidential one's).
+    async fn oidc_client(&self, id: &str) -> ApiResult<Option<(Client, Option<String>)>>;
     /// Every client, newest first.
     async fn oidc_clients(&self) -> ApiResult<Vec<Client>>;
     /// Deletes the client; `false` if no client has this id.

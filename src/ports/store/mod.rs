@@ -1,6 +1,7 @@
 //! What the flows need from the database, as small traits by capability:
 //! accounts and their codes, sessions and hand-offs, apps and their keys,
-//! delivery, the operator's audit trail, and OpenID Connect clients. `Store` is all of them. D1
+//! delivery, the operator's audit trail, OpenID Connect clients and the
+//! grants made to them. `Store` is all of them. D1
 //! implements each in its own file under `edge::d1`; every multi-step
 //! change is one atomic call here.
 
@@ -11,6 +12,7 @@ mod apps;
 mod audit;
 mod clients;
 mod delivery;
+mod grants;
 mod sessions;
 
 pub use accounts::*;
@@ -18,16 +20,23 @@ pub use apps::*;
 pub use audit::*;
 pub use clients::*;
 pub use delivery::*;
+pub use grants::*;
 pub use sessions::*;
 
 /// Everything the flows need from the database.
 pub trait Store:
-    AccountStore + SessionStore + AppStore + DeliveryStore + AuditStore + ClientStore
+    AccountStore + SessionStore + AppStore + DeliveryStore + AuditStore + ClientStore + GrantStore
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + SessionStore + AppStore + DeliveryStore + AuditStore + ClientStore
+    T: AccountStore
+        + SessionStore
+        + AppStore
+        + DeliveryStore
+        + AuditStore
+        + ClientStore
+        + GrantStore
 {
 }
 

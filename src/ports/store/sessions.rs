@@ -10,6 +10,9 @@ pub struct NewSession {
     pub now: u64,
     pub expires_at: u64,
     pub issued_to: Audience,
+    /// How the sign-in was made, as an ID token's `amr` says it (RFC 8176):
+    /// `pwd` for a password, `otp` for an emailed code.
+    pub amr: &'static str,
 }
 
 /// A hand-off code to file for the browser session `session_hash`.

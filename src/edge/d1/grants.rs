@@ -1,0 +1,261 @@
+//! The OpenID Provider's codes, grants and refresh tokens in D1. Each
+//! change is one batch (one transaction), guarded so that exactly one of
+//! two racing requests can win it.
+
+use super::*;
+
+use crate::ports::store::{
+    Grant, GrantStore, NewAuthCode, Redeemed, Redemption, Rotated, Rotation, User,
+};
+use serde::Deserialize;
+
+/// A grant with its account, for `?1` = the grant's id.
+const GRANT: &str =
+    "SELECT g.id AS id, g.client_id AS client_id, g.scope AS scope, g.nonce AS nonce,
+       g.auth_time AS auth_time, g.amr AS amr,
+       u.id AS user_id, u.email AS email, u.password_hash AS password_hash,
+       u.verified AS verified, u.created_at AS created_at,
+       EXISTS (SELECT 1 FROM oauth_refresh_tokens t WHERE t.grant_id = g.id) AS refreshable
+  FROM oauth_grants g JOIN users u ON u.id = g.user_id";
+
+#[derive(Deserialize)]
+struct GrantRow {
+    id: String,
+    client_id: String,
+    scope: String,
+    nonce: Option<String>,
+    auth_time: f64,
+    amr: String,
+    user_id: String,
+    email: String,
+    password_hash: String,
+    verified: f64,
+    created_at: f64,
+    refreshable: f64,
+}
+
+impl From<GrantRow> for Grant {
+    fn from(r: GrantRow) -> Self {
+        Grant {
+            user: User::from(UserRow {
+                id: r.user_id,
+                email: r.email,
+                password_hash: r.password_hash,
+                verified: r.verified,
+                created_at: r.created_at,
+            }),
+            id: r.id,
+            client_id: r.client_id,
+            scope: r.scope,
+            nonce: r.nonce,
+            auth_time: r.auth_time as u64,
+            amr: r.amr,
+            refreshable: r.refreshable != 0.0,
+        }
+    }
+}
+
+impl GrantStore for D1Store {
+    async fn file_authorization_code(&self, c: &NewAuthCode<'_>) -> ApiResult<bool> {
+        let row: Option<serde_json::Value> = self
+            .write(
+                "file_authorization_code",
+                "INSERT INTO oauth_codes (code_hash, client_id, session_hash, user_id, redirect_uri, challenge,
+                                          nonce, scope, auth_time, amr, created_at, expires_at)
+                 SELECT ?1, ?2, s.token_hash, s.user_id, ?4, ?5, ?6, ?7, s.created_at, COALESCE(s.amr, ''), ?8, ?9
+                   FROM sessions s JOIN users u ON u.id = s.user_id
+                  WHERE s.token_hash = ?3 AND s.expires_at > ?8 AND s.issued_to = 'browser'
+                    AND s.created_at >= ?10 AND u.verified = 1
+                    AND EXISTS (SELECT 1 FROM oidc_clients WHERE id = ?2)
+                 RETURNING code_hash",
+                &[
+                    text(c.code_hash),
+                    text(c.client_id),
+                    text(c.session_hash),
+                    text(c.redirect_uri),
+                    maybe_text(c.challenge),
+                    maybe_text(c.nonce),
+                    text(c.scope),
+                    number(c.now),
+                    number(c.expires_at),
+                    number(c.signed_in_since),
+                ],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn redeem_authorization_code(&self, r: &Redemption<'_>) -> ApiResult<Redeemed> {
+        const OP: &str = "redeem_authorization_code";
+        let code = [text(r.code_hash)];
+        let r = self
+            .batch(
+                OP,
+                vec![
+                    self.stmt(
+                        OP,
+                        "SELECT EXISTS (SELECT 1 FROM oauth_codes WHERE code_hash = ?1 AND used_at IS NOT NULL) AS n",
+                        &code,
+                    )?,
+                    // A replay revokes what the first redemption made.
+                    self.stmt(
+                        OP,
+                        "DELETE FROM oauth_grants
+                          WHERE id = (SELECT grant_id FROM oauth_codes WHERE code_hash = ?1 AND used_at IS NOT NULL)",
+                        &code,
+                    )?,
+                    // Tried once, right or wrong; the grant id is set only
+                    // where everything binds.
+                    self.stmt(
+                        OP,
+                        "UPDATE oauth_codes SET used_at = ?5,
+                                grant_id = CASE WHEN client_id = ?2 AND redirect_uri = ?3 AND challenge IS ?4
+                                                 AND expires_at > ?5
+                                                 AND EXISTS (SELECT 1 FROM sessions s
+                                                              WHERE s.token_hash = oauth_codes.session_hash
+                                                                AND s.expires_at > ?5 AND s.issued_to = 'browser')
+                                           THEN ?6 END
+                          WHERE code_hash = ?1 AND used_at IS NULL",
+                        &[
+                            text(r.code_hash),
+                            text(r.client_id),
+                            text(r.redirect_uri),
+                            maybe_text(r.challenge),
+                            number(r.now),
+                            text(r.grant_id),
+                        ],
+                    )?,
+                    self.stmt(
+                        OP,
+                        "INSERT INTO oauth_grants (id, client_id, user_id, scope, nonce, auth_time, amr, created_at, expires_at)
+                         SELECT grant_id, client_id, user_id, scope, nonce, auth_time, amr, ?3, ?4
+                           FROM oauth_codes WHERE code_hash = ?1 AND grant_id = ?2 AND used_at = ?3",
+                        &[
+                            text(r.code_hash),
+                            text(r.grant_id),
+                            number(r.now),
+                            number(r.grant_expires_at),
+                        ],
+                    )?,
+                    self.stmt(
+                        OP,
+                        "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, created_at, expires_at)
+                         SELECT ?2, id, ?3, ?4 FROM oauth_grants
+                          WHERE id = ?1 AND (' ' || scope || ' ') LIKE '% offline_access %'",
+                        &[
+                            text(r.grant_id),
+                            text(&r.refresh.token_hash),
+                            number(r.now),
+                            number(r.refresh.expires_at),
+                        ],
+                    )?,
+                    self.stmt(OP, &format!("{GRANT} WHERE g.id = ?1"), &[text(r.grant_id)])?,
+                ],
+            )
+            .await?;
+        if r.flag(0)? {
+            return Ok(Redeemed::Replayed);
+        }
+        Ok(match r.rows::<GrantRow>(5)?.into_iter().next() {
+            Some(g) => Redeemed::Granted(g.into()),
+            None => Redeemed::Refused,
+        })
+    }
+
+    async fn rotate_refresh_token(&self, r: &Rotation<'_>) -> ApiResult<Rotated> {
+        const OP: &str = "rotate_refresh_token";
+        let old = [text(r.token_hash)];
+        let next = [text(&r.next.token_hash)];
+        let r = self
+            .batch(
+                OP,
+                vec![
+                    self.stmt(
+                        OP,
+                        "SELECT EXISTS (SELECT 1 FROM oauth_refresh_tokens WHERE token_hash = ?1 AND used_at IS NOT NULL) AS n",
+                        &old,
+                    )?,
+                    // A rotated token presented again: someone holds a copy,
+                    // so the whole family goes (RFC 9700 §4.14.2).
+                    self.stmt(
+                        OP,
+                        "DELETE FROM oauth_grants
+                          WHERE id = (SELECT grant_id FROM oauth_refresh_tokens WHERE token_hash = ?1 AND used_at IS NOT NULL)",
+                        &old,
+                    )?,
+                    self.stmt(
+                        OP,
+                        "UPDATE oauth_refresh_tokens SET used_at = ?3
+                          WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?3
+                            AND grant_id IN (SELECT id FROM oauth_grants WHERE client_id = ?2 AND expires_at > ?3)",
+                        &[text(r.token_hash), text(r.client_id), number(r.now)],
+                    )?,
+                    // `changes()` is the UPDATE's just above: only the
+                    // request that marked the token used files the next.
+                    self.stmt(
+                        OP,
+                        "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, created_at, expires_at)
+                         SELECT ?2, grant_id, ?3, ?4 FROM oauth_refresh_tokens
+                          WHERE changes() = 1 AND token_hash = ?1 AND used_at = ?3",
+                        &[
+                            text(r.token_hash),
+                            text(&r.next.token_hash),
+                            number(r.now),
+                            number(r.next.expires_at),
+                        ],
+                    )?,
+                    self.stmt(
+                        OP,
+                        "UPDATE oauth_grants SET expires_at = ?2
+                          WHERE id = (SELECT grant_id FROM oauth_refresh_tokens WHERE token_hash = ?1)",
+                        &[text(&r.next.token_hash), number(r.grant_expires_at)],
+                    )?,
+                    self.stmt(
+                        OP,
+                        &format!(
+                            "{GRANT} WHERE g.id = (SELECT grant_id FROM oauth_refresh_tokens WHERE token_hash = ?1)"
+                        ),
+                        &next,
+                    )?,
+                ],
+            )
+            .await?;
+        if r.flag(0)? {
+            return Ok(Rotated::Reused);
+        }
+        Ok(match r.rows::<GrantRow>(5)?.into_iter().next() {
+            Some(g) => Rotated::Rotated(g.into()),
+            None => Rotated::Refused,
+        })
+    }
+
+    async fn grant(&self, id: &str, now: u64) -> ApiResult<Option<Grant>> {
+        Ok(self
+            .read_first::<GrantRow>(
+                "grant",
+                &format!("{GRANT} WHERE g.id = ?1 AND g.expires_at > ?2"),
+                &[text(id), number(now)],
+            )
+            .await?
+            .map(Grant::from))
+    }
+
+    async fn revoke_grant(
+        &self,
+        token_hash: Option<&str>,
+        grant_id: Option<&str>,
+        client_id: &str,
+    ) -> ApiResult<bool> {
+        let row: Option<serde_json::Value> = self
+            .write(
+                "revoke_grant",
+                "DELETE FROM oauth_grants
+                  WHERE client_id = ?3
+                    AND id = COALESCE(?2, (SELECT grant_id FROM oauth_refresh_tokens WHERE token_hash = ?1))
+                 RETURNING id",
+                &[maybe_text(token_hash), maybe_text(grant_id), text(client_id)],
+            )
+            .await?;
+        Ok(row.is_some())
+    }
+}
