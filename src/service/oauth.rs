@@ -273,7 +273,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         match redeemed {
             Redeemed::Granted(grant) => {
                 let refresh = grant.refreshable.then_some(refresh);
-                Ok((grant, refresh))
+                Ok((*grant, refresh))
             }
             Redeemed::Refused => Err(invalid_grant(
                 "the code is unknown, expired, another client's, or for another redirect_uri or code_verifier",
@@ -311,7 +311,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             })
             .await?;
         match rotated {
-            Rotated::Rotated(grant) => Ok((grant, Some(next))),
+            Rotated::Rotated(grant) => Ok((*grant, Some(next))),
             Rotated::Refused => Err(invalid_grant(
                 "the refresh token is unknown, expired, revoked, or another client's",
             )),

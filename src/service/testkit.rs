@@ -1226,7 +1226,7 @@ impl GrantStore for &MemoryStore {
         drop(codes);
         Ok(self
             .grant_of(r.grant_id)
-            .map_or(Redeemed::Refused, Redeemed::Granted))
+            .map_or(Redeemed::Refused, |g| Redeemed::Granted(Box::new(g))))
     }
 
     async fn rotate_refresh_token(&self, r: &Rotation<'_>) -> ApiResult<Rotated> {
@@ -1264,7 +1264,7 @@ impl GrantStore for &MemoryStore {
         }
         Ok(self
             .grant_of(&grant_id)
-            .map_or(Rotated::Refused, Rotated::Rotated))
+            .map_or(Rotated::Refused, |g| Rotated::Rotated(Box::new(g))))
     }
 
     async fn grant(&self, id: &str, now: u64) -> ApiResult<Option<Grant>> {

@@ -157,7 +157,7 @@ impl GrantStore for D1Store {
             return Ok(Redeemed::Replayed);
         }
         Ok(match r.rows::<GrantRow>(5)?.into_iter().next() {
-            Some(g) => Redeemed::Granted(g.into()),
+            Some(g) => Redeemed::Granted(Box::new(g.into())),
             None => Redeemed::Refused,
         })
     }
@@ -224,7 +224,7 @@ impl GrantStore for D1Store {
             return Ok(Rotated::Reused);
         }
         Ok(match r.rows::<GrantRow>(5)?.into_iter().next() {
-            Some(g) => Rotated::Rotated(g.into()),
+            Some(g) => Rotated::Rotated(Box::new(g.into())),
             None => Rotated::Refused,
         })
     }

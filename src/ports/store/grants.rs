@@ -63,7 +63,7 @@ pub struct Grant {
 pub enum Redeemed {
     /// The code was live, this client's, for this redirect URI and
     /// verifier, and its browser session too: here is the grant.
-    Granted(Grant),
+    Granted(Box<Grant>),
     /// The code is unknown, expired, another client's, for another
     /// redirect URI or verifier, or its session ended: spent all the same.
     Refused,
@@ -83,7 +83,7 @@ pub struct Rotation<'a> {
 
 #[derive(Debug, Clone)]
 pub enum Rotated {
-    Rotated(Grant),
+    Rotated(Box<Grant>),
     /// Unknown, expired, another client's, or its grant revoked.
     Refused,
     /// A token rotated before was presented again: its grant is revoked.
