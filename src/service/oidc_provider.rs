@@ -16,6 +16,7 @@ use crate::domain::oidc_client::{Client, NewClient};
 use crate::domain::password::Password;
 use crate::domain::registrant::PasswordProof;
 use crate::error::ApiError;
+use crate::ports::signer::Signer as _;
 use pollster::block_on;
 
 const ISSUER: &str = "https://id.example";
@@ -362,6 +363,19 @@ fn an_access_token_is_not_an_id_token_nor_changed_nor_expired() {
     parts[1] = b64.encode(claims.to_string());
     assert_eq!(refused(&parts.join(".")), "invalid_token");
     assert_eq!(refused("not.a.token"), "invalid_token");
+    // The access token's own claims, signed by our key, without `at+jwt`:
+    // whatever else carries them (an ID token) is not an access token.
+    let keys = crate::domain::jwk::SigningKeys::parse(&sample_set()).unwrap();
+    let key = keys.signer(crate::domain::jwk::Alg::Rs256).unwrap();
+    let at = Unverified::parse(&t.access_token).unwrap();
+    let input = crate::domain::jwt::signing_input(key, None, &at.claims);
+    let signature = block_on(w.signer.sign(key, input.as_bytes())).unwrap();
+    let untyped = crate::domain::jwt::compact(&input, &signature);
+    assert_eq!(refused(&untyped), "invalid_token");
+    let input = crate::domain::jwt::signing_input(key, Some("at+jwt"), &at.claims);
+    let signature = block_on(w.signer.sign(key, input.as_bytes())).unwrap();
+    block_on(svc.userinfo(Some(&crate::domain::jwt::compact(&input, &signature))))
+        .expect("the same claims with at+jwt are an access token");
     // Revoked by its client (RFC 7009): userinfo refuses it at once.
     block_on(svc.revoke(&creds, &t.access_token)).unwrap();
     assert_eq!(refused(&t.access_token), "invalid_token");
