@@ -279,7 +279,9 @@ fn a_refresh_token_is_its_clients_alone_and_lapses() {
         tokens(&w, &creds(&b, &b_secret), &refresh(rt.expose())).unwrap_err(),
         "invalid_grant"
     );
-    // B's attempt neither used nor revoked it.
+    // B's attempt neither used nor revoked it; and it outlives the access
+    // token it came with.
+    w.advance(601);
     let next = tokens(&w, &creds_a, &refresh(rt.expose())).unwrap();
     w.advance(REFRESH_TOKEN_TTL_SECS);
     let rt = next.refresh_token.unwrap();

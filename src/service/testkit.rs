@@ -1214,7 +1214,10 @@ impl GrantStore for &MemoryStore {
                 nonce: code.nonce.clone(),
                 auth_time: code.auth_time,
                 amr: code.amr.clone(),
-                expires_at: r.grant_expires_at,
+                expires_at: match crate::domain::oauth::has_scope(&code.scope, "offline_access") {
+                    true => r.refresh.expires_at,
+                    false => r.grant_expires_at,
+                },
             },
         );
         if crate::domain::oauth::has_scope(&code.scope, "offline_access") {

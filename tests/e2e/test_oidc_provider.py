@@ -186,8 +186,14 @@ def test_authlib_signs_in_with_a_password_and_refreshes_and_revokes(provider, ca
     info = app.userinfo(token=token)
     assert info == {"sub": claims["sub"], "email": email, "email_verified": True}
     # The access token is a JWT an app checks with the published keys alone.
-    header = json.loads(base64.urlsafe_b64decode(token["access_token"].split(".")[0] + "=="))
+    header, payload = (json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+                       for part in token["access_token"].split(".")[:2])
     assert header["typ"] == "at+jwt"
+    # With offline_access the grant lives as long as its refresh token, not
+    # ten minutes like the access token it came with.
+    life = provider.db().execute("SELECT expires_at - created_at FROM oauth_grants WHERE id = ?",
+                                 (payload["sid"],)).fetchone()
+    assert life == (30 * 86_400,)
 
     session = session_of(app)
     meta = app.load_server_metadata()

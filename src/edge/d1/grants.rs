@@ -127,14 +127,17 @@ impl GrantStore for D1Store {
                     )?,
                     self.stmt(
                         OP,
+                        // A grant with a refresh token lives as long as it.
                         "INSERT INTO oauth_grants (id, client_id, user_id, scope, nonce, auth_time, amr, created_at, expires_at)
-                         SELECT grant_id, client_id, user_id, scope, nonce, auth_time, amr, ?3, ?4
+                         SELECT grant_id, client_id, user_id, scope, nonce, auth_time, amr, ?3,
+                                CASE WHEN (' ' || scope || ' ') LIKE '% offline_access %' THEN ?5 ELSE ?4 END
                            FROM oauth_codes WHERE code_hash = ?1 AND grant_id = ?2 AND used_at = ?3",
                         &[
                             text(r.code_hash),
                             text(r.grant_id),
                             number(r.now),
                             number(r.grant_expires_at),
+                            number(r.refresh.expires_at),
                         ],
                     )?,
                     self.stmt(

@@ -38,6 +38,8 @@ pub struct Redemption<'a> {
     pub challenge: Option<&'a str>,
     /// The id of the grant the code becomes.
     pub grant_id: &'a str,
+    /// When the grant lapses without `offline_access`; with it, it lives
+    /// as long as its refresh token.
     pub grant_expires_at: u64,
     /// Filed with the grant when its scope holds `offline_access`.
     pub refresh: &'a NewRefresh,
