@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from harness import ADMIN_TOKEN, StandIn, Worker  # noqa: E402
+from harness import ADMIN_TOKEN, StandIn, Worker, oidc_signing_keys  # noqa: E402
 
 import report  # noqa: E402
 import requests  # noqa: E402
@@ -107,6 +107,48 @@ class Fixtures:
         # out of reach of the per-address caps.
         return self.bodies("otp-send", [{"channel": "email", "to": "send-%d@bench.test", "purpose": "login"}])
 
+    def oidc_client(self):
+        r = self.service.call("admin_create_oidc_client", {"name": "bench", "type": "confidential",
+                                                           "redirect_uris": ["https://app.bench.test/cb"]},
+                              headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+        return expect(r, 201).json()
+
+    def access_token(self, client):
+        """An access token for the login account, made as a browser and an
+        app make it: the pages' sign-in, /oauth/authorize, /oauth/token.
+        Cookies go by hand: `requests` keeps `Secure` ones off plain http."""
+        jar = {}
+
+        def call(method, path, **kw):
+            cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
+            r = requests.request(method, self.service.url + path, allow_redirects=False,
+                                 headers={"cookie": cookie, "origin": self.service.url}, **kw)
+            for c in r.raw.headers.getlist("set-cookie"):
+                name, value = c.split(";", 1)[0].split("=", 1)
+                jar[name] = value
+            return r
+
+        page = expect(call("GET", "/auth/sign-in"), 200).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        form = {"csrf": csrf, "email": "login@bench.test", "password": PASSWORD, "via": "password"}
+        expect(call("POST", "/auth/sign-in", data=form), 303)
+        r = call("GET", "/oauth/authorize", params={
+            "client_id": client["client_id"], "redirect_uri": client["redirect_uris"][0],
+            "response_type": "code", "scope": "openid email"})
+        code = re.search(r"code=([^&]+)", expect(r, 303).headers["location"]).group(1)
+        r = requests.post(self.service.url + "/oauth/token", auth=(client["client_id"], client["client_secret"]),
+                          data={"grant_type": "authorization_code", "code": code,
+                                "redirect_uri": client["redirect_uris"][0]})
+        return expect(r, 200).json()["access_token"]
+
+    def token_wrong_code(self, client):
+        # load.lua makes every "%d" unique: each request names an unknown code.
+        line = (f"grant_type=authorization_code&code=unknown-%d&redirect_uri=https%3A%2F%2Fapp.bench.test%2Fcb"
+                f"&client_id={client['client_id']}&client_secret={client['client_secret']}")
+        path = self.dir / "token.txt"
+        path.write_text(line + "\n")
+        return str(path)
+
     def otp_verify_pool(self, key):
         auth = {"authorization": f"Bearer {key}"}
         to = [f"otp-{i}@bench.test" for i in range(POOL)]
@@ -118,10 +160,13 @@ class Fixtures:
 RUNS = iter(range(1, 1 << 30))
 
 
-def wrk(url, connections, seconds, method, path, status, bodies="", token=""):
+def wrk(url, connections, seconds, method, path, status, bodies="", token="", content_type=""):
     threads = min(connections, os.cpu_count() or 1)
+    # A token may be made fresh for each run (an access token lives ten minutes).
+    token = token() if callable(token) else token
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-           "-s", str(ROOT / "bench" / "load.lua"), url + path, "--", method, path, str(status), bodies, token, str(next(RUNS))]
+           "-s", str(ROOT / "bench" / "load.lua"), url + path, "--", method, path, str(status), bodies, token,
+           str(next(RUNS)), content_type]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if out.returncode != 0 or line is None:
@@ -272,7 +317,15 @@ def run(build_log=None, baseline_log=None, cpu_log=None):
     mail = StandIn(keep_alive=True)
     baseline = Worker("bench-baseline", main=ROOT / "bench" / "baseline" / "build" / "worker" / "shim.mjs",
                       mail=mail, kv=False, schema=BASELINE_SCHEMA)
-    service = Worker("bench-service", mail=mail, vars=SERVICE_VARS, limits=SERVICE_LIMITS)
+    # The OpenID Provider's issuer is the worker's own address.
+    service = Worker("bench-service", mail=mail, vars=SERVICE_VARS, limits=SERVICE_LIMITS,
+                     secrets={"OIDC_SIGNING_KEYS": oidc_signing_keys()}, start=False)
+    service.vars["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{service.port}"
+    service.start()
+    if service.vars["PUBLIC_BASE_URL"] != service.url:
+        service.stop()
+        service.vars["PUBLIC_BASE_URL"] = service.url
+        service.start()
     try:
         log("== fixtures (through the API)")
         fx = Fixtures(service, mail, workdir)
@@ -280,6 +333,7 @@ def run(build_log=None, baseline_log=None, cpu_log=None):
         login, token = fx.login()
         key = fx.api_key()
         otp_verify = fx.otp_verify_pool(key)
+        client = fx.oidc_client()
         log(f"  {POOL} pending users, {POOL} pending app codes, one account")
 
         workloads = [
@@ -296,6 +350,11 @@ def run(build_log=None, baseline_log=None, cpu_log=None):
              dict(method="POST", path="/v1/otp/send", status=202, bodies=fx.otp_send(), token=key)),
             ("POST /v1/otp/verify (wrong)", service.url,
              dict(method="POST", path="/v1/otp/verify", status=400, bodies=otp_verify, token=key)),
+            ("GET /oauth/userinfo", service.url,
+             dict(method="GET", path="/oauth/userinfo", status=200, token=lambda: fx.access_token(client))),
+            ("POST /oauth/token (wrong code)", service.url,
+             dict(method="POST", path="/oauth/token", status=400, bodies=fx.token_wrong_code(client),
+                  content_type="application/x-www-form-urlencoded")),
         ]
         log(f"== load: wrk, {WARMUP} s warm-up + {SECONDS} s per run")
         for connections in report.CONNECTIONS:

@@ -1,4 +1,4 @@
--- One workload for wrk: `wrk -s bench/load.lua URL -- METHOD PATH STATUS BODIES TOKEN RUN`.
+-- One workload for wrk: `wrk -s bench/load.lua URL -- METHOD PATH STATUS BODIES TOKEN RUN [CONTENT_TYPE]`.
 -- BODIES is a file of JSON bodies, one per line, sent in rotation so that
 -- each body gets an equal share (the verify pools stay under the attempt
 -- limit). A "%d" in a body becomes a number no other request of the run
@@ -19,7 +19,10 @@ function init(args)
       if line ~= "" then table.insert(bodies, line) end
     end
   end
-  headers = { ["content-type"] = "application/json" }
+  -- CONTENT_TYPE (args[7]) for the OAuth endpoints' form bodies.
+  local content_type = "application/json"
+  if args[7] and args[7] ~= "" then content_type = args[7] end
+  headers = { ["content-type"] = content_type }
   if args[5] and args[5] ~= "" then headers["authorization"] = "Bearer " .. args[5] end
   run = args[6] or "0"
   -- Threads start far apart in the rotation.

@@ -21,6 +21,10 @@ FLOOR_OF = {
     "POST /v1/verify-email (wrong)": WRITE_FLOOR,
     "POST /v1/otp/verify (wrong)": WRITE_FLOOR,
     "POST /v1/otp/send": SEND_FLOOR,
+    # One D1 read of the grant, and an RS256 verification in WebCrypto.
+    "GET /oauth/userinfo": D1_FLOOR,
+    # The client's read, then the redemption's batch (it finds no code).
+    "POST /oauth/token (wrong code)": WRITE_FLOOR,
 }
 MIN_FLOOR_RATIO = 0.8
 # The send-then-verify cycle: the service against a plain OTP script.

@@ -306,6 +306,7 @@ pub fn metadata(issuer: &str) -> Value {
         "token_endpoint": format!("{issuer}/oauth/token"),
         "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "end_session_endpoint": format!("{issuer}/oauth/logout"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "scopes_supported": SUPPORTED_SCOPES,
         "response_types_supported": ["code"],

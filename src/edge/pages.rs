@@ -38,6 +38,7 @@ use worker::{Context, Env, Request, Response};
 pub(super) fn is_page(path: &str) -> bool {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     path == AUTHORIZE_PATH
+        || path == LOGOUT_PATH
         || under("/auth")
         || under("/admin")
         || path.starts_with("/problems/")
@@ -109,8 +110,16 @@ pub(super) async fn serve(
     };
     // A page that signs in for an OpenID Connect client may post to a
     // redirect that ends at the client's redirect URI.
-    let client_origin = carried_request(query_of(&req.inner().url()), &scope.cfg)
-        .and_then(|r| AbsoluteUrl::parse(&r.redirect_uri).map(|u| u.origin()));
+    // So does the confirmation of a sign-out an app asked for, to the
+    // post-logout URI (checked against the client before the form shows).
+    let url = req.inner().url();
+    let back_to = match path == LOGOUT_PATH {
+        true => form_urlencoded::parse(query_of(&url).as_bytes())
+            .find(|(k, _)| k == "post_logout_redirect_uri")
+            .map(|(_, v)| v.into_owned()),
+        false => carried_request(query_of(&url), &scope.cfg).map(|r| r.redirect_uri),
+    };
+    let client_origin = back_to.and_then(|uri| AbsoluteUrl::parse(&uri).map(|u| u.origin()));
     let csp = layout::csp(
         &scope.cfg.auth_return_origins,
         client_origin.as_deref(),
@@ -155,6 +164,8 @@ pub(super) async fn serve(
 /// The OpenID Connect authorization endpoint: a page, since the person
 /// may have to sign in on the way.
 const AUTHORIZE_PATH: &str = "/oauth/authorize";
+/// RP-initiated logout (`end_session_endpoint`): a page, since it may ask.
+const LOGOUT_PATH: &str = "/oauth/logout";
 
 /// The authorization request a page's query carries (`oauth=`), if its
 /// seal holds and it is recent (`AuthorizationRequest::unseal`).
@@ -242,6 +253,7 @@ fn log_name(path: &str) -> &'static str {
         "/auth/account" => "page_account",
         "/auth/sign-out" => "page_sign_out",
         AUTHORIZE_PATH => "page_oauth_authorize",
+        LOGOUT_PATH => "page_oauth_logout",
         "/admin" | "/admin/" => "page_admin",
         "/admin/sign-in" => "page_admin_sign_in",
         "/admin/sign-out" => "page_admin_sign_out",
@@ -436,6 +448,7 @@ impl Page<'_, '_> {
         }
         match path {
             AUTHORIZE_PATH => self.authorize().await,
+            LOGOUT_PATH => self.end_session(false).await,
             "/auth" => Ok(Answer::redirect("/auth/sign-in")),
             "/auth/account" => self.account().await,
             "/admin/sign-in" => {
@@ -528,6 +541,78 @@ impl Page<'_, '_> {
         )))
     }
 
+    /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). A
+    /// `post_logout_redirect_uri` must be one its client registered, the
+    /// client named by the `id_token_hint` or `client_id`; otherwise an
+    /// error page. With a hint of ours for this browser's account (or no
+    /// session at all) the session ends at once; otherwise the person is
+    /// asked, and `confirmed` is their form's answer.
+    async fn end_session(&mut self, confirmed: bool) -> ApiResult<Answer> {
+        let query = self.query();
+        let param = |name: &str| {
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let hint = match param("id_token_hint") {
+            Some(h) => self.svc.id_token_hint(&h).await?,
+            None => None,
+        };
+        let client_id = match (
+            hint.as_ref().map(|(aud, _)| aud.clone()),
+            param("client_id"),
+        ) {
+            (Some(a), Some(b)) if a != b => {
+                return Ok(self.page(400, auth::logout_refused(self.site())))
+            }
+            (a, b) => a.or(b),
+        };
+        let back = match param("post_logout_redirect_uri") {
+            None => None,
+            Some(uri) => {
+                let client = match &client_id {
+                    Some(id) => self.svc.logout_client(id, &uri).await?,
+                    None => None,
+                };
+                if client.is_none() {
+                    return Ok(self.page(400, auth::logout_refused(self.site())));
+                }
+                let mut params = vec![];
+                let state = param("state");
+                if let Some(state) = &state {
+                    params.push(("state", state.as_str()));
+                }
+                Some(crate::domain::oauth::with_params(&uri, &params))
+            }
+        };
+        let token = self.cookie(SESSION_COOKIE);
+        let user = match self.svc.me(token.as_deref(), Presented::Cookie).await {
+            Ok(user) => Some(user),
+            Err(ApiError::Unauthorized) => None,
+            Err(e) => return Err(e),
+        };
+        let theirs = match (&hint, &user) {
+            (Some(_), None) => true,
+            (Some((_, sub)), Some(user)) => *sub == user.id,
+            (None, _) => false,
+        };
+        if !confirmed && !theirs && user.is_some() {
+            let csrf = self.csrf()?;
+            let action = format!("{LOGOUT_PATH}?{query}");
+            return Ok(self.page(200, auth::sign_out_confirm(self.site(), &csrf, &action)));
+        }
+        if user.is_some() {
+            match self.svc.logout(token.as_deref(), Presented::Cookie).await {
+                Ok(()) | Err(ApiError::Unauthorized) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let to =
+            back.unwrap_or_else(|| format!("/auth/sign-in?notice={}", Notice::SignedOut.as_str()));
+        Ok(Answer::redirect(&to).cookie(clear_cookie(SESSION_COOKIE)))
+    }
+
     /// A browser that is signed in and opens the sign-in page goes on: to
     /// the app that sent it, or to its account.
     async fn already_signed_in(&mut self) -> ApiResult<Option<Answer>> {
@@ -609,6 +694,9 @@ impl Page<'_, '_> {
     async fn post(&mut self, path: &str, form: Form) -> ApiResult<Answer> {
         if path.starts_with("/admin") {
             return self.console_post(path, form).await;
+        }
+        if path == LOGOUT_PATH {
+            return self.end_session(true).await;
         }
         let email = form.get("email").unwrap_or("").trim().to_owned();
         // Only what could be an address: a cookie stays small.

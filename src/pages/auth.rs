@@ -366,6 +366,34 @@ pub fn account(site: &str, csrf: &str, email: &str, verified: bool, since: &str)
     document(site, "Your account", html! {}, body)
 }
 
+/// RP-initiated logout without proof that the app's user is this
+/// browser's: the person says whether to sign out. `action` carries the
+/// app's request, so the sign-out goes on to where the app asked.
+pub fn sign_out_confirm(site: &str, csrf: &str, action: &str) -> Markup {
+    let body = html! {
+        h1 { "Sign out?" }
+        p { "An app asked to sign you out of " (site) "." }
+        form #sign-out method="post" action=(action) {
+            (csrf_field(csrf))
+            button type="submit" { "Sign out" }
+        }
+    };
+    document(site, "Sign out", html! {}, body)
+}
+
+/// A logout request naming an address to return to that its app did not
+/// register: nothing is done, and nobody is sent there.
+pub fn logout_refused(site: &str) -> Markup {
+    let body = html! {
+        h1 { "This sign-out link is not valid" }
+        div #error .alert.error role="alert" {
+            "The app asked to send you back to an address it did not register, so nothing was done. "
+            "Go back to the app and sign out there again."
+        }
+    };
+    document(site, "Sign-out link not valid", html! {}, body)
+}
+
 /// The answer to a form that failed the CSRF check: nothing was done.
 pub fn refused(site: &str, back: &str) -> Markup {
     let body = html! {

@@ -428,6 +428,48 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         }
     }
 
+    /// The client and account an `id_token_hint` names (RP-initiated
+    /// logout): an ID token of ours, by its signature and issuer, expired
+    /// or not (a hint outlives the token's use); `None` for anything else.
+    pub async fn id_token_hint(&self, hint: &str) -> ApiResult<Option<(String, String)>> {
+        let keys = self.cfg.oidc_keys()?;
+        let issuer = self.cfg.oidc_issuer()?;
+        let Some(token) = Unverified::parse(hint) else {
+            return Ok(None);
+        };
+        let Some(key) = keys.by_kid(&token.kid).filter(|k| k.alg == token.alg) else {
+            return Ok(None);
+        };
+        let claims = (
+            token.typ.is_none(),
+            token.claim_str("iss") == Some(issuer),
+            token.claim_str("aud"),
+            token.claim_str("sub"),
+        );
+        let (true, true, Some(aud), Some(sub)) = claims else {
+            return Ok(None);
+        };
+        let valid = self
+            .signer
+            .verify(key, token.input.as_bytes(), &token.signature)
+            .await?;
+        Ok(valid.then(|| (aud.to_owned(), sub.to_owned())))
+    }
+
+    /// The client `client_id`, when `uri` is one of its registered
+    /// post-logout redirect URIs, exactly.
+    pub async fn logout_client(&self, client_id: &str, uri: &str) -> ApiResult<Option<Client>> {
+        if !crate::domain::oidc_client::is_client_id(client_id) {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .oidc_client(client_id)
+            .await?
+            .map(|(client, _)| client)
+            .filter(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri)))
+    }
+
     /// `/oauth/userinfo`: the account an access token speaks for, while
     /// its grant stands (a revocation or a password reset ends it).
     pub async fn userinfo(&self, access_token: Option<&str>) -> ApiResult<Value> {

@@ -405,3 +405,23 @@ fn revocation_of_a_refresh_token_is_its_clients_alone() {
         "invalid_grant"
     );
 }
+
+#[test]
+fn only_an_id_token_of_ours_is_a_logout_hint() {
+    let (w, browser) = world();
+    let (c, _, t) = signed_in_client(&w, &browser);
+    let svc = w.svc();
+    let user_id = w.store.users.borrow()["ann@example.com"].id.clone();
+    let id_token = t.id_token.unwrap();
+    // Expired or not: a hint outlives its token's use.
+    w.advance(3_600);
+    assert_eq!(
+        block_on(svc.id_token_hint(&id_token)).unwrap(),
+        Some((c.id.clone(), user_id))
+    );
+    // An access token is not an ID token; a changed one is nobody's.
+    assert_eq!(block_on(svc.id_token_hint(&t.access_token)).unwrap(), None);
+    let forged = format!("{}x", &id_token[..id_token.len() - 1]);
+    assert_eq!(block_on(svc.id_token_hint(&forged)).unwrap(), None);
+    assert_eq!(block_on(svc.id_token_hint("junk")).unwrap(), None);
+}

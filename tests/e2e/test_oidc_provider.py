@@ -9,6 +9,7 @@ Connect Core say."""
 
 import base64
 import json
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,11 +19,12 @@ import pytest
 import requests
 from authlib.integrations.base_client import BaseApp, FrameworkIntegration, OAuth2Mixin, OAuthError, OpenIDMixin
 from authlib.integrations.requests_client import OAuth2Session
+from joserfc.errors import InvalidKeyIdError
 from playwright.sync_api import expect
 
 from browser import journey
 from conftest import OIDC_KEYS, SECRETS_SEEN
-from harness import ADMIN_TOKEN, Worker, free_port, problem, unique_email
+from harness import ADMIN_TOKEN, ROOT, Worker, free_port, oidc_signing_keys, problem, unique_email
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -33,6 +35,7 @@ class Callback:
 
     def __init__(self):
         self.queries = []
+        self.farewells = []  # the queries of /bye, the post-logout URI
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,6 +43,8 @@ class Callback:
                 url = urlsplit(self.path)
                 if url.path == "/cb":  # (not the browser's /favicon.ico)
                     outer.queries.append(url.query)
+                if url.path == "/bye":
+                    outer.farewells.append(url.query)
                 body = b"<!doctype html><html lang=en><title>app</title><main><h1>Back in the app</h1></main></html>"
                 self.send_response(200)
                 self.send_header("content-type", "text/html")
@@ -52,6 +57,7 @@ class Callback:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/cb"
+        self.bye = self.uri.replace("/cb", "/bye")
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def last(self):
@@ -395,3 +401,133 @@ def test_malformed_token_requests_get_oauth_errors(provider, callback):
     r = token_call(provider, {"grant_type": "refresh_token", "refresh_token": "nope"}, auth)
     assert (r.status_code, r.json()["error"]) == (400, "invalid_grant")
     assert r.headers["cache-control"] == "no-store"
+
+
+def test_rp_initiated_logout_ends_the_session_and_returns_to_a_registered_uri(provider, callback, mail, browser):
+    client = register_client(provider, callback, post_logout_redirect_uris=[callback.bye])
+    email, password = verified_person(provider, mail)
+    app = authlib_app(provider, client)
+    assert app.load_server_metadata()["end_session_endpoint"] == provider.issuer + "/oauth/logout"
+    with journey(browser) as j:
+        rv = app.create_authorization_url(redirect_uri=callback.uri)
+        sign_in_with_password(j, rv["url"], email, password)
+        j.page.wait_for_url(callback.uri + "?**")
+        token = app.fetch_access_token(redirect_uri=callback.uri, code=callback.last()["code"],
+                                       code_verifier=rv["code_verifier"])
+        remember(token)
+        # With the app's ID token as the hint: signed out at once, and back.
+        logout = app.create_logout_url(post_logout_redirect_uri=callback.bye, id_token_hint=token["id_token"])
+        j.page.goto(logout["url"])
+        j.page.wait_for_url(callback.bye + "?**")
+        assert parse_qs(callback.farewells[-1]) == {"state": [logout["state"]]}
+        # The browser's session is gone: the app's next request asks again.
+        j.page.goto(app.create_authorization_url(redirect_uri=callback.uri)["url"])
+        expect(j.page.locator("#continues-to")).to_be_visible()
+
+        # Without a hint the person is asked first.
+        sign_in_with_password(j, app.create_authorization_url(redirect_uri=callback.uri)["url"], email, password)
+        j.page.wait_for_url(callback.uri + "?**")
+        j.page.goto(provider.issuer + "/oauth/logout?" + urlencode(
+            {"client_id": client["client_id"], "post_logout_redirect_uri": callback.bye, "state": "s2"}))
+        expect(j.page.locator("h1")).to_have_text("Sign out?")
+        j.look("oidc-sign-out")
+        j.page.click("form#sign-out button")
+        j.page.wait_for_url(callback.bye + "?state=s2")
+        j.page.goto(app.create_authorization_url(redirect_uri=callback.uri)["url"])
+        expect(j.page.locator("#continues-to")).to_be_visible()
+
+
+def test_a_logout_to_an_unregistered_uri_is_refused_without_a_redirect(provider, callback):
+    client = register_client(provider, callback, post_logout_redirect_uris=[callback.bye])
+    for params in ({"client_id": client["client_id"], "post_logout_redirect_uri": "https://evil.example/bye"},
+                   {"client_id": client["client_id"], "post_logout_redirect_uri": callback.uri},
+                   {"post_logout_redirect_uri": callback.bye}):
+        r = requests.get(provider.url + "/oauth/logout?" + urlencode(params), allow_redirects=False)
+        assert r.status_code == 400 and "location" not in r.headers, params
+
+
+def test_a_rotated_out_key_verifies_while_published_and_not_after(mail, callback, browser):
+    """Rotation as docs/oidc.md says it: the new key first (it signs), the
+    old one still published; then the old one removed. The libraries take
+    a token of the old key while it is published, and refuse it after."""
+    old, new = json.loads(oidc_signing_keys()), json.loads(oidc_signing_keys())
+    for k in old["keys"] + new["keys"]:
+        SECRETS_SEEN.append(k["d"])
+    w = Worker("oidc-rotation", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0"},
+               secrets={"OIDC_SIGNING_KEYS": json.dumps(old)}, start=False)
+
+    def restart(keys):
+        w.stop()
+        (w.dir / "secrets.env").write_text((w.dir / "secrets.env").read_text().replace(
+            w.current, json.dumps(keys)))
+        w.current = json.dumps(keys)
+        w.start()
+        assert w.vars["PUBLIC_BASE_URL"] == f"http://localhost:{w.port}", "the issuer moved"
+
+    w.current = json.dumps(old)
+    w.vars["PUBLIC_BASE_URL"] = f"http://localhost:{w.port}"
+    w.start()
+    w.issuer = w.vars["PUBLIC_BASE_URL"]
+    try:
+        client = register_client(w, callback)
+        email, password = verified_person(w, mail)
+        app = authlib_app(w, client)
+        rv = app.create_authorization_url(redirect_uri=callback.uri)
+        with journey(browser) as j:
+            sign_in_with_password(j, rv["url"], email, password)
+            j.page.wait_for_url(callback.uri + "?**")
+        token = app.fetch_access_token(redirect_uri=callback.uri, code=callback.last()["code"],
+                                       code_verifier=rv["code_verifier"])
+        remember(token)
+        old_kid = json.loads(base64.urlsafe_b64decode(token["id_token"].split(".")[0] + "=="))["kid"]
+        assert old_kid == old["keys"][0]["kid"]
+
+        restart({"keys": new["keys"] + old["keys"]})
+        app = authlib_app(w, client)
+        assert app.parse_id_token(token, nonce=rv["nonce"])["email"] == email
+        assert w.get("/oauth/userinfo", token=token["access_token"]).status_code == 200
+        refreshed = session_of(app).refresh_token(app.load_server_metadata()["token_endpoint"],
+                                                  refresh_token=token["refresh_token"])
+        remember(refreshed)
+        new_kid = json.loads(base64.urlsafe_b64decode(refreshed["id_token"].split(".")[0] + "=="))["kid"]
+        assert new_kid == new["keys"][0]["kid"], "the new key signs"
+
+        restart(new)
+        app = authlib_app(w, client)
+        with pytest.raises(InvalidKeyIdError):
+            app.parse_id_token(token, nonce=rv["nonce"])
+        assert w.get("/oauth/userinfo", token=token["access_token"]).status_code == 401
+        assert w.get("/oauth/userinfo", token=refreshed["access_token"]).status_code == 200
+    finally:
+        w.stop()
+
+
+def node_client(step, **args):
+    """One step of openid-client (tests/e2e/oidc_node_client.mjs)."""
+    out = subprocess.run(["node", str(ROOT / "tests" / "e2e" / "oidc_node_client.mjs"), step, json.dumps(args)],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_openid_client_as_a_public_client_signs_in_refreshes_and_logs_out(provider, callback, mail, browser):
+    client = register_client(provider, callback, kind="public", post_logout_redirect_uris=[callback.bye])
+    email, password = verified_person(provider, mail)
+    begun = node_client("begin", issuer=provider.issuer, client_id=client["client_id"], redirect_uri=callback.uri)
+    with journey(browser) as j:
+        sign_in_with_password(j, begun["url"], email, password)
+        j.page.wait_for_url(callback.uri + "?**")
+        back = callback.uri + "?" + callback.queries[-1]
+        done = node_client("finish", issuer=provider.issuer, client_id=client["client_id"], callback=back,
+                           verifier=begun["verifier"], nonce=begun["nonce"], state=begun["state"])
+        SECRETS_SEEN.extend([*done["secrets"], done["id_token"]])
+        assert done["claims"]["email"] == email and done["claims"]["aud"] == client["client_id"]
+        assert done["userinfo"] == {"sub": done["claims"]["sub"], "email": email, "email_verified": True}
+        assert done["refreshed"]["sub"] == done["claims"]["sub"]
+        assert done["reuse"] == "invalid_grant" and done["after_reuse"] == "invalid_grant"
+        assert done["revoked_userinfo"] is not None, "the revoked grant's access token is refused"
+        out = node_client("logout", issuer=provider.issuer, client_id=client["client_id"], id_token=done["id_token"],
+                          post_logout_redirect_uri=callback.bye)
+        j.page.goto(out["url"])
+        j.page.wait_for_url(callback.bye + "?**")
+        assert parse_qs(callback.farewells[-1]) == {"state": [out["state"]]}
