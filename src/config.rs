@@ -8,6 +8,7 @@ use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MAX_TTL_SECS, MIN_LENGTH
 use crate::domain::cors::Cors;
 use crate::domain::country::AllowedCountries;
 use crate::domain::jwk::SigningKeys;
+use crate::domain::oauth::Resources;
 use crate::domain::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
 use crate::domain::return_to::ReturnOrigins;
 use crate::domain::sign_in_budget::{FailureBudget, MAX_LOCK_SECS, NIST_MAX_FAILURES};
@@ -84,6 +85,8 @@ pub struct Config {
     pub cors: Cors,
     /// Where the hosted pages may send a browser back (`AUTH_RETURN_ORIGINS`).
     pub auth_return_origins: ReturnOrigins,
+    /// The resource servers access tokens may be issued for (`OIDC_RESOURCES`).
+    pub oidc_resources: Resources,
     /// The pages' accent colour (`ACCENT_COLOR`).
     pub accent_color: String,
     /// Test recipients answer (`ALLOW_TEST_RECIPIENTS`; always outside production).
@@ -248,6 +251,8 @@ impl Config {
                 .map_err(unavailable)?;
         let cors =
             Cors::parse(Some(&vars.text("CORS_ALLOWED_ORIGINS", ""))).map_err(unavailable)?;
+        let oidc_resources =
+            Resources::parse(&vars.text("OIDC_RESOURCES", ""), production).map_err(unavailable)?;
         let accent_color =
             parse_accent(&vars.text("ACCENT_COLOR", DEFAULT_ACCENT)).map_err(unavailable)?;
         let test_recipients_allowed = !production || vars.flag("ALLOW_TEST_RECIPIENTS")?;
@@ -280,6 +285,7 @@ impl Config {
             sms_max_per_prefix_per_hour: vars.int("SMS_MAX_PER_PREFIX_PER_HOUR", 30, 0, 1_000_000)?
                 as u32,
             auth_return_origins,
+            oidc_resources,
             cors,
             accent_color,
             app_name: vars.text("APP_NAME", "OTP Edge"),

@@ -7,6 +7,7 @@ use crate::domain::code::Pepper;
 use crate::domain::handoff::CodeChallenge;
 pub use crate::domain::oauth_error::{OAuthCode, OAuthError};
 use crate::domain::oidc_client::{Client, ClientKind};
+use crate::domain::return_to::AbsoluteUrl;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,71 @@ pub const MAX_PARAM_CHARS: usize = 512;
 /// The scopes this provider grants; others are ignored, as OpenID Connect
 /// Core §3.1.2.1 asks (frameworks send `profile` by default).
 pub const SUPPORTED_SCOPES: [&str; 3] = ["openid", "email", "offline_access"];
+
+/// The resource servers (RFC 8707) access tokens may be issued for
+/// (`OIDC_RESOURCES`): an MCP server, an API. A token asked for one of
+/// them carries it as its `aud`, so it is good there and nowhere else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources(Vec<String>);
+
+/// The most resources one deployment lists.
+pub const MAX_RESOURCES: usize = 20;
+
+impl Resources {
+    /// Comma-separated absolute URIs, each written as it is compared:
+    /// https (http on localhost and 127.0.0.1 outside production), no
+    /// fragment, no userinfo.
+    pub fn parse(raw: &str, production: bool) -> Result<Self, String> {
+        let items: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .collect();
+        if items.len() > MAX_RESOURCES {
+            return Err(format!(
+                "var OIDC_RESOURCES lists at most {MAX_RESOURCES} URIs"
+            ));
+        }
+        items
+            .into_iter()
+            .map(|item| {
+                let url = AbsoluteUrl::parse(item).ok_or_else(|| {
+                    format!("var OIDC_RESOURCES: `{item}` is not an absolute URI without a fragment")
+                })?;
+                let local = matches!(url.host.as_str(), "localhost" | "127.0.0.1");
+                if url.scheme == "http" && (production || !local) {
+                    return Err(format!(
+                        "var OIDC_RESOURCES: `{item}` must use https (http only on localhost, and not in production)"
+                    ));
+                }
+                let canonical = url.normalized();
+                if canonical != item {
+                    return Err(format!(
+                        "var OIDC_RESOURCES: write `{item}` as it is compared: {canonical}"
+                    ));
+                }
+                Ok(canonical)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+
+    pub fn allows(&self, resource: &str) -> bool {
+        self.0.iter().any(|r| r == resource)
+    }
+
+    /// A `resource` parameter: `invalid_target` unless it is listed.
+    pub fn check(&self, resource: Option<&str>) -> Result<Option<String>, OAuthError> {
+        match resource {
+            None => Ok(None),
+            Some(r) if self.allows(r) => Ok(Some(r.to_owned())),
+            Some(_) => Err(OAuthError::new(
+                OAuthCode::InvalidTarget,
+                "the resource is not one this provider issues tokens for (OIDC_RESOURCES)",
+            )),
+        }
+    }
+}
 
 /// What the person is asked for (`prompt`): `none` never shows a page,
 /// `login` always does, even to a signed-in browser.
@@ -71,6 +137,9 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     #[serde(rename = "ma", default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<u64>,
+    /// The resource server the access token is for (RFC 8707).
+    #[serde(rename = "rs", default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// When the app asked: `prompt=login` wants a sign-in made after it.
     #[serde(rename = "t")]
     pub asked_at: u64,
@@ -124,7 +193,12 @@ impl AuthorizeQuery {
 
     /// Validates the request for `client`, whose registered redirect URIs
     /// hold `redirect_uri` exactly (checked by the caller).
-    pub fn validate(&self, client: &Client, now: u64) -> Result<AuthorizationRequest, OAuthError> {
+    pub fn validate(
+        &self,
+        client: &Client,
+        resources: &Resources,
+        now: u64,
+    ) -> Result<AuthorizationRequest, OAuthError> {
         let invalid = |why: &str| OAuthError::new(OAuthCode::InvalidRequest, why);
         for name in [
             "client_id",
@@ -139,6 +213,7 @@ impl AuthorizeQuery {
             "login_hint",
             "max_age",
             "response_mode",
+            "resource",
         ] {
             self.get(name)?;
         }
@@ -238,6 +313,7 @@ impl AuthorizeQuery {
                     .ok_or_else(|| invalid("`max_age` must be a number of seconds"))?,
             ),
         };
+        let resource = resources.check(self.get("resource")?)?;
         Ok(AuthorizationRequest {
             client_id: client.id.clone(),
             client_name: client.name.clone(),
@@ -249,6 +325,7 @@ impl AuthorizeQuery {
             prompt,
             login_hint,
             max_age,
+            resource,
             asked_at: now,
         })
     }
@@ -375,7 +452,11 @@ mod tests {
     #[test]
     fn a_confidential_clients_request_is_taken_and_unknown_scopes_ignored() {
         let r = query("")
-            .validate(&client(ClientKind::Confidential), 100)
+            .validate(
+                &client(ClientKind::Confidential),
+                &Resources::default(),
+                100,
+            )
             .unwrap();
         assert_eq!(r.scope, "openid email");
         assert_eq!(r.state.as_deref(), Some("s1"));
@@ -387,26 +468,40 @@ mod tests {
     #[test]
     fn a_public_client_must_use_pkce_s256() {
         let public = client(ClientKind::Public);
-        assert_eq!(code(query("").validate(&public, 0)), "invalid_request");
+        assert_eq!(
+            code(query("").validate(&public, &Resources::default(), 0)),
+            "invalid_request"
+        );
         let plain = format!("&code_challenge={CHALLENGE}&code_challenge_method=plain");
-        assert_eq!(code(query(&plain).validate(&public, 0)), "invalid_request");
+        assert_eq!(
+            code(query(&plain).validate(&public, &Resources::default(), 0)),
+            "invalid_request"
+        );
         let bare = format!("&code_challenge={CHALLENGE}");
-        assert_eq!(code(query(&bare).validate(&public, 0)), "invalid_request");
+        assert_eq!(
+            code(query(&bare).validate(&public, &Resources::default(), 0)),
+            "invalid_request"
+        );
         let s256 = format!("&code_challenge={CHALLENGE}&code_challenge_method=S256");
-        let r = query(&s256).validate(&public, 0).unwrap();
+        let r = query(&s256)
+            .validate(&public, &Resources::default(), 0)
+            .unwrap();
         assert_eq!(r.challenge.as_deref(), Some(CHALLENGE));
     }
 
     #[test]
     fn protocol_errors_have_the_rfcs_codes() {
         let c = client(ClientKind::Confidential);
-        let v = |extra: &str| code(query(extra).validate(&c, 0));
+        let v = |extra: &str| code(query(extra).validate(&c, &Resources::default(), 0));
         assert_eq!(v("&state=again"), "invalid_request");
         assert_eq!(v("&response_type=token"), "invalid_request");
         let no_type = AuthorizeQuery::parse(
             "client_id=oc_0123456789abcdefghijkl&redirect_uri=x&scope=openid&response_type=token",
         );
-        assert_eq!(code(no_type.validate(&c, 0)), "unsupported_response_type");
+        assert_eq!(
+            code(no_type.validate(&c, &Resources::default(), 0)),
+            "unsupported_response_type"
+        );
         assert_eq!(v("&request=eyJ"), "request_not_supported");
         assert_eq!(
             v("&request_uri=https%3A%2F%2Fx"),
@@ -420,19 +515,30 @@ mod tests {
         let only_profile = AuthorizeQuery::parse(
             "client_id=oc_0123456789abcdefghijkl&redirect_uri=x&response_type=code&scope=profile",
         );
-        assert_eq!(code(only_profile.validate(&c, 0)), "invalid_scope");
+        assert_eq!(
+            code(only_profile.validate(&c, &Resources::default(), 0)),
+            "invalid_scope"
+        );
     }
 
     #[test]
     fn prompt_login_and_max_age_ask_for_a_recent_sign_in() {
         let c = client(ClientKind::Confidential);
-        let r = query("&prompt=login").validate(&c, 1_000).unwrap();
+        let r = query("&prompt=login")
+            .validate(&c, &Resources::default(), 1_000)
+            .unwrap();
         assert_eq!(r.signed_in_since(1_010), 1_001);
-        let r = query("&max_age=60").validate(&c, 1_000).unwrap();
+        let r = query("&max_age=60")
+            .validate(&c, &Resources::default(), 1_000)
+            .unwrap();
         assert_eq!(r.signed_in_since(1_010), 950);
-        let r = query("").validate(&c, 1_000).unwrap();
+        let r = query("")
+            .validate(&c, &Resources::default(), 1_000)
+            .unwrap();
         assert_eq!(r.signed_in_since(1_010), 0);
-        let r = query("&prompt=none").validate(&c, 1_000).unwrap();
+        let r = query("&prompt=none")
+            .validate(&c, &Resources::default(), 1_000)
+            .unwrap();
         assert_eq!(r.prompt, Prompt::None);
     }
 
@@ -441,7 +547,11 @@ mod tests {
         let pepper = Pepper::new("an-example-pepper-of-at-least-32-bytes!").unwrap();
         let other = Pepper::new("another-pepper-of-at-least-32-bytes!!!").unwrap();
         let r = query("")
-            .validate(&client(ClientKind::Confidential), 1_000)
+            .validate(
+                &client(ClientKind::Confidential),
+                &Resources::default(),
+                1_000,
+            )
             .unwrap();
         let sealed = r.seal(&pepper);
         assert_eq!(
@@ -463,6 +573,29 @@ mod tests {
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&json).unwrap())
         );
         assert_eq!(AuthorizationRequest::unseal(&forged, &pepper, 1_001), None);
+    }
+
+    #[test]
+    fn a_resource_must_be_listed_and_written_as_compared() {
+        let listed =
+            Resources::parse("https://mcp.example.com/mcp, http://localhost:8788/", false).unwrap();
+        let c = client(ClientKind::Confidential);
+        let r = query("&resource=https%3A%2F%2Fmcp.example.com%2Fmcp")
+            .validate(&c, &listed, 0)
+            .unwrap();
+        assert_eq!(r.resource.as_deref(), Some("https://mcp.example.com/mcp"));
+        for other in [
+            "https%3A%2F%2Fmcp.example.com%2Fmcp%2F",
+            "https%3A%2F%2Fevil.example",
+        ] {
+            let e = query(&format!("&resource={other}")).validate(&c, &listed, 0);
+            assert_eq!(code(e), "invalid_target");
+        }
+        assert!(Resources::parse("https://a.example/x#frag", false).is_err());
+        assert!(Resources::parse("http://api.example/", false).is_err());
+        assert!(Resources::parse("http://localhost:8788/", true).is_err());
+        assert!(Resources::parse("HTTPS://A.example/", false).is_err());
+        assert_eq!(Resources::parse("", true), Ok(Resources::default()));
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub enum OAuthCode {
     UnsupportedResponseType,
     InvalidScope,
     InvalidToken,
+    /// RFC 8707: a `resource` this provider issues no tokens for.
+    InvalidTarget,
     LoginRequired,
     RequestNotSupported,
     RequestUriNotSupported,
@@ -30,6 +32,7 @@ impl OAuthCode {
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidTarget => "invalid_target",
             Self::LoginRequired => "login_required",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",

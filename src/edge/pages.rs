@@ -509,7 +509,7 @@ impl Page<'_, '_> {
                 .authorization_error(redirect_uri, query.state(), &e)?;
             Ok(Answer::redirect(&to))
         };
-        let request = match query.validate(&client, WorkerClock.now()) {
+        let request = match query.validate(&client, &self.cfg().oidc_resources, WorkerClock.now()) {
             Ok(request) => request,
             Err(e) => return back(e),
         };

@@ -128,6 +128,7 @@ impl TokenCall {
         let creds = credentials(authorization, &form)?;
         let grant = match form.required("grant_type")? {
             "authorization_code" => GrantRequest::AuthorizationCode {
+                resource: form.get("resource").map(str::to_owned),
                 code: form.required("code")?.to_owned(),
                 redirect_uri: form.required("redirect_uri")?.to_owned(),
                 verifier: match form.get("code_verifier") {
@@ -139,6 +140,7 @@ impl TokenCall {
             },
             "refresh_token" => GrantRequest::RefreshToken {
                 refresh_token: form.required("refresh_token")?.to_owned(),
+                resource: form.get("resource").map(str::to_owned),
             },
             _ => {
                 return Err(ApiError::OAuth(OAuthError::new(

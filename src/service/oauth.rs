@@ -41,9 +41,13 @@ pub enum GrantRequest {
         code: String,
         redirect_uri: String,
         verifier: Option<CodeVerifier>,
+        /// RFC 8707: the resource the access token is for, which must be
+        /// the one the authorization request named.
+        resource: Option<String>,
     },
     RefreshToken {
         refresh_token: String,
+        resource: Option<String>,
     },
 }
 
@@ -132,6 +136,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 challenge: request.challenge.as_deref(),
                 nonce: request.nonce.as_deref(),
                 scope: &request.scope,
+                resource: request.resource.as_deref(),
                 signed_in_since,
                 now,
                 expires_at: now + CODE_TTL_SECS,
@@ -210,14 +215,27 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 code,
                 redirect_uri,
                 verifier,
+                resource,
             } => (
                 "authorization_code",
-                self.redeem_code(&client, code, redirect_uri, verifier.as_ref())
-                    .await,
+                match self.cfg.oidc_resources.check(resource.as_deref()) {
+                    Ok(resource) => {
+                        self.redeem_code(&client, code, redirect_uri, verifier.as_ref(), resource)
+                            .await
+                    }
+                    Err(e) => Err(ApiError::OAuth(e)),
+                },
             ),
-            GrantRequest::RefreshToken { refresh_token } => {
-                ("refresh_token", self.refresh(&client, refresh_token).await)
-            }
+            GrantRequest::RefreshToken {
+                refresh_token,
+                resource,
+            } => (
+                "refresh_token",
+                match self.cfg.oidc_resources.check(resource.as_deref()) {
+                    Ok(resource) => self.refresh(&client, refresh_token, resource).await,
+                    Err(e) => Err(ApiError::OAuth(e)),
+                },
+            ),
         };
         let tokens = match result {
             Ok((grant, refresh)) => self.tokens(keys, &grant, refresh, purpose).await,
@@ -247,6 +265,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         code: &str,
         redirect_uri: &str,
         verifier: Option<&CodeVerifier>,
+        resource: Option<String>,
     ) -> ApiResult<(Grant, Option<Token>)> {
         let now = self.clock.now();
         let refresh = Token::generate()?;
@@ -259,6 +278,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 client_id: &client.id,
                 redirect_uri,
                 challenge: challenge.as_ref().map(|c| c.as_str()),
+                resource: resource.as_deref(),
                 grant_id: &grant_id,
                 // Without `offline_access` the grant lives as long as its
                 // access token: userinfo answers for that long.
@@ -276,7 +296,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 Ok((*grant, refresh))
             }
             Redeemed::Refused => Err(invalid_grant(
-                "the code is unknown, expired, another client's, or for another redirect_uri or code_verifier",
+                "the code is unknown, expired, another client's, or for another redirect_uri, code_verifier or resource",
             )),
             Redeemed::Replayed => {
                 self.audit.record(Event {
@@ -294,6 +314,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         &self,
         client: &Client,
         refresh_token: &str,
+        resource: Option<String>,
     ) -> ApiResult<(Grant, Option<Token>)> {
         let now = self.clock.now();
         let next = Token::generate()?;
@@ -302,6 +323,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .rotate_refresh_token(&Rotation {
                 token_hash: &token_hash(refresh_token),
                 client_id: &client.id,
+                resource: resource.as_deref(),
                 next: &NewRefresh {
                     token_hash: token_hash(next.expose()),
                     expires_at: now + REFRESH_TOKEN_TTL_SECS,
@@ -313,7 +335,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         match rotated {
             Rotated::Rotated(grant) => Ok((*grant, Some(next))),
             Rotated::Refused => Err(invalid_grant(
-                "the refresh token is unknown, expired, revoked, or another client's",
+                "the refresh token is unknown, expired, revoked, another client's, or for another resource",
             )),
             Rotated::Reused => {
                 self.audit.record(Event {
@@ -341,10 +363,13 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             ApiError::Unavailable("secret OIDC_SIGNING_KEYS holds no RS256 key".into())
         })?;
         let now = self.clock.now();
+        // Audience-restricted (RFC 8707): a token for a resource server is
+        // good there, and not at userinfo.
+        let audience = grant.resource.as_deref().unwrap_or(&grant.client_id);
         let mut access = json!({
             "iss": issuer,
             "sub": grant.user.id,
-            "aud": grant.client_id,
+            "aud": audience,
             "client_id": grant.client_id,
             "scope": grant.scope,
             "iat": now,
@@ -412,6 +437,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .ok_or_else(invalid)?;
         if token.typ.as_deref() != Some(ACCESS_TOKEN_TYP)
             || token.claim_str("iss") != Some(issuer)
+            || token.claim_str("aud").is_none()
             || token
                 .claim_u64("exp")
                 .is_none_or(|exp| exp <= self.clock.now())
@@ -478,6 +504,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .access_token_claims(access_token.ok_or_else(invalid)?)
             .await?;
         let grant_id = token.claim_str("sid").ok_or_else(invalid)?;
+        // Ours only: a token for a resource server (RFC 8707) is not.
+        if token.claim_str("aud") != token.claim_str("client_id") {
+            return Err(invalid());
+        }
         let grant = self
             .store
             .grant(grant_id, self.clock.now())

@@ -69,7 +69,9 @@ fn code(w: &World, browser: &str, c: &Client, extra: &str) -> Option<String> {
         "client_id={}&redirect_uri={CB}&response_type=code&scope=openid+email+offline_access&state=st&nonce=n-1{extra}",
         c.id
     ));
-    let request = q.validate(c, w.clock.0.get()).unwrap();
+    let request = q
+        .validate(c, &w.cfg.oidc_resources, w.clock.0.get())
+        .unwrap();
     let to = block_on(w.svc().authorization_code(Some(browser), &request)).unwrap()?;
     assert!(to.starts_with(&format!("{CB}?code=")), "{to}");
     assert!(
@@ -84,12 +86,14 @@ fn redeem(code: &str, verifier: Option<&str>) -> GrantRequest {
         code: code.into(),
         redirect_uri: CB.into(),
         verifier: verifier.map(|v| CodeVerifier::parse(v).unwrap()),
+        resource: None,
     }
 }
 
 fn refresh(token: &str) -> GrantRequest {
     GrantRequest::RefreshToken {
         refresh_token: token.into(),
+        resource: None,
     }
 }
 
@@ -182,6 +186,7 @@ fn a_code_binds_its_client_redirect_uri_verifier_and_time() {
                 code: String::new(),
                 redirect_uri: format!("{CB}/"),
                 verifier: Some(CodeVerifier::parse(VERIFIER).unwrap()),
+                resource: None,
             },
             0,
         ),
@@ -195,11 +200,13 @@ fn a_code_binds_its_client_redirect_uri_verifier_and_time() {
             GrantRequest::AuthorizationCode {
                 redirect_uri,
                 verifier,
+                resource,
                 ..
             } => GrantRequest::AuthorizationCode {
                 code: code.clone(),
                 redirect_uri,
                 verifier,
+                resource,
             },
             other => other,
         };
@@ -336,7 +343,9 @@ fn only_a_fresh_enough_browser_session_earns_a_code() {
     ));
     w.after_answer_now();
     let open = w.browser_token(&ann(), &pw());
-    let request = q.validate(&c, w.clock.0.get()).unwrap();
+    let request = q
+        .validate(&c, &w.cfg.oidc_resources, w.clock.0.get())
+        .unwrap();
     assert_eq!(
         block_on(w.svc().authorization_code(Some(&open), &request)),
         Ok(None)
@@ -424,4 +433,104 @@ fn only_an_id_token_of_ours_is_a_logout_hint() {
     let forged = format!("{}x", &id_token[..id_token.len() - 1]);
     assert_eq!(block_on(svc.id_token_hint(&forged)).unwrap(), None);
     assert_eq!(block_on(svc.id_token_hint("junk")).unwrap(), None);
+}
+
+const MCP: &str = "https://mcp.example.com/mcp";
+
+#[test]
+fn a_token_for_a_resource_is_good_there_and_nowhere_else() {
+    let keys = sample_set();
+    let w = World::new(&[
+        ("OIDC_SIGNING_KEYS", &keys),
+        ("PUBLIC_BASE_URL", ISSUER),
+        ("OIDC_RESOURCES", MCP),
+    ]);
+    block_on(async {
+        w.svc().register(&ann(), &pw()).await.unwrap();
+        w.svc()
+            .verify_email(&ann(), &w.last_code(), &PasswordProof::None)
+            .await
+            .unwrap();
+    });
+    let browser = w.browser_token(&ann(), &pw());
+    let (c, secret) = client(&w, "confidential");
+    let creds = creds(&c, &secret);
+    // Not listed: refused at the authorization endpoint.
+    let q = |resource: &str| {
+        AuthorizeQuery::parse(&format!(
+            "client_id={}&redirect_uri={CB}&response_type=code&scope=openid+offline_access&resource={resource}",
+            c.id
+        ))
+        .validate(&c, &w.cfg.oidc_resources, w.clock.0.get())
+    };
+    assert_eq!(
+        q("https%3A%2F%2Fevil.example%2Fmcp")
+            .unwrap_err()
+            .code
+            .as_str(),
+        "invalid_target"
+    );
+    let request = q("https%3A%2F%2Fmcp.example.com%2Fmcp").unwrap();
+    let code_for = || {
+        let to = block_on(w.svc().authorization_code(Some(&browser), &request))
+            .unwrap()
+            .unwrap();
+        to.split("code=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let with = |code: String, resource: Option<&str>| GrantRequest::AuthorizationCode {
+        code,
+        redirect_uri: CB.into(),
+        verifier: None,
+        resource: resource.map(str::to_owned),
+    };
+    // A resource not listed: invalid_target, and the code is not spent.
+    let code = code_for();
+    assert_eq!(
+        tokens(
+            &w,
+            &creds,
+            &with(code.clone(), Some("https://evil.example/mcp"))
+        )
+        .unwrap_err(),
+        "invalid_target"
+    );
+    let t = tokens(&w, &creds, &with(code, Some(MCP))).unwrap();
+    let at = Unverified::parse(&t.access_token).unwrap();
+    assert_eq!(at.claim_str("aud"), Some(MCP));
+    // Audience-restricted: userinfo is not the MCP server.
+    assert_eq!(
+        oauth_code(block_on(w.svc().userinfo(Some(&t.access_token))).unwrap_err()),
+        "invalid_token"
+    );
+    // A refresh keeps the resource; naming another listed one is refused.
+    let rt = t.refresh_token.unwrap();
+    let next = tokens(&w, &creds, &refresh(rt.expose())).unwrap();
+    assert_eq!(
+        Unverified::parse(&next.access_token)
+            .unwrap()
+            .claim_str("aud"),
+        Some(MCP)
+    );
+    // Without a resource: a token for the client, which userinfo takes.
+    let q = AuthorizeQuery::parse(&format!(
+        "client_id={}&redirect_uri={CB}&response_type=code&scope=openid",
+        c.id
+    ))
+    .validate(&c, &w.cfg.oidc_resources, w.clock.0.get())
+    .unwrap();
+    let to = block_on(w.svc().authorization_code(Some(&browser), &q))
+        .unwrap()
+        .unwrap();
+    let code = to.split("code=").nth(1).unwrap().split('&').next().unwrap();
+    // Naming a resource the code was not for spends it (`invalid_grant`).
+    assert_eq!(
+        tokens(&w, &creds, &with(code.to_owned(), Some(MCP))).unwrap_err(),
+        "invalid_grant"
+    );
 }

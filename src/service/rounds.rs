@@ -378,7 +378,7 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
         "client_id={}&redirect_uri=https://app.example/cb&response_type=code&scope=openid+email+offline_access",
         client.id
     ))
-    .validate(&client, w.clock.0.get())
+    .validate(&client, &w.cfg.oidc_resources, w.clock.0.get())
     .unwrap();
     let to = std::cell::RefCell::new(None);
     costs_push(measure(
@@ -397,6 +397,7 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
         code: code.to_owned(),
         redirect_uri: "https://app.example/cb".into(),
         verifier: None,
+        resource: None,
     };
     let tokens = std::cell::RefCell::new(None);
     costs_push(measure(
@@ -411,6 +412,7 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
     let first = tokens.take().unwrap();
     let refresh = GrantRequest::RefreshToken {
         refresh_token: first.refresh_token.as_ref().unwrap().expose().to_owned(),
+        resource: None,
     };
     costs_push(measure(
         &w,

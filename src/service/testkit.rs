@@ -277,6 +277,7 @@ pub struct StoredAuthCode {
     pub challenge: Option<String>,
     pub nonce: Option<String>,
     pub scope: String,
+    pub resource: Option<String>,
     pub auth_time: u64,
     pub amr: String,
     pub expires_at: u64,
@@ -291,6 +292,7 @@ pub struct StoredGrant {
     pub client_id: String,
     pub user: User,
     pub scope: String,
+    pub resource: Option<String>,
     pub nonce: Option<String>,
     pub auth_time: u64,
     pub amr: String,
@@ -320,6 +322,7 @@ impl MemoryStore {
             client_id: g.client_id.clone(),
             user,
             scope: g.scope.clone(),
+            resource: g.resource.clone(),
             nonce: g.nonce.clone(),
             auth_time: g.auth_time,
             amr: g.amr.clone(),
@@ -1159,6 +1162,7 @@ impl GrantStore for &MemoryStore {
                 challenge: c.challenge.map(str::to_owned),
                 nonce: c.nonce.map(str::to_owned),
                 scope: c.scope.into(),
+                resource: c.resource.map(str::to_owned),
                 auth_time: created_at,
                 amr,
                 expires_at: c.expires_at,
@@ -1194,6 +1198,8 @@ impl GrantStore for &MemoryStore {
             && code.redirect_uri == r.redirect_uri
             && code.challenge.as_deref() == r.challenge
             && code.expires_at > r.now
+            && r.resource
+                .is_none_or(|res| code.resource.as_deref() == Some(res))
             && session_live;
         let user = self
             .users
@@ -1211,6 +1217,7 @@ impl GrantStore for &MemoryStore {
                 client_id: code.client_id.clone(),
                 user,
                 scope: code.scope.clone(),
+                resource: code.resource.clone(),
                 nonce: code.nonce.clone(),
                 auth_time: code.auth_time,
                 amr: code.amr.clone(),
@@ -1245,11 +1252,12 @@ impl GrantStore for &MemoryStore {
             self.revoke(&grant_id);
             return Ok(Rotated::Reused);
         }
-        let grant_ok = self
-            .grants
-            .borrow()
-            .get(&grant_id)
-            .is_some_and(|g| g.client_id == r.client_id && g.expires_at > r.now);
+        let grant_ok = self.grants.borrow().get(&grant_id).is_some_and(|g| {
+            g.client_id == r.client_id
+                && g.expires_at > r.now
+                && r.resource
+                    .is_none_or(|res| g.resource.as_deref() == Some(res))
+        });
         if expires_at <= r.now || !grant_ok {
             return Ok(Rotated::Refused);
         }

@@ -19,7 +19,10 @@ import pytest
 import requests
 from authlib.integrations.base_client import BaseApp, FrameworkIntegration, OAuth2Mixin, OAuthError, OpenIDMixin
 from authlib.integrations.requests_client import OAuth2Session
+from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError
+from joserfc.jwk import KeySet
+from joserfc.jwt import JWTClaimsRegistry
 from playwright.sync_api import expect
 
 from browser import journey
@@ -27,6 +30,7 @@ from conftest import OIDC_KEYS, SECRETS_SEEN
 from harness import ADMIN_TOKEN, ROOT, Worker, free_port, oidc_signing_keys, problem, unique_email
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+MCP = "https://mcp.example.com/mcp"  # a resource server (RFC 8707) the provider issues tokens for
 
 
 class Callback:
@@ -74,7 +78,8 @@ class Callback:
 def provider(mail):
     """A worker whose issuer is its own address, on `localhost` as a browser
     reaches it."""
-    w = Worker("oidc", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000"},
+    w = Worker("oidc", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000",
+                                        "OIDC_RESOURCES": MCP},
                secrets={"OIDC_SIGNING_KEYS": OIDC_KEYS}, start=False)
     for _ in range(3):
         w.vars["PUBLIC_BASE_URL"] = f"http://localhost:{w.port}"
@@ -531,3 +536,32 @@ def test_openid_client_as_a_public_client_signs_in_refreshes_and_logs_out(provid
         j.page.goto(out["url"])
         j.page.wait_for_url(callback.bye + "?**")
         assert parse_qs(callback.farewells[-1]) == {"state": [out["state"]]}
+
+
+def test_a_token_for_a_resource_server_names_it_and_only_it(provider, callback, mail, browser):
+    """RFC 8707, as an MCP server relies on it: the token's `aud` is the
+    resource, which a resource server checks with the published keys
+    (joserfc here); userinfo, which is not that server, refuses it."""
+    client = register_client(provider, callback)
+    email, password = verified_person(provider, mail)
+    app = authlib_app(provider, client)
+    back = errors_back(provider, {"client_id": client["client_id"], "redirect_uri": callback.uri,
+                                  "response_type": "code", "scope": "openid", "state": "s",
+                                  "resource": "https://evil.example/mcp"})
+    assert back["error"] == "invalid_target"
+    rv = app.create_authorization_url(redirect_uri=callback.uri, resource=MCP)
+    with journey(browser) as j:
+        sign_in_with_password(j, rv["url"], email, password)
+        j.page.wait_for_url(callback.uri + "?**")
+    token = app.fetch_access_token(redirect_uri=callback.uri, code=callback.last()["code"],
+                                   code_verifier=rv["code_verifier"], resource=MCP)
+    remember(token)
+    keys = KeySet.import_key_set(provider.oidc_jwks().json())
+    claims = jwt.decode(token["access_token"], keys).claims
+    JWTClaimsRegistry(iss={"essential": True, "value": provider.issuer},
+                      aud={"essential": True, "value": MCP}).validate(claims)
+    assert claims["client_id"] == client["client_id"] and claims["exp"] > time.time()
+    r = provider.get("/oauth/userinfo", token=token["access_token"])
+    assert r.status_code == 401 and r.json()["error"] == "invalid_token"
+    # The ID token is the app's, as always.
+    assert app.parse_id_token(token, nonce=rv["nonce"])["aud"] == client["client_id"]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 /// A grant with its account, for `?1` = the grant's id.
 const GRANT: &str =
-    "SELECT g.id AS id, g.client_id AS client_id, g.scope AS scope, g.nonce AS nonce,
+    "SELECT g.id AS id, g.client_id AS client_id, g.scope AS scope, g.resource AS resource, g.nonce AS nonce,
        g.auth_time AS auth_time, g.amr AS amr,
        u.id AS user_id, u.email AS email, u.password_hash AS password_hash,
        u.verified AS verified, u.created_at AS created_at,
@@ -23,6 +23,7 @@ struct GrantRow {
     id: String,
     client_id: String,
     scope: String,
+    resource: Option<String>,
     nonce: Option<String>,
     auth_time: f64,
     amr: String,
@@ -47,6 +48,7 @@ impl From<GrantRow> for Grant {
             id: r.id,
             client_id: r.client_id,
             scope: r.scope,
+            resource: r.resource,
             nonce: r.nonce,
             auth_time: r.auth_time as u64,
             amr: r.amr,
@@ -61,8 +63,8 @@ impl GrantStore for D1Store {
             .write(
                 "file_authorization_code",
                 "INSERT INTO oauth_codes (code_hash, client_id, session_hash, user_id, redirect_uri, challenge,
-                                          nonce, scope, auth_time, amr, created_at, expires_at)
-                 SELECT ?1, ?2, s.token_hash, s.user_id, ?4, ?5, ?6, ?7, s.created_at, COALESCE(s.amr, ''), ?8, ?9
+                                          nonce, scope, resource, auth_time, amr, created_at, expires_at)
+                 SELECT ?1, ?2, s.token_hash, s.user_id, ?4, ?5, ?6, ?7, ?11, s.created_at, COALESCE(s.amr, ''), ?8, ?9
                    FROM sessions s JOIN users u ON u.id = s.user_id
                   WHERE s.token_hash = ?3 AND s.expires_at > ?8 AND s.issued_to = 'browser'
                     AND s.created_at >= ?10 AND u.verified = 1
@@ -79,6 +81,7 @@ impl GrantStore for D1Store {
                     number(c.now),
                     number(c.expires_at),
                     number(c.signed_in_since),
+                    maybe_text(c.resource),
                 ],
             )
             .await?;
@@ -110,7 +113,7 @@ impl GrantStore for D1Store {
                         OP,
                         "UPDATE oauth_codes SET used_at = ?5,
                                 grant_id = CASE WHEN client_id = ?2 AND redirect_uri = ?3 AND challenge IS ?4
-                                                 AND expires_at > ?5
+                                                 AND expires_at > ?5 AND (?7 IS NULL OR resource = ?7)
                                                  AND EXISTS (SELECT 1 FROM sessions s
                                                               WHERE s.token_hash = oauth_codes.session_hash
                                                                 AND s.expires_at > ?5 AND s.issued_to = 'browser')
@@ -123,13 +126,14 @@ impl GrantStore for D1Store {
                             maybe_text(r.challenge),
                             number(r.now),
                             text(r.grant_id),
+                            maybe_text(r.resource),
                         ],
                     )?,
                     self.stmt(
                         OP,
                         // A grant with a refresh token lives as long as it.
-                        "INSERT INTO oauth_grants (id, client_id, user_id, scope, nonce, auth_time, amr, created_at, expires_at)
-                         SELECT grant_id, client_id, user_id, scope, nonce, auth_time, amr, ?3,
+                        "INSERT INTO oauth_grants (id, client_id, user_id, scope, resource, nonce, auth_time, amr, created_at, expires_at)
+                         SELECT grant_id, client_id, user_id, scope, resource, nonce, auth_time, amr, ?3,
                                 CASE WHEN (' ' || scope || ' ') LIKE '% offline_access %' THEN ?5 ELSE ?4 END
                            FROM oauth_codes WHERE code_hash = ?1 AND grant_id = ?2 AND used_at = ?3",
                         &[
@@ -190,8 +194,9 @@ impl GrantStore for D1Store {
                         OP,
                         "UPDATE oauth_refresh_tokens SET used_at = ?3
                           WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?3
-                            AND grant_id IN (SELECT id FROM oauth_grants WHERE client_id = ?2 AND expires_at > ?3)",
-                        &[text(r.token_hash), text(r.client_id), number(r.now)],
+                            AND grant_id IN (SELECT id FROM oauth_grants WHERE client_id = ?2 AND expires_at > ?3
+                                               AND (?4 IS NULL OR resource = ?4))",
+                        &[text(r.token_hash), text(r.client_id), number(r.now), maybe_text(r.resource)],
                     )?,
                     // `changes()` is the UPDATE's just above: only the
                     // request that marked the token used files the next.

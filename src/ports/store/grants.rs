@@ -13,6 +13,8 @@ pub struct NewAuthCode<'a> {
     pub challenge: Option<&'a str>,
     pub nonce: Option<&'a str>,
     pub scope: &'a str,
+    /// The resource server the tokens are for (RFC 8707).
+    pub resource: Option<&'a str>,
     /// The session must have been made at or after this (`prompt=login`,
     /// `max_age`): an older one earns no code.
     pub signed_in_since: u64,
@@ -36,6 +38,8 @@ pub struct Redemption<'a> {
     /// The S256 challenge the client's `code_verifier` answers; `None`
     /// without a verifier.
     pub challenge: Option<&'a str>,
+    /// The `resource` the client names, which must be the code's.
+    pub resource: Option<&'a str>,
     /// The id of the grant the code becomes.
     pub grant_id: &'a str,
     /// When the grant lapses without `offline_access`; with it, it lives
@@ -53,6 +57,7 @@ pub struct Grant {
     pub client_id: String,
     pub user: User,
     pub scope: String,
+    pub resource: Option<String>,
     pub nonce: Option<String>,
     pub auth_time: u64,
     pub amr: String,
@@ -78,6 +83,8 @@ pub enum Redeemed {
 pub struct Rotation<'a> {
     pub token_hash: &'a str,
     pub client_id: &'a str,
+    /// The `resource` the client names, which must be the grant's.
+    pub resource: Option<&'a str>,
     pub next: &'a NewRefresh,
     pub grant_expires_at: u64,
     pub now: u64,
