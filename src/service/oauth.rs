@@ -5,7 +5,6 @@
 
 use super::Service;
 use crate::domain::audit::{Event, EventKind};
-use crate::domain::code::digests_match;
 use crate::domain::handoff::CodeVerifier;
 use crate::domain::jwk::{Alg, SigningKey};
 use crate::domain::jwt::{self, Unverified, ACCESS_TOKEN_TYP};
@@ -13,13 +12,14 @@ use crate::domain::oauth::{
     has_scope, with_params, AuthorizationRequest, OAuthCode, OAuthError, ACCESS_TOKEN_TTL_SECS,
     CODE_TTL_SECS, ID_TOKEN_TTL_SECS, REFRESH_TOKEN_TTL_SECS,
 };
-use crate::domain::oidc_client::{Client, ClientKind, ClientSecret};
+use crate::domain::oidc_client::{Client, ClientSecret};
 use crate::domain::session::{token_hash, Token};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::Counters;
 use crate::ports::store::{
-    Grant, NewAuthCode, NewRefresh, Redeemed, Redemption, Rotated, Rotation, Store,
+    ClientProof, Grant, NewAuthCode, NewRefresh, Redeemed, Redemption, Revoked, Rotated, Rotation,
+    Store,
 };
 use crate::providers::mail::Mailer;
 use crate::providers::text::Texter;
@@ -173,32 +173,26 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         Ok(with_params(redirect_uri, &params))
     }
 
-    /// The registered client these credentials prove, or `invalid_client`:
-    /// a confidential client needs its secret, a public one must send none.
-    async fn authenticate_client(&self, creds: &ClientCredentials) -> ApiResult<Client> {
-        let refuse = || {
-            ApiError::OAuth(OAuthError {
-                basic: creds.basic,
-                ..OAuthError::new(OAuthCode::InvalidClient, "client authentication failed")
-            })
-        };
-        if !crate::domain::oidc_client::is_client_id(&creds.client_id) {
-            return Err(refuse());
-        }
-        let Some((client, secret_hash)) = self.store.oidc_client(&creds.client_id).await? else {
-            return Err(refuse());
-        };
-        let proven = match (client.kind, &creds.secret, secret_hash) {
-            (ClientKind::Public, None, _) => true,
-            (ClientKind::Confidential, Some(secret), Some(stored)) => {
-                digests_match(&ClientSecret::hash_of(secret), &stored)
-            }
-            _ => false,
-        };
-        match proven {
-            true => Ok(client),
-            false => Err(refuse()),
-        }
+    /// `invalid_client` for these credentials (with `WWW-Authenticate`
+    /// after Basic ones, RFC 6749 §5.2).
+    fn client_refused(creds: &ClientCredentials) -> ApiError {
+        ApiError::OAuth(OAuthError {
+            basic: creds.basic,
+            ..OAuthError::new(OAuthCode::InvalidClient, "client authentication failed")
+        })
+    }
+
+    /// What the store checks these credentials by, in the same transaction
+    /// as the work they authorize: a confidential client's secret as its
+    /// SHA-256 (a public client sends none, and its stored hash is NULL).
+    /// `None` for an id that is no client id at all.
+    fn client_proof(creds: &ClientCredentials) -> Option<(String, Option<String>)> {
+        crate::domain::oidc_client::is_client_id(&creds.client_id).then(|| {
+            (
+                creds.client_id.clone(),
+                creds.secret.as_deref().map(ClientSecret::hash_of),
+            )
+        })
     }
 
     /// The token endpoint.
@@ -209,7 +203,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     ) -> ApiResult<Tokens> {
         let keys = self.cfg.oidc_keys()?;
         self.cfg.oidc_issuer()?;
-        let client = self.authenticate_client(creds).await?;
+        let (client_id, secret_hash) =
+            Self::client_proof(creds).ok_or_else(|| Self::client_refused(creds))?;
+        let client = ClientProof {
+            client_id: &client_id,
+            secret_hash: secret_hash.as_deref(),
+        };
         let (purpose, result) = match request {
             GrantRequest::AuthorizationCode {
                 code,
@@ -220,8 +219,15 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 "authorization_code",
                 match self.cfg.oidc_resources.check(resource.as_deref()) {
                     Ok(resource) => {
-                        self.redeem_code(&client, code, redirect_uri, verifier.as_ref(), resource)
-                            .await
+                        self.redeem_code(
+                            creds,
+                            client,
+                            code,
+                            redirect_uri,
+                            verifier.as_ref(),
+                            resource,
+                        )
+                        .await
                     }
                     Err(e) => Err(ApiError::OAuth(e)),
                 },
@@ -232,7 +238,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             } => (
                 "refresh_token",
                 match self.cfg.oidc_resources.check(resource.as_deref()) {
-                    Ok(resource) => self.refresh(&client, refresh_token, resource).await,
+                    Ok(resource) => self.refresh(creds, client, refresh_token, resource).await,
                     Err(e) => Err(ApiError::OAuth(e)),
                 },
             ),
@@ -242,7 +248,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Err(e) => Err(e),
         };
         self.audit.record(Event {
-            scope: Some(format!("client:{}", client.id)),
+            scope: Some(format!("client:{client_id}")),
             purpose: Some(purpose.to_owned()),
             address_hash: match &tokens {
                 Ok((grant, _)) => self.address_hash(&grant.user.email),
@@ -261,7 +267,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     async fn redeem_code(
         &self,
-        client: &Client,
+        creds: &ClientCredentials,
+        client: ClientProof<'_>,
         code: &str,
         redirect_uri: &str,
         verifier: Option<&CodeVerifier>,
@@ -275,7 +282,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .store
             .redeem_authorization_code(&Redemption {
                 code_hash: &token_hash(code),
-                client_id: &client.id,
+                client,
                 redirect_uri,
                 challenge: challenge.as_ref().map(|c| c.as_str()),
                 resource: resource.as_deref(),
@@ -298,9 +305,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Redeemed::Refused => Err(invalid_grant(
                 "the code is unknown, expired, another client's, or for another redirect_uri, code_verifier or resource",
             )),
+            Redeemed::ClientRefused => Err(Self::client_refused(creds)),
             Redeemed::Replayed => {
                 self.audit.record(Event {
-                    scope: Some(format!("client:{}", client.id)),
+                    scope: Some(format!("client:{}", client.client_id)),
                     ..Event::new(EventKind::OauthGrantRevoked, "code_replayed")
                 });
                 Err(invalid_grant(
@@ -312,7 +320,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     async fn refresh(
         &self,
-        client: &Client,
+        creds: &ClientCredentials,
+        client: ClientProof<'_>,
         refresh_token: &str,
         resource: Option<String>,
     ) -> ApiResult<(Grant, Option<Token>)> {
@@ -322,7 +331,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .store
             .rotate_refresh_token(&Rotation {
                 token_hash: &token_hash(refresh_token),
-                client_id: &client.id,
+                client,
                 resource: resource.as_deref(),
                 next: &NewRefresh {
                     token_hash: token_hash(next.expose()),
@@ -337,9 +346,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Rotated::Refused => Err(invalid_grant(
                 "the refresh token is unknown, expired, revoked, another client's, or for another resource",
             )),
+            Rotated::ClientRefused => Err(Self::client_refused(creds)),
             Rotated::Reused => {
                 self.audit.record(Event {
-                    scope: Some(format!("client:{}", client.id)),
+                    scope: Some(format!("client:{}", client.client_id)),
                     ..Event::new(EventKind::OauthGrantRevoked, "refresh_token_reused")
                 });
                 Err(invalid_grant(
@@ -526,11 +536,12 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     /// an access token the client holds. An unknown token, or another
     /// client's, changes nothing and is answered the same.
     pub async fn revoke(&self, creds: &ClientCredentials, token: &str) -> ApiResult<()> {
-        let client = self.authenticate_client(creds).await?;
+        let (client_id, secret_hash) =
+            Self::client_proof(creds).ok_or_else(|| Self::client_refused(creds))?;
         let grant_id = match Unverified::parse(token) {
             Some(_) => match self.access_token_claims(token).await {
                 Ok(t) => t.claim_str("sid").map(str::to_owned),
-                Err(ApiError::OAuth(_)) => return Ok(()),
+                Err(ApiError::OAuth(_)) => None,
                 Err(e) => return Err(e),
             },
             None => None,
@@ -541,15 +552,22 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .revoke_grant(
                 grant_id.is_none().then_some(hash.as_str()),
                 grant_id.as_deref(),
-                &client.id,
+                ClientProof {
+                    client_id: &client_id,
+                    secret_hash: secret_hash.as_deref(),
+                },
             )
             .await?;
-        if revoked {
-            self.audit.record(Event {
-                scope: Some(format!("client:{}", client.id)),
-                ..Event::new(EventKind::OauthGrantRevoked, "revoked")
-            });
+        match revoked {
+            Revoked::ClientRefused => Err(Self::client_refused(creds)),
+            Revoked::Done(false) => Ok(()),
+            Revoked::Done(true) => {
+                self.audit.record(Event {
+                    scope: Some(format!("client:{client_id}")),
+                    ..Event::new(EventKind::OauthGrantRevoked, "revoked")
+                });
+                Ok(())
+            }
         }
-        Ok(())
     }
 }

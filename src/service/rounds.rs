@@ -119,10 +119,10 @@ const EXPECTED: &[Cost] = &[
     cost("POST /v1/auth/exchange",                    1, (1, 0, 0), 0, (1, 0, 0)),
     cost("page sign-in: hand-off to the app",         1, (1, 0, 0), 0, (0, 0, 0)),
     cost("GET /oauth/authorize (signed in)",          1, (1, 0, 0), 0, (0, 0, 0)),
-    cost("POST /oauth/token (authorization_code)",    2, (2, 0, 0), 0, (1, 0, 0)),
-    cost("POST /oauth/token (refresh_token)",         2, (2, 0, 0), 0, (1, 0, 0)),
+    cost("POST /oauth/token (authorization_code)",    1, (1, 0, 0), 0, (1, 0, 0)),
+    cost("POST /oauth/token (refresh_token)",         1, (1, 0, 0), 0, (1, 0, 0)),
     cost("GET /oauth/userinfo",                       1, (1, 0, 0), 0, (0, 0, 0)),
-    cost("POST /oauth/revoke",                        2, (2, 0, 0), 0, (1, 0, 0)),
+    cost("POST /oauth/revoke",                        1, (1, 0, 0), 0, (1, 0, 0)),
     cost("GET /admin (console overview)",             1, (3, 0, 0), 0, (0, 0, 0)),
 ];
 

@@ -24,11 +24,12 @@ use crate::ports::human::HumanCheck;
 use crate::ports::limits::{Counters, SendCount};
 use crate::ports::signer::Signer;
 use crate::ports::store::{
-    AccountStore, AppStore, AuditStore, Cleanup, ClientStore, Consumed, DeliveryStore, Effect,
-    Exchange, Exchanged, Filed, FiledCode, Grant, GrantStore, NewAuthCode, NewCode, NewHandoff,
-    NewSession, PasswordAttempt, PasswordLookup, PasswordStart, PendingCode, Redeemed, Redemption,
-    Registered, Registration, RenewedCode, Requested, Rotated, Rotation, SendEvent, SendRecord,
-    SendStats, SeriesPoint, SessionStore, SpentHandoff, Stats, TestRecipientPut, User, UserStats,
+    AccountStore, AppStore, AuditStore, Cleanup, ClientProof, ClientStore, Consumed, DeliveryStore,
+    Effect, Exchange, Exchanged, Filed, FiledCode, Grant, GrantStore, NewAuthCode, NewCode,
+    NewHandoff, NewSession, PasswordAttempt, PasswordLookup, PasswordStart, PendingCode, Redeemed,
+    Redemption, Registered, Registration, RenewedCode, Requested, Revoked, Rotated, Rotation,
+    SendEvent, SendRecord, SendStats, SeriesPoint, SessionStore, SpentHandoff, Stats,
+    TestRecipientPut, User, UserStats,
 };
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -332,6 +333,15 @@ impl MemoryStore {
                 .values()
                 .any(|(gid, ..)| gid == id),
         })
+    }
+
+    /// D1's `client_ok`: the client exists and its stored secret hash is
+    /// the presented one (both none for a public client).
+    fn client_proven(&self, c: &ClientProof<'_>) -> bool {
+        self.oidc_clients
+            .borrow()
+            .iter()
+            .any(|(k, hash)| k.id == c.client_id && hash.as_deref() == c.secret_hash)
     }
 
     fn revoke(&self, grant_id: &str) -> bool {
@@ -1178,6 +1188,9 @@ impl GrantStore for &MemoryStore {
             .faults
             .call(Resource::D1, "redeem_authorization_code")
             .await?;
+        if !self.client_proven(&r.client) {
+            return Ok(Redeemed::ClientRefused);
+        }
         let mut codes = self.oauth_codes.borrow_mut();
         let Some(code) = codes.get_mut(r.code_hash) else {
             return Ok(Redeemed::Refused);
@@ -1194,7 +1207,7 @@ impl GrantStore for &MemoryStore {
             .borrow()
             .get(&code.session_hash)
             .is_some_and(|(_, exp, to)| *exp > r.now && Presented::Cookie.accepts(to));
-        let binds = code.client_id == r.client_id
+        let binds = code.client_id == r.client.client_id
             && code.redirect_uri == r.redirect_uri
             && code.challenge.as_deref() == r.challenge
             && code.expires_at > r.now
@@ -1244,6 +1257,9 @@ impl GrantStore for &MemoryStore {
             .faults
             .call(Resource::D1, "rotate_refresh_token")
             .await?;
+        if !self.client_proven(&r.client) {
+            return Ok(Rotated::ClientRefused);
+        }
         let found = self.refresh_tokens.borrow().get(r.token_hash).cloned();
         let Some((grant_id, expires_at, used)) = found else {
             return Ok(Rotated::Refused);
@@ -1253,7 +1269,7 @@ impl GrantStore for &MemoryStore {
             return Ok(Rotated::Reused);
         }
         let grant_ok = self.grants.borrow().get(&grant_id).is_some_and(|g| {
-            g.client_id == r.client_id
+            g.client_id == r.client.client_id
                 && g.expires_at > r.now
                 && r.resource
                     .is_none_or(|res| g.resource.as_deref() == Some(res))
@@ -1292,22 +1308,27 @@ impl GrantStore for &MemoryStore {
         &self,
         token_hash: Option<&str>,
         grant_id: Option<&str>,
-        client_id: &str,
-    ) -> ApiResult<bool> {
+        client: ClientProof<'_>,
+    ) -> ApiResult<Revoked> {
         let _call = self.faults.call(Resource::D1, "revoke_grant").await?;
+        if !self.client_proven(&client) {
+            return Ok(Revoked::ClientRefused);
+        }
         let id = match grant_id {
             Some(id) => Some(id.to_owned()),
             None => {
                 token_hash.and_then(|h| self.refresh_tokens.borrow().get(h).map(|t| t.0.clone()))
             }
         };
-        let Some(id) = id else { return Ok(false) };
+        let Some(id) = id else {
+            return Ok(Revoked::Done(false));
+        };
         let theirs = self
             .grants
             .borrow()
             .get(&id)
-            .is_some_and(|g| g.client_id == client_id);
-        Ok(theirs && self.revoke(&id))
+            .is_some_and(|g| g.client_id == client.client_id);
+        Ok(Revoked::Done(theirs && self.revoke(&id)))
     }
 }
 

@@ -5,7 +5,8 @@
 use super::*;
 
 use crate::ports::store::{
-    Grant, GrantStore, NewAuthCode, Redeemed, Redemption, Rotated, Rotation, User,
+    ClientProof, Grant, GrantStore, NewAuthCode, Redeemed, Redemption, Revoked, Rotated, Rotation,
+    User,
 };
 use serde::Deserialize;
 
@@ -57,6 +58,26 @@ impl From<GrantRow> for Grant {
     }
 }
 
+/// Whether client `?a` proves itself with the secret hash `?b` (NULL for a
+/// public client, whose stored hash is NULL): every write of the token
+/// endpoint is guarded by it, so a wrong proof changes nothing.
+fn client_ok(a: u8, b: u8) -> String {
+    format!("EXISTS (SELECT 1 FROM oidc_clients WHERE id = ?{a} AND secret_hash IS ?{b})")
+}
+
+/// The first statement of a client's batch: whether its proof holds.
+fn client_check(
+    store: &D1Store,
+    op: &'static str,
+    c: &ClientProof<'_>,
+) -> ApiResult<D1PreparedStatement> {
+    store.stmt(
+        op,
+        &format!("SELECT {} AS n", client_ok(1, 2)),
+        &[text(c.client_id), maybe_text(c.secret_hash)],
+    )
+}
+
 impl GrantStore for D1Store {
     async fn file_authorization_code(&self, c: &NewAuthCode<'_>) -> ApiResult<bool> {
         let row: Option<serde_json::Value> = self
@@ -90,43 +111,52 @@ impl GrantStore for D1Store {
 
     async fn redeem_authorization_code(&self, r: &Redemption<'_>) -> ApiResult<Redeemed> {
         const OP: &str = "redeem_authorization_code";
-        let code = [text(r.code_hash)];
+        let c = &r.client;
         let r = self
             .batch(
                 OP,
                 vec![
+                    client_check(self, OP, c)?,
                     self.stmt(
                         OP,
                         "SELECT EXISTS (SELECT 1 FROM oauth_codes WHERE code_hash = ?1 AND used_at IS NOT NULL) AS n",
-                        &code,
+                        &[text(r.code_hash)],
                     )?,
                     // A replay revokes what the first redemption made.
                     self.stmt(
                         OP,
-                        "DELETE FROM oauth_grants
-                          WHERE id = (SELECT grant_id FROM oauth_codes WHERE code_hash = ?1 AND used_at IS NOT NULL)",
-                        &code,
+                        &format!(
+                            "DELETE FROM oauth_grants
+                              WHERE id = (SELECT grant_id FROM oauth_codes WHERE code_hash = ?1 AND used_at IS NOT NULL)
+                                AND {}",
+                            client_ok(2, 3)
+                        ),
+                        &[text(r.code_hash), text(c.client_id), maybe_text(c.secret_hash)],
                     )?,
                     // Tried once, right or wrong; the grant id is set only
                     // where everything binds.
                     self.stmt(
                         OP,
-                        "UPDATE oauth_codes SET used_at = ?5,
-                                grant_id = CASE WHEN client_id = ?2 AND redirect_uri = ?3 AND challenge IS ?4
-                                                 AND expires_at > ?5 AND (?7 IS NULL OR resource = ?7)
-                                                 AND EXISTS (SELECT 1 FROM sessions s
-                                                              WHERE s.token_hash = oauth_codes.session_hash
-                                                                AND s.expires_at > ?5 AND s.issued_to = 'browser')
-                                           THEN ?6 END
-                          WHERE code_hash = ?1 AND used_at IS NULL",
+                        &format!(
+                            "UPDATE oauth_codes SET used_at = ?5,
+                                    grant_id = CASE WHEN client_id = ?2 AND redirect_uri = ?3 AND challenge IS ?4
+                                                     AND expires_at > ?5 AND (?7 IS NULL OR resource = ?7)
+                                                     AND EXISTS (SELECT 1 FROM sessions s
+                                                                  WHERE s.token_hash = oauth_codes.session_hash
+                                                                    AND s.expires_at > ?5 AND s.issued_to = 'browser')
+                                               THEN ?6 END
+                              WHERE code_hash = ?1 AND used_at IS NULL AND {}",
+                            client_ok(2, 8)
+                        ),
                         &[
                             text(r.code_hash),
-                            text(r.client_id),
+                            text(c.client_id),
                             text(r.redirect_uri),
                             maybe_text(r.challenge),
                             number(r.now),
                             text(r.grant_id),
                             maybe_text(r.resource),
+                            maybe_text(c.secret_hash),
                         ],
                     )?,
                     self.stmt(
@@ -160,10 +190,13 @@ impl GrantStore for D1Store {
                 ],
             )
             .await?;
-        if r.flag(0)? {
+        if !r.flag(0)? {
+            return Ok(Redeemed::ClientRefused);
+        }
+        if r.flag(1)? {
             return Ok(Redeemed::Replayed);
         }
-        Ok(match r.rows::<GrantRow>(5)?.into_iter().next() {
+        Ok(match r.rows::<GrantRow>(6)?.into_iter().next() {
             Some(g) => Redeemed::Granted(Box::new(g.into())),
             None => Redeemed::Refused,
         })
@@ -171,32 +204,47 @@ impl GrantStore for D1Store {
 
     async fn rotate_refresh_token(&self, r: &Rotation<'_>) -> ApiResult<Rotated> {
         const OP: &str = "rotate_refresh_token";
-        let old = [text(r.token_hash)];
+        let c = &r.client;
         let next = [text(&r.next.token_hash)];
         let r = self
             .batch(
                 OP,
                 vec![
+                    client_check(self, OP, c)?,
                     self.stmt(
                         OP,
                         "SELECT EXISTS (SELECT 1 FROM oauth_refresh_tokens WHERE token_hash = ?1 AND used_at IS NOT NULL) AS n",
-                        &old,
+                        &[text(r.token_hash)],
                     )?,
                     // A rotated token presented again: someone holds a copy,
                     // so the whole family goes (RFC 9700 §4.14.2).
                     self.stmt(
                         OP,
-                        "DELETE FROM oauth_grants
-                          WHERE id = (SELECT grant_id FROM oauth_refresh_tokens WHERE token_hash = ?1 AND used_at IS NOT NULL)",
-                        &old,
+                        &format!(
+                            "DELETE FROM oauth_grants
+                              WHERE id = (SELECT grant_id FROM oauth_refresh_tokens WHERE token_hash = ?1 AND used_at IS NOT NULL)
+                                AND {}",
+                            client_ok(2, 3)
+                        ),
+                        &[text(r.token_hash), text(c.client_id), maybe_text(c.secret_hash)],
                     )?,
                     self.stmt(
                         OP,
-                        "UPDATE oauth_refresh_tokens SET used_at = ?3
-                          WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?3
-                            AND grant_id IN (SELECT id FROM oauth_grants WHERE client_id = ?2 AND expires_at > ?3
-                                               AND (?4 IS NULL OR resource = ?4))",
-                        &[text(r.token_hash), text(r.client_id), number(r.now), maybe_text(r.resource)],
+                        &format!(
+                            "UPDATE oauth_refresh_tokens SET used_at = ?3
+                              WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?3
+                                AND grant_id IN (SELECT id FROM oauth_grants WHERE client_id = ?2 AND expires_at > ?3
+                                                   AND (?4 IS NULL OR resource = ?4))
+                                AND {}",
+                            client_ok(2, 5)
+                        ),
+                        &[
+                            text(r.token_hash),
+                            text(c.client_id),
+                            number(r.now),
+                            maybe_text(r.resource),
+                            maybe_text(c.secret_hash),
+                        ],
                     )?,
                     // `changes()` is the UPDATE's just above: only the
                     // request that marked the token used files the next.
@@ -228,10 +276,13 @@ impl GrantStore for D1Store {
                 ],
             )
             .await?;
-        if r.flag(0)? {
+        if !r.flag(0)? {
+            return Ok(Rotated::ClientRefused);
+        }
+        if r.flag(1)? {
             return Ok(Rotated::Reused);
         }
-        Ok(match r.rows::<GrantRow>(5)?.into_iter().next() {
+        Ok(match r.rows::<GrantRow>(6)?.into_iter().next() {
             Some(g) => Rotated::Rotated(Box::new(g.into())),
             None => Rotated::Refused,
         })
@@ -252,18 +303,36 @@ impl GrantStore for D1Store {
         &self,
         token_hash: Option<&str>,
         grant_id: Option<&str>,
-        client_id: &str,
-    ) -> ApiResult<bool> {
-        let row: Option<serde_json::Value> = self
-            .write(
-                "revoke_grant",
-                "DELETE FROM oauth_grants
-                  WHERE client_id = ?3
-                    AND id = COALESCE(?2, (SELECT grant_id FROM oauth_refresh_tokens WHERE token_hash = ?1))
-                 RETURNING id",
-                &[maybe_text(token_hash), maybe_text(grant_id), text(client_id)],
+        c: ClientProof<'_>,
+    ) -> ApiResult<Revoked> {
+        const OP: &str = "revoke_grant";
+        let r = self
+            .batch(
+                OP,
+                vec![
+                    client_check(self, OP, &c)?,
+                    self.stmt(
+                        OP,
+                        &format!(
+                            "DELETE FROM oauth_grants
+                              WHERE client_id = ?3 AND {}
+                                AND id = COALESCE(?2, (SELECT grant_id FROM oauth_refresh_tokens WHERE token_hash = ?1))
+                             RETURNING id",
+                            client_ok(3, 4)
+                        ),
+                        &[
+                            maybe_text(token_hash),
+                            maybe_text(grant_id),
+                            text(c.client_id),
+                            maybe_text(c.secret_hash),
+                        ],
+                    )?,
+                ],
             )
             .await?;
-        Ok(row.is_some())
+        Ok(match r.flag(0)? {
+            false => Revoked::ClientRefused,
+            true => Revoked::Done(r.returned(1)?),
+        })
     }
 }

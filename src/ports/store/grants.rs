@@ -29,11 +29,20 @@ pub struct NewRefresh {
     pub expires_at: u64,
 }
 
+/// How a client proves itself, checked in the same transaction as what it
+/// asks: the SHA-256 of its secret, `None` for a public client (whose
+/// stored hash is NULL). A wrong proof changes nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientProof<'a> {
+    pub client_id: &'a str,
+    pub secret_hash: Option<&'a str>,
+}
+
 /// A client's redemption of an authorization code at the token endpoint.
 #[derive(Debug)]
 pub struct Redemption<'a> {
     pub code_hash: &'a str,
-    pub client_id: &'a str,
+    pub client: ClientProof<'a>,
     pub redirect_uri: &'a str,
     /// The S256 challenge the client's `code_verifier` answers; `None`
     /// without a verifier.
@@ -76,13 +85,15 @@ pub enum Redeemed {
     Refused,
     /// The code was redeemed before: its grant, if any, is revoked now.
     Replayed,
+    /// The client's proof failed: nothing was touched.
+    ClientRefused,
 }
 
 /// A client's refresh: the token it presents and the one that replaces it.
 #[derive(Debug)]
 pub struct Rotation<'a> {
     pub token_hash: &'a str,
-    pub client_id: &'a str,
+    pub client: ClientProof<'a>,
     /// The `resource` the client names, which must be the grant's.
     pub resource: Option<&'a str>,
     pub next: &'a NewRefresh,
@@ -97,6 +108,17 @@ pub enum Rotated {
     Refused,
     /// A token rotated before was presented again: its grant is revoked.
     Reused,
+    /// The client's proof failed: nothing was touched.
+    ClientRefused,
+}
+
+/// What a revocation found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// The client's proof failed: nothing was touched.
+    ClientRefused,
+    /// The proof held; whether a grant of the client's was revoked.
+    Done(bool),
 }
 
 #[allow(async_fn_in_trait)]
@@ -105,23 +127,24 @@ pub trait GrantStore {
     /// verified account made at or after `signed_in_since`, and the client
     /// is registered; `false`, writing nothing, otherwise.
     async fn file_authorization_code(&self, code: &NewAuthCode<'_>) -> ApiResult<bool>;
-    /// In one transaction: a code redeemed before revokes the grant it
-    /// made; otherwise the code is marked redeemed (right or wrong: a code
+    /// In one transaction, all of it only when the client's proof holds: a
+    /// code redeemed before revokes the grant it made; otherwise the code is marked redeemed (right or wrong: a code
     /// is tried once), and when everything binds, the grant (and, with
     /// `offline_access`, its refresh token) is filed.
     async fn redeem_authorization_code(&self, r: &Redemption<'_>) -> ApiResult<Redeemed>;
-    /// In one transaction: a token rotated before revokes its grant; a
-    /// live one of this client's is marked used, `next` filed, and the
+    /// In one transaction, all of it only when the client's proof holds: a
+    /// token rotated before revokes its grant; a live one of this client's is marked used, `next` filed, and the
     /// grant's life renewed.
     async fn rotate_refresh_token(&self, r: &Rotation<'_>) -> ApiResult<Rotated>;
     /// The live grant `id`, with its account.
     async fn grant(&self, id: &str, now: u64) -> ApiResult<Option<Grant>>;
     /// Revokes the grant of the refresh token `token_hash` (or, with
-    /// `grant_id`, that grant), if it is `client_id`'s; whether it was.
+    /// `grant_id`, that grant), if the client's proof holds and the grant
+    /// is the client's.
     async fn revoke_grant(
         &self,
         token_hash: Option<&str>,
         grant_id: Option<&str>,
-        client_id: &str,
-    ) -> ApiResult<bool>;
+        client: ClientProof<'_>,
+    ) -> ApiResult<Revoked>;
 }
