@@ -47,7 +47,8 @@ CREATE INDEX IF NOT EXISTS codes_expires_at ON codes (expires_at);
 
 -- `issued_to` (migration 0005): `browser` (made by the hosted pages: the
 -- only sessions the session cookie takes), `api` (`/v1/login`,
--- `/v1/login/code/verify`), or `key:<api key id>` (an exchange).
+-- `/v1/login/code/verify`), or `key:<api key id>` (made by the hand-off
+-- exchange of earlier releases, which the OpenID Provider replaced).
 -- `amr` (migration 0007): how a browser's sign-in was made, `pwd` or `otp`.
 CREATE TABLE IF NOT EXISTS sessions (
   token_hash TEXT PRIMARY KEY,
@@ -140,21 +141,6 @@ CREATE INDEX IF NOT EXISTS auth_events_at ON auth_events (at);
 CREATE INDEX IF NOT EXISTS auth_events_address ON auth_events (address_hash, id);
 CREATE INDEX IF NOT EXISTS auth_events_event ON auth_events (event, id);
 CREATE INDEX IF NOT EXISTS auth_events_send ON auth_events (send_id, id) WHERE send_id IS NOT NULL;
-
--- Hand-off codes of the hosted pages (docs/pages.md): the SHA-256 of a
--- one-time code an app trades at /v1/auth/exchange within 60 seconds,
--- bound to the browser session that earned it, the app's exact return_to
--- URL and its PKCE challenge. The cron deletes expired ones.
-CREATE TABLE IF NOT EXISTS handoffs (
-  code_hash     TEXT PRIMARY KEY,
-  session_hash  TEXT NOT NULL,
-  user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-  return_to     TEXT NOT NULL,
-  challenge     TEXT,
-  created_at    INTEGER NOT NULL,
-  expires_at    INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS handoffs_expires_at ON handoffs (expires_at);
 
 -- The OpenID Connect clients the operator registers (docs/oidc.md): an
 -- app that signs its users in through the hosted pages with the OIDC

@@ -16,6 +16,7 @@ def run(**overrides):
     """Baseline at 1000/2000 req/s; every other workload at the given share."""
     share = {"GET /healthz": 0.3, "GET /v1/me": 0.6, "POST /v1/verify-email (wrong)": 0.5,
              "POST /v1/otp/verify (wrong)": 0.4, "POST /v1/otp/send": 0.1, "POST /v1/login": 0.01,
+             "GET /oauth/userinfo": 0.6, "POST /oauth/token (wrong code)": 0.45,
              report.D1_FLOOR: 0.7, report.WRITE_FLOOR: 0.5, report.SEND_FLOOR: 0.2, **overrides}
     workloads = []
     for connections, base in ((1, 1000.0), (32, 2000.0)):
@@ -69,6 +70,10 @@ def test_each_route_is_judged_against_its_own_floor():
     assert v[floor_target("POST /v1/verify-email (wrong)", report.WRITE_FLOOR)] is True
     assert v[floor_target("POST /v1/otp/verify (wrong)", report.WRITE_FLOOR)] is True
     assert v[floor_target("POST /v1/otp/send", report.SEND_FLOOR)] is False
+    # The OpenID Provider's routes: userinfo against one read, the token
+    # endpoint (one batch) against one write.
+    assert v[floor_target("GET /oauth/userinfo", report.D1_FLOOR)] is True
+    assert v[floor_target("POST /oauth/token (wrong code)", report.WRITE_FLOOR)] is True
     # The cycle: 60 against the reference's 100 at 16 in flight.
     assert v["send-then-verify cycles: at least 70% of the plain OTP script's cycles/s at 16 in flight"] is False
     assert verdicts(run_with_cycles(service16=75.0))[
@@ -88,7 +93,7 @@ def test_each_target_is_judged_at_its_threshold():
     assert v["POST /v1/verify-email (wrong): p99 at most 2x p50 at 1 connection"] is True
     # Argon2-bound and reference workloads have no tail target.
     tails = [t for t in v if "p99" in t]
-    assert len(tails) == 5 and not any("login" in t or "baseline" in t for t in tails)
+    assert len(tails) == 7 and not any("login" in t or "baseline" in t for t in tails)
 
 
 def test_a_wasm_over_the_budget_misses_its_target():

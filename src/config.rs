@@ -10,7 +10,6 @@ use crate::domain::country::AllowedCountries;
 use crate::domain::jwk::SigningKeys;
 use crate::domain::oauth::Resources;
 use crate::domain::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
-use crate::domain::return_to::ReturnOrigins;
 use crate::domain::sign_in_budget::{FailureBudget, MAX_LOCK_SECS, NIST_MAX_FAILURES};
 use crate::error::ApiError;
 use crate::pages::layout::{parse_accent, DEFAULT_ACCENT};
@@ -83,8 +82,6 @@ pub struct Config {
     pub twilio_timeout_ms: u64,
     /// Which browser origins may read the API's answers (`CORS_ALLOWED_ORIGINS`).
     pub cors: Cors,
-    /// Where the hosted pages may send a browser back (`AUTH_RETURN_ORIGINS`).
-    pub auth_return_origins: ReturnOrigins,
     /// The resource servers access tokens may be issued for (`OIDC_RESOURCES`).
     pub oidc_resources: Resources,
     /// The pages' accent colour (`ACCENT_COLOR`).
@@ -246,9 +243,6 @@ impl Config {
                 "var MAX_SENDS_PER_ADDRESS_PER_HOUR must be at least MAX_SENDS_PER_HOUR: it is the ceiling across scopes".into(),
             ));
         }
-        let auth_return_origins =
-            ReturnOrigins::parse(&vars.text("AUTH_RETURN_ORIGINS", ""), production)
-                .map_err(unavailable)?;
         let cors =
             Cors::parse(Some(&vars.text("CORS_ALLOWED_ORIGINS", ""))).map_err(unavailable)?;
         let oidc_resources =
@@ -284,7 +278,6 @@ impl Config {
             sms_prefix_digits: vars.int("SMS_PREFIX_DIGITS", 7, 1, 12)? as usize,
             sms_max_per_prefix_per_hour: vars.int("SMS_MAX_PER_PREFIX_PER_HOUR", 30, 0, 1_000_000)?
                 as u32,
-            auth_return_origins,
             oidc_resources,
             cors,
             accent_color,

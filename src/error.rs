@@ -18,10 +18,6 @@ pub enum ApiError {
     /// `attempts_left` more guesses. The same for every address: an
     /// unknown one has a pending code too (see `Service::request_code`).
     WrongCode { attempts_left: u32 },
-    /// 400: a hand-off's `code_verifier` does not match its challenge.
-    InvalidCodeVerifier,
-    /// 400: a hand-off code exchanged for another origin than it was issued to.
-    ReturnToMismatch,
     /// 403: a page's form without the browser's CSRF token or from another origin.
     CsrfRefused,
     /// 400: the code was right but has expired.
@@ -158,9 +154,7 @@ impl ApiError {
             Self::InvalidRequest(_)
             | Self::InvalidCode
             | Self::WrongCode { .. }
-            | Self::ExpiredCode
-            | Self::InvalidCodeVerifier
-            | Self::ReturnToMismatch => 400,
+            | Self::ExpiredCode => 400,
             Self::InvalidCredentials | Self::Unauthorized => 401,
             Self::ChannelNotAllowed(_)
             | Self::OriginNotAllowed
@@ -193,8 +187,6 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidCode | Self::WrongCode { .. } => "invalid_code",
-            Self::InvalidCodeVerifier => "invalid_code_verifier",
-            Self::ReturnToMismatch => "return_to_mismatch",
             Self::CsrfRefused => "csrf_failed",
             Self::ExpiredCode => "expired_code",
             Self::TooManyAttempts => "too_many_attempts",
@@ -232,8 +224,6 @@ impl ApiError {
         match self {
             Self::InvalidRequest(_) => "Invalid request",
             Self::InvalidCode | Self::WrongCode { .. } => "Invalid code",
-            Self::InvalidCodeVerifier => "Invalid code verifier",
-            Self::ReturnToMismatch => "Return address mismatch",
             Self::CsrfRefused => "Form refused",
             Self::ExpiredCode => "Expired code",
             Self::TooManyAttempts => "Too many attempts",
@@ -273,12 +263,6 @@ impl ApiError {
                 "The code is wrong. {attempts_left} more {} allowed before it can no longer be used.",
                 if *attempts_left == 1 { "attempt is" } else { "attempts are" }
             ),
-            Self::InvalidCodeVerifier => {
-                "The code_verifier does not match the code_challenge of the sign-in.".into()
-            }
-            Self::ReturnToMismatch => {
-                "The return_to is not the URL this code was issued for.".into()
-            }
             Self::CsrfRefused => {
                 "The form did not come from this service's own page in this browser.".into()
             }
@@ -390,8 +374,6 @@ impl ApiError {
             ApiError::InvalidRequest("email".into()),
             ApiError::InvalidCode,
             ApiError::WrongCode { attempts_left: 2 },
-            ApiError::InvalidCodeVerifier,
-            ApiError::ReturnToMismatch,
             ApiError::CsrfRefused,
             ApiError::ExpiredCode,
             ApiError::TooManyAttempts,

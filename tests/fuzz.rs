@@ -11,21 +11,21 @@ use otp_edge::config::Config;
 use otp_edge::domain::api_key::NewApiKey;
 use otp_edge::domain::audit::EventPage;
 use otp_edge::domain::channel::Channel;
-use otp_edge::domain::code::Code;
+use otp_edge::domain::code::{Code, Pepper};
 use otp_edge::domain::cors::Cors;
 use otp_edge::domain::email::Email;
+use otp_edge::domain::oauth::{AuthorizationRequest, AuthorizeQuery, Resources};
 use otp_edge::domain::password::Password;
 use otp_edge::domain::phone::Phone;
 use otp_edge::domain::purpose::{AppPurpose, Purpose};
 use otp_edge::domain::recipient::Recipient;
-use otp_edge::domain::return_to::{Handoff, ReturnOrigins, ReturnTo};
 use otp_edge::error::ApiError;
 use otp_edge::http::body::{check_declared_length, require_json, JsonBody};
+use otp_edge::http::oauth::TokenCall;
 use otp_edge::http::request_id::request_id;
 use otp_edge::http::requests::{
-    AddTestRecipient, CodeProof, CodeRequest, CreateKey, CreateOidcClient, EventsQuery,
-    HandoffExchange, Login, OtpSend, OtpVerify, PasswordResetConfirm, Register,
-    RemoveTestRecipient, Resend, RevokeKey,
+    AddTestRecipient, CodeProof, CodeRequest, CreateKey, CreateOidcClient, EventsQuery, Login,
+    OtpSend, OtpVerify, PasswordResetConfirm, Register, RemoveTestRecipient, Resend, RevokeKey,
 };
 use otp_edge::http::routes::{Row, TABLE};
 use otp_edge::pages::browser::Form;
@@ -109,7 +109,6 @@ fn route_field() -> impl Strategy<Value = (String, serde_json::Value)> {
         ("app_name", json!("Shop")),
         ("channels", json!(["sms", "email"])),
         ("code", json!("Yx2N0c3F1ZGJ4bW5rZXR6dWJ4cWlkYmNwYWtzaHZ4")),
-        ("return_to", json!("https://app.example.com/callback?x=1")),
         (
             "code_verifier",
             json!("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
@@ -461,42 +460,72 @@ proptest! {
         }
     }
 
+    /// Whatever form a client posts, the token endpoint's parser answers
+    /// with a request or an OAuth error, never a panic.
     #[test]
-    fn handoff_exchange_bodies(value in route_body()) {
-        let body = body_of(&value);
-        let fields = ["code", "return_to", "code_verifier"];
-        if let Some(r) = parsed_or_refused(HandoffExchange::parse(&body), &fields) {
-            prop_assert!(!r.code.is_empty() && r.code.len() <= 128);
-            prop_assert!(r.return_to.starts_with("https://") || r.return_to.starts_with("http://"));
+    fn token_requests(
+        pairs in proptest::collection::vec(
+            (prop_oneof![
+                Just("grant_type".to_string()), Just("code".to_string()), Just("redirect_uri".to_string()),
+                Just("code_verifier".to_string()), Just("refresh_token".to_string()),
+                Just("client_id".to_string()), Just("client_secret".to_string()), Just("resource".to_string()),
+                ".{0,12}",
+            ], prop_oneof![Just("authorization_code".to_string()), Just("refresh_token".to_string()), ".{0,60}"]),
+            0..8,
+        ),
+        basic in proptest::option::of(".{0,60}"),
+    ) {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+        let authorization = basic.map(|b| format!("Basic {b}"));
+        match TokenCall::parse(authorization.as_deref(), Some("application/x-www-form-urlencoded"), body.as_bytes()) {
+            Ok(call) => prop_assert!(!call.creds.client_id.is_empty()),
+            Err(ApiError::OAuth(_)) => {}
+            Err(other) => prop_assert!(false, "not an OAuth error: {other:?}"),
         }
     }
 
-    /// Whatever a link carries, a page returns only to a listed origin,
-    /// and to nothing a browser could read as another host.
+    /// Whatever a page's link carries as `oauth`, it opens only as sealed:
+    /// a changed seal or body is no request at all.
     #[test]
-    fn return_to_only_ever_lands_on_a_listed_origin(
+    fn a_carried_request_opens_only_as_sealed(raw in ".{0,200}", flip in 0usize..400) {
+        let pepper = Pepper::new("an-example-pepper-of-at-least-32-bytes!").unwrap();
+        prop_assert_eq!(AuthorizationRequest::unseal(&raw, &pepper, 1_000), None);
+        let request = AuthorizeQuery::parse(
+            "client_id=oc_0123456789abcdefghijkl&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=code&scope=openid",
+        );
+        let client = otp_edge::domain::oidc_client::Client {
+            id: "oc_0123456789abcdefghijkl".into(),
+            name: "Notes".into(),
+            kind: otp_edge::domain::oidc_client::ClientKind::Confidential,
+            redirect_uris: vec!["https://app.example/cb".into()],
+            post_logout_redirect_uris: vec![],
+            api_key_id: None,
+            created_at: 0,
+        };
+        let sealed = request.validate(&client, &Resources::default(), 1_000).unwrap().seal(&pepper);
+        let mut bytes = sealed.clone().into_bytes();
+        let i = flip % bytes.len();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(bytes).unwrap();
+        if changed != sealed {
+            prop_assert_eq!(AuthorizationRequest::unseal(&changed, &pepper, 1_000), None);
+        }
+    }
+
+    /// A redirect URI a client may register is its own normal form, and
+    /// nothing in it reads as another host.
+    #[test]
+    fn registered_redirect_uris_are_their_own_normal_form(
         raw in prop_oneof![
-            text(),
             r"(https?:)?(//|/\\|%2[fF]%2[fF])?[a-z.@:%/\\]{0,30}",
             r"https://app\.example\.com[@:./\\%#?a-z0-9]{0,20}",
         ],
-        query in ".{0,80}",
     ) {
-        let origins = ReturnOrigins::parse("https://app.example.com, http://localhost:3000", false).unwrap();
-        if let Some(r) = ReturnTo::parse(&raw, &origins) {
-            prop_assert!(origins.iter().any(|o| o == r.origin()));
-            let after = &r.url()[r.origin().len().min(r.url().len())..];
-            prop_assert!(
-                r.url().to_ascii_lowercase().starts_with(r.origin()) || r.url().contains(":443"),
-                "{}", r.url()
-            );
-            prop_assert!(after.is_empty() || after.starts_with('/') || after.starts_with('?') || after.starts_with(':'));
-            prop_assert!(!r.url().contains('@') || r.url().find('@') > r.url()[8..].find('/').map(|i| i + 8));
+        if let Ok(uri) = otp_edge::domain::oidc_client::parse_redirect_uri("redirect_uris", &raw) {
+            prop_assert_eq!(&uri, &raw);
+            let authority = uri.split("://").nth(1).unwrap_or("").split(['/', '?']).next().unwrap_or("");
+            prop_assert!(!authority.contains('@') && !authority.contains('%'), "{}", uri);
         }
-        let h = Handoff::from_query(&query, &origins);
-        if let Some(r) = &h.return_to {
-            prop_assert!(origins.iter().any(|o| o == r.origin()));
-        }
-        let _ = Form::parse(query.as_bytes()).get("csrf");
+        let _ = Form::parse(raw.as_bytes()).get("csrf");
     }
 }

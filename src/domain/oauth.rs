@@ -3,11 +3,11 @@
 //! (RFC 6749 §4.1.2.1 and §5.2, OpenID Connect Core §3.1.2.6), which are
 //! answered as the RFCs say rather than as problem documents.
 
+use crate::domain::absolute_url::AbsoluteUrl;
 use crate::domain::code::Pepper;
-use crate::domain::handoff::CodeChallenge;
 pub use crate::domain::oauth_error::{OAuthCode, OAuthError};
 use crate::domain::oidc_client::{Client, ClientKind};
-use crate::domain::return_to::AbsoluteUrl;
+use crate::domain::pkce::CodeChallenge;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};

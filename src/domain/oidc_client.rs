@@ -4,7 +4,7 @@
 //! once and stored only as SHA-256; a public one (a single-page or native
 //! app) holds none and must use PKCE.
 
-use crate::domain::return_to::AbsoluteUrl;
+use crate::domain::absolute_url::AbsoluteUrl;
 use crate::domain::session::{token_hash, Token};
 use crate::error::ApiError;
 

@@ -15,7 +15,7 @@ use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBod
 use crate::http::oauth::{RevokeCall, TokenCall};
 use crate::http::requests::{
     query_of, turnstile_token, AddTestRecipient, CodeProof, CodeRequest, CreateKey,
-    CreateOidcClient, DeleteOidcClient, EventsQuery, HandoffExchange, Login, OtpSend, OtpVerify,
+    CreateOidcClient, DeleteOidcClient, EventsQuery, Login, OtpSend, OtpVerify,
     PasswordResetConfirm, Register, RemoveTestRecipient, Resend, RevokeKey, VerifyEmail,
 };
 use crate::http::routes::{
@@ -416,17 +416,6 @@ async fn app(
             svc.verify_app_code(bearer, &r.to, &r.purpose, &r.code)
                 .await?;
             Ok(respond::json(200, &json!({"valid": true})))
-        }
-        AppRoute::Exchange => {
-            let r = match HandoffExchange::parse(body) {
-                Ok(parsed) => parsed,
-                Err(e) => return held(svc, bearer, e).await,
-            };
-            let (user, session) = svc.exchange_handoff(bearer, &r).await?;
-            let mut answer = session_json(session);
-            answer["email"] = json!(user.email);
-            answer["verified"] = json!(user.verified);
-            Ok(respond::json(200, &answer))
         }
     }
 }

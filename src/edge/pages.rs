@@ -8,10 +8,10 @@
 use super::dispatch::deliver_later;
 use super::{check_limit, header, log_failure, respond, EdgeService, Scope, WorkerClock};
 use crate::config::Config;
+use crate::domain::absolute_url::AbsoluteUrl;
 use crate::domain::admin_session::ADMIN_SESSION_SECS;
 use crate::domain::oauth::{AuthorizationRequest, AuthorizeQuery, OAuthCode, OAuthError, Prompt};
 use crate::domain::purpose::Purpose;
-use crate::domain::return_to::{AbsoluteUrl, Handoff};
 use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
 use crate::http::requests::{
@@ -121,7 +121,6 @@ pub(super) async fn serve(
     };
     let client_origin = back_to.and_then(|uri| AbsoluteUrl::parse(&uri).map(|u| u.origin()));
     let csp = layout::csp(
-        &scope.cfg.auth_return_origins,
         client_origin.as_deref(),
         scope.cfg.turnstile_site_key.is_some(),
     );
@@ -200,7 +199,7 @@ fn static_page(env: &Env, path: &str) -> Option<(Response, &'static str)> {
         )),
         _ => {
             let slug = path.strip_prefix("/problems/")?;
-            let csp = layout::csp(&Default::default(), None, false);
+            let csp = layout::csp(None, false);
             let response = match problems::page(&site(), slug) {
                 Some(markup) => respond::html(200, markup.into_string(), &csp),
                 None => failure_page(&site(), &ApiError::NotFound, &csp),
@@ -214,7 +213,7 @@ fn static_page(env: &Env, path: &str) -> Option<(Response, &'static str)> {
 /// as the JSON routes name it), a rate limit, a wrong path.
 fn failure_page(site: &str, e: &ApiError, csp: &str) -> Response {
     let csp = match csp.is_empty() {
-        true => layout::csp(&Default::default(), None, false),
+        true => layout::csp(None, false),
         false => csp.to_owned(),
     };
     let detail = match e {
@@ -295,29 +294,25 @@ impl Page<'_, '_> {
         query_of(&self.req.inner().url()).to_owned()
     }
 
-    fn handoff(&self) -> Handoff {
-        Handoff::from_query(&self.query(), &self.cfg().auth_return_origins)
-    }
-
     /// The OpenID Connect authorization request the page signs in for.
     fn pending(&self) -> Option<AuthorizationRequest> {
         carried_request(&self.query(), self.cfg())
     }
 
-    /// The query every link and form carries on: the authorization
-    /// request, sealed as it came, or else the app's hand-off; `extra` first.
+    /// The query every link and form carries on: `extra`, then the
+    /// authorization request, sealed as it came; empty without either.
     fn carried(&self, extra: &[(&str, &str)]) -> String {
-        let Some(request) = self.pending() else {
-            return self.handoff().query_with(extra);
-        };
         let mut q = form_urlencoded::Serializer::new(String::new());
         for (k, v) in extra {
             q.append_pair(k, v);
         }
-        if let Ok(pepper) = self.cfg().pepper() {
+        if let (Some(request), Ok(pepper)) = (self.pending(), self.cfg().pepper()) {
             q.append_pair("oauth", &request.seal(pepper));
         }
-        format!("?{}", q.finish())
+        match q.finish() {
+            q if q.is_empty() => q,
+            q => format!("?{q}"),
+        }
     }
 
     fn notice(&self) -> Option<Notice> {
@@ -651,9 +646,9 @@ impl Page<'_, '_> {
         }
     }
 
-    /// Where a browser goes once it holds the session `token`.
-    /// Where a browser goes once it holds the session `token`; `fresh`
-    /// when this very request made it, which answers `prompt=login`.
+    /// Where a browser goes once it holds the session `token`: back to the
+    /// client that sent it, with a code, or to its account. `fresh` when
+    /// this very request made the session, which answers `prompt=login`.
     async fn after_sign_in(&self, token: &str, fresh: bool) -> ApiResult<Answer> {
         if let Some(request) = self.pending() {
             let code = match fresh {
@@ -668,13 +663,12 @@ impl Page<'_, '_> {
                 )),
             };
         }
-        let to = self.svc.hand_off(token, &self.handoff()).await?;
-        Ok(Answer::redirect(to.as_deref().unwrap_or("/auth/account")))
+        Ok(Answer::redirect("/auth/account"))
     }
 
-    /// The session cookie, and on to the app or the account page. The
-    /// cookie is set even if the hand-off fails: the browser is signed in,
-    /// and opening the sign-in page again retries the hand-off.
+    /// The session cookie, and on to the client or the account page. The
+    /// cookie is set even if the code fails: the browser is signed in, and
+    /// the client's next request is answered at once.
     async fn signed_in(&mut self, session: LoginSession) -> ApiResult<Answer> {
         let token = session.token.expose().to_owned();
         let ttl = self.cfg().session_ttl_secs;
@@ -682,7 +676,7 @@ impl Page<'_, '_> {
         self.after_sign_in(&token, true).await
     }
 
-    /// `page`'s path with the hand-off and `notice`.
+    /// `page`'s path with the authorization request and `notice`.
     fn next(&self, page: AuthPage, notice: Notice) -> String {
         format!(
             "{}{}",

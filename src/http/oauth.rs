@@ -2,8 +2,8 @@
 //! the client's credentials and what it asks for. Errors are OAuth's own
 //! (`ApiError::OAuth`), as the RFCs say a client library expects them.
 
-use crate::domain::handoff::CodeVerifier;
 use crate::domain::oauth::{OAuthCode, OAuthError};
+use crate::domain::pkce::CodeVerifier;
 use crate::error::ApiError;
 use crate::service::{ClientCredentials, GrantRequest};
 use base64::engine::general_purpose::STANDARD;

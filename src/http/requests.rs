@@ -11,13 +11,11 @@ use crate::domain::audit::{EventKind, EventPage};
 use crate::domain::channel::Channel;
 use crate::domain::code::{Alphabet, Code, CodeSpec};
 use crate::domain::email::Email;
-use crate::domain::handoff::CodeVerifier;
 use crate::domain::oidc_client::NewClient;
 use crate::domain::password::Password;
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
 use crate::domain::registrant::PasswordProof;
-use crate::domain::return_to::ReturnTo;
 use crate::domain::test_recipient::NewTestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
@@ -361,39 +359,6 @@ impl RemoveTestRecipient {
         Ok(Self {
             key_id: key_id(path).unwrap_or_default().to_owned(),
             to: Recipient::parse(channel, &to.ok_or_else(|| required("to"))?)?,
-        })
-    }
-}
-
-/// `POST /v1/auth/exchange`: an app trades a hand-off code for a session.
-#[derive(Debug)]
-pub struct HandoffExchange {
-    pub code: String,
-    /// The app's `return_to`, as the sign-in link named it (normalized).
-    pub return_to: String,
-    pub verifier: Option<CodeVerifier>,
-}
-
-impl HandoffExchange {
-    pub fn parse(body: &JsonBody) -> ApiResult<Self> {
-        let code = body.string("code")?;
-        if code.is_empty() || code.len() > 128 {
-            return Err(ApiError::InvalidRequest(
-                "field `code` must be the code the sign-in returned".into(),
-            ));
-        }
-        let return_to = ReturnTo::normalize(body.string("return_to")?).ok_or_else(|| {
-            ApiError::InvalidRequest(
-                "field `return_to` must be the absolute http(s) URL the sign-in link named".into(),
-            )
-        })?;
-        Ok(Self {
-            code: code.to_owned(),
-            return_to,
-            verifier: body
-                .optional_string("code_verifier")?
-                .map(CodeVerifier::parse)
-                .transpose()?,
         })
     }
 }

@@ -103,8 +103,6 @@ pub enum AdminRoute {
 pub enum AppRoute {
     Send,
     Verify,
-    /// `/v1/auth/exchange`: a hand-off code of the hosted pages for a session.
-    Exchange,
     /// `GET /v1/otp/{id}`: what became of a send.
     Status,
 }
@@ -180,7 +178,7 @@ const fn row(
 /// Every route. A `{id}` segment matches one non-empty path segment. The
 /// spec test checks this table against `openapi.yaml`.
 #[rustfmt::skip]
-pub const TABLE: [Row; 36] = {
+pub const TABLE: [Row; 35] = {
     use AdminRoute::*;
     use AppRoute::*;
     use Body::{Json, None, Raw};
@@ -211,7 +209,6 @@ pub const TABLE: [Row; 36] = {
         row("POST",   "/v1/password-reset/confirm", "password_reset_confirm", public(PasswordResetConfirm),  Json),
         row("POST",   "/v1/otp/send",               "otp_send",               app(Send),                     Json),
         row("POST",   "/v1/otp/verify",             "otp_verify",             app(Verify),                   Json),
-        row("POST",   "/v1/auth/exchange",          "auth_exchange",          app(Exchange),                 Json),
         row("GET",    "/v1/otp/{id}",               "otp_status",             app(Status),                   None),
         row("POST",   TWILIO_STATUS_PATH,           "twilio_status",          hook(TwilioStatus),            Raw),
         row("POST",   "/v1/hooks/resend",           "resend_webhook",         hook(ResendHook),              Raw),

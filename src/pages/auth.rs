@@ -13,7 +13,8 @@ pub struct View<'a> {
     pub site: &'a str,
     /// This browser's form token.
     pub csrf: &'a str,
-    /// The app's hand-off (`Handoff::query`), carried by every link and form.
+    /// The OpenID Connect authorization request (`oauth=`), carried by
+    /// every link and form.
     pub query: &'a str,
     /// The address to fill in: the one typed last.
     pub email: &'a str,
@@ -429,7 +430,7 @@ mod tests {
         View {
             site: "Acme",
             csrf: "tok",
-            query: "?return_to=https%3A%2F%2Fapp.example.com",
+            query: "?oauth=sealed.request",
             email: "ann@example.com",
             alert,
             code_length: 6,
@@ -448,8 +449,8 @@ mod tests {
         assert!(html.contains(r#"autocomplete="email""#));
         let html = render(AuthPage::SignIn, &view(None)).into_string();
         assert!(html.contains(r#"autocomplete="current-password""#));
-        assert!(html.contains(r#"action="/auth/sign-in?return_to=https%3A%2F%2Fapp.example.com""#));
-        assert!(html.contains(r#"href="/auth/sign-up?return_to=https%3A%2F%2Fapp.example.com""#));
+        assert!(html.contains(r#"action="/auth/sign-in?oauth=sealed.request""#));
+        assert!(html.contains(r#"href="/auth/sign-up?oauth=sealed.request""#));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! What every page shares: the document, the security headers' policy,
 //! the stylesheet and the alerts.
 
-use crate::domain::return_to::ReturnOrigins;
 use maud::{html, Markup, DOCTYPE};
 
 /// The stylesheet, served at `STYLE_PATH` with the accent colour first.
@@ -33,15 +32,14 @@ pub fn parse_accent(raw: &str) -> Result<String, String> {
 
 /// The pages' Content-Security-Policy: nothing but this worker's own
 /// stylesheet and script, no inline code, no framing, and forms that may
-/// only post here (and, through the hand-off's redirect, to the apps;
-/// `client`: the origin of the redirect URI of the OpenID Connect client
-/// the page signs in to, where a sign-in's redirect goes).
-pub fn csp(return_origins: &ReturnOrigins, client: Option<&str>, turnstile: bool) -> String {
-    let mut form_action = String::from("'self'");
-    for origin in return_origins.iter().chain(client) {
-        form_action.push(' ');
-        form_action.push_str(origin);
-    }
+/// only post here (and to `client`: the origin of the redirect URI of the
+/// OpenID Connect client the page signs in to, where a sign-in's redirect
+/// goes, since Chromium applies `form-action` to a form's redirects too).
+pub fn csp(client: Option<&str>, turnstile: bool) -> String {
+    let form_action = match client {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
     // The Turnstile widget is Cloudflare's script in Cloudflare's frame.
     let (script, frame) = match turnstile {
         true => (
@@ -145,13 +143,14 @@ mod tests {
 
     #[test]
     fn the_policy_allows_no_inline_code_and_posts_only_here_and_to_the_apps() {
-        let origins = ReturnOrigins::parse("https://app.example.com", true).unwrap();
-        let p = csp(&origins, None, false);
+        let p = csp(None, false);
+        assert!(p.contains("form-action 'self';"));
+        let p = csp(Some("https://app.example.com"), false);
         assert!(p.contains("script-src 'self';") && !p.contains("unsafe"));
         assert!(p.contains("form-action 'self' https://app.example.com;"));
         assert!(p.contains("frame-ancestors 'none'") && p.starts_with("default-src 'none'"));
         assert!(!p.contains("frame-src"));
-        let p = csp(&origins, None, true);
+        let p = csp(None, true);
         assert!(p.contains("script-src 'self' https://challenges.cloudflare.com;"));
         assert!(
             p.contains("frame-src https://challenges.cloudflare.com;") && !p.contains("unsafe")

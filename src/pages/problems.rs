@@ -7,9 +7,9 @@ use maud::{html, Markup};
 
 /// Every problem code, its title (as `ApiError::title` gives it) and what
 /// to do about it. A test checks this list against the error enum.
-pub const PROBLEMS: [(&str, &str, &str); 27] = [
+pub const PROBLEMS: [(&str, &str, &str); 25] = [
     ("invalid_request", "Invalid request", "A field or query parameter is missing or malformed. The detail names it; fix the request and send it again."),
-    ("invalid_code", "Invalid code", "The code does not match, or no code is pending for this address (never sent, already used, or replaced by a newer one). When the code was simply wrong, `attempts_left` says how many guesses it still takes. For a hand-off code: it is unknown, already exchanged, or its browser session has ended."),
+    ("invalid_code", "Invalid code", "The code does not match, or no code is pending for this address (never sent, already used, or replaced by a newer one). When the code was simply wrong, `attempts_left` says how many guesses it still takes."),
     ("expired_code", "Expired code", "The code was right but is past its lifetime. Ask for a new one. Hand-off codes live 60 seconds."),
     ("too_many_attempts", "Too many attempts", "The code took its last wrong guess and can no longer be used, even with the right value. Ask for a new code; resending does not give a code more guesses."),
     ("rate_limited", "Rate limited", "A send or request cap was reached. Wait the seconds in the Retry-After header, then try again."),
@@ -27,8 +27,6 @@ pub const PROBLEMS: [(&str, &str, &str); 27] = [
     ("whatsapp_delivery_failed", "Message delivery failed", "Twilio did not accept the WhatsApp message. Nothing was changed that blocks a retry; the reason is in the service's log."),
     ("unavailable", "Service unavailable", "A secret, binding or the database schema is missing, or storage did not answer. The detail names a configuration problem; for storage, retry after the Retry-After seconds."),
     ("internal", "Internal error", "A bug or a platform failure. The request id in the X-Request-Id header finds it in the log."),
-    ("invalid_code_verifier", "Invalid code verifier", "The code_verifier sent to /v1/auth/exchange does not answer the code_challenge of the sign-in (or one was missing or unexpected). The hand-off code is spent: start the sign-in again."),
-    ("return_to_mismatch", "Return address mismatch", "The return_to sent to /v1/auth/exchange is not the URL the hand-off code was issued for (the link's return_to, exactly). The code is spent: start the sign-in again."),
     ("country_not_allowed", "Country not allowed", "SMS and WhatsApp codes may go only to the countries the operator lists in SMS_ALLOWED_COUNTRIES, found from the number's calling code. Nothing was sent or counted."),
     ("turnstile_failed", "Turnstile check failed", "With TURNSTILE_SECRET set, sign-up, resend, password reset and code sign-in (and /v1/otp/send for keys marked turnstile_required) need a `turnstile_token` from the Turnstile widget. It was missing, or Cloudflare refused it: tokens work once and for 300 seconds. Get a fresh token and send again."),
     ("invalid_signature", "Invalid signature", "A provider's callback (Twilio's status callback, Resend's webhook) came without a valid signature. Check that PUBLIC_BASE_URL is exactly the URL the provider calls, and that TWILIO_AUTH_TOKEN or RESEND_WEBHOOK_SECRET is the provider's."),

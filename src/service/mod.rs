@@ -11,7 +11,6 @@ mod apps;
 mod clients;
 mod delivery;
 pub mod diagnostics;
-mod handoff;
 #[cfg(test)]
 mod hijacking;
 #[cfg(test)]

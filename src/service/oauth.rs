@@ -5,7 +5,6 @@
 
 use super::Service;
 use crate::domain::audit::{Event, EventKind};
-use crate::domain::handoff::CodeVerifier;
 use crate::domain::jwk::{Alg, SigningKey};
 use crate::domain::jwt::{self, Unverified, ACCESS_TOKEN_TYP};
 use crate::domain::oauth::{
@@ -13,6 +12,7 @@ use crate::domain::oauth::{
     CODE_TTL_SECS, ID_TOKEN_TTL_SECS, REFRESH_TOKEN_TTL_SECS,
 };
 use crate::domain::oidc_client::{Client, ClientSecret};
+use crate::domain::pkce::CodeVerifier;
 use crate::domain::session::{token_hash, Token};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;

@@ -8,12 +8,12 @@
 use super::testkit::{World, ADMIN};
 use super::{ClientCredentials, GrantRequest, Tokens};
 use crate::domain::email::Email;
-use crate::domain::handoff::CodeVerifier;
 use crate::domain::jwk::tests::sample_set;
 use crate::domain::jwt::Unverified;
 use crate::domain::oauth::{AuthorizeQuery, REFRESH_TOKEN_TTL_SECS};
 use crate::domain::oidc_client::{Client, NewClient};
 use crate::domain::password::Password;
+use crate::domain::pkce::CodeVerifier;
 use crate::domain::registrant::PasswordProof;
 use crate::error::ApiError;
 use crate::ports::signer::Signer as _;
@@ -533,4 +533,49 @@ fn a_token_for_a_resource_is_good_there_and_nowhere_else() {
         tokens(&w, &creds, &with(code.to_owned(), Some(MCP))).unwrap_err(),
         "invalid_grant"
     );
+}
+
+#[test]
+fn only_a_browsers_session_is_taken_from_the_cookie_or_earns_a_code() {
+    use crate::domain::session::Presented;
+    let (w, browser) = world();
+    let (c, _, t) = signed_in_client(&w, &browser);
+    let svc = w.svc();
+    let api = w.login_token(&ann(), &pw());
+    let request = AuthorizeQuery::parse(&format!(
+        "client_id={}&redirect_uri={CB}&response_type=code&scope=openid",
+        c.id
+    ))
+    .validate(&c, &w.cfg.oidc_resources, w.clock.0.get())
+    .unwrap();
+    // An app's session, an access token or a refresh token, planted as the
+    // pages' cookie: no session, no code for a client, nothing to end.
+    let rt = t.refresh_token.unwrap();
+    for token in [api.as_str(), t.access_token.as_str(), rt.expose()] {
+        assert_eq!(
+            block_on(svc.me(Some(token), Presented::Cookie)).unwrap_err(),
+            ApiError::Unauthorized
+        );
+        assert_eq!(
+            block_on(svc.authorization_code(Some(token), &request)),
+            Ok(None)
+        );
+        assert_eq!(
+            block_on(svc.logout(Some(token), Presented::Cookie)).unwrap_err(),
+            ApiError::Unauthorized
+        );
+    }
+    // Tokens issued to clients are no bearer sessions of the API either.
+    for token in [t.access_token.as_str(), rt.expose()] {
+        assert_eq!(
+            block_on(svc.me(Some(token), Presented::Bearer)).unwrap_err(),
+            ApiError::Unauthorized
+        );
+    }
+    // The browser's session is no bearer token; the app's still works.
+    assert_eq!(
+        block_on(svc.me(Some(&browser), Presented::Bearer)).unwrap_err(),
+        ApiError::Unauthorized
+    );
+    block_on(svc.me(Some(&api), Presented::Bearer)).unwrap();
 }

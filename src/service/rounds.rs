@@ -33,11 +33,8 @@ use crate::domain::password::{Password, ARGON2_RUNS};
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
 use crate::domain::registrant::PasswordProof;
-use crate::domain::return_to::{Handoff, ReturnOrigins, ReturnTo};
 use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
-use crate::http::body::JsonBody;
-use crate::http::requests::HandoffExchange;
 use crate::ports::store::{AppStore, AuditStore, SessionStore};
 use crate::providers::mail::Mailer;
 use crate::service::AppCode;
@@ -116,8 +113,6 @@ const EXPECTED: &[Cost] = &[
     cost("POST /v1/admin/api-keys",                   1, (1, 0, 0), 0, (1, 0, 0)),
     cost("DELETE /v1/admin/api-keys/{id}",            1, (1, 0, 0), 0, (1, 0, 0)),
     cost("GET /v1/admin/events",                      1, (1, 0, 0), 0, (0, 0, 0)),
-    cost("POST /v1/auth/exchange",                    1, (1, 0, 0), 0, (1, 0, 0)),
-    cost("page sign-in: hand-off to the app",         1, (1, 0, 0), 0, (0, 0, 0)),
     cost("GET /oauth/authorize (signed in)",          1, (1, 0, 0), 0, (0, 0, 0)),
     cost("POST /oauth/token (authorization_code)",    1, (1, 0, 0), 0, (1, 0, 0)),
     cost("POST /oauth/token (refresh_token)",         1, (1, 0, 0), 0, (1, 0, 0)),
@@ -306,39 +301,6 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
         "POST /v1/password-reset/confirm",
         w.svc()
             .confirm_password_reset(&ann, &code, &pw("battery staple")),
-        no_mail,
-    ));
-
-    let w = verified();
-    let token = w.browser_token(&ann, &password);
-    let (_, key) = w.api_key(&["email"]);
-    let origins = ReturnOrigins::parse("https://app.example.com", true).unwrap();
-    let handoff = Handoff {
-        return_to: ReturnTo::parse("https://app.example.com/cb", &origins),
-        state: Some("s".into()),
-        challenge: None,
-    };
-    let to = block_on(w.svc().hand_off(&token, &handoff))
-        .unwrap()
-        .unwrap();
-    let code = to.split("code=").nth(1).unwrap().split('&').next().unwrap();
-    let exchange = HandoffExchange::parse(&JsonBody::from_map(
-        serde_json::json!({"code": code, "return_to": "https://app.example.com/cb"})
-            .as_object()
-            .unwrap()
-            .clone(),
-    ))
-    .unwrap();
-    costs_push(measure(
-        &w,
-        "POST /v1/auth/exchange",
-        w.svc().exchange_handoff(&key, &exchange),
-        no_mail,
-    ));
-    costs_push(measure(
-        &w,
-        "page sign-in: hand-off to the app",
-        w.svc().hand_off(&token, &handoff),
         no_mail,
     ));
 

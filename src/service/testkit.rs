@@ -25,11 +25,10 @@ use crate::ports::limits::{Counters, SendCount};
 use crate::ports::signer::Signer;
 use crate::ports::store::{
     AccountStore, AppStore, AuditStore, Cleanup, ClientProof, ClientStore, Consumed, DeliveryStore,
-    Effect, Exchange, Exchanged, Filed, FiledCode, Grant, GrantStore, NewAuthCode, NewCode,
-    NewHandoff, NewSession, PasswordAttempt, PasswordLookup, PasswordStart, PendingCode, Redeemed,
-    Redemption, Registered, Registration, RenewedCode, Requested, Revoked, Rotated, Rotation,
-    SendEvent, SendRecord, SendStats, SeriesPoint, SessionStore, SpentHandoff, Stats,
-    TestRecipientPut, User, UserStats,
+    Effect, Filed, FiledCode, Grant, GrantStore, NewAuthCode, NewCode, NewSession, PasswordAttempt,
+    PasswordLookup, PasswordStart, PendingCode, Redeemed, Redemption, Registered, Registration,
+    RenewedCode, Requested, Revoked, Rotated, Rotation, SendEvent, SendRecord, SendStats,
+    SeriesPoint, SessionStore, Stats, TestRecipientPut, User, UserStats,
 };
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -246,8 +245,6 @@ pub struct MemoryStore {
     pub events: RefCell<Vec<StoredEvent>>,
     /// The unix time of each of `events`, for the chart's buckets.
     pub event_times: RefCell<Vec<u64>>,
-    /// Hand-offs by code hash.
-    pub handoffs: RefCell<HashMap<String, (String, String, SpentHandoff)>>,
     /// When and how each session's sign-in was made (`created_at`, `amr`).
     pub sign_ins: RefCell<HashMap<String, (u64, String)>>,
     /// Authorization codes by hash.
@@ -740,76 +737,6 @@ impl SessionStore for &MemoryStore {
             .values()
             .find(|u| u.id == uid)
             .map(|u| u.email.clone()))
-    }
-
-    async fn file_handoff(&self, h: &NewHandoff<'_>) -> ApiResult<bool> {
-        let _call = self.faults.call(Resource::D1, "file_handoff").await?;
-        let sessions = self.sessions.borrow();
-        let browser =
-            |(_, exp, to): &&(String, u64, String)| *exp > h.now && Presented::Cookie.accepts(to);
-        let Some((uid, ..)) = sessions.get(h.session_hash).filter(browser) else {
-            return Ok(false);
-        };
-        self.handoffs.borrow_mut().insert(
-            h.code_hash.into(),
-            (
-                h.session_hash.into(),
-                uid.clone(),
-                SpentHandoff {
-                    expires_at: h.expires_at,
-                    return_to: h.return_to.into(),
-                    challenge: h.challenge.map(str::to_owned),
-                },
-            ),
-        );
-        Ok(true)
-    }
-
-    async fn exchange_handoff(&self, x: &Exchange<'_>) -> ApiResult<Exchanged> {
-        let _call = self.faults.call(Resource::D1, "exchange_handoff").await?;
-        let now = x.session.now;
-        let key = self.key_by_hash(x.key_hash);
-        let key_ok = key.is_some();
-        if !key_ok {
-            return Ok(Exchanged {
-                key_ok,
-                spent: None,
-                user: None,
-            });
-        }
-        let Some((session_hash, uid, spent)) = self.handoffs.borrow_mut().remove(x.code_hash)
-        else {
-            return Ok(Exchanged {
-                key_ok,
-                spent: None,
-                user: None,
-            });
-        };
-        let browser_live = self
-            .sessions
-            .borrow()
-            .get(&session_hash)
-            .is_some_and(|(_, exp, to)| *exp > now && Presented::Cookie.accepts(to));
-        let good = spent.expires_at > now
-            && spent.return_to == x.return_to
-            && spent.challenge.as_deref() == x.challenge
-            && browser_live;
-        let user = match good {
-            true => {
-                let key_id = key.map(|k| k.id).unwrap_or_default();
-                self.sessions.borrow_mut().insert(
-                    x.session.token_hash.clone(),
-                    (uid.clone(), x.session.expires_at, format!("key:{key_id}")),
-                );
-                self.users.borrow().values().find(|u| u.id == uid).cloned()
-            }
-            false => None,
-        };
-        Ok(Exchanged {
-            key_ok,
-            spent: Some(spent),
-            user,
-        })
     }
 }
 

@@ -68,7 +68,6 @@ ROUTES = {
     "admin_list_oidc_clients": ("GET", "/v1/admin/oidc-clients"),
     "admin_create_oidc_client": ("POST", "/v1/admin/oidc-clients"),
     "admin_delete_oidc_client": ("DELETE", "/v1/admin/oidc-clients/{id}"),
-    "auth_exchange": ("POST", "/v1/auth/exchange"),
     "otp_status": ("GET", "/v1/otp/{id}"),
     "admin_list_test_recipients": ("GET", API_KEYS_PATH + "/{id}/test-recipients"),
     "admin_add_test_recipient": ("POST", API_KEYS_PATH + "/{id}/test-recipients"),
@@ -564,10 +563,6 @@ class Worker:
 
     def admin_remove_test_recipient(self, key_id, channel, to, **kw):
         return self.call("admin_remove_test_recipient", id=key_id, params={"channel": channel, "to": to}, **kw)
-
-    def auth_exchange(self, code, return_to, *, code_verifier=OMIT, **kw):
-        body = {"code": code, "return_to": return_to, "code_verifier": code_verifier}
-        return self.call("auth_exchange", {k: v for k, v in body.items() if v is not OMIT}, **kw)
 
 
 def unique_email(tag="user"):

@@ -190,7 +190,7 @@ def test_register_then_sign_in_takes_the_same_time_for_every_address(app, mail, 
 def test_the_sign_in_page_reads_alike_after_a_sign_up_for_every_address(app, mail):
     """The same probe through the pages: sign up, then sign in with that
     password. The same page, the same words, for every address."""
-    from test_handoff import Browser, Html
+    from test_page_defences import Browser, Html
     pages = {}
     for kind, x in owned_by_others(app, mail).items():
         b = Browser(app)

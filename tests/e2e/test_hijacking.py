@@ -242,7 +242,7 @@ def test_on_the_pages_the_browser_that_signed_up_proves_its_password(app, mail, 
     Squatter first: the only code is the squatter's, and the owner's
     browser proves nothing about it: verified with no password, and the page
     says to choose one."""
-    from test_handoff import Browser
+    from test_page_defences import Browser
 
     def sign_up(email):
         b = Browser(app)

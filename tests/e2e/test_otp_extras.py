@@ -419,7 +419,7 @@ def test_a_key_marked_turnstile_required_needs_a_token_on_otp_send(extras, app, 
 def test_the_sign_up_page_asks_turnstile_too(extras, siteverify):
     """A page must not be a way around Turnstile; with a site key, the
     pages carry Cloudflare's widget and their policy lets it in."""
-    from test_handoff import Browser
+    from test_page_defences import Browser
     b = Browser(extras)
     page = b.get("/auth/sign-up")
     assert 'class="cf-turnstile" data-sitekey="0x4AAAAAAAe2e"' in page.text
@@ -439,7 +439,7 @@ def test_pages_without_the_widgets_site_key_say_so(mail, siteverify):
     w = Worker("turnstile-no-site-key", mail=mail, vars={"TURNSTILE_VERIFY_URL": siteverify.url},
                secrets={"TURNSTILE_SECRET": "turnstile-e2e-secret"})
     try:
-        from test_handoff import Browser
+        from test_page_defences import Browser
         r = Browser(w).submit("/auth/forgot", "forgot", {"email": unique_email("no-widget")})
         assert r.status_code == 503 and "TURNSTILE_SITE_KEY" in r.text, r.status_code
     finally:

@@ -1,24 +1,23 @@
 """The server-rendered pages in a real browser (Debian's Chromium under
 Playwright): sign-up, verification, both ways of signing in, password reset,
-the hand-off to a calling app, the CSRF refusal, the pages without
+the CSRF refusal, the pages without
 JavaScript and by keyboard alone, and the admin console. Each journey runs
 in a fresh browser context; every page it visits is checked with axe-core
 and photographed at 390 px and 1280 px, and no journey may trip the CSP."""
 
 import re
-import secrets
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
 
 from browser import journey
-from conftest import SECRETS_SEEN, create_key, login
+from conftest import SECRETS_SEEN, login
 from harness import ADMIN_TOKEN, Worker, problem, unique_email
-from test_handoff import PASSWORD, account, pkce, query_of
+from test_page_defences import PASSWORD, account, query_of
 
 REFUSAL = "This form could not be accepted"
 
@@ -82,7 +81,7 @@ def site():
 
 @pytest.fixture(scope="module")
 def pages(mail, site):
-    w = Worker("pages", mail=mail, vars={"AUTH_RETURN_ORIGINS": site.url, "RESEND_COOLDOWN_SECONDS": "0",
+    w = Worker("pages", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0",
                                          "MAX_SENDS_PER_HOUR": "1000", "OTP_MAX_ATTEMPTS": "3"})
     site.worker_url = w.url
     yield w
@@ -328,57 +327,6 @@ def test_wrong_codes_count_down_then_burn_the_code(pages, mail, browser):
         at(page, pages, "/auth/verify")
 
 
-# The hand-off --------------------------------------------------------------------
-
-def test_the_app_gets_a_code_it_exchanges_for_the_address(pages, mail, browser, site):
-    """return_to on the listed app origin, with state and a PKCE challenge:
-    the browser lands on the app with `code` and the same `state`, and the
-    app's backend exchanges the code. Signed in, the next visit is handed off
-    at once; a return_to off the list ends on /auth/account."""
-    email = account(pages, mail)
-    key = create_key(pages, channels=["email"], name="pages app")["key"]
-    verifier, challenge = pkce()
-    return_to = site.url + "/callback"
-    state = secrets.token_urlsafe(12)
-    query = {"return_to": return_to, "state": state, "code_challenge": challenge, "code_challenge_method": "S256"}
-    landed_at_app = re.compile("^" + re.escape(return_to) + r"\?")
-    with journey(browser) as j:
-        page = j.page
-        page.goto(pages.url + "/auth/sign-in?" + urlencode(query))
-        j.look("sign-in-hand-off")
-        form = page.locator("form#sign-in")
-        form.locator("input[name=email]").fill(email)
-        form.locator("input[name=password]").fill(PASSWORD)
-        assert press(page, form.get_by_role("button", name="Sign in", exact=True)) == 303
-        expect(page).to_have_url(landed_at_app)
-        landed = query_of(page.url)
-        assert landed["state"] == state and landed["code"]
-        SECRETS_SEEN.append(landed["code"])
-        r = pages.auth_exchange(landed["code"], return_to, code_verifier=verifier, headers=auth(key))
-        assert r.status_code == 200, r.text
-        assert r.json()["email"] == email and r.json()["verified"] is True
-        SECRETS_SEEN.append(r.json()["token"])
-        assert pages.me(token=r.json()["token"]).json()["email"] == email
-
-        again = {"return_to": return_to, "state": secrets.token_urlsafe(12)}
-        page.goto(pages.url + "/auth/sign-in?" + urlencode(again))
-        expect(page).to_have_url(landed_at_app)
-        second = query_of(page.url)
-        assert second["state"] == again["state"] and second["code"] != landed["code"]
-        SECRETS_SEEN.append(second["code"])
-        r = pages.auth_exchange(second["code"], return_to, headers=auth(key))
-        assert r.status_code == 200 and r.json()["email"] == email, r.text
-        SECRETS_SEEN.append(r.json()["token"])
-
-        page.goto(pages.url + "/auth/sign-in?" + urlencode({"return_to": "https://evil.example/cb", "state": "s"}))
-        at(page, pages, "/auth/account")
-    with journey(browser) as j:
-        page = j.page
-        page.goto(pages.url + "/auth/sign-in?" + urlencode({"return_to": "https://evil.example/cb", "state": "s"}))
-        sign_in(j, pages, email)
-        assert "evil" not in page.url
-
-
 def test_a_cross_site_form_post_is_refused(pages, mail, browser, site):
     """A form on another origin posting the right password to the sign-in:
     403 with the refusal page, and no session."""
@@ -621,7 +569,6 @@ def test_the_admin_console(pages, mail, browser, site):
         expect(page.locator("button#copy-key")).to_be_visible()  # unhidden by /assets/copy.js
         j.look("admin-key-created")
         assert pages.otp_send("email", unique_email("keyed"), "confirm_payment", headers=auth(key)).status_code == 202
-        problem(pages.auth_exchange("no-such-code", site.url + "/cb", headers=auth(key)), 400, "invalid_code")
 
         page.goto(pages.url + "/admin/keys")
         assert key not in page.content()
@@ -640,7 +587,6 @@ def test_the_admin_console(pages, mail, browser, site):
         j.look("admin-keys-revoked")
         problem(pages.otp_send("email", unique_email("keyed"), "confirm_payment", headers=auth(key)), 401,
                 "unauthorized")
-        problem(pages.auth_exchange("no-such-code", site.url + "/cb", headers=auth(key)), 401, "unauthorized")
 
         # Sign out
         assert press(page, page.locator("form#sign-out").get_by_role("button", name="Sign out")) == 303

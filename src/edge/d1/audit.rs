@@ -186,11 +186,6 @@ impl AuditStore for D1Store {
                         "DELETE FROM send_counts WHERE hour < ?1",
                         &[number((now / HOUR).saturating_sub(1))],
                     )?,
-                    self.stmt(
-                        OP,
-                        "DELETE FROM handoffs WHERE expires_at <= ?1",
-                        &[number(now)],
-                    )?,
                     // Past the longest lock and the longest window, every
                     // count has been forgotten (`FailureBudget::counted`).
                     self.stmt(
@@ -224,8 +219,8 @@ impl AuditStore for D1Store {
             expired_sessions: r.changes(1)?,
             unverified_users: r.changes(3)?,
             audit_events: r.changes(4)?,
-            login_failures: r.changes(7)?,
-            oauth_grants: r.changes(10)?,
+            login_failures: r.changes(6)?,
+            oauth_grants: r.changes(9)?,
         })
     }
 

@@ -28,14 +28,13 @@ mod sessions;
 pub struct D1Store(pub D1Database);
 
 /// Every table the migrations create.
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 12] = [
     "users",
     "codes",
     "sessions",
     "api_keys",
     "auth_events",
     "send_counts",
-    "handoffs",
     "test_recipients",
     "login_failures",
     "oidc_clients",

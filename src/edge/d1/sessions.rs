@@ -1,10 +1,10 @@
-//! Sessions and the pages' hand-offs in D1.
+//! Sessions in D1.
 
 use super::*;
 
 use crate::domain::session::Presented;
 use crate::error::ApiResult;
-use crate::ports::store::{Exchange, Exchanged, NewHandoff, SpentHandoff, User};
+use crate::ports::store::User;
 use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
 
@@ -53,116 +53,5 @@ impl SessionStore for D1Store {
             )
             .await?;
         Ok(row.map(|r| r.email.unwrap_or_default()))
-    }
-
-    async fn file_handoff(&self, h: &NewHandoff<'_>) -> ApiResult<bool> {
-        #[derive(Deserialize)]
-        struct Filed {
-            #[allow(dead_code)]
-            code_hash: String,
-        }
-        let row: Option<Filed> = self
-            .write(
-                "file_handoff",
-                "INSERT INTO handoffs (code_hash, session_hash, user_id, return_to, challenge, created_at, expires_at)
-                 SELECT ?1, s.token_hash, s.user_id, ?3, ?4, ?5, ?6 FROM sessions s
-                 WHERE s.token_hash = ?2 AND s.expires_at > ?5 AND s.issued_to = 'browser'
-                 RETURNING code_hash",
-                &[
-                    text(h.code_hash),
-                    text(h.session_hash),
-                    text(h.return_to),
-                    maybe_text(h.challenge),
-                    number(h.now),
-                    number(h.expires_at),
-                ],
-            )
-            .await?;
-        Ok(row.is_some())
-    }
-
-    async fn exchange_handoff(&self, x: &Exchange<'_>) -> ApiResult<Exchanged> {
-        const OP: &str = "exchange_handoff";
-        #[derive(Deserialize)]
-        struct Spent {
-            expires_at: f64,
-            return_to: String,
-            challenge: Option<String>,
-        }
-        // The key is checked by every statement, so a wrong key changes
-        // nothing. The insert binds ?1 key hash, ?2 new token hash, ?3 now,
-        // ?4 session expiry, ?5 code hash, ?6 return_to, ?7 challenge (NULL
-        // without a verifier). It runs before the delete, which it reads.
-        const KEY_OK: &str =
-            "EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL)";
-        let args = [
-            text(x.key_hash),
-            text(&x.session.token_hash),
-            number(x.session.now),
-            number(x.session.expires_at),
-            text(x.code_hash),
-            text(x.return_to),
-            maybe_text(x.challenge),
-        ];
-        let r = self
-            .batch(
-                OP,
-                vec![
-                    self.stmt(OP, &format!("SELECT {KEY_OK} AS ok"), &[text(x.key_hash)])?,
-                    self.stmt(
-                        OP,
-                        &format!(
-                            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to)
-                             SELECT ?2, h.user_id, ?3, ?4,
-                                    'key:' || (SELECT id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL)
-                               FROM handoffs h
-                             WHERE h.code_hash = ?5 AND h.expires_at > ?3 AND h.return_to = ?6
-                               AND h.challenge IS ?7 AND {KEY_OK}
-                               AND EXISTS (SELECT 1 FROM sessions s
-                                           WHERE s.token_hash = h.session_hash AND s.expires_at > ?3
-                                             AND s.issued_to = 'browser')"
-                        ),
-                        &args,
-                    )?,
-                    self.stmt(
-                        OP,
-                        &format!(
-                            "DELETE FROM handoffs WHERE code_hash = ?2 AND {KEY_OK}
-                             RETURNING expires_at, return_to, challenge"
-                        ),
-                        &[text(x.key_hash), text(x.code_hash)],
-                    )?,
-                    self.stmt(
-                        OP,
-                        SESSION_USER,
-                        &[
-                            text(&x.session.token_hash),
-                            number(x.session.now),
-                            presented(Presented::Bearer),
-                        ],
-                    )?,
-                ],
-            )
-            .await?;
-        #[derive(Deserialize)]
-        struct KeyOk {
-            ok: f64,
-        }
-        let key_ok = r.rows::<KeyOk>(0)?.first().is_some_and(|k| k.ok != 0.0);
-        let spent = r
-            .rows::<Spent>(2)?
-            .into_iter()
-            .next()
-            .map(|s| SpentHandoff {
-                expires_at: s.expires_at as u64,
-                return_to: s.return_to,
-                challenge: s.challenge,
-            });
-        let user = r.rows::<UserRow>(3)?.into_iter().next().map(User::from);
-        Ok(Exchanged {
-            key_ok,
-            spent,
-            user,
-        })
     }
 }

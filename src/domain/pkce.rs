@@ -1,18 +1,10 @@
-//! The hand-off from a signed-in browser to the app that sent it, shaped
-//! like OAuth's authorization-code step with PKCE (RFC 7636): a one-time
-//! code goes to the app's `return_to` through the browser, and the app's
-//! backend trades it, with its API key and the PKCE verifier, for a session.
-//! The code itself is a `session::Token`: 256 random bits, only its
-//! SHA-256 kept.
+//! PKCE (RFC 7636): the S256 challenge an authorization request carries,
+//! and the verifier the client later proves it with at the token endpoint.
 
 use crate::error::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
-
-/// How long a hand-off code may wait for its exchange: it travels through
-/// one redirect, so a minute is plenty, and it is all a thief could use.
-pub const HANDOFF_TTL_SECS: u64 = 60;
 
 /// An S256 `code_challenge`: base64url without padding of a SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
