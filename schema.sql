@@ -142,6 +142,21 @@ CREATE INDEX IF NOT EXISTS auth_events_address ON auth_events (address_hash, id)
 CREATE INDEX IF NOT EXISTS auth_events_event ON auth_events (event, id);
 CREATE INDEX IF NOT EXISTS auth_events_send ON auth_events (send_id, id) WHERE send_id IS NOT NULL;
 
+-- The hand-off codes of earlier releases (`/v1/auth/exchange`, replaced by
+-- the OpenID Provider's code flow): no code reads or writes this table any
+-- more. It is dropped by a later migration, once no running release uses
+-- it (docs/deploy.md: drop only what the deployed code no longer reads).
+CREATE TABLE IF NOT EXISTS handoffs (
+  code_hash     TEXT PRIMARY KEY,
+  session_hash  TEXT NOT NULL,
+  user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  return_to     TEXT NOT NULL,
+  challenge     TEXT,
+  created_at    INTEGER NOT NULL,
+  expires_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS handoffs_expires_at ON handoffs (expires_at);
+
 -- The OpenID Connect clients the operator registers (docs/oidc.md): an
 -- app that signs its users in through the hosted pages with the OIDC
 -- client its framework already has.

@@ -8,25 +8,23 @@ use sha2::{Digest, Sha256};
 /// Whom a session was issued to. A session is only ever taken back where
 /// its holder would present it: a browser's from the pages' cookie, an
 /// app's as a bearer token, so a token an app holds never acts as the
-/// person's browser (and cannot earn hand-off codes for other apps).
+/// person's browser (and cannot earn an OpenID Connect client a code).
+/// The sessions an earlier release's hand-off exchange made are stored as
+/// `key:<id>`: bearer sessions, like `Api`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
     /// Made by the hosted pages; lives in the `__Host-` session cookie.
     Browser,
     /// Made by `/v1/login` or `/v1/login/code/verify` for an app's backend.
     Api,
-    /// Made by `/v1/auth/exchange` for the app whose key traded the code;
-    /// stored as `key:<id>` with the key found in the same transaction.
-    App,
 }
 
 impl Audience {
-    /// The stored form; `App`'s key id is added by the store.
+    /// The stored form.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Browser => "browser",
             Self::Api => "api",
-            Self::App => "key:",
         }
     }
 }

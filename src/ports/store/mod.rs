@@ -1,5 +1,5 @@
 //! What the flows need from the database, as small traits by capability:
-//! accounts and their codes, sessions and hand-offs, apps and their keys,
+//! accounts and their codes, sessions, apps and their keys,
 //! delivery, the operator's audit trail, OpenID Connect clients and the
 //! grants made to them. `Store` is all of them. D1
 //! implements each in its own file under `edge::d1`; every multi-step
