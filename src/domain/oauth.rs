@@ -16,6 +16,12 @@ use subtle::ConstantTimeEq;
 
 /// An authorization code travels through one redirect: a minute is plenty.
 pub const CODE_TTL_SECS: u64 = 60;
+/// How long a code is kept past its expiry, so that a replay still
+/// revokes what its first redemption gave.
+pub const REPLAY_WINDOW_SECS: u64 = 86_400;
+/// How long past its expiry an ID token still names whom to sign out
+/// (`id_token_hint`).
+pub const HINT_GRACE_SECS: u64 = 30 * 86_400;
 /// An access token is checked by apps without asking us, so it cannot be
 /// recalled once out: it lives ten minutes.
 pub const ACCESS_TOKEN_TTL_SECS: u64 = 600;
@@ -266,7 +272,7 @@ impl AuthorizeQuery {
         if scope.is_empty() {
             return Err(OAuthError::new(
                 OAuthCode::InvalidScope,
-                "`scope` must hold openid (and may hold email and offline_access)",
+                "`scope` must hold openid, email or offline_access (openid for an ID token)",
             ));
         }
         let challenge = match (

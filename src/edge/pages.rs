@@ -110,16 +110,9 @@ pub(super) async fn serve(
     };
     // A page that signs in for an OpenID Connect client may post to a
     // redirect that ends at the client's redirect URI.
-    // So does the confirmation of a sign-out an app asked for, to the
-    // post-logout URI (checked against the client before the form shows).
     let url = req.inner().url();
-    let back_to = match path == LOGOUT_PATH {
-        true => form_urlencoded::parse(query_of(&url).as_bytes())
-            .find(|(k, _)| k == "post_logout_redirect_uri")
-            .map(|(_, v)| v.into_owned()),
-        false => carried_request(query_of(&url), &scope.cfg).map(|r| r.redirect_uri),
-    };
-    let client_origin = back_to.and_then(|uri| AbsoluteUrl::parse(&uri).map(|u| u.origin()));
+    let client_origin = carried_request(query_of(&url), &scope.cfg)
+        .and_then(|r| AbsoluteUrl::parse(&r.redirect_uri).map(|u| u.origin()));
     let csp = layout::csp(
         client_origin.as_deref(),
         scope.cfg.turnstile_site_key.is_some(),
@@ -524,8 +517,13 @@ impl Page<'_, '_> {
         }
         let svc = self.svc;
         let pepper = svc.cfg.pepper()?;
-        if let Some(hint) = request.login_hint.as_deref().filter(|h| h.len() <= 254) {
-            self.remember_email(hint);
+        // Only an address fills in the form: a hint is another site's text.
+        if let Some(hint) = request
+            .login_hint
+            .as_deref()
+            .and_then(|h| crate::domain::email::Email::parse(h).ok())
+        {
+            self.remember_email(hint.as_str());
         }
         let mut to = form_urlencoded::Serializer::new(String::new());
         to.append_pair("oauth", &request.seal(pepper));
@@ -595,7 +593,15 @@ impl Page<'_, '_> {
         if !confirmed && !theirs && user.is_some() {
             let csrf = self.csrf()?;
             let action = format!("{LOGOUT_PATH}?{query}");
-            return Ok(self.page(200, auth::sign_out_confirm(self.site(), &csrf, &action)));
+            // The form's answer redirects to the post-logout URI, checked
+            // against its client above: only this page may post on to it.
+            let origin = back
+                .as_deref()
+                .and_then(AbsoluteUrl::parse)
+                .map(|u| u.origin());
+            let csp = layout::csp(origin.as_deref(), self.cfg().turnstile_site_key.is_some());
+            let markup = auth::sign_out_confirm(self.site(), &csrf, &action);
+            return Ok(Answer::page(200, markup, &csp));
         }
         if user.is_some() {
             match self.svc.logout(token.as_deref(), Presented::Cookie).await {

@@ -9,7 +9,7 @@ use crate::domain::jwk::{Alg, SigningKey};
 use crate::domain::jwt::{self, Unverified, ACCESS_TOKEN_TYP};
 use crate::domain::oauth::{
     has_scope, with_params, AuthorizationRequest, OAuthCode, OAuthError, ACCESS_TOKEN_TTL_SECS,
-    CODE_TTL_SECS, ID_TOKEN_TTL_SECS, REFRESH_TOKEN_TTL_SECS,
+    CODE_TTL_SECS, HINT_GRACE_SECS, ID_TOKEN_TTL_SECS, REFRESH_TOKEN_TTL_SECS,
 };
 use crate::domain::oidc_client::{Client, ClientSecret};
 use crate::domain::pkce::CodeVerifier;
@@ -476,8 +476,11 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let Some(key) = keys.by_kid(&token.kid).filter(|k| k.alg == token.alg) else {
             return Ok(None);
         };
+        let recent = token
+            .claim_u64("exp")
+            .is_some_and(|exp| exp + HINT_GRACE_SECS > self.clock.now());
         let claims = (
-            token.typ.is_none(),
+            token.typ.is_none() && recent,
             token.claim_str("iss") == Some(issuer),
             token.claim_str("aud"),
             token.claim_str("sub"),

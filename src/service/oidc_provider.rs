@@ -433,6 +433,9 @@ fn only_an_id_token_of_ours_is_a_logout_hint() {
     let forged = format!("{}x", &id_token[..id_token.len() - 1]);
     assert_eq!(block_on(svc.id_token_hint(&forged)).unwrap(), None);
     assert_eq!(block_on(svc.id_token_hint("junk")).unwrap(), None);
+    // Not forever: 30 days past its expiry it names nobody.
+    w.advance(crate::domain::oauth::HINT_GRACE_SECS);
+    assert_eq!(block_on(svc.id_token_hint(&id_token)).unwrap(), None);
 }
 
 const MCP: &str = "https://mcp.example.com/mcp";
@@ -578,4 +581,31 @@ fn only_a_browsers_session_is_taken_from_the_cookie_or_earns_a_code() {
         ApiError::Unauthorized
     );
     block_on(svc.me(Some(&api), Presented::Bearer)).unwrap();
+}
+
+#[test]
+fn only_the_codes_own_client_revokes_by_replaying_it() {
+    let (w, browser) = world();
+    let (c, secret) = client(&w, "confidential");
+    let (other, other_secret) = client(&w, "confidential");
+    let code = code(&w, &browser, &c, "").unwrap();
+    let t = tokens(&w, &creds(&c, &secret), &redeem(&code, None)).unwrap();
+    // Another client holding the spent code: refused, and nothing revoked.
+    assert_eq!(
+        tokens(&w, &creds(&other, &other_secret), &redeem(&code, None)).unwrap_err(),
+        "invalid_grant"
+    );
+    let rt = t.refresh_token.unwrap();
+    let next = tokens(&w, &creds(&c, &secret), &refresh(rt.expose())).unwrap();
+    // Its own client replaying it: the grant goes, a day later still.
+    w.advance(crate::domain::oauth::REPLAY_WINDOW_SECS - 120);
+    assert_eq!(
+        tokens(&w, &creds(&c, &secret), &redeem(&code, None)).unwrap_err(),
+        "invalid_grant"
+    );
+    let rt = next.refresh_token.unwrap();
+    assert_eq!(
+        tokens(&w, &creds(&c, &secret), &refresh(rt.expose())).unwrap_err(),
+        "invalid_grant"
+    );
 }

@@ -1123,7 +1123,11 @@ impl GrantStore for &MemoryStore {
             return Ok(Redeemed::Refused);
         };
         if code.used {
-            if let Some(grant) = &code.grant_id {
+            if let Some(grant) = code
+                .grant_id
+                .as_ref()
+                .filter(|_| code.client_id == r.client.client_id)
+            {
                 self.revoke(grant);
             }
             return Ok(Redeemed::Replayed);

@@ -449,6 +449,8 @@ def test_a_logout_to_an_unregistered_uri_is_refused_without_a_redirect(provider,
                    {"post_logout_redirect_uri": callback.bye}):
         r = requests.get(provider.url + "/oauth/logout?" + urlencode(params), allow_redirects=False)
         assert r.status_code == 400 and "location" not in r.headers, params
+        # The unchecked URI widens nothing: this page's forms post only here.
+        assert "form-action 'self';" in r.headers["content-security-policy"], r.headers
 
 
 def test_a_rotated_out_key_verifies_while_published_and_not_after(mail, callback, browser):

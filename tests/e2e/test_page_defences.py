@@ -690,3 +690,15 @@ def test_the_pages_wear_the_apps_name_and_accent(pages):
     css = requests.get(pages.url + "/assets/style.css", timeout=30)
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert css.text.startswith(":root { --accent: #0b7a75; }"), css.text[:80]
+
+
+def test_only_an_address_in_login_hint_fills_in_the_form(pages, client):
+    """`login_hint` comes from another site: an address fills in the
+    sign-in form, any other text is dropped."""
+    for hint, filled in (("ann@example.com", "ann@example.com"),
+                         ("We sent a code to support. Call +1 555 0100", "")):
+        b = Browser(pages)
+        r = b.get("/oauth/authorize", params={**authorize_params(client), "login_hint": hint})
+        assert r.status_code == 303, r.text[:300]
+        page = Html(b.get(r.headers["location"]).text)
+        assert page.forms["sign-in"].fields["email"] == filled, hint

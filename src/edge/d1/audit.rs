@@ -4,6 +4,7 @@ use super::*;
 
 use crate::domain::audit::{Event, EventFilter, EventPage, StoredEvent};
 use crate::domain::code::CORE_SCOPE;
+use crate::domain::oauth::REPLAY_WINDOW_SECS;
 use crate::domain::purpose::Purpose;
 use crate::domain::sign_in_budget::FORGOTTEN_AFTER_SECS;
 use crate::error::ApiResult;
@@ -193,12 +194,13 @@ impl AuditStore for D1Store {
                         "DELETE FROM login_failures WHERE last_at < ?1",
                         &[number(now.saturating_sub(FORGOTTEN_AFTER_SECS))],
                     )?,
-                    // A redeemed code is kept until it expires, to catch a
-                    // replay; a grant's refresh tokens go with it.
+                    // A code is kept a day past its expiry, so that a replay
+                    // that late still revokes what it gave; a grant's
+                    // refresh tokens go with it.
                     self.stmt(
                         OP,
                         "DELETE FROM oauth_codes WHERE expires_at <= ?1",
-                        &[number(now)],
+                        &[number(now.saturating_sub(REPLAY_WINDOW_SECS))],
                     )?,
                     self.stmt(
                         OP,

@@ -127,7 +127,8 @@ impl GrantStore for D1Store {
                         OP,
                         &format!(
                             "DELETE FROM oauth_grants
-                              WHERE id = (SELECT grant_id FROM oauth_codes WHERE code_hash = ?1 AND used_at IS NOT NULL)
+                              WHERE id = (SELECT grant_id FROM oauth_codes
+                                           WHERE code_hash = ?1 AND used_at IS NOT NULL AND client_id = ?2)
                                 AND {}",
                             client_ok(2, 3)
                         ),
