@@ -142,21 +142,6 @@ CREATE INDEX IF NOT EXISTS auth_events_address ON auth_events (address_hash, id)
 CREATE INDEX IF NOT EXISTS auth_events_event ON auth_events (event, id);
 CREATE INDEX IF NOT EXISTS auth_events_send ON auth_events (send_id, id) WHERE send_id IS NOT NULL;
 
--- The hand-off codes of earlier releases (`/v1/auth/exchange`, replaced by
--- the OpenID Provider's code flow): no code reads or writes this table any
--- more. It is dropped by a later migration, once no running release uses
--- it (docs/deploy.md: drop only what the deployed code no longer reads).
-CREATE TABLE IF NOT EXISTS handoffs (
-  code_hash     TEXT PRIMARY KEY,
-  session_hash  TEXT NOT NULL,
-  user_id       TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-  return_to     TEXT NOT NULL,
-  challenge     TEXT,
-  created_at    INTEGER NOT NULL,
-  expires_at    INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS handoffs_expires_at ON handoffs (expires_at);
-
 -- The OpenID Connect clients the operator registers (docs/oidc.md): an
 -- app that signs its users in through the hosted pages with the OIDC
 -- client its framework already has.
@@ -166,6 +151,10 @@ CREATE INDEX IF NOT EXISTS handoffs_expires_at ON handoffs (expires_at);
 -- * `redirect_uris` and `post_logout_redirect_uris` are JSON arrays of
 --   URIs, each compared exactly with the one a request names.
 -- * `api_key_id` names the API key of the app the client is, if any.
+-- * `self_registered` (migration 0008): a public client that registered
+--   itself (RFC 7591), from `registered_from` (a keyed pseudonym of the
+--   network client); the pages ask for consent on each authorization.
+-- * `id_token_alg`: what its ID tokens are signed with.
 CREATE TABLE IF NOT EXISTS oidc_clients (
   id                         TEXT PRIMARY KEY,
   name                       TEXT NOT NULL,
@@ -175,8 +164,12 @@ CREATE TABLE IF NOT EXISTS oidc_clients (
   post_logout_redirect_uris  TEXT NOT NULL DEFAULT '[]',
   api_key_id                 TEXT REFERENCES api_keys (id),
   created_at                 INTEGER NOT NULL,
+  self_registered            INTEGER NOT NULL DEFAULT 0 CHECK (self_registered IN (0, 1)),
+  registered_from            TEXT,
+  id_token_alg               TEXT NOT NULL DEFAULT 'RS256' CHECK (id_token_alg IN ('RS256', 'ES256')),
   CHECK ((kind = 'confidential') = (secret_hash IS NOT NULL))
 );
+CREATE INDEX IF NOT EXISTS oidc_clients_self_registered ON oidc_clients (created_at) WHERE self_registered = 1;
 
 -- The OpenID Provider's authorization codes, grants and refresh tokens
 -- (migration 0007; docs/oidc.md): codes kept 60 s after a redemption for

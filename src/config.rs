@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 
+use crate::domain::client_registration::{RegistrationCaps, REGISTRATIONS_PER_CLIENT_PER_HOUR};
 use crate::domain::code::{CodeSpec, Pepper, MAX_LENGTH, MAX_TTL_SECS, MIN_LENGTH, MIN_TTL_SECS};
 use crate::domain::cors::Cors;
 use crate::domain::country::AllowedCountries;
@@ -84,6 +85,10 @@ pub struct Config {
     pub cors: Cors,
     /// The resource servers access tokens may be issued for (`OIDC_RESOURCES`).
     pub oidc_resources: Resources,
+    /// Dynamic client registration (`OIDC_DYNAMIC_REGISTRATION`): off
+    /// unless turned on, and then capped per hour, in all
+    /// (`OIDC_REGISTRATIONS_PER_HOUR`) and per network client.
+    pub oidc_registration: Option<RegistrationCaps>,
     /// The pages' accent colour (`ACCENT_COLOR`).
     pub accent_color: String,
     /// Test recipients answer (`ALLOW_TEST_RECIPIENTS`; always outside production).
@@ -247,6 +252,15 @@ impl Config {
             Cors::parse(Some(&vars.text("CORS_ALLOWED_ORIGINS", ""))).map_err(unavailable)?;
         let oidc_resources =
             Resources::parse(&vars.text("OIDC_RESOURCES", ""), production).map_err(unavailable)?;
+        // Read either way: a malformed cap is reported before it is needed.
+        let registrations_per_hour =
+            vars.int("OIDC_REGISTRATIONS_PER_HOUR", 100, 1, 100_000)? as u32;
+        let oidc_registration =
+            vars.flag("OIDC_DYNAMIC_REGISTRATION")?
+                .then_some(RegistrationCaps {
+                    per_hour: registrations_per_hour,
+                    per_client_per_hour: REGISTRATIONS_PER_CLIENT_PER_HOUR,
+                });
         let accent_color =
             parse_accent(&vars.text("ACCENT_COLOR", DEFAULT_ACCENT)).map_err(unavailable)?;
         let test_recipients_allowed = !production || vars.flag("ALLOW_TEST_RECIPIENTS")?;
@@ -279,6 +293,7 @@ impl Config {
             sms_max_per_prefix_per_hour: vars.int("SMS_MAX_PER_PREFIX_PER_HOUR", 30, 0, 1_000_000)?
                 as u32,
             oidc_resources,
+            oidc_registration,
             cors,
             accent_color,
             app_name: vars.text("APP_NAME", "OTP Edge"),

@@ -501,6 +501,8 @@ proptest! {
             post_logout_redirect_uris: vec![],
             api_key_id: None,
             created_at: 0,
+            self_registered: flip % 2 == 0,
+            id_token_alg: otp_edge::domain::jwk::Alg::Rs256,
         };
         let sealed = request.validate(&client, &Resources::default(), 1_000).unwrap().seal(&pepper);
         let mut bytes = sealed.clone().into_bytes();

@@ -33,6 +33,9 @@ pub enum EventKind {
     OidcClientCreated,
     /// The operator deleted one.
     OidcClientDeleted,
+    /// A client registered itself (RFC 7591; scope `client:<id>`): `ok`,
+    /// or `rate_limited` past a cap.
+    OidcClientRegistered,
     /// The token endpoint's answer to a client (scope `client:<id>`,
     /// purpose the grant type): `ok` or the OAuth error.
     OauthToken,
@@ -42,7 +45,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::CodeSent,
         Self::CodeVerified,
         Self::CodeFailed,
@@ -60,6 +63,7 @@ impl EventKind {
         Self::CodeDelivery,
         Self::OidcClientCreated,
         Self::OidcClientDeleted,
+        Self::OidcClientRegistered,
         Self::OauthToken,
         Self::OauthGrantRevoked,
     ];
@@ -87,6 +91,7 @@ impl EventKind {
             Self::CodeDelivery => "code_delivery",
             Self::OidcClientCreated => "oidc_client_created",
             Self::OidcClientDeleted => "oidc_client_deleted",
+            Self::OidcClientRegistered => "oidc_client_registered",
             Self::OauthToken => "oauth_token",
             Self::OauthGrantRevoked => "oauth_grant_revoked",
         }

@@ -18,6 +18,15 @@ pub enum Alg {
 }
 
 impl Alg {
+    /// A JWS `alg` this provider signs with, by its RFC 7518 name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "RS256" => Some(Self::Rs256),
+            "ES256" => Some(Self::Es256),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rs256 => "RS256",
@@ -218,6 +227,16 @@ pub mod tests {
             {"kty": "EC", "kid": "es-1", "alg": "ES256", "crv": "P-256", "x": b(32, 7), "y": b(32, 8), "d": b(32, 9)},
         ]})
         .to_string()
+    }
+
+    /// `sample_set` without its ES256 key.
+    pub fn rsa_only_set() -> String {
+        let mut set: Value = serde_json::from_str(&sample_set()).unwrap();
+        set["keys"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|k| k["alg"] == "RS256");
+        set.to_string()
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod api_key;
 pub mod audit;
 pub mod autofill;
 pub mod channel;
+pub mod client_registration;
 pub mod code;
 pub mod cors;
 pub mod country;

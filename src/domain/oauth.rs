@@ -149,6 +149,9 @@ pub struct AuthorizationRequest {
     /// When the app asked: `prompt=login` wants a sign-in made after it.
     #[serde(rename = "t")]
     pub asked_at: u64,
+    /// The client registered itself: the person is asked before a code.
+    #[serde(rename = "cn", default, skip_serializing_if = "std::ops::Not::not")]
+    pub consent: bool,
 }
 
 /// The raw query of `/oauth/authorize`, each parameter at most once.
@@ -333,6 +336,7 @@ impl AuthorizeQuery {
             max_age,
             resource,
             asked_at: now,
+            consent: client.self_registered,
         })
     }
 }
@@ -381,9 +385,18 @@ impl AuthorizationRequest {
 
 /// The provider's metadata: OpenID Connect Discovery 1.0, and RFC 8414's
 /// document, which is the same one. Only what is built is announced.
-pub fn metadata(issuer: &str) -> Value {
+/// What the provider's configuration turns on, for its metadata.
+pub struct Offered {
+    /// The algorithms ID tokens may be signed with (RS256 always).
+    pub id_token_algs: Vec<crate::domain::jwk::Alg>,
+    /// Dynamic client registration (`OIDC_DYNAMIC_REGISTRATION`).
+    pub registration: bool,
+}
+
+pub fn metadata(issuer: &str, offered: &Offered) -> Value {
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
-    json!({
+    let algs: Vec<&str> = offered.id_token_algs.iter().map(|a| a.as_str()).collect();
+    let mut doc = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/oauth/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
@@ -396,7 +409,7 @@ pub fn metadata(issuer: &str) -> Value {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "code_challenge_methods_supported": ["S256"],
@@ -406,7 +419,12 @@ pub fn metadata(issuer: &str) -> Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
-    })
+    });
+    // Announced only when it answers: a client that sees it registers.
+    if offered.registration {
+        doc["registration_endpoint"] = json!(format!("{issuer}/oauth/register"));
+    }
+    doc
 }
 
 pub fn has_scope(scopes: &str, scope: &str) -> bool {
@@ -440,6 +458,8 @@ mod tests {
             post_logout_redirect_uris: vec![],
             api_key_id: None,
             created_at: 0,
+            self_registered: false,
+            id_token_alg: crate::domain::jwk::Alg::Rs256,
         }
     }
 

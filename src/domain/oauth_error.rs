@@ -19,6 +19,15 @@ pub enum OAuthCode {
     LoginRequired,
     RequestNotSupported,
     RequestUriNotSupported,
+    /// OpenID Connect Core §3.1.2.6: `prompt=none` for a client the
+    /// person must first agree to.
+    ConsentRequired,
+    /// RFC 6749 §4.1.2.1: the person said no.
+    AccessDenied,
+    /// RFC 7591 §3.2.2: a redirect URI we would not send a browser to.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: any other registration metadata refused.
+    InvalidClientMetadata,
 }
 
 impl OAuthCode {
@@ -36,6 +45,10 @@ impl OAuthCode {
             Self::LoginRequired => "login_required",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::ConsentRequired => "consent_required",
+            Self::AccessDenied => "access_denied",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! app) holds none and must use PKCE.
 
 use crate::domain::absolute_url::AbsoluteUrl;
+use crate::domain::jwk::Alg;
 use crate::domain::session::{token_hash, Token};
 use crate::error::ApiError;
 
@@ -155,6 +156,53 @@ pub struct NewClient {
     pub post_logout_redirect_uris: Vec<String>,
     /// The API key whose app this client is, if any.
     pub api_key_id: Option<String>,
+    /// What its ID tokens are signed with (`id_token_signed_response_alg`).
+    pub id_token_alg: Alg,
+}
+
+/// A client's name as the pages show it: 1 to `MAX_NAME_CHARS`
+/// characters on one line, trimmed.
+pub fn parse_name(field: &str, raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "field `{field}` must be 1 to {MAX_NAME_CHARS} characters, on one line"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// A list of redirect URIs, each in its one form, duplicates dropped:
+/// `min` to `MAX_URIS` of them.
+pub fn parse_uris(field: &str, raw: &[&str], min: usize) -> Result<Vec<String>, ApiError> {
+    if raw.len() < min || raw.len() > MAX_URIS {
+        return Err(ApiError::InvalidRequest(format!(
+            "field `{field}` must hold {min} to {MAX_URIS} URIs"
+        )));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let uri = parse_redirect_uri(field, r)?;
+        if !out.contains(&uri) {
+            out.push(uri);
+        }
+    }
+    Ok(out)
+}
+
+/// `id_token_signed_response_alg`: RS256 (the default) or ES256.
+pub fn parse_id_token_alg(raw: Option<&str>) -> Result<Alg, ApiError> {
+    match raw {
+        None => Ok(Alg::Rs256),
+        Some(raw) => Alg::parse(raw).ok_or_else(|| {
+            ApiError::InvalidRequest(
+                "field `id_token_signed_response_alg` must be `RS256` or `ES256`".into(),
+            )
+        }),
+    }
 }
 
 impl NewClient {
@@ -165,30 +213,8 @@ impl NewClient {
         post_logout_redirect_uris: &[&str],
         api_key_id: Option<&str>,
     ) -> Result<Self, ApiError> {
-        let name = name.trim();
-        if name.is_empty()
-            || name.chars().count() > MAX_NAME_CHARS
-            || name.chars().any(char::is_control)
-        {
-            return Err(ApiError::InvalidRequest(format!(
-                "field `name` must be 1 to {MAX_NAME_CHARS} characters, on one line"
-            )));
-        }
-        let uris = |field: &str, raw: &[&str], min: usize| -> Result<Vec<String>, ApiError> {
-            if raw.len() < min || raw.len() > MAX_URIS {
-                return Err(ApiError::InvalidRequest(format!(
-                    "field `{field}` must hold {min} to {MAX_URIS} URIs"
-                )));
-            }
-            let mut out: Vec<String> = Vec::with_capacity(raw.len());
-            for r in raw {
-                let uri = parse_redirect_uri(field, r)?;
-                if !out.contains(&uri) {
-                    out.push(uri);
-                }
-            }
-            Ok(out)
-        };
+        let name = parse_name("name", name)?;
+        let uris = parse_uris;
         let api_key_id = match api_key_id {
             None => None,
             Some(id) if crate::domain::api_key::is_key_id(id) => Some(id.to_owned()),
@@ -199,7 +225,7 @@ impl NewClient {
             }
         };
         Ok(Self {
-            name: name.to_owned(),
+            name,
             kind: ClientKind::parse(kind)?,
             redirect_uris: uris("redirect_uris", redirect_uris, 1)?,
             post_logout_redirect_uris: uris(
@@ -208,7 +234,14 @@ impl NewClient {
                 0,
             )?,
             api_key_id,
+            id_token_alg: Alg::Rs256,
         })
+    }
+
+    /// With `id_token_signed_response_alg`, if the request named one.
+    pub fn with_id_token_alg(mut self, raw: Option<&str>) -> Result<Self, ApiError> {
+        self.id_token_alg = parse_id_token_alg(raw)?;
+        Ok(self)
     }
 }
 
@@ -222,6 +255,10 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     pub api_key_id: Option<String>,
     pub created_at: u64,
+    /// Registered by itself (RFC 7591), not by the operator: its name is
+    /// anyone's claim, so the pages ask the person before every code.
+    pub self_registered: bool,
+    pub id_token_alg: Alg,
 }
 
 #[cfg(test)]

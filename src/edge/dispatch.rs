@@ -6,6 +6,7 @@ use super::mailer::EdgeMailer;
 use super::respond;
 use super::{check_limit, Call, EdgeService};
 use crate::domain::api_key::{is_well_formed, ApiKey};
+use crate::domain::client_registration::{registered, Registration};
 use crate::domain::oauth::ACCESS_TOKEN_TTL_SECS;
 use crate::domain::oidc_client::Client;
 use crate::domain::session::{Audience, Presented};
@@ -115,6 +116,14 @@ async fn oauth(
             let r = RevokeCall::parse(authorization.as_deref(), content_type.as_deref(), &raw)?;
             svc.revoke(&r.creds, &r.token).await?;
             Ok(respond::empty(200))
+        }
+        OAuthRoute::Register => {
+            svc.registration_caps()?;
+            let content_type = header(call.req, "content-type");
+            let raw = read_raw(call.req).await?;
+            let r = Registration::parse(content_type.as_deref(), &raw).map_err(ApiError::OAuth)?;
+            let client = svc.register_client(&r, Some(call.client.as_str())).await?;
+            Ok(respond::json(201, &registered(&client)))
         }
     }
 }
@@ -437,6 +446,8 @@ fn client_json(c: &Client) -> Value {
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "api_key_id": c.api_key_id,
         "created_at": rfc3339(c.created_at),
+        "self_registered": c.self_registered,
+        "id_token_signed_response_alg": c.id_token_alg.as_str(),
     })
 }
 

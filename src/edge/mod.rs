@@ -200,8 +200,12 @@ async fn handle(
         Route::Discovery => {
             let cfg = cfg?;
             // Without keys the endpoints it names answer 503: so does it.
-            cfg.oidc_keys()?;
-            let metadata = crate::domain::oauth::metadata(cfg.oidc_issuer()?);
+            let keys = cfg.oidc_keys()?;
+            let offered = crate::domain::oauth::Offered {
+                id_token_algs: keys.algs(),
+                registration: cfg.oidc_registration.is_some(),
+            };
+            let metadata = crate::domain::oauth::metadata(cfg.oidc_issuer()?, &offered);
             return Ok(respond::json(200, &metadata));
         }
         Route::Health => {

@@ -30,7 +30,7 @@ use crate::pages::problems;
 use crate::ports::clock::rfc3339;
 use crate::ports::clock::Clock as _;
 use crate::ports::limits::{caller_key, CALLER_HEADER, CLIENT_LIMIT};
-use crate::service::{LoginSession, Verified};
+use crate::service::{Authorized, Consent, LoginSession, Verified};
 use futures_util::StreamExt;
 use worker::{Context, Env, Request, Response};
 
@@ -502,18 +502,26 @@ impl Page<'_, '_> {
             Err(e) => return back(e),
         };
         let token = self.cookie(SESSION_COOKIE);
-        if let Some(to) = self
+        let next = self
             .svc
-            .authorization_code(token.as_deref(), &request)
-            .await?
-        {
-            return Ok(Answer::redirect(&to));
-        }
-        if request.prompt == Prompt::None {
-            return back(OAuthError::new(
-                OAuthCode::LoginRequired,
-                "the person is not signed in",
-            ));
+            .authorization_code(token.as_deref(), &request, Consent::NotAsked)
+            .await?;
+        match (next, request.prompt == Prompt::None) {
+            (Authorized::Redirect(to), _) => return Ok(Answer::redirect(&to)),
+            (Authorized::Consent(_), true) => {
+                return back(OAuthError::new(
+                    OAuthCode::ConsentRequired,
+                    "the person has not agreed to this app, which registered itself",
+                ))
+            }
+            (Authorized::Consent(user), false) => return self.consent_page(&request, &user.email),
+            (Authorized::SignIn, true) => {
+                return back(OAuthError::new(
+                    OAuthCode::LoginRequired,
+                    "the person is not signed in",
+                ))
+            }
+            (Authorized::SignIn, false) => {}
         }
         let svc = self.svc;
         let pepper = svc.cfg.pepper()?;
@@ -628,8 +636,15 @@ impl Page<'_, '_> {
         // A session older than the client allows (`prompt=login`,
         // `max_age`) earns no code: the person signs in again.
         if let Some(request) = self.pending() {
-            let to = self.svc.authorization_code(Some(&token), &request).await?;
-            return Ok(to.map(|to| Answer::redirect(&to)));
+            let next = self
+                .svc
+                .authorization_code(Some(&token), &request, Consent::NotAsked)
+                .await?;
+            return match next {
+                Authorized::Redirect(to) => Ok(Some(Answer::redirect(&to))),
+                Authorized::Consent(user) => Ok(Some(self.consent_page(&request, &user.email)?)),
+                Authorized::SignIn => Ok(None),
+            };
         }
         Ok(Some(self.after_sign_in(&token, false).await?))
     }
@@ -655,21 +670,84 @@ impl Page<'_, '_> {
     /// Where a browser goes once it holds the session `token`: back to the
     /// client that sent it, with a code, or to its account. `fresh` when
     /// this very request made the session, which answers `prompt=login`.
-    async fn after_sign_in(&self, token: &str, fresh: bool) -> ApiResult<Answer> {
+    async fn after_sign_in(&mut self, token: &str, fresh: bool) -> ApiResult<Answer> {
         if let Some(request) = self.pending() {
-            let code = match fresh {
+            let next = match fresh {
                 true => self.svc.fresh_authorization_code(token, &request).await?,
-                false => self.svc.authorization_code(Some(token), &request).await?,
+                false => {
+                    self.svc
+                        .authorization_code(Some(token), &request, Consent::NotAsked)
+                        .await?
+                }
             };
-            return match code {
-                Some(to) => Ok(Answer::redirect(&to)),
+            return match next {
+                Authorized::Redirect(to) => Ok(Answer::redirect(&to)),
+                Authorized::Consent(user) => self.consent_page(&request, &user.email),
                 // The client was deleted while the person signed in.
-                None => Err(ApiError::InvalidRequest(
+                Authorized::SignIn => Err(ApiError::InvalidRequest(
                     "The app that sent you here can no longer be signed in to. Start again from the app.".into(),
                 )),
             };
         }
         Ok(Answer::redirect("/auth/account"))
+    }
+
+    /// The consent page for a self-registered client's `request`, for the
+    /// account `email` signed in here. Its form posts back to the
+    /// authorization endpoint, which then redirects to the client: the
+    /// CSP lets this page's form go on to the client's origin alone.
+    fn consent_page(&mut self, request: &AuthorizationRequest, email: &str) -> ApiResult<Answer> {
+        let csrf = self.csrf()?;
+        let pepper = self.svc.cfg.pepper()?;
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("oauth", &request.seal(pepper));
+        let action = format!("{AUTHORIZE_PATH}?{}", q.finish());
+        let target = AbsoluteUrl::parse(&request.redirect_uri);
+        let host = target.as_ref().map(|u| u.host.clone()).unwrap_or_default();
+        let origin = target.map(|u| u.origin());
+        let csp = layout::csp(origin.as_deref(), self.cfg().turnstile_site_key.is_some());
+        let markup = auth::consent(&auth::ConsentView {
+            site: self.site(),
+            csrf: &csrf,
+            action: &action,
+            client_name: &request.client_name,
+            redirect_host: &host,
+            email,
+            offline: request.has_scope("offline_access"),
+            reads_email: request.has_scope("email"),
+        });
+        Ok(Answer::page(200, markup, &csp))
+    }
+
+    /// The consent form's answer (`POST /oauth/authorize`, the request
+    /// sealed in its query): a code on `allow`, `access_denied` otherwise.
+    async fn consented(&mut self, form: &Form) -> ApiResult<Answer> {
+        let Some(request) = self.pending() else {
+            return Ok(self.page(400, auth::authorize_refused(self.site())));
+        };
+        if form.get("decision") != Some("allow") {
+            let denied = OAuthError::new(OAuthCode::AccessDenied, "the person did not allow it");
+            let to = self.svc.authorization_error(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                &denied,
+            )?;
+            return Ok(Answer::redirect(&to));
+        }
+        let token = self.cookie(SESSION_COOKIE);
+        match self
+            .svc
+            .authorization_code(token.as_deref(), &request, Consent::Given)
+            .await?
+        {
+            Authorized::Redirect(to) => Ok(Answer::redirect(&to)),
+            // Signed out (or too long ago) since the page was shown.
+            _ => Ok(Answer::redirect(&format!(
+                "{}{}",
+                AuthPage::SignIn.path(),
+                self.carried(&[])
+            ))),
+        }
     }
 
     /// The session cookie, and on to the client or the account page. The
@@ -697,6 +775,9 @@ impl Page<'_, '_> {
         }
         if path == LOGOUT_PATH {
             return self.end_session(true).await;
+        }
+        if path == AUTHORIZE_PATH {
+            return self.consented(&form).await;
         }
         let email = form.get("email").unwrap_or("").trim().to_owned();
         // Only what could be an address: a cookie stays small.

@@ -279,13 +279,11 @@ impl CreateOidcClient {
             .optional_strings("post_logout_redirect_uris")?
             .unwrap_or_default();
         let api_key_id = body.optional_string("api_key_id")?;
-        Ok(Self(NewClient::parse(
-            name,
-            kind,
-            &redirect_uris,
-            &post_logout,
-            api_key_id,
-        )?))
+        let alg = body.optional_string("id_token_signed_response_alg")?;
+        Ok(Self(
+            NewClient::parse(name, kind, &redirect_uris, &post_logout, api_key_id)?
+                .with_id_token_alg(alg)?,
+        ))
     }
 }
 

@@ -54,6 +54,9 @@ pub enum OAuthRoute {
     Userinfo,
     /// `/oauth/revoke` (RFC 7009).
     Revoke,
+    /// `/oauth/register` (RFC 7591): a public client registers itself,
+    /// when the operator allows it.
+    Register,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,13 +181,13 @@ const fn row(
 /// Every route. A `{id}` segment matches one non-empty path segment. The
 /// spec test checks this table against `openapi.yaml`.
 #[rustfmt::skip]
-pub const TABLE: [Row; 35] = {
+pub const TABLE: [Row; 36] = {
     use AdminRoute::*;
     use AppRoute::*;
     use Body::{Json, None, Raw};
     use HookRoute::{Resend as ResendHook, TwilioStatus};
     use PublicRoute::*;
-    use OAuthRoute::{Revoke, Token, Userinfo};
+    use OAuthRoute::{Register as RegisterClient, Revoke, Token, Userinfo};
     use Route::{Discovery, Health, Jwks, OpenApi};
     use SessionRoute::*;
     [
@@ -197,6 +200,7 @@ pub const TABLE: [Row; 35] = {
         row("GET",    "/oauth/userinfo",            "oauth_userinfo",         oauth(Userinfo),               None),
         row("POST",   "/oauth/userinfo",            "oauth_userinfo_post",    oauth(Userinfo),               None),
         row("POST",   "/oauth/revoke",              "oauth_revoke",           oauth(Revoke),                 Raw),
+        row("POST",   "/oauth/register",            "oauth_register",         oauth(RegisterClient),         Raw),
         row("POST",   "/v1/register",               "register",               public(Register),              Json),
         row("POST",   "/v1/verify-email",           "verify_email",           public(VerifyEmail),           Json),
         row("POST",   "/v1/resend",                 "resend",                 public(Resend),                Json),
@@ -303,6 +307,9 @@ impl Row {
             Route::OpenApi => None,
             // Providers and apps' backends call from few addresses, many
             // times a second.
+            // Registration is anyone's first call, not an app's backend's:
+            // the per-client cap, before the store's hourly ones.
+            Route::Flow(Flow::OAuth(OAuthRoute::Register)) => Some(CLIENT_LIMIT),
             Route::Flow(Flow::App(_) | Flow::Hook(_) | Flow::OAuth(_)) => Some(APP_LIMIT),
             // Not the apps' bucket: a client library refetching the keys
             // (an unknown `kid` makes some do it) never spends its sends.

@@ -382,6 +382,49 @@ pub fn sign_out_confirm(site: &str, csrf: &str, action: &str) -> Markup {
     document(site, "Sign out", html! {}, body)
 }
 
+/// What a self-registered client asks of the person, on its consent page.
+pub struct ConsentView<'a> {
+    pub site: &'a str,
+    pub csrf: &'a str,
+    /// Where the form posts: the authorization endpoint with the request.
+    pub action: &'a str,
+    /// The name the client gave itself: its claim, not ours.
+    pub client_name: &'a str,
+    /// The host the browser goes back to, which no one can fake.
+    pub redirect_host: &'a str,
+    pub email: &'a str,
+    /// `offline_access`: it keeps access while the person is away.
+    pub offline: bool,
+    /// `email`: it reads the address.
+    pub reads_email: bool,
+}
+
+/// The consent page: a client that registered itself names itself, so the
+/// person is told what is known (where they will be sent) beside what is
+/// claimed, and agrees or not, each time.
+pub fn consent(v: &ConsentView<'_>) -> Markup {
+    let body = html! {
+        h1 { "Allow " (v.client_name) "?" }
+        p #consent-app {
+            "An app calling itself " strong { (v.client_name) } " wants you to sign in to it as " strong { (v.email) } ". "
+            "It registered itself with " (v.site) ": its name is its own claim, which no one here has checked."
+        }
+        p #consent-host { "If you allow it, you go on to " strong { (v.redirect_host) } "." }
+        ul #consent-scopes {
+            li { "It learns who you are here (an account identifier)." }
+            @if v.reads_email { li { "It reads your email address." } }
+            @if v.offline { li { "It keeps access while you are away, until it lets go or you reset your password." } }
+        }
+        form #consent method="post" action=(v.action) {
+            (csrf_field(v.csrf))
+            button type="submit" name="decision" value="allow" { "Allow" }
+            " "
+            button type="submit" name="decision" value="deny" .secondary { "Cancel" }
+        }
+    };
+    document(v.site, "Allow this app?", html! {}, body)
+}
+
 /// A logout request naming an address to return to that its app did not
 /// register: nothing is done, and nobody is sent there.
 pub fn logout_refused(site: &str) -> Markup {

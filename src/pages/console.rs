@@ -283,7 +283,11 @@ fn client_row(c: &Client) -> Markup {
         tr {
             td { (c.name) }
             td { code { (c.id) } }
-            td { (c.kind.as_str()) }
+            td {
+                (c.kind.as_str())
+                // Its name is its own claim: the operator sees which.
+                @if c.self_registered { br; small .self-registered { "self-registered" } }
+            }
             td { @for uri in &c.redirect_uris { div { (uri) } } }
             td { (&rfc3339(c.created_at)[..10]) }
             td {

@@ -1,8 +1,12 @@
-//! The operator's OpenID Connect clients, behind `ADMIN_TOKEN`: register
-//! one (its secret shown once), list them, delete one.
+//! The OpenID Connect clients: the operator's, behind `ADMIN_TOKEN`
+//! (register one, its secret shown once; list them; delete one), and
+//! those that register themselves (RFC 7591), when the operator allows it.
 
 use super::Service;
 use crate::domain::audit::{Event, EventKind};
+use crate::domain::client_registration::{Registration, RegistrationCaps};
+use crate::domain::jwk::Alg;
+use crate::domain::oauth_error::{OAuthCode, OAuthError};
 use crate::domain::oidc_client::{
     is_client_id, new_client_id, Client, ClientKind, ClientSecret, NewClient,
 };
@@ -22,6 +26,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         new: &NewClient,
     ) -> ApiResult<(Client, Option<ClientSecret>)> {
         self.admin(bearer)?;
+        self.signs_with(new.id_token_alg).map_err(|e| match e {
+            ApiError::OAuth(e) => ApiError::InvalidRequest(e.description),
+            e => e,
+        })?;
         let secret = match new.kind {
             ClientKind::Confidential => Some(ClientSecret::generate()?),
             ClientKind::Public => None,
@@ -34,6 +42,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             post_logout_redirect_uris: new.post_logout_redirect_uris.clone(),
             api_key_id: new.api_key_id.clone(),
             created_at: self.clock.now(),
+            self_registered: false,
+            id_token_alg: new.id_token_alg,
         };
         let hash = secret.as_ref().map(ClientSecret::hash);
         if !self
@@ -49,6 +59,77 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let uris = client.redirect_uris.join(" ");
         self.audit_client(EventKind::OidcClientCreated, &client.id, Some(uris));
         Ok((client, secret))
+    }
+
+    /// `POST /oauth/register` (RFC 7591): a public client, registered by
+    /// whoever asks, when `OIDC_DYNAMIC_REGISTRATION` is on (404 when
+    /// off). `network_client` is the caller's address key
+    /// (`limits::client_key`), kept only as a keyed pseudonym to cap
+    /// registrations per hour from one place; past a cap, 429.
+    pub async fn register_client(
+        &self,
+        r: &Registration,
+        network_client: Option<&str>,
+    ) -> ApiResult<Client> {
+        let caps = self.registration_caps()?;
+        // Only a working provider takes registrations.
+        self.cfg.oidc_issuer()?;
+        self.signs_with(r.id_token_alg)?;
+        let pepper = self.cfg.pepper()?;
+        let from = pepper.address_tag(&format!("registered-from:{}", network_client.unwrap_or("")));
+        let now = self.clock.now();
+        let client = Client {
+            id: new_client_id()?,
+            name: r.name.clone(),
+            kind: ClientKind::Public,
+            redirect_uris: r.redirect_uris.clone(),
+            post_logout_redirect_uris: r.post_logout_redirect_uris.clone(),
+            api_key_id: None,
+            created_at: now,
+            self_registered: true,
+            id_token_alg: r.id_token_alg,
+        };
+        let since = now.saturating_sub(crate::ports::limits::HOUR);
+        if !self
+            .store
+            .register_oidc_client(&client, &from, caps, since)
+            .await?
+        {
+            self.audit.record(Event {
+                detail: Some(client.redirect_uris.join(" ")),
+                ..Event::new(EventKind::OidcClientRegistered, "rate_limited")
+            });
+            return Err(ApiError::RateLimited {
+                retry_after_secs: crate::ports::limits::HOUR,
+            });
+        }
+        let uris = client.redirect_uris.join(" ");
+        self.audit_client(EventKind::OidcClientRegistered, &client.id, Some(uris));
+        Ok(client)
+    }
+
+    /// The caps of dynamic registration; 404 when it is off, as if the
+    /// route did not exist (checked before the body is read).
+    pub fn registration_caps(&self) -> ApiResult<RegistrationCaps> {
+        self.cfg.oidc_registration.ok_or(ApiError::NotFound)
+    }
+
+    /// Whether the signing keys can sign a client's ID tokens with `alg`:
+    /// a client is refused what would fail at its first token.
+    fn signs_with(&self, alg: Alg) -> ApiResult<()> {
+        if alg == Alg::Rs256 {
+            return Ok(());
+        }
+        match self.cfg.oidc_keys() {
+            Ok(keys) if keys.signer(alg).is_some() => Ok(()),
+            _ => Err(ApiError::OAuth(OAuthError::new(
+                OAuthCode::InvalidClientMetadata,
+                format!(
+                    "`id_token_signed_response_alg`: no {} key is configured",
+                    alg.as_str()
+                ),
+            ))),
+        }
     }
 
     pub async fn oidc_clients(&self, bearer: Option<&str>) -> ApiResult<Vec<Client>> {

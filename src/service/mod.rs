@@ -19,6 +19,8 @@ mod oauth;
 #[cfg(test)]
 mod oidc_provider;
 #[cfg(test)]
+mod oidc_registration;
+#[cfg(test)]
 mod probes;
 #[cfg(test)]
 mod rounds;
@@ -29,7 +31,7 @@ pub use account::{LoginSession, Verified};
 pub use admin::Activity;
 pub use apps::{AppCode, SentCode};
 pub use delivery::SendReport;
-pub use oauth::{ClientCredentials, GrantRequest, Tokens};
+pub use oauth::{Authorized, ClientCredentials, Consent, GrantRequest, Tokens};
 
 use crate::config::Config;
 use crate::domain::audit::{Audit, Event, EventKind};

@@ -13,7 +13,7 @@ use crate::domain::oauth::{
 };
 use crate::domain::oidc_client::{Client, ClientSecret};
 use crate::domain::pkce::CodeVerifier;
-use crate::domain::session::{token_hash, Token};
+use crate::domain::session::{token_hash, Presented, Token};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::Counters;
@@ -49,6 +49,34 @@ pub enum GrantRequest {
         refresh_token: String,
         resource: Option<String>,
     },
+}
+
+/// Whether the person agreed, on our consent page, to this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    NotAsked,
+    Given,
+}
+
+/// Where a browser's authorization request goes next.
+#[derive(Debug, Clone)]
+pub enum Authorized {
+    /// Back to the client, with a code.
+    Redirect(String),
+    /// To the sign-in page: no session answers the request.
+    SignIn,
+    /// To the consent page, for the account signed in here.
+    Consent(Box<crate::ports::store::User>),
+}
+
+impl Authorized {
+    /// Where the browser goes with a code, if it does.
+    pub fn redirect(self) -> Option<String> {
+        match self {
+            Self::Redirect(to) => Some(to),
+            _ => None,
+        }
+    }
 }
 
 /// The token endpoint's answer (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
@@ -92,18 +120,21 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
 
     /// Where the browser holding `session_token` goes to answer `request`:
     /// the client's redirect URI with a fresh code, its `state` and our
-    /// `iss` (RFC 9207); `None` when the session cannot answer it (none,
-    /// ended, or older than `prompt=login` or `max_age` allow).
+    /// `iss` (RFC 9207); `SignIn` when the session cannot answer it (none,
+    /// ended, or older than `prompt=login` or `max_age` allow); `Consent`
+    /// when the client registered itself and the person has not agreed in
+    /// this request.
     pub async fn authorization_code(
         &self,
         session_token: Option<&str>,
         request: &AuthorizationRequest,
-    ) -> ApiResult<Option<String>> {
+        consent: Consent,
+    ) -> ApiResult<Authorized> {
         let Some(session_token) = session_token else {
-            return Ok(None);
+            return Ok(Authorized::SignIn);
         };
         let since = request.signed_in_since(self.clock.now());
-        self.file_code(session_token, request, since).await
+        self.file_code(session_token, request, since, consent).await
     }
 
     /// `authorization_code` for the session the request's own sign-in has
@@ -113,8 +144,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         &self,
         session_token: &str,
         request: &AuthorizationRequest,
-    ) -> ApiResult<Option<String>> {
-        self.file_code(session_token, request, 0).await
+    ) -> ApiResult<Authorized> {
+        self.file_code(session_token, request, 0, Consent::NotAsked)
+            .await
     }
 
     async fn file_code(
@@ -122,8 +154,20 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         session_token: &str,
         request: &AuthorizationRequest,
         signed_in_since: u64,
-    ) -> ApiResult<Option<String>> {
+        consent: Consent,
+    ) -> ApiResult<Authorized> {
         let issuer = self.cfg.oidc_issuer()?;
+        // A self-registered client's name is anyone's claim: no code goes
+        // to it before the signed-in person has agreed, on our page.
+        if request.consent && consent == Consent::NotAsked {
+            return Ok(
+                match self.me(Some(session_token), Presented::Cookie).await {
+                    Ok(user) => Authorized::Consent(Box::new(user)),
+                    Err(ApiError::Unauthorized) => Authorized::SignIn,
+                    Err(e) => return Err(e),
+                },
+            );
+        }
         let code = Token::generate()?;
         let now = self.clock.now();
         let filed = self
@@ -143,14 +187,17 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             })
             .await?;
         if !filed {
-            return Ok(None);
+            return Ok(Authorized::SignIn);
         }
         let mut params = vec![("code", code.expose())];
         if let Some(state) = &request.state {
             params.push(("state", state));
         }
         params.push(("iss", issuer));
-        Ok(Some(with_params(&request.redirect_uri, &params)))
+        Ok(Authorized::Redirect(with_params(
+            &request.redirect_uri,
+            &params,
+        )))
     }
 
     /// An error for the client, sent to its redirect URI (RFC 6749
@@ -413,7 +460,19 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                     claims["email"] = json!(grant.user.email);
                     claims["email_verified"] = json!(grant.user.verified);
                 }
-                Some(self.sign(key, None, &claims).await?)
+                // The client's choice (`id_token_signed_response_alg`);
+                // access tokens stay RS256, which every resource server reads.
+                let id_key = match grant.id_token_alg {
+                    Alg::Rs256 => key,
+                    alg => keys.signer(alg).ok_or_else(|| {
+                        ApiError::Unavailable(format!(
+                            "secret OIDC_SIGNING_KEYS holds no {} key, which client {} signs its ID tokens with",
+                            alg.as_str(),
+                            grant.client_id
+                        ))
+                    })?,
+                };
+                Some(self.sign(id_key, None, &claims).await?)
             }
             false => None,
         };

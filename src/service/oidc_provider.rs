@@ -6,7 +6,7 @@
 //! stand-in: the end-to-end tests check RS256 with a JOSE library.
 
 use super::testkit::{World, ADMIN};
-use super::{ClientCredentials, GrantRequest, Tokens};
+use super::{ClientCredentials, Consent, GrantRequest, Tokens};
 use crate::domain::email::Email;
 use crate::domain::jwk::tests::sample_set;
 use crate::domain::jwt::Unverified;
@@ -19,24 +19,34 @@ use crate::error::ApiError;
 use crate::ports::signer::Signer as _;
 use pollster::block_on;
 
-const ISSUER: &str = "https://id.example";
-const CB: &str = "https://app.example/cb";
+pub(super) const ISSUER: &str = "https://id.example";
+pub(super) const CB: &str = "https://app.example/cb";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-fn ann() -> Email {
+pub(super) fn ann() -> Email {
     Email::parse("ann@example.com").unwrap()
 }
 
-fn pw() -> Password {
+pub(super) fn pw() -> Password {
     Password::parse("correct horse", 8, "password").unwrap()
 }
 
 /// A world with the provider on, ann verified and signed in on the pages;
 /// her browser's session token.
-fn world() -> (World, String) {
+pub(super) fn world() -> (World, String) {
+    world_with(&[])
+}
+
+/// `world`, with `extra` vars.
+pub(super) fn world_with(extra: &[(&str, &str)]) -> (World, String) {
     let keys = sample_set();
-    let w = World::new(&[("OIDC_SIGNING_KEYS", &keys), ("PUBLIC_BASE_URL", ISSUER)]);
+    let mut vars = vec![
+        ("OIDC_SIGNING_KEYS", keys.as_str()),
+        ("PUBLIC_BASE_URL", ISSUER),
+    ];
+    vars.extend_from_slice(extra);
+    let w = World::new(&vars);
     block_on(async {
         w.svc().register(&ann(), &pw()).await.unwrap();
         w.svc()
@@ -55,7 +65,7 @@ fn client(w: &World, kind: &str) -> (Client, Option<String>) {
     (c, secret.map(|s| s.expose().to_owned()))
 }
 
-fn creds(c: &Client, secret: &Option<String>) -> ClientCredentials {
+pub(super) fn creds(c: &Client, secret: &Option<String>) -> ClientCredentials {
     ClientCredentials {
         client_id: c.id.clone(),
         secret: secret.clone(),
@@ -64,7 +74,7 @@ fn creds(c: &Client, secret: &Option<String>) -> ClientCredentials {
 }
 
 /// The code ann's browser earns for `c` with the authorize query `extra`.
-fn code(w: &World, browser: &str, c: &Client, extra: &str) -> Option<String> {
+pub(super) fn code(w: &World, browser: &str, c: &Client, extra: &str) -> Option<String> {
     let q = AuthorizeQuery::parse(&format!(
         "client_id={}&redirect_uri={CB}&response_type=code&scope=openid+email+offline_access&state=st&nonce=n-1{extra}",
         c.id
@@ -72,7 +82,12 @@ fn code(w: &World, browser: &str, c: &Client, extra: &str) -> Option<String> {
     let request = q
         .validate(c, &w.cfg.oidc_resources, w.clock.0.get())
         .unwrap();
-    let to = block_on(w.svc().authorization_code(Some(browser), &request)).unwrap()?;
+    let to = block_on(
+        w.svc()
+            .authorization_code(Some(browser), &request, Consent::NotAsked),
+    )
+    .unwrap()
+    .redirect()?;
     assert!(to.starts_with(&format!("{CB}?code=")), "{to}");
     assert!(
         to.ends_with(&format!("&state=st&iss={}", "https%3A%2F%2Fid.example")),
@@ -81,7 +96,7 @@ fn code(w: &World, browser: &str, c: &Client, extra: &str) -> Option<String> {
     Some(to.split("code=").nth(1)?.split('&').next()?.to_owned())
 }
 
-fn redeem(code: &str, verifier: Option<&str>) -> GrantRequest {
+pub(super) fn redeem(code: &str, verifier: Option<&str>) -> GrantRequest {
     GrantRequest::AuthorizationCode {
         code: code.into(),
         redirect_uri: CB.into(),
@@ -104,7 +119,7 @@ fn oauth_code(e: ApiError) -> &'static str {
     }
 }
 
-fn tokens(
+pub(super) fn tokens(
     w: &World,
     creds: &ClientCredentials,
     grant: &GrantRequest,
@@ -347,14 +362,23 @@ fn only_a_fresh_enough_browser_session_earns_a_code() {
         .validate(&c, &w.cfg.oidc_resources, w.clock.0.get())
         .unwrap();
     assert_eq!(
-        block_on(w.svc().authorization_code(Some(&open), &request)),
-        Ok(None)
+        block_on(
+            w.svc()
+                .authorization_code(Some(&open), &request, Consent::NotAsked)
+        )
+        .unwrap()
+        .redirect(),
+        None
     );
     w.advance(5);
     let fresh = w.browser_token(&ann(), &pw());
-    assert!(block_on(w.svc().authorization_code(Some(&fresh), &request))
-        .unwrap()
-        .is_some());
+    assert!(block_on(
+        w.svc()
+            .authorization_code(Some(&fresh), &request, Consent::NotAsked)
+    )
+    .unwrap()
+    .redirect()
+    .is_some());
 }
 
 #[test]
@@ -475,9 +499,13 @@ fn a_token_for_a_resource_is_good_there_and_nowhere_else() {
     );
     let request = q("https%3A%2F%2Fmcp.example.com%2Fmcp").unwrap();
     let code_for = || {
-        let to = block_on(w.svc().authorization_code(Some(&browser), &request))
-            .unwrap()
-            .unwrap();
+        let to = block_on(
+            w.svc()
+                .authorization_code(Some(&browser), &request, Consent::NotAsked),
+        )
+        .unwrap()
+        .redirect()
+        .unwrap();
         to.split("code=")
             .nth(1)
             .unwrap()
@@ -527,9 +555,13 @@ fn a_token_for_a_resource_is_good_there_and_nowhere_else() {
     ))
     .validate(&c, &w.cfg.oidc_resources, w.clock.0.get())
     .unwrap();
-    let to = block_on(w.svc().authorization_code(Some(&browser), &q))
-        .unwrap()
-        .unwrap();
+    let to = block_on(
+        w.svc()
+            .authorization_code(Some(&browser), &q, Consent::NotAsked),
+    )
+    .unwrap()
+    .redirect()
+    .unwrap();
     let code = to.split("code=").nth(1).unwrap().split('&').next().unwrap();
     // Naming a resource the code was not for spends it (`invalid_grant`).
     assert_eq!(
@@ -560,8 +592,10 @@ fn only_a_browsers_session_is_taken_from_the_cookie_or_earns_a_code() {
             ApiError::Unauthorized
         );
         assert_eq!(
-            block_on(svc.authorization_code(Some(token), &request)),
-            Ok(None)
+            block_on(svc.authorization_code(Some(token), &request, Consent::NotAsked))
+                .unwrap()
+                .redirect(),
+            None
         );
         assert_eq!(
             block_on(svc.logout(Some(token), Presented::Cookie)).unwrap_err(),

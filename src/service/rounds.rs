@@ -118,6 +118,7 @@ const EXPECTED: &[Cost] = &[
     cost("POST /oauth/token (refresh_token)",         1, (1, 0, 0), 0, (1, 0, 0)),
     cost("GET /oauth/userinfo",                       1, (1, 0, 0), 0, (0, 0, 0)),
     cost("POST /oauth/revoke",                        1, (1, 0, 0), 0, (1, 0, 0)),
+    cost("POST /oauth/register",                      1, (1, 0, 0), 0, (1, 0, 0)),
     cost("GET /admin (console overview)",             1, (3, 0, 0), 0, (0, 0, 0)),
 ];
 
@@ -311,6 +312,7 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
     oidc_vars.extend([
         ("OIDC_SIGNING_KEYS", keys.as_str()),
         ("PUBLIC_BASE_URL", "https://id.example"),
+        ("OIDC_DYNAMIC_REGISTRATION", "true"),
     ]);
     let w = World::new(&oidc_vars);
     block_on(async {
@@ -347,8 +349,11 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
         &w,
         "GET /oauth/authorize (signed in)",
         async {
-            let url = w.svc().authorization_code(Some(&browser), &request).await?;
-            *to.borrow_mut() = url;
+            let next = w
+                .svc()
+                .authorization_code(Some(&browser), &request, crate::service::Consent::NotAsked)
+                .await?;
+            *to.borrow_mut() = next.redirect();
             Ok(())
         },
         no_mail,
@@ -392,6 +397,17 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
         &w,
         "POST /oauth/revoke",
         w.svc().revoke(&creds, &first.access_token),
+        no_mail,
+    ));
+    let registration = crate::domain::client_registration::Registration::parse(
+        Some("application/json"),
+        br#"{"redirect_uris": ["http://localhost:6274/cb"], "client_name": "Inspector"}"#,
+    )
+    .unwrap();
+    costs_push(measure(
+        &w,
+        "POST /oauth/register",
+        w.svc().register_client(&registration, Some("198.51.100.7")),
         no_mail,
     ));
     let token = w.login_token(&ann, &password);

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::domain::api_key::{ApiKey, Channels, KeyOptions, NewApiKey};
 use crate::domain::audit::{Audit, Event, EventFilter, EventPage, StoredEvent};
 use crate::domain::channel::Channel;
+use crate::domain::client_registration::RegistrationCaps;
 use crate::domain::code::{app_scope, Code, CodeKey, CORE_SCOPE};
 use crate::domain::email::Email;
 use crate::domain::jwk::SigningKey;
@@ -242,6 +243,8 @@ pub struct MemoryStore {
     pub keys: RefCell<Vec<(String, ApiKey)>>,
     /// OpenID Connect clients, oldest first, with their secrets' hashes.
     pub oidc_clients: RefCell<Vec<(Client, Option<String>)>>,
+    /// Who registered each self-registered client, by client id.
+    pub registered_from: RefCell<HashMap<String, String>>,
     pub events: RefCell<Vec<StoredEvent>>,
     /// The unix time of each of `events`, for the chart's buckets.
     pub event_times: RefCell<Vec<u64>>,
@@ -315,9 +318,16 @@ impl MemoryStore {
             .values()
             .find(|u| u.id == g.user.id)
             .cloned()?;
+        let id_token_alg = self
+            .oidc_clients
+            .borrow()
+            .iter()
+            .find(|(c, _)| c.id == g.client_id)
+            .map(|(c, _)| c.id_token_alg)?;
         Some(Grant {
             id: id.to_owned(),
             client_id: g.client_id.clone(),
+            id_token_alg,
             user,
             scope: g.scope.clone(),
             resource: g.resource.clone(),
@@ -1021,6 +1031,37 @@ impl ClientStore for &MemoryStore {
         self.oidc_clients
             .borrow_mut()
             .push((client.clone(), secret_hash.map(str::to_owned)));
+        Ok(true)
+    }
+
+    async fn register_oidc_client(
+        &self,
+        client: &Client,
+        from: &str,
+        caps: RegistrationCaps,
+        since: u64,
+    ) -> ApiResult<bool> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "register_oidc_client")
+            .await?;
+        let recent: Vec<String> = {
+            let from_map = self.registered_from.borrow();
+            self.oidc_clients
+                .borrow()
+                .iter()
+                .filter(|(c, _)| c.self_registered && c.created_at > since)
+                .filter_map(|(c, _)| from_map.get(&c.id).cloned())
+                .collect()
+        };
+        let theirs = recent.iter().filter(|f| f.as_str() == from).count();
+        if recent.len() >= caps.per_hour as usize || theirs >= caps.per_client_per_hour as usize {
+            return Ok(false);
+        }
+        self.registered_from
+            .borrow_mut()
+            .insert(client.id.clone(), from.to_owned());
+        self.oidc_clients.borrow_mut().push((client.clone(), None));
         Ok(true)
     }
 

@@ -49,6 +49,7 @@ ROUTES = {
     "oauth_userinfo": ("GET", "/oauth/userinfo"),
     "oauth_userinfo_post": ("POST", "/oauth/userinfo"),
     "oauth_revoke": ("POST", "/oauth/revoke"),
+    "oauth_register": ("POST", "/oauth/register"),
     "register": ("POST", "/v1/register"),
     "verify_email": ("POST", "/v1/verify-email"),
     "resend": ("POST", "/v1/resend"),

@@ -2,6 +2,7 @@
 // the OpenID-certified client for Node: the e2e tests call it step by step.
 // Each step reads one JSON object from argv[3] and prints one JSON answer.
 //
+//   register {issuer, metadata}                      -> the registered client's metadata
 //   begin  {issuer, client_id, redirect_uri}        -> {url, verifier, nonce, state}
 //   finish {issuer, client_id, callback, verifier, nonce, state}
 //          -> {claims, userinfo, refreshed, reuse, after_reuse, revoked_userinfo}
@@ -15,11 +16,21 @@ import * as client from "openid-client";
 const [step, raw] = process.argv.slice(2);
 const args = JSON.parse(raw);
 
+// Local tests speak http to the worker on localhost.
+const insecure = { execute: [client.allowInsecureRequests] };
+
 async function config() {
-  // Local tests speak http to the worker on localhost.
-  return client.discovery(new URL(args.issuer), args.client_id, undefined, client.None(), {
-    execute: [client.allowInsecureRequests],
-  });
+  // A client registered for ES256 ID tokens says so: openid-client then
+  // refuses an ID token signed with anything else.
+  const metadata = args.id_token_alg ? { id_token_signed_response_alg: args.id_token_alg } : undefined;
+  return client.discovery(new URL(args.issuer), args.client_id, metadata, client.None(), insecure);
+}
+
+// Dynamic client registration (RFC 7591): openid-client reads the
+// registration_endpoint from discovery and posts the metadata.
+async function register() {
+  const c = await client.dynamicClientRegistration(new URL(args.issuer), args.metadata, client.None(), insecure);
+  return c.clientMetadata();
 }
 
 async function refusal(promise) {
@@ -85,5 +96,5 @@ async function logout() {
   return { url: url.href, state };
 }
 
-const steps = { begin, finish, logout };
+const steps = { register, begin, finish, logout };
 process.stdout.write(JSON.stringify(await steps[step]()) + "\n");

@@ -9,10 +9,7 @@ Connect Core say."""
 
 import base64
 import json
-import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -26,52 +23,11 @@ from joserfc.jwt import JWTClaimsRegistry
 from playwright.sync_api import expect
 
 from browser import journey
+from oidc_support import Callback, node_client, register_client, remember, sign_in_with_password, verified_person
 from conftest import OIDC_KEYS, SECRETS_SEEN
-from harness import ADMIN_TOKEN, ROOT, Worker, free_port, oidc_signing_keys, problem, unique_email
+from harness import Worker, oidc_signing_keys, problem
 
-ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 MCP = "https://mcp.example.com/mcp"  # a resource server (RFC 8707) the provider issues tokens for
-
-
-class Callback:
-    """The app's redirect URI: a server on 127.0.0.1 that keeps every query
-    the browser brings and answers a plain page."""
-
-    def __init__(self):
-        self.queries = []
-        self.farewells = []  # the queries of /bye, the post-logout URI
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                url = urlsplit(self.path)
-                if url.path == "/cb":  # (not the browser's /favicon.ico)
-                    outer.queries.append(url.query)
-                if url.path == "/bye":
-                    outer.farewells.append(url.query)
-                body = b"<!doctype html><html lang=en><title>app</title><main><h1>Back in the app</h1></main></html>"
-                self.send_response(200)
-                self.send_header("content-type", "text/html")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/cb"
-        self.bye = self.uri.replace("/cb", "/bye")
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def last(self):
-        deadline = time.time() + 10
-        while not self.queries and time.time() < deadline:
-            time.sleep(0.05)
-        return {k: v[0] for k, v in parse_qs(self.queries[-1]).items()}
-
-    def close(self):
-        self.server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -99,16 +55,6 @@ def callback():
     c.close()
 
 
-def register_client(provider, callback, kind="confidential", **extra):
-    r = provider.call("admin_create_oidc_client", {"name": "Notes", "type": kind, "redirect_uris": [callback.uri],
-                                                   **extra}, headers=ADMIN)
-    assert r.status_code == 201, r.text
-    client = r.json()
-    if "client_secret" in client:
-        SECRETS_SEEN.append(client["client_secret"])
-    return client
-
-
 class Framework(FrameworkIntegration):
     """Where a framework would store a refreshed token: the test keeps it."""
 
@@ -130,32 +76,9 @@ def authlib_app(provider, client, auth_method="client_secret_basic", scope="open
                               "token_endpoint_auth_method": auth_method})
 
 
-def verified_person(provider, mail):
-    email, password = unique_email("oidc"), "correct horse battery"
-    assert provider.register(email, password).status_code == 202
-    code = mail.code(email)
-    SECRETS_SEEN.extend([code, password])
-    assert provider.verify_email(email, code).status_code == 200
-    return email, password
-
-
-def sign_in_with_password(j, url, email, password, shot=None):
-    j.page.goto(url)
-    expect(j.page.locator("#continues-to")).to_contain_text("Notes")
-    if shot:
-        j.look(shot)
-    j.page.fill("input[name=email]", email)
-    j.page.fill("input[name=password]", password)
-    j.page.click("button[value=password]")
-
-
 def session_of(app):
     """An authlib session bound to the client and the provider's metadata."""
     return app._get_oauth_client(**app.load_server_metadata())
-
-
-def remember(token):
-    SECRETS_SEEN.extend(v for k, v in token.items() if k in ("access_token", "refresh_token", "id_token"))
 
 
 def test_discovery_names_the_endpoints_under_the_issuer(provider):
@@ -169,6 +92,7 @@ def test_discovery_names_the_endpoints_under_the_issuer(provider):
         assert meta["code_challenge_methods_supported"] == ["S256"]
         assert "RS256" in meta["id_token_signing_alg_values_supported"]
         assert meta["authorization_response_iss_parameter_supported"] is True
+        assert "registration_endpoint" not in meta, "announced only when OIDC_DYNAMIC_REGISTRATION is on"
 
 
 def test_without_public_base_url_discovery_is_503_naming_it(app):
@@ -507,14 +431,6 @@ def test_a_rotated_out_key_verifies_while_published_and_not_after(mail, callback
         assert w.get("/oauth/userinfo", token=refreshed["access_token"]).status_code == 200
     finally:
         w.stop()
-
-
-def node_client(step, **args):
-    """One step of openid-client (tests/e2e/oidc_node_client.mjs)."""
-    out = subprocess.run(["node", str(ROOT / "tests" / "e2e" / "oidc_node_client.mjs"), step, json.dumps(args)],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 def test_openid_client_as_a_public_client_signs_in_refreshes_and_logs_out(provider, callback, mail, browser):

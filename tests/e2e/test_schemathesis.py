@@ -35,7 +35,8 @@ MIN_REQUESTS = 1_000
 def contract(mail, twilio):
     # Every optional feature on, so that each operation answers as
     # configured (the providers' hooks need their settings and secrets).
-    w = Worker("contract", mail=mail, vars={**twilio_vars(twilio), "PUBLIC_BASE_URL": "https://otp.example.com"},
+    w = Worker("contract", mail=mail, vars={**twilio_vars(twilio), "PUBLIC_BASE_URL": "https://otp.example.com",
+                                                 "OIDC_DYNAMIC_REGISTRATION": "true"},
                secrets={"TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
                         "RESEND_WEBHOOK_SECRET": "whsec_ZTJlLWNvbnRyYWN0LXdlYmhvb2stc2VjcmV0",
                         "OIDC_SIGNING_KEYS": OIDC_KEYS})

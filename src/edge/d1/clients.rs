@@ -1,11 +1,16 @@
 //! The operator's OpenID Connect clients in D1.
 
 use super::*;
+use crate::domain::client_registration::RegistrationCaps;
+use crate::domain::jwk::Alg;
 use crate::domain::oidc_client::{Client, ClientKind};
 use crate::ports::store::ClientStore;
 
-const CLIENT_COLUMNS: &str =
-    "id, name, kind, redirect_uris, post_logout_redirect_uris, api_key_id, created_at";
+const CLIENT_COLUMNS: &str = "id, name, kind, redirect_uris, post_logout_redirect_uris, api_key_id, created_at, self_registered, id_token_alg";
+
+fn list(uris: &[String]) -> String {
+    serde_json::to_string(uris).unwrap_or_else(|_| "[]".into())
+}
 
 #[derive(Deserialize)]
 struct ClientRow {
@@ -16,6 +21,8 @@ struct ClientRow {
     post_logout_redirect_uris: String,
     api_key_id: Option<String>,
     created_at: f64,
+    self_registered: f64,
+    id_token_alg: String,
     /// Selected only by `oidc_client`.
     #[serde(default)]
     secret_hash: Option<String>,
@@ -37,18 +44,19 @@ impl From<ClientRow> for Client {
             name: r.name,
             api_key_id: r.api_key_id,
             created_at: r.created_at as u64,
+            self_registered: r.self_registered != 0.0,
+            id_token_alg: Alg::parse(&r.id_token_alg).unwrap_or(Alg::Rs256),
         }
     }
 }
 
 impl ClientStore for D1Store {
     async fn create_oidc_client(&self, c: &Client, secret_hash: Option<&str>) -> ApiResult<bool> {
-        let list = |uris: &[String]| serde_json::to_string(uris).unwrap_or_else(|_| "[]".into());
         let created = self
             .write::<serde_json::Value>(
                 "create_oidc_client",
-                "INSERT INTO oidc_clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, api_key_id, created_at)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+                "INSERT INTO oidc_clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, api_key_id, created_at, id_token_alg)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
                  WHERE ?7 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE id = ?7 AND revoked_at IS NULL)
                  RETURNING id",
                 &[
@@ -60,6 +68,41 @@ impl ClientStore for D1Store {
                     text(&list(&c.post_logout_redirect_uris)),
                     maybe_text(c.api_key_id.as_deref()),
                     number(c.created_at),
+                    text(c.id_token_alg.as_str()),
+                ],
+            )
+            .await?;
+        Ok(created.is_some())
+    }
+
+    async fn register_oidc_client(
+        &self,
+        c: &Client,
+        from: &str,
+        caps: RegistrationCaps,
+        since: u64,
+    ) -> ApiResult<bool> {
+        // The counts read the partial index of self-registered clients,
+        // which the overall cap keeps to at most `per_hour` rows an hour.
+        let created = self
+            .write::<serde_json::Value>(
+                "register_oidc_client",
+                "INSERT INTO oidc_clients (id, name, kind, secret_hash, redirect_uris, post_logout_redirect_uris, created_at, self_registered, registered_from, id_token_alg)
+                 SELECT ?1, ?2, 'public', NULL, ?3, ?4, ?5, 1, ?6, ?7
+                 WHERE (SELECT count(*) FROM oidc_clients WHERE self_registered = 1 AND created_at > ?8) < ?9
+                   AND (SELECT count(*) FROM oidc_clients WHERE self_registered = 1 AND created_at > ?8 AND registered_from = ?6) < ?10
+                 RETURNING id",
+                &[
+                    text(&c.id),
+                    text(&c.name),
+                    text(&list(&c.redirect_uris)),
+                    text(&list(&c.post_logout_redirect_uris)),
+                    number(c.created_at),
+                    text(from),
+                    text(c.id_token_alg.as_str()),
+                    number(since),
+                    number(u64::from(caps.per_hour)),
+                    number(u64::from(caps.per_client_per_hour)),
                 ],
             )
             .await?;

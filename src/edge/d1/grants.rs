@@ -4,6 +4,7 @@
 
 use super::*;
 
+use crate::domain::jwk::Alg;
 use crate::ports::store::{
     ClientProof, Grant, GrantStore, NewAuthCode, Redeemed, Redemption, Revoked, Rotated, Rotation,
     User,
@@ -12,17 +13,18 @@ use serde::Deserialize;
 
 /// A grant with its account, for `?1` = the grant's id.
 const GRANT: &str =
-    "SELECT g.id AS id, g.client_id AS client_id, g.scope AS scope, g.resource AS resource, g.nonce AS nonce,
+    "SELECT g.id AS id, g.client_id AS client_id, c.id_token_alg AS id_token_alg, g.scope AS scope, g.resource AS resource, g.nonce AS nonce,
        g.auth_time AS auth_time, g.amr AS amr,
        u.id AS user_id, u.email AS email, u.password_hash AS password_hash,
        u.verified AS verified, u.created_at AS created_at,
        EXISTS (SELECT 1 FROM oauth_refresh_tokens t WHERE t.grant_id = g.id) AS refreshable
-  FROM oauth_grants g JOIN users u ON u.id = g.user_id";
+  FROM oauth_grants g JOIN users u ON u.id = g.user_id JOIN oidc_clients c ON c.id = g.client_id";
 
 #[derive(Deserialize)]
 struct GrantRow {
     id: String,
     client_id: String,
+    id_token_alg: String,
     scope: String,
     resource: Option<String>,
     nonce: Option<String>,
@@ -48,6 +50,7 @@ impl From<GrantRow> for Grant {
             }),
             id: r.id,
             client_id: r.client_id,
+            id_token_alg: Alg::parse(&r.id_token_alg).unwrap_or(Alg::Rs256),
             scope: r.scope,
             resource: r.resource,
             nonce: r.nonce,

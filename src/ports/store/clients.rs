@@ -1,5 +1,6 @@
 //! The operator's OpenID Connect clients.
 
+use crate::domain::client_registration::RegistrationCaps;
 use crate::domain::oidc_client::Client;
 use crate::error::ApiResult;
 
@@ -12,6 +13,17 @@ pub trait ClientStore {
         &self,
         client: &Client,
         secret_hash: Option<&str>,
+    ) -> ApiResult<bool>;
+    /// Registers a client that registers itself (RFC 7591), from `from`
+    /// (a keyed pseudonym of the network client), in one statement, only
+    /// while fewer than `caps` self-registered clients came since `since`,
+    /// in all and from `from`: `false`, writing nothing, otherwise.
+    async fn register_oidc_client(
+        &self,
+        client: &Client,
+        from: &str,
+        caps: RegistrationCaps,
+        since: u64,
     ) -> ApiResult<bool>;
     /// The client `id` and the SHA-256 of its secret (a confidential one's).
     async fn oidc_client(&self, id: &str) -> ApiResult<Option<(Client, Option<String>)>>;

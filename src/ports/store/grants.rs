@@ -64,6 +64,8 @@ pub struct Redemption<'a> {
 pub struct Grant {
     pub id: String,
     pub client_id: String,
+    /// What the client's ID tokens are signed with.
+    pub id_token_alg: crate::domain::jwk::Alg,
     pub user: User,
     pub scope: String,
     pub resource: Option<String>,
