@@ -40,6 +40,8 @@ WARMUP = int(os.environ.get("BENCH_WARMUP_SECONDS", "3"))
 POOL = int(os.environ.get("BENCH_POOL", "300"))
 MAX_ATTEMPTS = 100
 PASSWORD = "bench-password-correct-horse"
+# Sequential code redemptions timed for the signing cost.
+JWT_SAMPLES = int(os.environ.get("BENCH_JWT_SAMPLES", "200"))
 RESULTS = ROOT / "bench" / "results"
 
 # Production settings, except that every request comes from 127.0.0.1: the
@@ -51,6 +53,11 @@ SERVICE_VARS = {
     "API_KEY_SENDS_PER_HOUR": "10000000",
 }
 SERVICE_LIMITS = {"IP_LIMITER": (1_000_000_000, 60), "API_LIMITER": (1_000_000_000, 60)}
+
+
+def median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def log(msg):
@@ -113,10 +120,10 @@ class Fixtures:
                               headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
         return expect(r, 201).json()
 
-    def access_token(self, client):
-        """An access token for the login account, made as a browser and an
-        app make it: the pages' sign-in, /oauth/authorize, /oauth/token.
-        Cookies go by hand: `requests` keeps `Secure` ones off plain http."""
+    def browser(self):
+        """A browser signed in on the pages as the login account: a call
+        carrying its cookies. Cookies go by hand: `requests` keeps `Secure`
+        ones off plain http."""
         jar = {}
 
         def call(method, path, **kw):
@@ -132,14 +139,42 @@ class Fixtures:
         csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
         form = {"csrf": csrf, "email": "login@bench.test", "password": PASSWORD, "via": "password"}
         expect(call("POST", "/auth/sign-in", data=form), 303)
-        r = call("GET", "/oauth/authorize", params={
+        return call
+
+    def code(self, browser, client):
+        r = browser("GET", "/oauth/authorize", params={
             "client_id": client["client_id"], "redirect_uri": client["redirect_uris"][0],
             "response_type": "code", "scope": "openid email"})
-        code = re.search(r"code=([^&]+)", expect(r, 303).headers["location"]).group(1)
-        r = requests.post(self.service.url + "/oauth/token", auth=(client["client_id"], client["client_secret"]),
-                          data={"grant_type": "authorization_code", "code": code,
-                                "redirect_uri": client["redirect_uris"][0]})
-        return expect(r, 200).json()["access_token"]
+        return re.search(r"code=([^&]+)", expect(r, 303).headers["location"]).group(1)
+
+    def redeem(self, client, code):
+        return requests.post(self.service.url + "/oauth/token", auth=(client["client_id"], client["client_secret"]),
+                             data={"grant_type": "authorization_code", "code": code,
+                                   "redirect_uri": client["redirect_uris"][0]})
+
+    def access_token(self, client):
+        """An access token for the login account, made as a browser and an
+        app make it: the pages' sign-in, /oauth/authorize, /oauth/token."""
+        code = self.code(self.browser(), client)
+        return expect(self.redeem(client, code), 200).json()["access_token"]
+
+    def token_signing(self, client, n=JWT_SAMPLES):
+        """The worker's cost of a token answer's two RS256 signatures (an ID
+        token, an access token): the p50 of `n` successful code redemptions
+        minus the p50 of `n` refused ones (an unknown code), one at a time.
+        Both are one D1 batch; the success also writes the grant, so the
+        difference is an upper bound."""
+        browser = self.browser()
+        ok, refused = [], []
+        for i in range(n):
+            code = self.code(browser, client)
+            started = time.perf_counter()
+            expect(self.redeem(client, code), 200)
+            ok.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            expect(self.redeem(client, f"unknown-{i}"), 400)
+            refused.append((time.perf_counter() - started) * 1000)
+        return {"token_ok_p50_ms": median(ok), "token_refused_p50_ms": median(refused), "samples": n}
 
     def token_wrong_code(self, client):
         # load.lua makes every "%d" unique: each request names an unknown code.
@@ -356,6 +391,8 @@ def run(build_log=None, baseline_log=None, cpu_log=None):
              dict(method="POST", path="/oauth/token", status=400, bodies=fx.token_wrong_code(client),
                   content_type="application/x-www-form-urlencoded")),
         ]
+        log(f"== token signing in the worker: {JWT_SAMPLES} redemptions, one at a time")
+        results["micro"].update(fx.token_signing(client))
         log(f"== load: wrk, {WARMUP} s warm-up + {SECONDS} s per run")
         for connections in report.CONNECTIONS:
             for name, url, request in workloads:

@@ -11,10 +11,25 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import expect
 
-from conftest import SECRETS_SEEN
-from harness import ADMIN_TOKEN, ROOT, free_port, unique_email
+from conftest import OIDC_KEYS, SECRETS_SEEN
+from harness import ADMIN_TOKEN, ROOT, Worker, free_port, unique_email
 
 ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def start_provider(name, mail, vars):
+    """A worker whose issuer is its own address, on `localhost` as a browser
+    reaches it (WebAuthn and cookies want a name, not an IP). A port taken
+    between choosing and starting moves the worker: start it again."""
+    w = Worker(name, mail=mail, vars=vars, secrets={"OIDC_SIGNING_KEYS": OIDC_KEYS}, start=False)
+    for _ in range(3):
+        w.vars["PUBLIC_BASE_URL"] = f"http://localhost:{w.port}"
+        w.start()
+        if w.vars["PUBLIC_BASE_URL"] == f"http://localhost:{w.port}":
+            break
+        w.stop()
+    w.issuer = w.vars["PUBLIC_BASE_URL"]
+    return w
 
 
 class Callback:

@@ -23,9 +23,10 @@ from joserfc.jwt import JWTClaimsRegistry
 from playwright.sync_api import expect
 
 from browser import journey
-from oidc_support import Callback, node_client, register_client, remember, sign_in_with_password, verified_person
-from conftest import OIDC_KEYS, SECRETS_SEEN
+from conftest import SECRETS_SEEN
 from harness import Worker, oidc_signing_keys, problem
+from oidc_support import (Callback, node_client, register_client, remember, sign_in_with_password, start_provider,
+                          verified_person)
 
 MCP = "https://mcp.example.com/mcp"  # a resource server (RFC 8707) the provider issues tokens for
 
@@ -34,16 +35,8 @@ MCP = "https://mcp.example.com/mcp"  # a resource server (RFC 8707) the provider
 def provider(mail):
     """A worker whose issuer is its own address, on `localhost` as a browser
     reaches it."""
-    w = Worker("oidc", mail=mail, vars={"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000",
-                                        "OIDC_RESOURCES": MCP},
-               secrets={"OIDC_SIGNING_KEYS": OIDC_KEYS}, start=False)
-    for _ in range(3):
-        w.vars["PUBLIC_BASE_URL"] = f"http://localhost:{w.port}"
-        w.start()
-        if w.vars["PUBLIC_BASE_URL"] == f"http://localhost:{w.port}":
-            break
-        w.stop()
-    w.issuer = w.vars["PUBLIC_BASE_URL"]
+    w = start_provider("oidc", mail, {"RESEND_COOLDOWN_SECONDS": "0", "MAX_SENDS_PER_HOUR": "1000",
+                                      "OIDC_RESOURCES": MCP})
     yield w
     w.stop()
 

@@ -15,24 +15,15 @@ import requests
 from playwright.sync_api import expect
 
 from browser import journey
-from conftest import OIDC_KEYS, SECRETS_SEEN
-from harness import Worker, problem
-from oidc_support import ADMIN, Callback, node_client, verified_person
+from conftest import SECRETS_SEEN
+from harness import problem
+from oidc_support import ADMIN, Callback, node_client, start_provider, verified_person
 
 
 @pytest.fixture(scope="module")
 def provider(mail):
     """A worker with registration on, its issuer its own `localhost` address."""
-    w = Worker("oidc-registration", mail=mail,
-               vars={"OIDC_DYNAMIC_REGISTRATION": "true", "OIDC_REGISTRATIONS_PER_HOUR": "40"},
-               secrets={"OIDC_SIGNING_KEYS": OIDC_KEYS}, start=False)
-    for _ in range(3):
-        w.vars["PUBLIC_BASE_URL"] = f"http://localhost:{w.port}"
-        w.start()
-        if w.vars["PUBLIC_BASE_URL"] == f"http://localhost:{w.port}":
-            break
-        w.stop()
-    w.issuer = w.vars["PUBLIC_BASE_URL"]
+    w = start_provider("oidc-registration", mail, {"OIDC_DYNAMIC_REGISTRATION": "true", "OIDC_REGISTRATIONS_PER_HOUR": "40"})
     yield w
     w.stop()
 
