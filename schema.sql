@@ -206,6 +206,7 @@ CREATE TABLE IF NOT EXISTS oauth_grants (
   expires_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS oauth_grants_user_id ON oauth_grants (user_id);
+CREATE INDEX IF NOT EXISTS oauth_grants_client_id ON oauth_grants (client_id);
 CREATE INDEX IF NOT EXISTS oauth_grants_expires_at ON oauth_grants (expires_at);
 
 CREATE TABLE IF NOT EXISTS oauth_refresh_tokens (

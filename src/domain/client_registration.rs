@@ -15,6 +15,10 @@ use crate::domain::oidc_client::{parse_id_token_alg, parse_name, parse_uris, Cli
 use crate::error::ApiError;
 use serde_json::{json, Map, Value};
 
+/// How long a self-registered client lives with no grant: from its
+/// registration, or from the end of its last grant (the cron deletes it).
+pub const UNUSED_CLIENT_SECS: u64 = 30 * 86_400;
+
 /// The grant types a self-registered client may use.
 const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 

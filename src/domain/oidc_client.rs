@@ -166,13 +166,22 @@ pub fn parse_name(field: &str, raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
+        || name.chars().any(|c| c.is_control() || is_format(c))
     {
         return Err(ApiError::InvalidRequest(format!(
-            "field `{field}` must be 1 to {MAX_NAME_CHARS} characters, on one line"
+            "field `{field}` must be 1 to {MAX_NAME_CHARS} characters, on one line, without invisible characters"
         )));
     }
     Ok(name.to_owned())
+}
+
+/// Invisible characters that reorder or hide text (Unicode's format
+/// characters that matter in a name: bidi controls, zero-width ones, the
+/// soft hyphen, the BOM): a name shown on the consent page is what it says.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// A list of redirect URIs, each in its one form, duplicates dropped:
@@ -319,6 +328,17 @@ mod tests {
         );
         assert!(NewClient::parse("Shop", "public", &[cb], &[], Some("nope")).is_err());
         assert!(NewClient::parse("Sh\nop", "public", &[cb], &[], None).is_err());
+        for hidden in [
+            "Sh\u{202E}pohS",
+            "Sh\u{200B}op",
+            "\u{FEFF}Shop",
+            "Sh\u{2066}op",
+        ] {
+            assert!(
+                NewClient::parse(hidden, "public", &[cb], &[], None).is_err(),
+                "{hidden:?}"
+            );
+        }
     }
 
     #[test]

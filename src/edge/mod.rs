@@ -411,6 +411,7 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
                 now,
                 now.saturating_sub(cfg.unverified_user_ttl_secs),
                 now.saturating_sub(cfg.audit_retention_days * 86_400),
+                now.saturating_sub(crate::domain::client_registration::UNUSED_CLIENT_SECS),
             )
             .await
     }

@@ -495,6 +495,22 @@ impl Page<'_, '_> {
             let to = self
                 .svc
                 .authorization_error(redirect_uri, query.state(), &e)?;
+            // A self-registered client chose its own redirect URI: an error
+            // before the person did anything is not an automatic redirect.
+            if client.self_registered {
+                let host = AbsoluteUrl::parse(redirect_uri)
+                    .map(|u| u.host)
+                    .unwrap_or_default();
+                let sentence = format!("The app's sign-in request ended: {}.", e.description);
+                let markup = auth::leaving(
+                    self.site(),
+                    "This sign-in did not go through",
+                    &sentence,
+                    &to,
+                    &host,
+                );
+                return Ok(self.page(400, markup));
+            }
             Ok(Answer::redirect(&to))
         };
         let request = match query.validate(&client, &self.cfg().oidc_resources, WorkerClock.now()) {
@@ -569,6 +585,7 @@ impl Page<'_, '_> {
             }
             (a, b) => a.or(b),
         };
+        let mut self_registered = false;
         let back = match param("post_logout_redirect_uri") {
             None => None,
             Some(uri) => {
@@ -576,9 +593,10 @@ impl Page<'_, '_> {
                     Some(id) => self.svc.logout_client(id, &uri).await?,
                     None => None,
                 };
-                if client.is_none() {
+                let Some(client) = client else {
                     return Ok(self.page(400, auth::logout_refused(self.site())));
-                }
+                };
+                self_registered = client.self_registered;
                 let mut params = vec![];
                 let state = param("state");
                 if let Some(state) = &state {
@@ -619,6 +637,18 @@ impl Page<'_, '_> {
         }
         let to =
             back.unwrap_or_else(|| format!("/auth/sign-in?notice={}", Notice::SignedOut.as_str()));
+        // A self-registered client's address is followed only by a click.
+        if self_registered {
+            let host = AbsoluteUrl::parse(&to).map(|u| u.host).unwrap_or_default();
+            let markup = auth::leaving(
+                self.site(),
+                "You are signed out",
+                "The app that sent you here asked to take you back.",
+                &to,
+                &host,
+            );
+            return Ok(self.page(200, markup).cookie(clear_cookie(SESSION_COOKIE)));
+        }
         Ok(Answer::redirect(&to).cookie(clear_cookie(SESSION_COOKIE)))
     }
 

@@ -425,6 +425,22 @@ pub fn consent(v: &ConsentView<'_>) -> Markup {
     document(v.site, "Allow this app?", html! {}, body)
 }
 
+/// Where a browser would be sent at once for an operator's client, when
+/// the client registered itself: the person follows the link or not
+/// (RFC 9700 §4.11.2), so no one can use this site to bounce a browser
+/// to an address of their choosing. `to` is the full URI, `host` its host.
+pub fn leaving(site: &str, heading: &str, sentence: &str, to: &str, host: &str) -> Markup {
+    let body = html! {
+        h1 { (heading) }
+        p #leaving-why { (sentence) }
+        p #leaving-note {
+            "The app registered itself with " (site) ", and no one here has checked it, so you go on only if you choose to."
+        }
+        p .links { a #leaving-link href=(to) { "Continue to " (host) } }
+    };
+    document(site, heading, html! {}, body)
+}
+
 /// A logout request naming an address to return to that its app did not
 /// register: nothing is done, and nobody is sent there.
 pub fn logout_refused(site: &str) -> Markup {

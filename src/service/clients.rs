@@ -74,6 +74,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let caps = self.registration_caps()?;
         // Only a working provider takes registrations.
         self.cfg.oidc_issuer()?;
+        self.cfg.oidc_keys()?;
         self.signs_with(r.id_token_alg)?;
         let pepper = self.cfg.pepper()?;
         let from = pepper.address_tag(&format!("registered-from:{}", network_client.unwrap_or("")));
@@ -95,10 +96,9 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             .register_oidc_client(&client, &from, caps, since)
             .await?
         {
-            self.audit.record(Event {
-                detail: Some(client.redirect_uris.join(" ")),
-                ..Event::new(EventKind::OidcClientRegistered, "rate_limited")
-            });
+            // No detail: a refusal's row stays small, whatever was sent.
+            self.audit
+                .record(Event::new(EventKind::OidcClientRegistered, "rate_limited"));
             return Err(ApiError::RateLimited {
                 retry_after_secs: crate::ports::limits::HOUR,
             });

@@ -13,7 +13,7 @@ use crate::domain::oauth::{
 };
 use crate::domain::oidc_client::{Client, ClientSecret};
 use crate::domain::pkce::CodeVerifier;
-use crate::domain::session::{token_hash, Presented, Token};
+use crate::domain::session::{token_hash, Token};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::Counters;
@@ -159,14 +159,21 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let issuer = self.cfg.oidc_issuer()?;
         // A self-registered client's name is anyone's claim: no code goes
         // to it before the signed-in person has agreed, on our page.
+        // Only a session that could answer the request is asked: an older
+        // one than `prompt=login` or `max_age` allow signs in first.
         if request.consent && consent == Consent::NotAsked {
-            return Ok(
-                match self.me(Some(session_token), Presented::Cookie).await {
-                    Ok(user) => Authorized::Consent(Box::new(user)),
-                    Err(ApiError::Unauthorized) => Authorized::SignIn,
-                    Err(e) => return Err(e),
-                },
-            );
+            let user = self
+                .store
+                .browser_session_since(
+                    &token_hash(session_token),
+                    self.clock.now(),
+                    signed_in_since,
+                )
+                .await?;
+            return Ok(match user {
+                Some(user) => Authorized::Consent(Box::new(user)),
+                None => Authorized::SignIn,
+            });
         }
         let code = Token::generate()?;
         let now = self.clock.now();

@@ -169,3 +169,44 @@ fn no_code_goes_to_a_self_registered_client_before_the_person_agrees() {
     let (own, _) = block_on(w.svc().create_oidc_client(ADMIN, &new)).unwrap();
     assert!(code(&w, &browser, &own, "").is_some());
 }
+
+#[test]
+fn a_session_too_old_for_the_request_signs_in_again_before_it_is_asked() {
+    let (w, browser) = world_with(&[ON]);
+    let c = register(&w, "198.51.100.7").unwrap();
+    w.advance(10);
+    let q = AuthorizeQuery::parse(&format!(
+        "client_id={}&redirect_uri={CB}&response_type=code&scope=openid&prompt=login&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        c.id
+    ));
+    let request = q
+        .validate(&c, &w.cfg.oidc_resources, w.clock.0.get())
+        .unwrap();
+    // Asked with the old session, the person would agree and be sent to
+    // sign in, to be asked again, forever: the sign-in comes first.
+    assert!(matches!(
+        block_on(
+            w.svc()
+                .authorization_code(Some(&browser), &request, Consent::NotAsked)
+        )
+        .unwrap(),
+        Authorized::SignIn
+    ));
+    w.advance(1);
+    let fresh = w.browser_token(&ann(), &pw());
+    assert!(matches!(
+        block_on(
+            w.svc()
+                .authorization_code(Some(&fresh), &request, Consent::NotAsked)
+        )
+        .unwrap(),
+        Authorized::Consent(_)
+    ));
+    assert!(block_on(
+        w.svc()
+            .authorization_code(Some(&fresh), &request, Consent::Given)
+    )
+    .unwrap()
+    .redirect()
+    .is_some());
+}

@@ -733,6 +733,27 @@ impl SessionStore for &MemoryStore {
         Ok(self.users.borrow().values().find(|u| &u.id == uid).cloned())
     }
 
+    async fn browser_session_since(
+        &self,
+        hash: &str,
+        now: u64,
+        since: u64,
+    ) -> ApiResult<Option<User>> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "browser_session_since")
+            .await?;
+        let signed_in = self.sign_ins.borrow().get(hash).map(|(at, _)| *at);
+        let sessions = self.sessions.borrow();
+        let live = |(_, exp, to): &&(String, u64, String)| {
+            *exp > now && Presented::Cookie.accepts(to) && signed_in.is_some_and(|at| at >= since)
+        };
+        let Some((uid, ..)) = sessions.get(hash).filter(live) else {
+            return Ok(None);
+        };
+        Ok(self.users.borrow().values().find(|u| &u.id == uid).cloned())
+    }
+
     async fn delete_session(&self, hash: &str, by: Presented) -> ApiResult<Option<String>> {
         let _call = self.faults.call(Resource::D1, "delete_session").await?;
         let mut sessions = self.sessions.borrow_mut();
@@ -1084,6 +1105,7 @@ impl ClientStore for &MemoryStore {
             .map(|(c, _)| c.clone())
             .collect();
         list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        list.truncate(crate::ports::store::MAX_LISTED_CLIENTS);
         Ok(list)
     }
 
@@ -1346,7 +1368,13 @@ impl AuditStore for &MemoryStore {
         })
     }
 
-    async fn cleanup(&self, _now: u64, _before: u64, _audit_before: u64) -> ApiResult<Cleanup> {
+    async fn cleanup(
+        &self,
+        _now: u64,
+        _before: u64,
+        _audit_before: u64,
+        _clients_before: u64,
+    ) -> ApiResult<Cleanup> {
         unimplemented!("the cron is tested end to end")
     }
 

@@ -114,10 +114,14 @@ def test_openid_client_registers_itself_and_signs_in_only_after_consent(provider
         assert denied["error"] == "access_denied" and denied["state"] == again["state"]
         assert denied["iss"] == provider.issuer and "code" not in denied
 
-        # prompt=none cannot ask: consent_required, even while signed in.
+        # prompt=none cannot ask: consent_required, even while signed in;
+        # and the browser goes back to a self-registered app only by a click.
         silent = urlsplit(again["url"])
         params = {k: v[0] for k, v in parse_qs(silent.query).items()} | {"prompt": "none", "state": "quiet"}
         j.page.goto(provider.issuer + "/oauth/authorize?" + urlencode(params))
+        expect(j.page.locator("#leaving-link")).to_have_text("Continue to 127.0.0.1")
+        j.look("oidc-leaving")
+        j.page.click("#leaving-link")
         j.page.wait_for_url(callback.uri + "?**")
         quiet = {k: v[0] for k, v in parse_qs(callback.queries[-1]).items()}
         assert quiet["error"] == "consent_required" and quiet["state"] == "quiet"
@@ -169,3 +173,39 @@ def test_registrations_are_capped_per_network_client_and_audited(provider):
     # Only a keyed pseudonym of the network client is kept.
     rows = provider.db().execute("SELECT registered_from FROM oidc_clients WHERE id = ?", (made[0],)).fetchall()
     assert rows and ip not in rows[0][0]
+
+
+def test_a_self_registered_clients_errors_and_sign_outs_wait_for_a_click(provider):
+    """RFC 9700 §4.11.2: anyone can register a redirect URI, so nothing
+    sends a browser there without the person's say: no open redirect."""
+    land, bye = "https://phish.example/land", "https://phish.example/bye"
+    r = register(provider, {"client_name": "Bouncer", "redirect_uris": [land], "post_logout_redirect_uris": [bye]},
+                 "198.51.100.44")
+    client_id = r.json()["client_id"]
+    for extra in ({}, {"response_type": "code", "scope": "openid", "prompt": "none"}):
+        params = {"client_id": client_id, "redirect_uri": land, "state": "s", **extra}
+        r = requests.get(provider.url + "/oauth/authorize?" + urlencode(params), allow_redirects=False, timeout=30)
+        assert r.status_code == 400 and "location" not in r.headers, (extra, r.headers)
+        assert f'id="leaving-link" href="{land}?error=' in r.text, r.text
+    r = requests.get(provider.url + "/oauth/logout?" + urlencode(
+        {"client_id": client_id, "post_logout_redirect_uri": bye, "state": "x"}), allow_redirects=False, timeout=30)
+    assert r.status_code == 200 and "location" not in r.headers, r.headers
+    assert f'id="leaving-link" href="{bye}?state=x"' in r.text, r.text
+
+
+def test_the_cron_deletes_self_registered_clients_no_one_uses(provider, mail):
+    ip = "198.51.100.55"
+    old, used, young = (register(provider, {"client_name": name, "redirect_uris": [f"https://{name}.example.com/cb"]},
+                                 ip).json()["client_id"] for name in ("old", "used", "young"))
+    email, _ = verified_person(provider, mail)
+    user_id = provider.db().execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()[0]
+    month = 31 * 86_400
+    provider.sql(command=f"UPDATE oidc_clients SET created_at = created_at - {month} WHERE id IN ('{old}', '{used}')")
+    provider.sql(command="INSERT INTO oauth_grants (id, client_id, user_id, scope, auth_time, amr, created_at, expires_at)"
+                         f" VALUES ('grant-of-used', '{used}', '{user_id}', 'openid', 1, 'pwd', 1, 99999999999)")
+    provider.scheduled()
+    line = provider.log_line('"event":"cleanup"', timeout=10)
+    assert line and json.loads(line[line.index("{"):])["deleted"]["oidc_clients"] == 1, line
+    ids = {c["client_id"] for c in provider.call("admin_list_oidc_clients", headers=ADMIN).json()["oidc_clients"]}
+    assert old not in ids, "unused for its first 30 days: deleted"
+    assert used in ids and young in ids

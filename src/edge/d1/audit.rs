@@ -145,6 +145,7 @@ impl AuditStore for D1Store {
         now: u64,
         unverified_before: u64,
         audit_before: u64,
+        clients_before: u64,
     ) -> ApiResult<Cleanup> {
         const OP: &str = "cleanup";
         let stale = [number(unverified_before)];
@@ -213,6 +214,16 @@ impl AuditStore for D1Store {
                         "DELETE FROM oauth_grants WHERE expires_at <= ?1",
                         &[number(now)],
                     )?,
+                    // Anyone may register a client: one that no one has
+                    // used for its first 30 days, or since its last grant
+                    // ended, goes, with its spent codes.
+                    self.stmt(
+                        OP,
+                        "DELETE FROM oidc_clients
+                          WHERE self_registered = 1 AND created_at < ?1
+                            AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = oidc_clients.id)",
+                        &[number(clients_before)],
+                    )?,
                 ],
             )
             .await?;
@@ -223,6 +234,7 @@ impl AuditStore for D1Store {
             audit_events: r.changes(4)?,
             login_failures: r.changes(6)?,
             oauth_grants: r.changes(9)?,
+            oidc_clients: r.changes(10)?,
         })
     }
 

@@ -5,6 +5,7 @@ use crate::domain::client_registration::RegistrationCaps;
 use crate::domain::jwk::Alg;
 use crate::domain::oidc_client::{Client, ClientKind};
 use crate::ports::store::ClientStore;
+use crate::ports::store::MAX_LISTED_CLIENTS;
 
 const CLIENT_COLUMNS: &str = "id, name, kind, redirect_uris, post_logout_redirect_uris, api_key_id, created_at, self_registered, id_token_alg";
 
@@ -121,7 +122,9 @@ impl ClientStore for D1Store {
     }
 
     async fn oidc_clients(&self) -> ApiResult<Vec<Client>> {
-        let sql = format!("SELECT {CLIENT_COLUMNS} FROM oidc_clients ORDER BY created_at DESC, id");
+        let sql = format!(
+            "SELECT {CLIENT_COLUMNS} FROM oidc_clients ORDER BY created_at DESC, id LIMIT {MAX_LISTED_CLIENTS}"
+        );
         Ok(self
             .read_all::<ClientRow>("oidc_clients", &sql, &[])
             .await?

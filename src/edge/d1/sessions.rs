@@ -39,6 +39,28 @@ impl SessionStore for D1Store {
             .map(User::from))
     }
 
+    async fn browser_session_since(
+        &self,
+        token_hash: &str,
+        now: u64,
+        since: u64,
+    ) -> ApiResult<Option<User>> {
+        let sql = format!("{SESSION_USER} AND s.created_at >= ?4");
+        Ok(self
+            .read_first::<UserRow>(
+                "browser_session_since",
+                &sql,
+                &[
+                    text(token_hash),
+                    number(now),
+                    presented(Presented::Cookie),
+                    number(since),
+                ],
+            )
+            .await?
+            .map(User::from))
+    }
+
     async fn delete_session(&self, token_hash: &str, by: Presented) -> ApiResult<Option<String>> {
         #[derive(Deserialize)]
         struct Ended {

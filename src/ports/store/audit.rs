@@ -44,6 +44,8 @@ pub struct Cleanup {
     pub login_failures: u64,
     /// The OpenID Provider's grants past their life.
     pub oauth_grants: u64,
+    /// Self-registered clients past `UNUSED_CLIENT_DAYS` with no grant.
+    pub oidc_clients: u64,
 }
 
 /// One bucket of the admin chart: codes sent, verified and failed.
@@ -63,12 +65,15 @@ pub trait AuditStore {
     /// accounts created before `unverified_before` and still unverified
     /// (with their pending codes; re-registering does not renew an
     /// account), audit events older than `audit_before`, and counts of
-    /// failed sign-ins that can no longer lock anything.
+    /// failed sign-ins that can no longer lock anything, the OpenID
+    /// Provider's spent codes and ended grants, and the self-registered
+    /// clients registered before `clients_before` that hold no grant.
     async fn cleanup(
         &self,
         now: u64,
         unverified_before: u64,
         audit_before: u64,
+        clients_before: u64,
     ) -> ApiResult<Cleanup>;
     /// Appends a request's events, all at `now` from `ip`, in one write.
     async fn record_events(&self, events: &[Event], ip: &str, now: u64) -> ApiResult<()>;

@@ -4,6 +4,10 @@ use crate::domain::client_registration::RegistrationCaps;
 use crate::domain::oidc_client::Client;
 use crate::error::ApiResult;
 
+/// The most clients a list holds, newest first: self-registered ones can
+/// be many (the cron deletes the unused).
+pub const MAX_LISTED_CLIENTS: usize = 500;
+
 #[allow(async_fn_in_trait)]
 pub trait ClientStore {
     /// Registers `client` with the SHA-256 of its secret (a confidential
@@ -27,7 +31,7 @@ pub trait ClientStore {
     ) -> ApiResult<bool>;
     /// The client `id` and the SHA-256 of its secret (a confidential one's).
     async fn oidc_client(&self, id: &str) -> ApiResult<Option<(Client, Option<String>)>>;
-    /// Every client, newest first.
+    /// The newest `MAX_LISTED_CLIENTS` clients, newest first.
     async fn oidc_clients(&self) -> ApiResult<Vec<Client>>;
     /// Deletes the client; `false` if no client has this id.
     async fn delete_oidc_client(&self, id: &str) -> ApiResult<bool>;
