@@ -8,6 +8,7 @@ use super::{check_limit, Call, EdgeService};
 use crate::domain::api_key::{is_well_formed, ApiKey};
 use crate::domain::client_registration::{registered, Registration};
 use crate::domain::oauth::ACCESS_TOKEN_TTL_SECS;
+use crate::domain::oauth_error::{OAuthCode, OAuthError};
 use crate::domain::oidc_client::Client;
 use crate::domain::session::{Audience, Presented};
 use crate::domain::test_recipient::TestRecipient;
@@ -120,7 +121,14 @@ async fn oauth(
         OAuthRoute::Register => {
             svc.registration_caps()?;
             let content_type = header(call.req, "content-type");
-            let raw = read_raw(call.req).await?;
+            // RFC 7591 answers every refused registration 400.
+            let raw = read_raw(call.req).await.map_err(|e| match e {
+                ApiError::PayloadTooLarge { limit_bytes } => ApiError::OAuth(OAuthError::new(
+                    OAuthCode::InvalidClientMetadata,
+                    format!("the body must be at most {limit_bytes} bytes"),
+                )),
+                e => e,
+            })?;
             let r = Registration::parse(content_type.as_deref(), &raw).map_err(ApiError::OAuth)?;
             let client = svc.register_client(&r, Some(call.client.as_str())).await?;
             Ok(respond::json(201, &registered(&client)))
