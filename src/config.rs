@@ -11,6 +11,7 @@ use crate::domain::country::AllowedCountries;
 use crate::domain::jwk::SigningKeys;
 use crate::domain::oauth::Resources;
 use crate::domain::password::{HashParams, MAX_ITERATIONS, MAX_MEMORY_KIB, MAX_PARALLELISM};
+use crate::domain::sealed::{SealKey, TOTP_SECRETS};
 use crate::domain::sign_in_budget::{FailureBudget, MAX_LOCK_SECS, NIST_MAX_FAILURES};
 use crate::error::ApiError;
 use crate::pages::layout::{parse_accent, DEFAULT_ACCENT};
@@ -114,6 +115,9 @@ pub struct Config {
     /// `None` without `TURNSTILE_SECRET`: no Turnstile.
     turnstile: Option<Result<Turnstile, String>>,
     pepper: Result<Pepper, String>,
+    /// The key authenticator apps' secrets are sealed under, derived from
+    /// `MFA_ENCRYPTION_KEY`; without it, second factors answer 503.
+    totp_key: Result<SealKey, String>,
     mail_api_key: Option<String>,
     admin_token: Result<String, String>,
 }
@@ -335,6 +339,14 @@ impl Config {
                 whatsapp_content_sid: get("TWILIO_WHATSAPP_CONTENT_SID"),
             },
             pepper: real_secret("OTP_PEPPER").and_then(|v| Pepper::new(&v)),
+            // Its own secret: the pepper is in every code's digest, and a
+            // key that leaks with it would open every authenticator.
+            totp_key: real_secret("MFA_ENCRYPTION_KEY").and_then(|v| {
+                if vars.value("OTP_PEPPER").as_deref() == Some(v.as_str()) {
+                    return Err("secret MFA_ENCRYPTION_KEY must not be OTP_PEPPER's value: give it one of its own (openssl rand -hex 32)".into());
+                }
+                SealKey::derive(&v, TOTP_SECRETS)
+            }),
             mail_api_key: secret("MAIL_API_KEY"),
             admin_token: real_secret("ADMIN_TOKEN").and_then(|v| {
                 match v.chars().count() >= MIN_ADMIN_TOKEN_CHARS {
@@ -411,6 +423,14 @@ impl Config {
 
     pub fn pepper(&self) -> Result<&Pepper, ApiError> {
         self.pepper
+            .as_ref()
+            .map_err(|e| ApiError::Unavailable(e.clone()))
+    }
+
+    /// The key authenticator secrets are sealed under: 503 naming
+    /// `MFA_ENCRYPTION_KEY` without it.
+    pub fn totp_key(&self) -> Result<&SealKey, ApiError> {
+        self.totp_key
             .as_ref()
             .map_err(|e| ApiError::Unavailable(e.clone()))
     }

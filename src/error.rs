@@ -7,6 +7,17 @@ use crate::domain::oauth_error::OAuthError;
 use serde::Serialize;
 use std::fmt;
 
+/// A secret an answer carries (a second step's ticket): its `Debug` hides
+/// it, so no log line of an error ever shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
     /// 400: a field or parameter is missing or malformed; `detail` names it
@@ -29,6 +40,17 @@ pub enum ApiError {
     /// 401: the email or password is wrong, or the address is not verified
     /// yet (one answer for all three; see `Service::password_login`).
     InvalidCredentials,
+    /// A right first factor on an account with a second one: the session
+    /// waits for `POST /v1/login/mfa` with this ticket.
+    MfaRequired { mfa_token: Redacted },
+    /// The ticket is unknown, expired, spent, or not for this caller.
+    MfaTokenInvalid,
+    /// Too many wrong second steps for the account: locked for a while.
+    SecondFactorLocked { retry_after_secs: u64 },
+    /// The account already has a confirmed authenticator app.
+    TotpAlreadyEnabled,
+    /// There is no authenticator app to confirm or remove.
+    TotpNotEnabled,
     /// 401: the bearer token, API key or admin token is missing or wrong.
     Unauthorized,
     /// 429 with `Retry-After`: too many failed password sign-ins for the
@@ -146,6 +168,10 @@ pub struct Problem {
     /// For `WrongCode`: the guesses the code still takes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts_left: Option<u32>,
+    /// For `MfaRequired`: the ticket of the second step (never in
+    /// `detail`, so never in a log line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
 }
 
 impl ApiError {
@@ -155,7 +181,9 @@ impl ApiError {
             | Self::InvalidCode
             | Self::WrongCode { .. }
             | Self::ExpiredCode => 400,
-            Self::InvalidCredentials | Self::Unauthorized => 401,
+            Self::InvalidCredentials | Self::Unauthorized | Self::MfaTokenInvalid => 401,
+            Self::MfaRequired { .. } => 403,
+            Self::TotpAlreadyEnabled | Self::TotpNotEnabled => 409,
             Self::ChannelNotAllowed(_)
             | Self::OriginNotAllowed
             | Self::CsrfRefused
@@ -175,7 +203,8 @@ impl ApiError {
             Self::TooManyAttempts
             | Self::RateLimited { .. }
             | Self::PrefixLimited { .. }
-            | Self::LoginLocked { .. } => 429,
+            | Self::LoginLocked { .. }
+            | Self::SecondFactorLocked { .. } => 429,
             Self::Internal(_) => 500,
             Self::MailDeliveryFailed | Self::TextDeliveryFailed(_) | Self::TextRefused(_) => 502,
             Self::Unavailable(_) | Self::StorageUnavailable(_) => 503,
@@ -199,6 +228,11 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Unauthorized => "unauthorized",
             Self::LoginLocked { .. } => "login_locked",
+            Self::MfaRequired { .. } => "mfa_required",
+            Self::MfaTokenInvalid => "invalid_mfa_token",
+            Self::SecondFactorLocked { .. } => "second_factor_locked",
+            Self::TotpAlreadyEnabled => "totp_already_enabled",
+            Self::TotpNotEnabled => "totp_not_enabled",
             Self::ChannelNotAllowed(_) => "channel_not_allowed",
             Self::NotFound
             | Self::ApiKeyNotFound
@@ -236,6 +270,11 @@ impl ApiError {
             Self::InvalidCredentials => "Invalid credentials",
             Self::Unauthorized => "Unauthorized",
             Self::LoginLocked { .. } => "Password sign-in locked",
+            Self::MfaRequired { .. } => "Second step required",
+            Self::MfaTokenInvalid => "Invalid MFA token",
+            Self::SecondFactorLocked { .. } => "Second step locked",
+            Self::TotpAlreadyEnabled => "Authenticator app already on",
+            Self::TotpNotEnabled => "No authenticator app",
             Self::ChannelNotAllowed(_) => "Channel not allowed",
             Self::NotFound
             | Self::ApiKeyNotFound
@@ -292,6 +331,13 @@ impl ApiError {
             Self::TestRecipientNotFound => "The API key has no such test recipient.".into(),
             Self::InvalidCredentials => "The email or password is wrong. If the address was signed up and not verified yet, and the password was right, a new verification code has been mailed to it.".into(),
             Self::Unauthorized => "A valid bearer token is required.".into(),
+            Self::MfaRequired { .. } => "The password or code was right and the account has a second factor: send a code from the authenticator app, or a recovery code, with `mfa_token` to POST /v1/login/mfa.".into(),
+            Self::MfaTokenInvalid => "The mfa_token is unknown, expired or used up: sign in again.".into(),
+            Self::SecondFactorLocked { retry_after_secs } => format!(
+                "Too many wrong second steps for this account. Try again in {retry_after_secs} seconds."
+            ),
+            Self::TotpAlreadyEnabled => "The account already has an authenticator app: turn it off first to set up another.".into(),
+            Self::TotpNotEnabled => "The account has no authenticator app to confirm or turn off.".into(),
             Self::LoginLocked { retry_after_secs } => format!(
                 "Too many failed password sign-ins for this address. Retry after {retry_after_secs} seconds, or sign in with an emailed code (/v1/login/code) or reset the password (/v1/password-reset), which stay open."
             ),
@@ -345,6 +391,10 @@ impl ApiError {
                 Self::WrongCode { attempts_left } => Some(*attempts_left),
                 _ => None,
             },
+            mfa_token: match self {
+                Self::MfaRequired { mfa_token } => Some(mfa_token.0.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -353,7 +403,8 @@ impl ApiError {
         match self {
             Self::RateLimited { retry_after_secs }
             | Self::PrefixLimited { retry_after_secs }
-            | Self::LoginLocked { retry_after_secs } => {
+            | Self::LoginLocked { retry_after_secs }
+            | Self::SecondFactorLocked { retry_after_secs } => {
                 vec![("retry-after", retry_after_secs.max(&1).to_string())]
             }
             Self::StorageUnavailable(_) => {
@@ -381,6 +432,15 @@ impl ApiError {
                 retry_after_secs: 3,
             },
             ApiError::InvalidCredentials,
+            ApiError::MfaRequired {
+                mfa_token: Redacted("ticket".into()),
+            },
+            ApiError::MfaTokenInvalid,
+            ApiError::SecondFactorLocked {
+                retry_after_secs: 900,
+            },
+            ApiError::TotpAlreadyEnabled,
+            ApiError::TotpNotEnabled,
             ApiError::Unauthorized,
             ApiError::LoginLocked {
                 retry_after_secs: 900,

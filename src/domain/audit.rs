@@ -42,10 +42,24 @@ pub enum EventKind {
     /// A grant ended before its time: `code_replayed`,
     /// `refresh_token_reused` (both revoke it), or `revoked` by its client.
     OauthGrantRevoked,
+    /// A right first factor on an account with a second one: the second
+    /// step was asked for (purpose: the first factor).
+    MfaRequired,
+    /// A second step refused (purpose `totp` or `recovery_code`; outcome
+    /// the problem code).
+    MfaFailed,
+    /// An authenticator app was confirmed on the account.
+    TotpEnabled,
+    /// The account's authenticator app was turned off (purpose: what proved it).
+    TotpDisabled,
+    /// A recovery code was spent (to sign in, or to turn TOTP off).
+    RecoveryCodeUsed,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesReplaced,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 26] = [
         Self::CodeSent,
         Self::CodeVerified,
         Self::CodeFailed,
@@ -66,6 +80,12 @@ impl EventKind {
         Self::OidcClientRegistered,
         Self::OauthToken,
         Self::OauthGrantRevoked,
+        Self::MfaRequired,
+        Self::MfaFailed,
+        Self::TotpEnabled,
+        Self::TotpDisabled,
+        Self::RecoveryCodeUsed,
+        Self::RecoveryCodesReplaced,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -94,6 +114,12 @@ impl EventKind {
             Self::OidcClientRegistered => "oidc_client_registered",
             Self::OauthToken => "oauth_token",
             Self::OauthGrantRevoked => "oauth_grant_revoked",
+            Self::MfaRequired => "mfa_required",
+            Self::MfaFailed => "mfa_failed",
+            Self::TotpEnabled => "totp_enabled",
+            Self::TotpDisabled => "totp_disabled",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesReplaced => "recovery_codes_replaced",
         }
     }
 }

@@ -10,15 +10,16 @@ use crate::domain::client_registration::{registered, Registration};
 use crate::domain::oauth::ACCESS_TOKEN_TTL_SECS;
 use crate::domain::oauth_error::{OAuthCode, OAuthError};
 use crate::domain::oidc_client::Client;
+use crate::domain::recovery_code::RecoveryCode;
 use crate::domain::session::{Audience, Presented};
 use crate::domain::test_recipient::TestRecipient;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::{check_declared_length, require_json, BodyBuffer, JsonBody};
 use crate::http::oauth::{RevokeCall, TokenCall};
 use crate::http::requests::{
-    query_of, turnstile_token, AddTestRecipient, CodeProof, CodeRequest, CreateKey,
-    CreateOidcClient, DeleteOidcClient, EventsQuery, Login, OtpSend, OtpVerify,
-    PasswordResetConfirm, Register, RemoveTestRecipient, Resend, RevokeKey, VerifyEmail,
+    query_of, second_factor, totp_code, turnstile_token, AddTestRecipient, CodeProof, CodeRequest,
+    CreateKey, CreateOidcClient, DeleteOidcClient, EventsQuery, Login, MfaLogin, OtpSend,
+    OtpVerify, PasswordResetConfirm, Register, RemoveTestRecipient, Resend, RevokeKey, VerifyEmail,
 };
 use crate::http::routes::{
     id_in, AdminRoute, AppRoute, Flow, HookRoute, OAuthRoute, PublicRoute, SessionRoute,
@@ -285,6 +286,12 @@ async fn public(
                 .await?;
             Ok(respond::json(200, &session_json(session)))
         }
+        PublicRoute::LoginMfa => {
+            let r = MfaLogin::parse(body)?;
+            let (session, mail) = svc.login_mfa(&r.mfa_token, &r.code, Audience::Api).await?;
+            deliver_later(call.ctx, &svc.mailer, mail);
+            Ok(respond::json(200, &session_json(session)))
+        }
         PublicRoute::PasswordReset => {
             let r = CodeRequest::parse(body)?;
             Ok(code_sent(svc, call, svc.password_reset(&r.email).await?))
@@ -301,20 +308,43 @@ async fn public(
 async fn session(
     route: SessionRoute,
     svc: &EdgeService<'_>,
-    _body: &JsonBody,
+    body: &JsonBody,
     call: &Call<'_>,
 ) -> ApiResult<Response> {
     let token = call.token.as_deref();
-    match route {
-        SessionRoute::Me => {
-            let user = svc.me(token, Presented::Bearer).await?;
-            Ok(respond::json(
-                200,
-                &json!({"email": user.email, "verified": user.verified, "created_at": rfc3339(user.created_at)}),
-            ))
-        }
+    let user = match route {
         SessionRoute::Logout => {
             svc.logout(token, Presented::Bearer).await?;
+            return Ok(respond::empty(204));
+        }
+        _ => svc.me(token, Presented::Bearer).await?,
+    };
+    let codes = |codes: Vec<RecoveryCode>| json!({"recovery_codes": codes.iter().map(RecoveryCode::shown).collect::<Vec<_>>()});
+    match route {
+        SessionRoute::Me | SessionRoute::Logout => Ok(respond::json(
+            200,
+            &json!({"email": user.email, "verified": user.verified, "created_at": rfc3339(user.created_at)}),
+        )),
+        SessionRoute::BeginTotp => {
+            let e = svc.begin_totp(&user).await?;
+            Ok(respond::json(
+                201,
+                &json!({"secret": e.secret.base32(), "otpauth_uri": e.otpauth_uri}),
+            ))
+        }
+        SessionRoute::ConfirmTotp => {
+            let (recovery, mail) = svc.confirm_totp(&user, &totp_code(body)?).await?;
+            deliver_later(call.ctx, &svc.mailer, mail);
+            Ok(respond::json(200, &codes(recovery)))
+        }
+        SessionRoute::ReplaceRecoveryCodes => {
+            let (recovery, mail) = svc.replace_recovery_codes(&user, &totp_code(body)?).await?;
+            deliver_later(call.ctx, &svc.mailer, mail);
+            Ok(respond::json(200, &codes(recovery)))
+        }
+        SessionRoute::RemoveTotp => {
+            let mail = svc.remove_totp(&user, &second_factor(body)?).await?;
+            deliver_later(call.ctx, &svc.mailer, mail);
             Ok(respond::empty(204))
         }
     }

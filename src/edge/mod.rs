@@ -287,6 +287,7 @@ impl Scope {
                 .unwrap_or_default(),
             humans,
             signer: &signer::WebCrypto,
+            sealer: &signer::WebCrypto,
         })
     }
 

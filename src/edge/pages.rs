@@ -25,14 +25,20 @@ use crate::pages::browser::{
     EMAIL_COOKIE_SECS, MAX_FORM_BYTES, SESSION_COOKIE, SIGNUP_COOKIE,
 };
 use crate::pages::console::{self, EventFilterForm};
+use crate::pages::factors::{
+    MFA_PATH, RECOVERY_CODES_PATH, TOTP_CONFIRM_PATH, TOTP_OFF_PATH, TOTP_SETUP_PATH,
+};
 use crate::pages::layout::{self, Alert};
 use crate::pages::problems;
 use crate::ports::clock::rfc3339;
 use crate::ports::clock::Clock as _;
 use crate::ports::limits::{caller_key, CALLER_HEADER, CLIENT_LIMIT};
+use crate::ports::store::User;
 use crate::service::{Authorized, Consent, LoginSession, Verified};
 use futures_util::StreamExt;
 use worker::{Context, Env, Request, Response};
+
+mod factors;
 
 /// Whether `path` is one of the pages' (or their assets').
 pub(super) fn is_page(path: &str) -> bool {
@@ -243,6 +249,11 @@ fn log_name(path: &str) -> &'static str {
         "/auth/forgot" => "page_forgot",
         "/auth/reset" => "page_reset",
         "/auth/account" => "page_account",
+        MFA_PATH => "page_mfa",
+        TOTP_SETUP_PATH => "page_totp_setup",
+        TOTP_CONFIRM_PATH => "page_totp_confirm",
+        TOTP_OFF_PATH => "page_totp_off",
+        RECOVERY_CODES_PATH => "page_recovery_codes",
         "/auth/sign-out" => "page_sign_out",
         AUTHORIZE_PATH => "page_oauth_authorize",
         LOGOUT_PATH => "page_oauth_logout",
@@ -683,18 +694,38 @@ impl Page<'_, '_> {
         let token = self.cookie(SESSION_COOKIE);
         match self.svc.me(token.as_deref(), Presented::Cookie).await {
             Ok(user) => {
-                let csrf = self.csrf()?;
-                let since = rfc3339(user.created_at)[..10].to_owned();
-                Ok(self.page(
-                    200,
-                    auth::account(self.site(), &csrf, &user.email, user.verified, &since),
-                ))
+                let alert = self
+                    .notice()
+                    .map(|n| Alert::Notice(n.sentence(&user.email)));
+                self.account_page(&user, 200, alert).await
             }
             Err(ApiError::Unauthorized) => {
                 Ok(Answer::redirect("/auth/sign-in").cookie(clear_cookie(SESSION_COOKIE)))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The account page of `user`, with its second factors.
+    async fn account_page(
+        &mut self,
+        user: &User,
+        status: u16,
+        alert: Option<Alert>,
+    ) -> ApiResult<Answer> {
+        let factors = self.svc.second_factors(user).await?;
+        let csrf = self.csrf()?;
+        let since = rfc3339(user.created_at)[..10].to_owned();
+        let markup = auth::account(&auth::AccountView {
+            site: self.site(),
+            csrf: &csrf,
+            email: &user.email,
+            verified: user.verified,
+            since: &since,
+            alert,
+            extra: crate::pages::factors::account_section(&csrf, &factors),
+        });
+        Ok(self.page(status, markup))
     }
 
     /// Where a browser goes once it holds the session `token`: back to the
@@ -809,6 +840,12 @@ impl Page<'_, '_> {
         if path == AUTHORIZE_PATH {
             return self.consented(&form).await;
         }
+        if path == MFA_PATH {
+            return self.second_step(&form).await;
+        }
+        if path.starts_with("/auth/account/") {
+            return self.account_factor(path, &form).await;
+        }
         let email = form.get("email").unwrap_or("").trim().to_owned();
         // Only what could be an address: a cookie stays small.
         if !email.is_empty() && email.len() <= 254 {
@@ -836,6 +873,11 @@ impl Page<'_, '_> {
         };
         match result {
             Ok(answer) => Ok(answer),
+            // The first factor was right: the second step, its ticket
+            // in the form.
+            Err(ApiError::MfaRequired { mfa_token }) => {
+                self.second_step_page(&mfa_token.0, 200, None)
+            }
             Err(e) if shown_in_place(&e) => {
                 let alert = Some(Alert::Error(auth::sentence(&e)));
                 let mut answer = self.auth_page(page, e.status(), &email, alert)?;

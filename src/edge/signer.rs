@@ -1,12 +1,14 @@
-//! The OpenID Provider's signatures through the runtime's WebCrypto
+//! The OpenID Provider's signatures and the sealed authenticator secrets through the runtime's WebCrypto
 //! (`crypto.subtle`): native, constant-time, and no RSA or ECDSA code in
 //! the wasm. Called through `js_sys::Reflect`, so no web-sys features are
 //! needed. An imported key is kept for the isolate's life, by key id and
 //! a digest of the JWK (a rotated key under an old id is a new entry).
 
 use crate::domain::jwk::{Alg, SigningKey};
+use crate::domain::sealed::SealKey;
 use crate::domain::session::token_hash;
 use crate::error::{ApiError, ApiResult};
+use crate::ports::sealer::Sealer;
 use crate::ports::signer::Signer;
 use futures_util::future::LocalBoxFuture;
 use std::cell::RefCell;
@@ -122,6 +124,89 @@ impl Signer for WebCrypto {
             let sig: JsValue = Uint8Array::from(signature).into();
             let valid = call(&subtle, "verify", &[alg, crypto_key, sig, data]).await?;
             Ok(valid.as_bool() == Some(true))
+        })
+    }
+}
+
+/// The AES-GCM key, imported once per isolate (a changed secret derives
+/// another key, under another entry).
+async fn aes_key(subtle: &JsValue, key: &SealKey) -> ApiResult<JsValue> {
+    let id = format!("aes:{}", &token_hash(&hex::encode(key.bytes()))[..16]);
+    if let Some(k) = KEYS.with(|keys| keys.borrow().get(&id).cloned()) {
+        return Ok(k);
+    }
+    let usages: Array = ["encrypt", "decrypt"]
+        .iter()
+        .map(|u| JsValue::from_str(u))
+        .collect();
+    let raw: JsValue = Uint8Array::from(&key.bytes()[..]).into();
+    let imported = call(
+        subtle,
+        "importKey",
+        &[
+            "raw".into(),
+            raw,
+            object(&[("name", "AES-GCM")])?,
+            JsValue::FALSE,
+            usages.into(),
+        ],
+    )
+    .await?;
+    KEYS.with(|keys| keys.borrow_mut().insert(id, imported.clone()));
+    Ok(imported)
+}
+
+fn aes_gcm(nonce: &[u8; 12], aad: &[u8]) -> ApiResult<JsValue> {
+    let alg = object(&[("name", "AES-GCM")])?;
+    let iv: JsValue = Uint8Array::from(&nonce[..]).into();
+    let aad: JsValue = Uint8Array::from(aad).into();
+    Reflect::set(&alg, &"iv".into(), &iv).map_err(failed("algorithm"))?;
+    Reflect::set(&alg, &"additionalData".into(), &aad).map_err(failed("algorithm"))?;
+    Ok(alg)
+}
+
+impl Sealer for WebCrypto {
+    fn seal<'a>(
+        &'a self,
+        key: &'a SealKey,
+        nonce: &'a [u8; 12],
+        plaintext: &'a [u8],
+        aad: &'a [u8],
+    ) -> LocalBoxFuture<'a, ApiResult<Vec<u8>>> {
+        Box::pin(async move {
+            let subtle = subtle()?;
+            let crypto_key = aes_key(&subtle, key).await?;
+            let data: JsValue = Uint8Array::from(plaintext).into();
+            let sealed = call(
+                &subtle,
+                "encrypt",
+                &[aes_gcm(nonce, aad)?, crypto_key, data],
+            )
+            .await?;
+            Ok(Uint8Array::new(&sealed).to_vec())
+        })
+    }
+
+    fn open<'a>(
+        &'a self,
+        key: &'a SealKey,
+        nonce: &'a [u8; 12],
+        sealed: &'a [u8],
+        aad: &'a [u8],
+    ) -> LocalBoxFuture<'a, ApiResult<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            let subtle = subtle()?;
+            let crypto_key = aes_key(&subtle, key).await?;
+            let data: JsValue = Uint8Array::from(sealed).into();
+            // A tag that does not hold rejects the promise (OperationError).
+            Ok(call(
+                &subtle,
+                "decrypt",
+                &[aes_gcm(nonce, aad)?, crypto_key, data],
+            )
+            .await
+            .ok()
+            .map(|plain| Uint8Array::new(&plain).to_vec()))
         })
     }
 }

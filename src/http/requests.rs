@@ -15,8 +15,10 @@ use crate::domain::oidc_client::NewClient;
 use crate::domain::password::Password;
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
+use crate::domain::recovery_code::SecondFactor;
 use crate::domain::registrant::PasswordProof;
 use crate::domain::test_recipient::NewTestRecipient;
+use crate::domain::totp::TotpCode;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
 use crate::http::routes::{id_in, key_id, OIDC_CLIENT_PATH};
@@ -128,6 +130,50 @@ impl Login {
             password: Password::parse(body.string("password")?, ANY_STORED_PASSWORD, "password")?,
         })
     }
+}
+
+/// `POST /v1/login/mfa`: a sign-in's second step.
+#[derive(Debug)]
+pub struct MfaLogin {
+    pub mfa_token: String,
+    pub code: SecondFactor,
+}
+
+/// The longest ticket read: ours are 43 characters.
+const MAX_MFA_TOKEN_CHARS: usize = 128;
+
+impl MfaLogin {
+    pub fn parse(body: &JsonBody) -> ApiResult<Self> {
+        let mfa_token = body.string("mfa_token")?;
+        if mfa_token.is_empty() || mfa_token.len() > MAX_MFA_TOKEN_CHARS {
+            return Err(ApiError::InvalidRequest(format!(
+                "field `mfa_token` must be the token a sign-in answered with `mfa_required` (at most {MAX_MFA_TOKEN_CHARS} characters)"
+            )));
+        }
+        Ok(Self {
+            mfa_token: mfa_token.to_owned(),
+            code: second_factor(body)?,
+        })
+    }
+}
+
+/// `code`: an authenticator app's six digits, or a recovery code.
+pub fn second_factor(body: &JsonBody) -> ApiResult<SecondFactor> {
+    SecondFactor::parse(body.string("code")?).ok_or_else(|| {
+        ApiError::InvalidRequest(
+            "field `code` must be the 6 digits of the authenticator app, or a recovery code (xxxxx-xxxxx)".into(),
+        )
+    })
+}
+
+/// `code`: an authenticator app's six digits (confirming it, or new
+/// recovery codes, take a code from the app itself).
+pub fn totp_code(body: &JsonBody) -> ApiResult<TotpCode> {
+    TotpCode::parse(body.string("code")?).ok_or_else(|| {
+        ApiError::InvalidRequest(
+            "field `code` must be the 6 digits of the authenticator app".into(),
+        )
+    })
 }
 
 /// `POST /v1/login/code` and `POST /v1/password-reset`: an address to mail

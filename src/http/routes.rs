@@ -75,6 +75,8 @@ pub enum PublicRoute {
     Login,
     LoginCode,
     LoginCodeVerify,
+    /// `POST /v1/login/mfa`: a sign-in's second step, with its ticket.
+    LoginMfa,
     PasswordReset,
     PasswordResetConfirm,
 }
@@ -83,6 +85,14 @@ pub enum PublicRoute {
 pub enum SessionRoute {
     Me,
     Logout,
+    /// `POST /v1/me/totp`: a pending authenticator secret.
+    BeginTotp,
+    /// `POST /v1/me/totp/confirm`: its first code turns it on.
+    ConfirmTotp,
+    /// `DELETE /v1/me/totp`: off, with a fresh code.
+    RemoveTotp,
+    /// `POST /v1/me/totp/recovery-codes`: new recovery codes.
+    ReplaceRecoveryCodes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +191,7 @@ const fn row(
 /// Every route. A `{id}` segment matches one non-empty path segment. The
 /// spec test checks this table against `openapi.yaml`.
 #[rustfmt::skip]
-pub const TABLE: [Row; 36] = {
+pub const TABLE: [Row; 41] = {
     use AdminRoute::*;
     use AppRoute::*;
     use Body::{Json, None, Raw};
@@ -207,8 +217,13 @@ pub const TABLE: [Row; 36] = {
         row("POST",   "/v1/login",                  "login",                  public(Login),                 Json),
         row("POST",   "/v1/login/code",             "login_code",             public(LoginCode),             Json),
         row("POST",   "/v1/login/code/verify",      "login_code_verify",      public(LoginCodeVerify),       Json),
+        row("POST",   "/v1/login/mfa",              "login_mfa",              public(LoginMfa),              Json),
         row("GET",    "/v1/me",                     "me",                     session(Me),                   None),
         row("POST",   "/v1/logout",                 "logout",                 session(Logout),               None),
+        row("POST",   "/v1/me/totp",                "totp_begin",             session(BeginTotp),            None),
+        row("DELETE", "/v1/me/totp",                "totp_remove",            session(RemoveTotp),           Json),
+        row("POST",   "/v1/me/totp/confirm",        "totp_confirm",           session(ConfirmTotp),          Json),
+        row("POST",   "/v1/me/totp/recovery-codes", "totp_recovery_codes",    session(ReplaceRecoveryCodes), Json),
         row("POST",   "/v1/password-reset",         "password_reset",         public(PasswordReset),         Json),
         row("POST",   "/v1/password-reset/confirm", "password_reset_confirm", public(PasswordResetConfirm),  Json),
         row("POST",   "/v1/otp/send",               "otp_send",               app(Send),                     Json),

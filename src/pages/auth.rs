@@ -87,10 +87,12 @@ pub enum Notice {
     ResetCodeSent,
     PasswordReset,
     SignedOut,
+    /// The account's authenticator app was turned off.
+    TotpOff,
 }
 
 impl Notice {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::CodeSent,
         Self::Verified,
         Self::VerifiedWithoutPassword,
@@ -98,6 +100,7 @@ impl Notice {
         Self::ResetCodeSent,
         Self::PasswordReset,
         Self::SignedOut,
+        Self::TotpOff,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +112,7 @@ impl Notice {
             Self::ResetCodeSent => "reset_code_sent",
             Self::PasswordReset => "password_reset",
             Self::SignedOut => "signed_out",
+            Self::TotpOff => "totp_off",
         }
     }
 
@@ -136,6 +140,9 @@ impl Notice {
                 "Your password is changed and every session is signed out. Sign in with the new password.".into()
             }
             Self::SignedOut => "You are signed out.".into(),
+            Self::TotpOff => {
+                "Two-step sign-in is off: your password or an emailed code alone signs in.".into()
+            }
         }
     }
 }
@@ -155,6 +162,16 @@ pub fn sentence(e: &ApiError) -> String {
             "That code is wrong or was already used. Ask for a new code below.".into()
         }
         ApiError::ExpiredCode => "This code has expired. Ask for a new code below.".into(),
+        ApiError::MfaTokenInvalid => "This sign-in took too long or was already used.".into(),
+        ApiError::SecondFactorLocked { retry_after_secs } => format!(
+            "Too many wrong codes for this account. Try again in {} {}.",
+            retry_after_secs.div_ceil(60),
+            if retry_after_secs.div_ceil(60) == 1 { "minute" } else { "minutes" }
+        ),
+        ApiError::TotpAlreadyEnabled => "An authenticator app is already set up.".into(),
+        ApiError::TotpNotEnabled => {
+            "There is no authenticator app to confirm or turn off: set one up again.".into()
+        }
         ApiError::TooManyAttempts => {
             "Too many wrong codes. This code can no longer be used: ask for a new code below."
                 .into()
@@ -347,10 +364,23 @@ pub fn render(page: AuthPage, v: &View<'_>) -> Markup {
     document(v.site, page.title(), html! {}, body)
 }
 
-/// The signed-in page.
-pub fn account(site: &str, csrf: &str, email: &str, verified: bool, since: &str) -> Markup {
+/// The signed-in page: the account, `extra` (its second factors), and
+/// an `alert` from a form of it.
+pub struct AccountView<'a> {
+    pub site: &'a str,
+    pub csrf: &'a str,
+    pub email: &'a str,
+    pub verified: bool,
+    pub since: &'a str,
+    pub alert: Option<Alert>,
+    pub extra: Markup,
+}
+
+pub fn account(v: &AccountView<'_>) -> Markup {
+    let (site, csrf, email, verified, since) = (v.site, v.csrf, v.email, v.verified, v.since);
     let body = html! {
         h1 { "You are signed in" }
+        (alert(v.alert.as_ref()))
         dl .facts {
             dt { "Email" }
             dd #account-email { (email) }
@@ -359,6 +389,7 @@ pub fn account(site: &str, csrf: &str, email: &str, verified: bool, since: &str)
             dt { "Member since" }
             dd { (since) }
         }
+        (v.extra)
         form #sign-out method="post" action="/auth/sign-out" {
             (csrf_field(csrf))
             button type="submit" { "Sign out" }

@@ -68,6 +68,18 @@ pub fn sign_in(site: &str, csrf: &str, error: Option<&Alert>) -> Markup {
     document(&format!("{site} console"), "Sign in", html! {}, body)
 }
 
+/// A sign-in's way as the audit trail names it, as the console says it.
+fn sign_in_method(purpose: &str) -> &str {
+    match purpose {
+        "password" => "password",
+        "login" => "emailed code",
+        "verify_email" => "sign-up code",
+        "totp" => "password or code + authenticator app",
+        "recovery_code" => "password or code + recovery code",
+        other => other,
+    }
+}
+
 fn figure(name: &str, value: u64) -> Markup {
     html! { div { dt { (name) } dd { (value) } } }
 }
@@ -78,6 +90,7 @@ pub fn overview(site: &str, csrf: &str, stats: &Stats, activity: &Activity) -> M
         dl #stats .figures {
             (figure("Accounts", stats.users.total))
             (figure("Verified accounts", stats.users.verified))
+            (figure("Accounts with an authenticator app", stats.users.with_totp))
             (figure("Active sessions", stats.active_sessions))
             (figure("Pending codes", stats.active_codes))
             (figure("Expired codes", stats.expired_codes))
@@ -93,6 +106,11 @@ pub fn overview(site: &str, csrf: &str, stats: &Stats, activity: &Activity) -> M
             // prefix_limited, …): an operator watches them here.
             @for (reason, n) in &stats.sends_24h.refused {
                 (figure(&format!("Refused, 24 h: {reason}"), *n))
+            }
+            // How people signed in: a rise of recovery codes is someone
+            // who lost an app, or someone who found the codes.
+            @for (method, n) in &stats.sign_ins_24h {
+                (figure(&format!("Sign-ins, 24 h: {}", sign_in_method(method)), *n))
             }
         }
         h2 { "Last 24 hours" }

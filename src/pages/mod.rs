@@ -13,5 +13,6 @@ pub mod auth;
 pub mod browser;
 pub mod chart;
 pub mod console;
+pub mod factors;
 pub mod layout;
 pub mod problems;

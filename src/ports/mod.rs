@@ -5,5 +5,6 @@
 pub mod clock;
 pub mod human;
 pub mod limits;
+pub mod sealer;
 pub mod signer;
 pub mod store;

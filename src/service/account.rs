@@ -7,6 +7,7 @@
 //! unverified account drops the password set before it (`Effect::SignIn`),
 //! and a password reset replaces it.
 
+use super::second_factor::TICKET_TTL_SECS;
 use super::{new_code, random_id, Deferred, Issue, Issued, Proof, Renewal, Service};
 use crate::domain::audit::{outcome, Event, EventKind};
 use crate::domain::channel::Channel;
@@ -16,12 +17,12 @@ use crate::domain::password::{Hasher, Password, Verdict};
 use crate::domain::purpose::Purpose;
 use crate::domain::registrant::{is_registrant, registrant_token, PasswordProof};
 use crate::domain::session::{token_hash, Audience, Presented, Token};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Redacted};
 use crate::ports::clock::{rfc3339, Clock};
 use crate::ports::limits::{lane, Counters};
 use crate::ports::store::{
-    Effect, KeptPassword, NewCode, NewSession, PasswordAttempt, Registered, Registration,
-    RenewedCode, Store, User,
+    Admitted, Effect, KeptPassword, NewCode, NewSession, NewTicket, PasswordAttempt, Registered,
+    Registration, RenewedCode, Store, User,
 };
 use crate::providers::mail::{code_message, notice_message, Mailer, Message, Notice};
 use crate::providers::template::{Kind, Values};
@@ -31,6 +32,9 @@ use crate::providers::text::Texter;
 pub struct LoginSession {
     pub token: Token,
     pub expires_at: String,
+    /// Until the store said which: the ticket that stands for the session
+    /// if the account has a second factor (`Service::admitted`).
+    pub(super) ticket: Option<Token>,
 }
 
 /// What a verification in the pages did.
@@ -191,7 +195,10 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                     email,
                     Purpose::VerifyEmail.as_str(),
                 );
-                Verified::SignedIn(session)
+                Verified::SignedIn(LoginSession {
+                    ticket: None,
+                    ..session
+                })
             }
             (true, false) => Verified::PasswordKept,
             (false, _) => Verified::PasswordDropped,
@@ -243,6 +250,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Ok(Effect::MarkVerified { email, keep })
         })
         .await
+        .map(|unlocked| unlocked.password_kept)
     }
 
     /// `/v1/resend`: within the limits, 429 whether or not the account exists.
@@ -301,6 +309,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     fn audit_login<R>(&self, email: &Email, way: &str, result: &ApiResult<R>) {
         let kind = match result {
             Ok(_) => EventKind::LoginOk,
+            Err(ApiError::MfaRequired { .. }) => EventKind::MfaRequired,
             Err(_) => EventKind::LoginFailed,
         };
         self.audit_account(kind, outcome(result), email, way);
@@ -397,7 +406,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         // password matched: a reset that landed during the ~45 ms of
         // Argon2 revoked this login's right to a session.
         let (session, new_session) = self.new_session(now, to, "pwd")?;
-        match self
+        let admitted = self
             .store
             .after_password_login(
                 &user.id,
@@ -406,11 +415,8 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                 &new_session,
                 &address_hash,
             )
-            .await?
-        {
-            true => Ok(session),
-            false => Err(ApiError::InvalidCredentials),
-        }
+            .await?;
+        Self::admitted(session, admitted, ApiError::InvalidCredentials)
     }
 
     /// After a right password on an unverified account: a fresh code,
@@ -472,36 +478,64 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         let key = account_key(Purpose::Login, email);
         // The account is read in the statement that claims the attempt. An
         // unknown address has a pending code too, which nobody was sent.
-        self.redeem(&key, code, |_, account| match account.id {
-            Some(user_id) => Ok(Effect::SignIn {
-                user_id,
-                session: new_session,
-            }),
-            None => Err(ApiError::InvalidCode),
-        })
-        .await?;
-        Ok(session)
+        let unlocked = self
+            .redeem(&key, code, |_, account| match account.id {
+                Some(user_id) => Ok(Effect::SignIn {
+                    user_id,
+                    session: new_session,
+                }),
+                None => Err(ApiError::InvalidCode),
+            })
+            .await?;
+        Self::admitted(session, unlocked.admitted, ApiError::InvalidCode)
     }
 
+    /// A session to create, and its second step's ticket, filed instead
+    /// if the account turns out to have a second factor (`Admitted`).
     pub(super) fn new_session(
         &self,
         now: u64,
         issued_to: Audience,
-        amr: &'static str,
+        amr: &str,
     ) -> ApiResult<(LoginSession, NewSession)> {
         let token = Token::generate()?;
+        let ticket = Token::generate()?;
         let stored = NewSession {
             token_hash: token_hash(token.expose()),
             now,
             expires_at: now + self.cfg.session_ttl_secs,
             issued_to,
-            amr,
+            amr: amr.to_owned(),
+            ticket: Some(NewTicket {
+                token_hash: token_hash(ticket.expose()),
+                expires_at: now + TICKET_TTL_SECS,
+            }),
         };
         let session = LoginSession {
             token,
             expires_at: rfc3339(stored.expires_at),
+            ticket: Some(ticket),
         };
         Ok((session, stored))
+    }
+
+    /// What a first factor's session became: itself, or the ticket of the
+    /// second step the account asks for; `lost` if neither was made.
+    pub(super) fn admitted(
+        session: LoginSession,
+        admitted: Option<Admitted>,
+        lost: ApiError,
+    ) -> ApiResult<LoginSession> {
+        match (admitted, session.ticket) {
+            (Some(Admitted::Session), _) => Ok(LoginSession {
+                ticket: None,
+                ..session
+            }),
+            (Some(Admitted::SecondStep), Some(ticket)) => Err(ApiError::MfaRequired {
+                mfa_token: Redacted(ticket.expose().to_owned()),
+            }),
+            _ => Err(lost),
+        }
     }
 
     /// The account of the session `token`, presented as `by` says: a

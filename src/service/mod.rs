@@ -15,6 +15,8 @@ pub mod diagnostics;
 mod hijacking;
 #[cfg(test)]
 mod lockout;
+#[cfg(test)]
+mod mfa;
 mod oauth;
 #[cfg(test)]
 mod oidc_provider;
@@ -24,6 +26,7 @@ mod oidc_registration;
 mod probes;
 #[cfg(test)]
 mod rounds;
+mod second_factor;
 #[cfg(test)]
 mod testkit;
 
@@ -32,6 +35,7 @@ pub use admin::Activity;
 pub use apps::{AppCode, SentCode};
 pub use delivery::SendReport;
 pub use oauth::{Authorized, ClientCredentials, Consent, GrantRequest, Tokens};
+pub use second_factor::TotpEnrolment;
 
 use crate::config::Config;
 use crate::domain::audit::{Audit, Event, EventKind};
@@ -41,8 +45,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::human::HumanCheck;
 use crate::ports::limits::{lane, CounterWrite, Counters, SendCount, SendPolicy};
+use crate::ports::sealer::Sealer;
 use crate::ports::signer::Signer;
-use crate::ports::store::{Consumed, Effect, NewCode, PendingCode, RenewedCode, Store};
+use crate::ports::store::{Admitted, Consumed, Effect, NewCode, PendingCode, RenewedCode, Store};
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
 use crate::providers::text::Texter;
@@ -70,6 +75,8 @@ pub struct Service<'a, S, K, M, T, C> {
     pub humans: &'a dyn HumanCheck,
     /// The OpenID Provider's token signatures.
     pub signer: &'a dyn Signer,
+    /// The authenticator secrets' encryption.
+    pub sealer: &'a dyn Sealer,
 }
 
 /// The work of a request that its answer does not depend on, made after
@@ -265,13 +272,13 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     /// Checks `code` against the pending one and, if right, consumes it
     /// atomically together with the effect `unlock` builds from the proof
     /// and, for a code of the core flows, what was read of the address's
-    /// account. `Ok(true)` when a verification kept the account's password.
+    /// account. What the effect did, as `Consumed::Applied` says.
     async fn redeem<'e>(
         &self,
         key: &CodeKey<'_>,
         code: &Code,
         unlock: impl FnOnce(Proof, AccountSeen) -> ApiResult<Effect<'e>>,
-    ) -> ApiResult<bool> {
+    ) -> ApiResult<Unlocked> {
         self.cfg.pepper()?;
         // The guess is counted before it is compared: one write, and a
         // burst of concurrent guesses gets no more comparisons than `max`.
@@ -290,7 +297,7 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         code: &Code,
         pending: Option<PendingCode>,
         unlock: impl FnOnce(Proof, AccountSeen) -> ApiResult<Effect<'e>>,
-    ) -> ApiResult<bool> {
+    ) -> ApiResult<Unlocked> {
         let pepper = self.cfg.pepper()?;
         let max = self.cfg.otp_max_attempts;
         let now = self.clock.now();
@@ -349,9 +356,15 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             Err(e) => return failed(e.code(), e),
         };
         match self.store.consume_code(&pending.id, effect, now).await? {
-            Consumed::Applied { password_kept } => {
+            Consumed::Applied {
+                password_kept,
+                admitted,
+            } => {
                 self.audit_of_send(EventKind::CodeVerified, "ok", key, send);
-                Ok(password_kept)
+                Ok(Unlocked {
+                    password_kept,
+                    admitted,
+                })
             }
             // A concurrent request consumed, replaced or burned it first.
             Consumed::Lost => failed("already_used", ApiError::InvalidCode),
@@ -395,6 +408,15 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
     fn address_hash(&self, address: &str) -> Option<String> {
         self.cfg.pepper().ok().map(|p| p.address_tag(address))
     }
+}
+
+/// What a right code's effect did (`Consumed::Applied`).
+#[derive(Debug, Clone, Copy)]
+struct Unlocked {
+    /// A verification kept the account's password.
+    password_kept: bool,
+    /// What a code sign-in was given.
+    admitted: Option<Admitted>,
 }
 
 /// A fresh code and the row that files it.

@@ -457,8 +457,11 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
                     "exp": now + ID_TOKEN_TTL_SECS,
                     "auth_time": grant.auth_time,
                 });
-                if !grant.amr.is_empty() {
-                    claims["amr"] = json!([grant.amr]);
+                // The session's methods, space-separated as stored
+                // (`pwd otp mfa` after a second step).
+                let amr: Vec<&str> = grant.amr.split_whitespace().collect();
+                if !amr.is_empty() {
+                    claims["amr"] = json!(amr);
                 }
                 if let (Some(nonce), "authorization_code") = (&grant.nonce, purpose) {
                     claims["nonce"] = json!(nonce);

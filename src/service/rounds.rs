@@ -32,6 +32,7 @@ use crate::domain::oidc_client::NewClient;
 use crate::domain::password::{Password, ARGON2_RUNS};
 use crate::domain::purpose::{AppPurpose, Purpose};
 use crate::domain::recipient::Recipient;
+use crate::domain::recovery_code::SecondFactor;
 use crate::domain::registrant::PasswordProof;
 use crate::domain::session::{Audience, Presented};
 use crate::error::{ApiError, ApiResult};
@@ -102,6 +103,12 @@ const EXPECTED: &[Cost] = &[
     cost("POST /v1/password-reset",                   2, (1, 1, 0), 0, (1, 1, 1)),
     cost("POST /v1/password-reset/confirm",           2, (2, 0, 0), 1, (1, 0, 0)),
     cost("GET /v1/me",                                1, (1, 0, 0), 0, (0, 0, 0)),
+    cost("POST /v1/me/totp",                          2, (2, 0, 0), 0, (0, 0, 0)),
+    cost("POST /v1/me/totp/confirm",                  3, (3, 0, 0), 0, (1, 0, 1)),
+    cost("POST /v1/me/totp/recovery-codes",           3, (3, 0, 0), 0, (1, 0, 1)),
+    cost("POST /v1/login (second step asked)",        2, (2, 0, 0), 1, (1, 0, 0)),
+    cost("POST /v1/login/mfa",                        2, (2, 0, 0), 0, (1, 0, 0)),
+    cost("DELETE /v1/me/totp",                        3, (3, 0, 0), 0, (1, 0, 1)),
     cost("POST /v1/logout",                           1, (1, 0, 0), 0, (1, 0, 0)),
     cost("POST /v1/otp/send (email)",                 3, (2, 1, 1), 0, (1, 1, 0)),
     cost("POST /v1/otp/send (sms)",                   3, (2, 1, 1), 0, (1, 1, 0)),
@@ -158,6 +165,7 @@ fn measure<R>(
             Some("invalid_credentials")
         }
         r if r.contains("(wrong code)") => Some("invalid_code"),
+        r if r.contains("(second step asked)") => Some("mfa_required"),
         _ => None,
     };
     assert_eq!(
@@ -289,6 +297,61 @@ fn measured_in(vars: &[(&str, &str)]) -> Vec<(Cost, f64)> {
         "POST /v1/login/code/verify",
         w.svc().login_with_code(&ann, &code, Audience::Api),
         no_mail,
+    ));
+
+    // Second factors: an account with an authenticator app.
+    let w = verified();
+    let session = w.login_token(&ann, &password);
+    let svc = w.svc();
+    let me = || svc.me(Some(&session), Presented::Bearer);
+    costs_push(measure(
+        &w,
+        "POST /v1/me/totp",
+        async { w.svc().begin_totp(&me().await?).await },
+        no_mail,
+    ));
+    let user = block_on(me()).unwrap();
+    let secret = block_on(w.svc().pending_totp(&user))
+        .unwrap()
+        .unwrap()
+        .secret;
+    let code = w.totp_now(&secret);
+    costs_push(measure(
+        &w,
+        "POST /v1/me/totp/confirm",
+        async { w.svc().confirm_totp(&me().await?, &code).await },
+        |r| r.as_ref().ok().and_then(|(_, mail)| mail.clone()),
+    ));
+    w.advance(30);
+    let code = w.totp_now(&secret);
+    costs_push(measure(
+        &w,
+        "POST /v1/me/totp/recovery-codes",
+        async { w.svc().replace_recovery_codes(&me().await?, &code).await },
+        |r| r.as_ref().ok().and_then(|(_, mail)| mail.clone()),
+    ));
+    w.advance(30);
+    costs_push(measure(
+        &w,
+        "POST /v1/login (second step asked)",
+        w.svc().login(&ann, &password, Audience::Api),
+        no_mail,
+    ));
+    let ticket = World::mfa_token(block_on(w.svc().login(&ann, &password, Audience::Api)));
+    let proof = SecondFactor::Totp(w.totp_now(&secret));
+    costs_push(measure(
+        &w,
+        "POST /v1/login/mfa",
+        w.svc().login_mfa(&ticket, &proof, Audience::Api),
+        |r| r.as_ref().ok().and_then(|(_, mail)| mail.clone()),
+    ));
+    w.advance(30);
+    let proof = SecondFactor::Totp(w.totp_now(&secret));
+    costs_push(measure(
+        &w,
+        "DELETE /v1/me/totp",
+        async { w.svc().remove_totp(&me().await?, &proof).await },
+        the_mail,
     ));
     costs_push(measure(
         &w,

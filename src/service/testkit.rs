@@ -16,20 +16,25 @@ use crate::domain::code::{app_scope, Code, CodeKey, CORE_SCOPE};
 use crate::domain::email::Email;
 use crate::domain::jwk::SigningKey;
 use crate::domain::oidc_client::Client;
+use crate::domain::recovery_code::RecoveryCode;
+use crate::domain::sealed::SealKey;
 use crate::domain::session::{Audience, Presented};
-use crate::domain::sign_in_budget::Failures;
+use crate::domain::sign_in_budget::{FailureBudget, Failures};
 use crate::domain::test_recipient::TestRecipient;
+use crate::domain::totp::{TotpCode, TotpSecret};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::human::HumanCheck;
 use crate::ports::limits::{Counters, SendCount};
+use crate::ports::sealer::Sealer;
 use crate::ports::signer::Signer;
 use crate::ports::store::{
-    AccountStore, AppStore, AuditStore, Cleanup, ClientProof, ClientStore, Consumed, DeliveryStore,
-    Effect, Filed, FiledCode, Grant, GrantStore, NewAuthCode, NewCode, NewSession, PasswordAttempt,
-    PasswordLookup, PasswordStart, PendingCode, Redeemed, Redemption, Registered, Registration,
-    RenewedCode, Requested, Revoked, Rotated, Rotation, SendEvent, SendRecord, SendStats,
-    SeriesPoint, SessionStore, Stats, TestRecipientPut, User, UserStats,
+    AccountStore, Admitted, AppStore, AuditStore, Cleanup, ClientProof, ClientStore, Consumed,
+    DeliveryStore, Effect, FactorClaim, FactorProof, FactorStore, FactorSummary, Filed, FiledCode,
+    Grant, GrantStore, NewAuthCode, NewCode, NewSession, PasswordAttempt, PasswordLookup,
+    PasswordStart, PendingCode, Redeemed, Redemption, Registered, Registration, RenewedCode,
+    Requested, Revoked, Rotated, Rotation, SendEvent, SendRecord, SendStats, SeriesPoint,
+    SessionStore, Stats, TestRecipientPut, TicketClaim, TotpFactor, User, UserStats,
 };
 use crate::providers::locale::Locale;
 use crate::providers::mail::{Mailer, Message};
@@ -264,8 +269,25 @@ pub struct MemoryStore {
     pub failures: RefCell<HashMap<String, Failures>>,
     /// The addresses of contested unverified accounts (`users.contested`).
     pub contested: RefCell<HashSet<String>>,
+    /// Authenticators by account id, with the account's second-factor
+    /// failures (`totp_factors`).
+    pub totp: RefCell<HashMap<String, (TotpFactor, Failures)>>,
+    /// Recovery codes: (account id, digest, used).
+    pub recovery_codes: RefCell<Vec<(String, String, bool)>>,
+    /// Second-step tickets by hash.
+    pub tickets: RefCell<HashMap<String, StoredTicket>>,
     pub faults: Rc<Faults>,
     pub gate: Gate,
+}
+
+/// A second-step ticket as D1 keeps it.
+#[derive(Debug, Clone)]
+pub struct StoredTicket {
+    pub user_id: String,
+    pub issued_to: String,
+    pub amr: String,
+    pub attempts: u32,
+    pub expires_at: u64,
 }
 
 /// An authorization code as D1 keeps it.
@@ -304,8 +326,125 @@ impl MemoryStore {
     fn note_sign_in(&self, session: &NewSession) {
         self.sign_ins.borrow_mut().insert(
             session.token_hash.clone(),
-            (session.now, session.amr.to_owned()),
+            (session.now, session.amr.clone()),
         );
+    }
+
+    /// Whether the account has a confirmed authenticator.
+    fn has_second_factor(&self, user_id: &str) -> bool {
+        self.totp
+            .borrow()
+            .get(user_id)
+            .is_some_and(|(f, _)| f.confirmed)
+    }
+
+    /// A right first factor: the session, or its ticket if the account
+    /// has a second factor (`edge::d1`'s `admit_statements`).
+    fn admit(&self, user_id: &str, session: &NewSession) -> Option<Admitted> {
+        if self.has_second_factor(user_id) {
+            let t = session.ticket.as_ref()?;
+            self.tickets.borrow_mut().insert(
+                t.token_hash.clone(),
+                StoredTicket {
+                    user_id: user_id.into(),
+                    issued_to: session.issued_to.as_str().into(),
+                    amr: session.amr.clone(),
+                    attempts: 0,
+                    expires_at: t.expires_at,
+                },
+            );
+            return Some(Admitted::SecondStep);
+        }
+        self.note_sign_in(session);
+        self.sessions.borrow_mut().insert(
+            session.token_hash.clone(),
+            (
+                user_id.into(),
+                session.expires_at,
+                session.issued_to.as_str().into(),
+            ),
+        );
+        Some(Admitted::Session)
+    }
+
+    /// Counts a failure on the account's authenticator unless it is locked.
+    fn claim_factor(
+        &self,
+        user_id: &str,
+        budget: FailureBudget,
+        now: u64,
+        count: bool,
+    ) -> FactorClaim {
+        let mut totp = self.totp.borrow_mut();
+        let Some((factor, failures)) = totp.get_mut(user_id) else {
+            return FactorClaim::default();
+        };
+        let locked_for = match count {
+            false => None,
+            true => {
+                let locked = budget.locked_for(*failures, now);
+                if locked.is_none() {
+                    *failures = budget.counted(*failures, now);
+                }
+                locked
+            }
+        };
+        FactorClaim {
+            locked_for,
+            factor: Some(factor.clone()),
+        }
+    }
+
+    /// Spends `proof` for the account, as `edge::d1`'s `spend` does.
+    fn spend(&self, user_id: &str, proof: FactorProof<'_>) -> bool {
+        if !self.has_second_factor(user_id) {
+            return false;
+        }
+        match proof {
+            FactorProof::Step(step) => {
+                let mut totp = self.totp.borrow_mut();
+                let Some((f, failures)) = totp.get_mut(user_id) else {
+                    return false;
+                };
+                if f.last_step >= step {
+                    return false;
+                }
+                f.last_step = step;
+                failures.count = 0;
+                true
+            }
+            FactorProof::Recovery(digest) => {
+                let mut codes = self.recovery_codes.borrow_mut();
+                match codes
+                    .iter_mut()
+                    .find(|(u, d, used)| u == user_id && d == digest && !used)
+                {
+                    Some(code) => {
+                        code.2 = true;
+                        true
+                    }
+                    None => false,
+                }
+            }
+        }
+    }
+
+    fn replace_codes(&self, user_id: &str, digests: &[String]) {
+        let mut codes = self.recovery_codes.borrow_mut();
+        codes.retain(|(u, ..)| u != user_id);
+        codes.extend(
+            digests
+                .iter()
+                .map(|d| (user_id.to_owned(), d.clone(), false)),
+        );
+    }
+
+    fn codes_left(&self, user_id: &str) -> u32 {
+        let codes = self.recovery_codes.borrow();
+        codes
+            .iter()
+            .filter(|(u, _, used)| u == user_id && !used)
+            .count() as u32
     }
 
     /// A grant with its account as it is now, as D1's join reads it.
@@ -553,32 +692,26 @@ impl AccountStore for &MemoryStore {
         rehash: Option<&str>,
         session: &NewSession,
         address_hash: &str,
-    ) -> ApiResult<bool> {
+    ) -> ApiResult<Option<Admitted>> {
         let _call = self
             .faults
             .call(Resource::D1, "after_password_login")
             .await?;
-        let mut users = self.users.borrow_mut();
-        let Some(user) = users
-            .values_mut()
-            .find(|u| u.id == user_id && u.password_hash.as_deref() == Some(verified_hash))
-        else {
-            return Ok(false);
-        };
-        if let Some(fresh) = rehash {
-            user.password_hash = Some(fresh.into());
+        {
+            let mut users = self.users.borrow_mut();
+            let Some(user) = users
+                .values_mut()
+                .find(|u| u.id == user_id && u.password_hash.as_deref() == Some(verified_hash))
+            else {
+                return Ok(None);
+            };
+            if let Some(fresh) = rehash {
+                user.password_hash = Some(fresh.into());
+            }
         }
-        self.sessions.borrow_mut().insert(
-            session.token_hash.clone(),
-            (
-                user_id.into(),
-                session.expires_at,
-                session.issued_to.as_str().into(),
-            ),
-        );
-        self.note_sign_in(session);
+        let admitted = self.admit(user_id, session);
         self.failures.borrow_mut().remove(address_hash);
-        Ok(true)
+        Ok(admitted)
     }
 
     async fn renew_code(&self, c: &RenewedCode) -> ApiResult<bool> {
@@ -653,6 +786,7 @@ impl AccountStore for &MemoryStore {
             return Ok(Consumed::Lost);
         };
         let mut password_kept = false;
+        let mut admitted = None;
         codes.remove(&key);
         let mut users = self.users.borrow_mut();
         let mut sessions = self.sessions.borrow_mut();
@@ -695,6 +829,7 @@ impl AccountStore for &MemoryStore {
                     u.password_hash = Some(password_hash);
                     u.verified = true;
                     sessions.retain(|_, (uid, ..)| *uid != u.id);
+                    self.tickets.borrow_mut().retain(|_, t| t.user_id != u.id);
                     self.grants.borrow_mut().retain(|_, g| g.user.id != u.id);
                 }
                 self.failures.borrow_mut().remove(&address_hash);
@@ -707,18 +842,193 @@ impl AccountStore for &MemoryStore {
                         sessions.retain(|_, (uid, ..)| *uid != user_id);
                     }
                 }
-                self.note_sign_in(&session);
-                sessions.insert(
-                    session.token_hash,
-                    (
-                        user_id,
-                        session.expires_at,
-                        session.issued_to.as_str().into(),
-                    ),
-                );
+                drop(sessions);
+                drop(users);
+                admitted = self.admit(&user_id, &session);
             }
         }
-        Ok(Consumed::Applied { password_kept })
+        Ok(Consumed::Applied {
+            password_kept,
+            admitted,
+        })
+    }
+}
+
+impl FactorStore for &MemoryStore {
+    async fn factor_summary(
+        &self,
+        user_id: &str,
+    ) -> ApiResult<(Option<TotpFactor>, FactorSummary)> {
+        let _call = self.faults.call(Resource::D1, "factor_summary").await?;
+        let factor = self.totp.borrow().get(user_id).map(|(f, _)| f.clone());
+        let summary = FactorSummary {
+            totp: factor.as_ref().is_some_and(|f| f.confirmed),
+            recovery_codes_left: self.codes_left(user_id),
+        };
+        Ok((factor, summary))
+    }
+
+    async fn begin_totp(&self, user_id: &str, sealed: &str, _now: u64) -> ApiResult<bool> {
+        let _call = self.faults.call(Resource::D1, "begin_totp").await?;
+        let mut totp = self.totp.borrow_mut();
+        let failures = match totp.get(user_id) {
+            Some((f, _)) if f.confirmed => return Ok(false),
+            Some((_, failures)) => *failures,
+            None => Failures::default(),
+        };
+        let factor = TotpFactor {
+            sealed: sealed.into(),
+            confirmed: false,
+            last_step: 0,
+        };
+        totp.insert(user_id.into(), (factor, failures));
+        Ok(true)
+    }
+
+    async fn claim_factor_attempt(
+        &self,
+        user_id: &str,
+        budget: FailureBudget,
+        now: u64,
+    ) -> ApiResult<FactorClaim> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "claim_factor_attempt")
+            .await?;
+        Ok(self.claim_factor(user_id, budget, now, true))
+    }
+
+    async fn confirm_totp(
+        &self,
+        user_id: &str,
+        sealed: &str,
+        step: u64,
+        digests: &[String],
+        _now: u64,
+    ) -> ApiResult<bool> {
+        let _call = self.faults.call(Resource::D1, "confirm_totp").await?;
+        {
+            let mut totp = self.totp.borrow_mut();
+            let Some((f, failures)) = totp
+                .get_mut(user_id)
+                .filter(|(f, _)| !f.confirmed && f.sealed == sealed)
+            else {
+                return Ok(false);
+            };
+            f.confirmed = true;
+            f.last_step = step;
+            failures.count = 0;
+        }
+        self.replace_codes(user_id, digests);
+        Ok(true)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        step: u64,
+        digests: &[String],
+        _now: u64,
+    ) -> ApiResult<bool> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "replace_recovery_codes")
+            .await?;
+        if !self.spend(user_id, FactorProof::Step(step)) {
+            return Ok(false);
+        }
+        self.replace_codes(user_id, digests);
+        Ok(true)
+    }
+
+    async fn remove_totp(
+        &self,
+        user_id: &str,
+        proof: FactorProof<'_>,
+        _now: u64,
+    ) -> ApiResult<bool> {
+        let _call = self.faults.call(Resource::D1, "remove_totp").await?;
+        if !self.spend(user_id, proof) {
+            return Ok(false);
+        }
+        self.totp.borrow_mut().remove(user_id);
+        self.replace_codes(user_id, &[]);
+        Ok(true)
+    }
+
+    async fn claim_ticket_attempt(
+        &self,
+        ticket_hash: &str,
+        issued_to: &str,
+        max_attempts: u32,
+        budget: FailureBudget,
+        now: u64,
+    ) -> ApiResult<Option<TicketClaim>> {
+        let _call = self
+            .faults
+            .call(Resource::D1, "claim_ticket_attempt")
+            .await?;
+        let ticket = {
+            let mut tickets = self.tickets.borrow_mut();
+            let Some(t) = tickets
+                .get_mut(ticket_hash)
+                .filter(|t| t.expires_at > now && t.issued_to == issued_to)
+            else {
+                return Ok(None);
+            };
+            t.attempts = (t.attempts + 1).min(max_attempts + 1);
+            t.clone()
+        };
+        let Some(user) = self
+            .users
+            .borrow()
+            .values()
+            .find(|u| u.id == ticket.user_id)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let within = ticket.attempts <= max_attempts;
+        let claim = self.claim_factor(&ticket.user_id, budget, now, within);
+        self.gate.pass("claim_ticket_attempt").await;
+        Ok(Some(TicketClaim {
+            user,
+            amr: ticket.amr,
+            attempts: ticket.attempts,
+            claim,
+        }))
+    }
+
+    async fn complete_ticket(
+        &self,
+        ticket_hash: &str,
+        proof: FactorProof<'_>,
+        session: &NewSession,
+        now: u64,
+    ) -> ApiResult<Option<u32>> {
+        let _call = self.faults.call(Resource::D1, "complete_ticket").await?;
+        let Some(ticket) = self
+            .tickets
+            .borrow()
+            .get(ticket_hash)
+            .filter(|t| t.expires_at > now)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        if !self.spend(&ticket.user_id, proof) {
+            return Ok(None);
+        }
+        self.tickets.borrow_mut().remove(ticket_hash);
+        if let Some((_, failures)) = self.totp.borrow_mut().get_mut(&ticket.user_id) {
+            failures.count = 0;
+        }
+        self.note_sign_in(session);
+        self.sessions.borrow_mut().insert(
+            session.token_hash.clone(),
+            (ticket.user_id.clone(), session.expires_at, ticket.issued_to),
+        );
+        Ok(Some(self.codes_left(&ticket.user_id)))
     }
 }
 
@@ -1337,6 +1647,27 @@ impl AuditStore for &MemoryStore {
             users: UserStats {
                 total: users.len() as u64,
                 verified: users.values().filter(|u| u.verified).count() as u64,
+                with_totp: self
+                    .totp
+                    .borrow()
+                    .values()
+                    .filter(|(f, _)| f.confirmed)
+                    .count() as u64,
+            },
+            sign_ins_24h: {
+                let mut by = BTreeMap::new();
+                let events = self.events.borrow();
+                let times = self.event_times.borrow();
+                for (e, _) in events
+                    .iter()
+                    .zip(times.iter())
+                    .filter(|(e, at)| e.event == "login_ok" && **at > now.saturating_sub(86_400))
+                {
+                    if let Some(p) = &e.purpose {
+                        *by.entry(p.clone()).or_default() += 1;
+                    }
+                }
+                by
             },
             active_sessions: self.sessions.borrow().len() as u64,
             app_codes: 0,
@@ -1505,6 +1836,48 @@ impl TestSigner {
     }
 }
 
+/// WebCrypto's AES-GCM, in the RustCrypto implementation of the same
+/// algorithm: what is sealed natively opens on Workers and back.
+impl Sealer for TestSigner {
+    fn seal<'a>(
+        &'a self,
+        key: &'a SealKey,
+        nonce: &'a [u8; 12],
+        plaintext: &'a [u8],
+        aad: &'a [u8],
+    ) -> LocalBoxFuture<'a, ApiResult<Vec<u8>>> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        Box::pin(async move {
+            let cipher = aes_gcm::Aes256Gcm::new(key.bytes().into());
+            cipher
+                .encrypt(
+                    nonce.into(),
+                    Payload {
+                        msg: plaintext,
+                        aad,
+                    },
+                )
+                .map_err(|e| ApiError::internal("aes-gcm", e))
+        })
+    }
+
+    fn open<'a>(
+        &'a self,
+        key: &'a SealKey,
+        nonce: &'a [u8; 12],
+        sealed: &'a [u8],
+        aad: &'a [u8],
+    ) -> LocalBoxFuture<'a, ApiResult<Option<Vec<u8>>>> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        Box::pin(async move {
+            let cipher = aes_gcm::Aes256Gcm::new(key.bytes().into());
+            Ok(cipher
+                .decrypt(nonce.into(), Payload { msg: sealed, aad })
+                .ok())
+        })
+    }
+}
+
 impl Signer for TestSigner {
     fn sign<'a>(
         &'a self,
@@ -1609,6 +1982,7 @@ impl World {
     pub fn new(extra: &[(&str, &str)]) -> Self {
         let mut vars: HashMap<&str, &str> = HashMap::from([
             ("OTP_PEPPER", "0123456789abcdef0123456789abcdef"),
+            ("MFA_ENCRYPTION_KEY", "fedcba9876543210fedcba9876543210"),
             ("ADMIN_TOKEN", ADMIN_TOKEN),
             ("ARGON2_MEMORY_KIB", "64"),
             ("ARGON2_ITERATIONS", "1"),
@@ -1654,6 +2028,7 @@ impl World {
             language: Locale::En,
             humans: &self.humans,
             signer: &self.signer,
+            sealer: &self.signer,
         }
     }
 
@@ -1704,6 +2079,38 @@ impl World {
     ) -> String {
         let session = pollster::block_on(self.svc().login(email, password, to)).unwrap();
         session.token.expose().to_owned()
+    }
+
+    /// Turns an authenticator app on for `email`'s account, signed in
+    /// with `password`: its secret and recovery codes. The clock moves on
+    /// a step, so the next code is a fresh one.
+    pub fn enrol_totp(
+        &self,
+        email: &Email,
+        password: &crate::domain::password::Password,
+    ) -> (TotpSecret, Vec<RecoveryCode>) {
+        let token = self.login_token(email, password);
+        let svc = self.svc();
+        let user = pollster::block_on(svc.me(Some(&token), Presented::Bearer)).unwrap();
+        let enrolment = pollster::block_on(svc.begin_totp(&user)).unwrap();
+        let code = self.totp_now(&enrolment.secret);
+        let (codes, _) = pollster::block_on(svc.confirm_totp(&user, &code)).unwrap();
+        self.advance(crate::domain::totp::STEP_SECS);
+        (enrolment.secret, codes)
+    }
+
+    /// The authenticator's code at the clock's time.
+    pub fn totp_now(&self, secret: &TotpSecret) -> TotpCode {
+        let step = self.clock.0.get() / crate::domain::totp::STEP_SECS;
+        TotpCode::parse(&secret.hotp(step)).unwrap()
+    }
+
+    /// The `mfa_token` a first factor's `result` asked a second step with.
+    pub fn mfa_token<T: std::fmt::Debug>(result: ApiResult<T>) -> String {
+        match result {
+            Err(ApiError::MfaRequired { mfa_token }) => mfa_token.0,
+            other => panic!("expected mfa_required, got {other:?}"),
+        }
     }
 
     /// Messages of any kind sent so far.

@@ -30,6 +30,7 @@ def oidc_signing_keys():
     crypto): a JWK set of an RS256 and an ES256 private key."""
     return subprocess.check_output(["node", str(ROOT / "scripts" / "oidc-keys.mjs")], text=True).strip()
 ADMIN_TOKEN = "e2e-admin-token-abcdefghijklmnopqrstuvwxyz"
+MFA_ENCRYPTION_KEY = "e2e-mfa-encryption-key-0123456789abcdef"
 MAIL_API_KEY = "re_e2e_test_key_123"
 TWILIO_SID = "AC00000000000000000000000000e2e"
 TWILIO_TOKEN = "e2e-twilio-auth-token-0123456789"
@@ -56,8 +57,13 @@ ROUTES = {
     "login": ("POST", "/v1/login"),
     "login_code": ("POST", "/v1/login/code"),
     "login_code_verify": ("POST", "/v1/login/code/verify"),
+    "login_mfa": ("POST", "/v1/login/mfa"),
     "me": ("GET", "/v1/me"),
     "logout": ("POST", "/v1/logout"),
+    "totp_begin": ("POST", "/v1/me/totp"),
+    "totp_remove": ("DELETE", "/v1/me/totp"),
+    "totp_confirm": ("POST", "/v1/me/totp/confirm"),
+    "totp_recovery_codes": ("POST", "/v1/me/totp/recovery-codes"),
     "password_reset": ("POST", "/v1/password-reset"),
     "password_reset_confirm": ("POST", "/v1/password-reset/confirm"),
     "otp_send": ("POST", "/v1/otp/send"),
@@ -321,7 +327,8 @@ class Worker:
         if mail:
             base["MAIL_API_URL"] = mail.url
         base.update(vars or {})
-        env = {"OTP_PEPPER": PEPPER, "ADMIN_TOKEN": ADMIN_TOKEN, "MAIL_API_KEY": MAIL_API_KEY}
+        env = {"OTP_PEPPER": PEPPER, "ADMIN_TOKEN": ADMIN_TOKEN, "MAIL_API_KEY": MAIL_API_KEY,
+               "MFA_ENCRYPTION_KEY": MFA_ENCRYPTION_KEY}
         env.update(secrets or {})
         # Secrets go in an env file (as .dev.vars would hold them), vars on the command line.
         # Single quotes keep a JSON value (OIDC_SIGNING_KEYS) as it is.
@@ -439,10 +446,12 @@ class Worker:
 
     # HTTP helpers -----------------------------------------------------------
 
-    def post(self, path, body=None, ip=None, **kw):
+    def post(self, path, body=None, ip=None, token=None, **kw):
         headers = kw.pop("headers", {})
         if ip:
             headers["cf-connecting-ip"] = ip
+        if token:
+            headers["authorization"] = f"Bearer {token}"
         return proxied("POST", self.url + path, json=body, headers=headers, timeout=30, **kw)
 
     def get(self, path, token=None, **kw):
@@ -451,10 +460,12 @@ class Worker:
             headers["authorization"] = f"Bearer {token}"
         return proxied("GET", self.url + path, headers=headers, timeout=30, **kw)
 
-    def session_delete(self, path, token=None, **kw):
+    def session_delete(self, path, body=None, token=None, **kw):
         headers = kw.pop("headers", {})
         if token:
             headers["authorization"] = f"Bearer {token}"
+        if body is not None:
+            kw["json"] = body
         return proxied("DELETE", self.url + path, headers=headers, timeout=30, **kw)
 
     def scheduled(self):
@@ -471,11 +482,11 @@ class Worker:
         method, path = ROUTES[route]
         if "{id}" in path:
             path = path.replace("{id}", id)
-        assert body is None or method == "POST", f"{route} takes no body"
+        assert body is None or method in ("POST", "DELETE"), f"{route} takes no body"
         if method == "GET":
             return self.get(path, **kw)
         if method == "DELETE":
-            return self.session_delete(path, **kw)
+            return self.session_delete(path, body, **kw)
         return self.post(path, body, **kw)
 
     def healthz(self, **kw):
@@ -505,8 +516,23 @@ class Worker:
     def login_code_verify(self, email, code, **kw):
         return self.call("login_code_verify", {"email": email, "code": code}, **kw)
 
+    def login_mfa(self, mfa_token, code, **kw):
+        return self.call("login_mfa", {"mfa_token": mfa_token, "code": code}, **kw)
+
     def me(self, **kw):
         return self.call("me", **kw)
+
+    def totp_begin(self, token, **kw):
+        return self.call("totp_begin", token=token, **kw)
+
+    def totp_confirm(self, token, code, **kw):
+        return self.call("totp_confirm", {"code": code}, token=token, **kw)
+
+    def totp_recovery_codes(self, token, code, **kw):
+        return self.call("totp_recovery_codes", {"code": code}, token=token, **kw)
+
+    def totp_remove(self, token, code, **kw):
+        return self.call("totp_remove", {"code": code}, token=token, **kw)
 
     def logout(self, **kw):
         return self.call("logout", **kw)

@@ -110,7 +110,8 @@ def test_admin_stats_needs_the_admin_token(app, verified_user):
     assert r.status_code == 200
     s = r.json()
     assert set(s) == {"active_codes", "expired_codes", "by_purpose", "users", "active_sessions", "app_codes", "api_keys",
-                      "test_codes", "sends_24h"}
+                      "test_codes", "sends_24h", "sign_ins_24h"}
+    assert set(s["users"]) == {"total", "verified", "with_totp"}
     assert set(s["sends_24h"]) == {"sent", "test", "refused"}
     assert set(s["by_purpose"]) == {"verify_email", "reset_password", "login"}
     assert s["users"]["total"] >= s["users"]["verified"] >= 1

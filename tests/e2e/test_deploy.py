@@ -63,7 +63,10 @@ def test_a_first_deploy_sets_everything_up_and_a_second_changes_nothing(account)
     assert [d["name"] for d in s["d1"]] == ["otp-edge"] and [k["title"] for k in s["kv"]] == ["otp-edge-RATE_LIMIT"]
     config = (work / "wrangler.toml").read_text()
     assert f'database_id = "{s["d1"][0]["uuid"]}"' in config and f'id = "{s["kv"][0]["id"]}"' in config
-    assert set(s["secrets"]) == {"OTP_PEPPER", "ADMIN_TOKEN", "MAIL_API_KEY", "OIDC_SIGNING_KEYS"}
+    assert set(s["secrets"]) == {"OTP_PEPPER", "ADMIN_TOKEN", "MAIL_API_KEY", "OIDC_SIGNING_KEYS", "MFA_ENCRYPTION_KEY"}
+    # Its own random value, never shown.
+    mfa_key = s["secrets"]["MFA_ENCRYPTION_KEY"]
+    assert len(mfa_key) == 64 and mfa_key != s["secrets"]["OTP_PEPPER"] and mfa_key not in first.stdout
     keys = json.loads(s["secrets"]["OIDC_SIGNING_KEYS"])["keys"]
     assert sorted(k["alg"] for k in keys) == ["ES256", "RS256"]
     assert s["secrets"]["OIDC_SIGNING_KEYS"] not in first.stdout

@@ -4,12 +4,12 @@ use super::*;
 
 use crate::domain::code::{CodeKey, CORE_SCOPE};
 use crate::domain::email::Email;
-use crate::domain::sign_in_budget::{Failures, MAX_DOUBLINGS, MAX_LOCK_SECS};
+use crate::domain::sign_in_budget::Failures;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::limits::SendCount;
 use crate::ports::store::{
-    Consumed, Effect, NewCode, NewSession, PasswordAttempt, PasswordLookup, PasswordStart,
-    PendingCode, Registered, Registration, RenewedCode, Requested, User,
+    Admitted, Consumed, Effect, NewCode, NewSession, PasswordAttempt, PasswordLookup,
+    PasswordStart, PendingCode, Registered, Registration, RenewedCode, Requested, User,
 };
 use serde::Deserialize;
 use worker::wasm_bindgen::JsValue;
@@ -61,6 +61,80 @@ fn prove_address(
     ])
 }
 
+/// A right first factor's two statements, one of which takes: the
+/// session if the account has no confirmed second factor, else its ticket.
+/// `?1` is the account's id; `guard` (over `binds`, `?1` first) must
+/// hold as well. Each returns its token hash when it inserted.
+fn admit_statements(
+    store: &D1Store,
+    op: &'static str,
+    guard: &str,
+    binds: &[JsValue],
+    s: &NewSession,
+) -> ApiResult<Vec<D1PreparedStatement>> {
+    let n = binds.len();
+    let mut session = binds.to_vec();
+    session.extend([
+        text(&s.token_hash),
+        number(s.now),
+        number(s.expires_at),
+        text(s.issued_to.as_str()),
+        text(&s.amr),
+    ]);
+    let second =
+        "EXISTS (SELECT 1 FROM totp_factors WHERE user_id = ?1 AND confirmed_at IS NOT NULL)";
+    let mut statements = vec![store.stmt(
+        op,
+        &format!(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to, amr)
+             SELECT ?{a}, ?1, ?{b}, ?{c}, ?{d}, ?{e} WHERE {guard} AND NOT {second}
+             RETURNING token_hash",
+            a = n + 1,
+            b = n + 2,
+            c = n + 3,
+            d = n + 4,
+            e = n + 5,
+        ),
+        &session,
+    )?];
+    if let Some(t) = &s.ticket {
+        let mut ticket = binds.to_vec();
+        ticket.extend([
+            text(&t.token_hash),
+            number(s.now),
+            number(t.expires_at),
+            text(s.issued_to.as_str()),
+            text(&s.amr),
+        ]);
+        statements.push(store.stmt(
+            op,
+            &format!(
+                "INSERT INTO mfa_tickets (token_hash, user_id, created_at, expires_at, issued_to, amr)
+                 SELECT ?{a}, ?1, ?{b}, ?{c}, ?{d}, ?{e} WHERE {guard} AND {second}
+                 RETURNING token_hash",
+                a = n + 1,
+                b = n + 2,
+                c = n + 3,
+                d = n + 4,
+                e = n + 5,
+            ),
+            &ticket,
+        )?);
+    }
+    Ok(statements)
+}
+
+/// What `admit_statements` for `s`, starting at statement `i`, did.
+fn admitted(results: &Results, i: usize, s: &NewSession) -> ApiResult<Option<Admitted>> {
+    if results.returned(i)? {
+        return Ok(Some(Admitted::Session));
+    }
+    match s.ticket.is_some() && results.returned(i + 1)? {
+        true => Ok(Some(Admitted::SecondStep)),
+        false => Ok(None),
+    }
+}
+
 impl AccountStore for D1Store {
     async fn begin_password_login(&self, a: &PasswordAttempt<'_>) -> ApiResult<PasswordStart> {
         const OP: &str = "begin_password_login";
@@ -83,9 +157,7 @@ impl AccountStore for D1Store {
         // stored count; the attempt is counted unless the address is locked
         // (then nothing is returned), and the count starts over after a
         // quiet window past the lock.
-        let lock = format!(
-            "(CASE WHEN failures >= ?4 THEN MIN(CAST(?3 AS INTEGER) << MIN(CAST(failures - ?4 AS INTEGER), {MAX_DOUBLINGS}), {MAX_LOCK_SECS}) ELSE 0 END)"
-        );
+        let lock = lock_secs_sql("failures", "?3", "?4");
         let budget = [
             text(a.address_hash),
             number(a.now),
@@ -270,7 +342,7 @@ impl AccountStore for D1Store {
         rehash: Option<&str>,
         session: &NewSession,
         address_hash: &str,
-    ) -> ApiResult<bool> {
+    ) -> ApiResult<Option<Admitted>> {
         const OP: &str = "after_password_login";
         let mut statements = Vec::new();
         if let Some(fresh) = rehash {
@@ -284,29 +356,30 @@ impl AccountStore for D1Store {
         // just wrote it.
         let current = rehash.unwrap_or(verified_hash);
         let created = statements.len();
-        statements.push(self.stmt(
+        let admit = admit_statements(
+            self,
             OP,
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to, amr)
-             SELECT ?2, ?1, ?3, ?4, ?6, ?7 WHERE EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?5)
-             RETURNING token_hash",
-            &[
-                text(user_id),
-                text(&session.token_hash),
-                number(session.now),
-                number(session.expires_at),
-                text(current),
-                text(session.issued_to.as_str()),
-                text(session.amr),
-            ],
-        )?);
-        // A success forgets the failures before it.
+            "EXISTS (SELECT 1 FROM users WHERE id = ?1 AND password_hash = ?2)",
+            &[text(user_id), text(current)],
+            session,
+        )?;
+        statements.extend(admit);
+        // A success forgets the failures before it: the password was right,
+        // whether the session or its second step comes next.
+        let tickets = session
+            .ticket
+            .as_ref()
+            .map(|t| t.token_hash.as_str())
+            .unwrap_or("");
         statements.push(self.stmt(
             OP,
             "DELETE FROM login_failures WHERE address_hash = ?1
-               AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = ?2)",
-            &[text(address_hash), text(&session.token_hash)],
+               AND (EXISTS (SELECT 1 FROM sessions WHERE token_hash = ?2)
+                    OR EXISTS (SELECT 1 FROM mfa_tickets WHERE token_hash = ?3))",
+            &[text(address_hash), text(&session.token_hash), text(tickets)],
         )?);
-        self.batch(OP, statements).await?.returned(created)
+        let results = self.batch(OP, statements).await?;
+        admitted(&results, created, session)
     }
 
     async fn renew_code(&self, c: &RenewedCode) -> ApiResult<bool> {
@@ -432,18 +505,23 @@ impl AccountStore for D1Store {
         };
         // Whether the first statement tells if the password was kept.
         let mut kept_at = None;
+        // Where a sign-in's session and ticket statements start.
+        let mut admit_at = None;
         // One batch is one transaction: the effect lands if and only if the
         // final DELETE finds the code, which exactly one caller can do.
         let mut statements = match &effect {
             Effect::Nothing => vec![],
             Effect::SignIn { user_id, session } => {
                 let mut statements = prove_address(self, "id = ?3", &with(&[text(user_id)]))?;
-                statements.push(self.stmt(
+                // `admit_statements` binds ?1 and ?2 as the user and the
+                // guard: here the user id, and the code's id to be live.
+                admit_at = Some(statements.len());
+                statements.extend(admit_statements(
+                    self,
                     OP,
-                    &format!(
-                        "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to, amr) SELECT ?4, ?3, ?2, ?5, ?6, ?7 WHERE {CODE_LIVE}"
-                    ),
-                    &with(&[text(user_id), text(&session.token_hash), number(session.expires_at), text(session.issued_to.as_str()), text(session.amr)]),
+                    "EXISTS (SELECT 1 FROM codes WHERE id = ?2 AND expires_at > ?3)",
+                    &[text(user_id), text(code_id), number(now)],
+                    session,
                 )?);
                 statements
             }
@@ -483,7 +561,7 @@ impl AccountStore for D1Store {
                                 text(&s.token_hash),
                                 number(s.expires_at),
                                 text(s.issued_to.as_str()),
-                                text(s.amr),
+                                text(&s.amr),
                             ]),
                         )?);
                     }
@@ -496,6 +574,15 @@ impl AccountStore for D1Store {
                     OP,
                     &format!(
                         "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ?3) AND {CODE_LIVE}"
+                    ),
+                    &with(&[text(email.as_str())]),
+                )?,
+                // A sign-in waiting for its second step started from the
+                // old password or an old code: it ends with the sessions.
+                self.stmt(
+                    OP,
+                    &format!(
+                        "DELETE FROM mfa_tickets WHERE user_id = (SELECT id FROM users WHERE email = ?3) AND {CODE_LIVE}"
                     ),
                     &with(&[text(email.as_str())]),
                 )?,
@@ -536,6 +623,13 @@ impl AccountStore for D1Store {
             Some(i) => results.returned(i)?,
             None => false,
         };
-        Ok(Consumed::Applied { password_kept })
+        let admitted = match (admit_at, &effect) {
+            (Some(i), Effect::SignIn { session, .. }) => admitted(&results, i, session)?,
+            _ => None,
+        };
+        Ok(Consumed::Applied {
+            password_kept,
+            admitted,
+        })
     }
 }

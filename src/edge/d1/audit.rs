@@ -43,6 +43,10 @@ pub const EVENTS_OF_ADDRESS_KIND_BEFORE: &str =
 const SEND_OUTCOMES: &str = "SELECT outcome, test, COUNT(*) AS n FROM auth_events
    WHERE at > ?1 AND event = 'code_sent' AND scope <> 'core' GROUP BY outcome, test";
 
+/// Sign-ins by how they ended, since ?1 (`Stats::sign_ins_24h`).
+const SIGN_INS: &str = "SELECT purpose, COUNT(*) AS n FROM auth_events
+   WHERE at > ?1 AND event = 'login_ok' AND purpose IS NOT NULL GROUP BY purpose";
+
 const DAY: u64 = 86_400;
 
 #[derive(Deserialize)]
@@ -88,6 +92,7 @@ impl AuditStore for D1Store {
         struct Users {
             total: f64,
             verified: f64,
+            with_totp: f64,
         }
         let t = [number(now)];
         let r = self
@@ -97,12 +102,14 @@ impl AuditStore for D1Store {
                     self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1", &t)?,
                     self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at <= ?1", &t)?,
                     self.stmt(OP, "SELECT purpose, COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope = ?2 GROUP BY purpose", &[number(now), text(CORE_SCOPE)])?,
-                    self.stmt(OP, "SELECT COUNT(*) AS total, COALESCE(SUM(verified), 0) AS verified FROM users", &[])?,
+                    self.stmt(OP, "SELECT COUNT(*) AS total, COALESCE(SUM(verified), 0) AS verified,
+                       (SELECT COUNT(*) FROM totp_factors WHERE confirmed_at IS NOT NULL) AS with_totp FROM users", &[])?,
                     self.stmt(OP, "SELECT COUNT(*) AS n FROM sessions WHERE expires_at > ?1", &t)?,
                     self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND scope <> ?2 AND test = 0", &[number(now), text(CORE_SCOPE)])?,
                     self.stmt(OP, "SELECT COUNT(*) AS n FROM api_keys WHERE revoked_at IS NULL", &[])?,
                     self.stmt(OP, "SELECT COUNT(*) AS n FROM codes WHERE expires_at > ?1 AND test = 1", &t)?,
                     self.stmt(OP, SEND_OUTCOMES, &[number(now.saturating_sub(DAY))])?,
+                    self.stmt(OP, SIGN_INS, &[number(now.saturating_sub(DAY))])?,
                 ],
             )
             .await?;
@@ -121,12 +128,19 @@ impl AuditStore for D1Store {
             UserStats {
                 total: 0,
                 verified: 0,
+                with_totp: 0,
             },
             |u| UserStats {
                 total: u.total as u64,
                 verified: u.verified as u64,
+                with_totp: u.with_totp as u64,
             },
         );
+        let sign_ins_24h = r
+            .rows::<PurposeCount>(9)?
+            .into_iter()
+            .map(|p| (p.purpose, p.n as u64))
+            .collect();
         Ok(Stats {
             active_codes: count(0)?,
             expired_codes: count(1)?,
@@ -137,6 +151,7 @@ impl AuditStore for D1Store {
             api_keys: count(6)?,
             test_codes: count(7)?,
             sends_24h: send_stats(r.rows::<OutcomeCount>(8)?),
+            sign_ins_24h,
         })
     }
 

@@ -6,6 +6,7 @@
 //! expression, evaluated on the same state inside that transaction.
 
 use crate::domain::api_key::{ApiKey, Channels, KeyOptions};
+use crate::domain::sign_in_budget::{MAX_DOUBLINGS, MAX_LOCK_SECS};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::limits::SendCount;
 use crate::ports::store::{
@@ -22,13 +23,14 @@ mod apps;
 mod audit;
 mod clients;
 mod delivery;
+mod factors;
 mod grants;
 mod sessions;
 
 pub struct D1Store(pub D1Database);
 
 /// Every table the migrations create.
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 15] = [
     "users",
     "codes",
     "sessions",
@@ -41,6 +43,9 @@ const TABLES: [&str; 12] = [
     "oauth_codes",
     "oauth_grants",
     "oauth_refresh_tokens",
+    "totp_factors",
+    "recovery_codes",
+    "mfa_tickets",
 ];
 
 fn text(v: &str) -> JsValue {
@@ -49,6 +54,15 @@ fn text(v: &str) -> JsValue {
 
 fn number(v: u64) -> JsValue {
     JsValue::from_f64(v as f64)
+}
+
+/// `domain::sign_in_budget`'s lock in SQL: the seconds the count in
+/// column `count` locks for, from its last failure, with the budget's
+/// window and failures before a lock as parameters `window` and `max`.
+fn lock_secs_sql(count: &str, window: &str, max: &str) -> String {
+    format!(
+        "(CASE WHEN {count} >= {max} THEN MIN(CAST({window} AS INTEGER) << MIN(CAST({count} - {max} AS INTEGER), {MAX_DOUBLINGS}), {MAX_LOCK_SECS}) ELSE 0 END)"
+    )
 }
 
 fn maybe_text(v: Option<&str>) -> JsValue {

@@ -156,7 +156,8 @@ pub enum Effect<'a> {
         password_hash: String,
         address_hash: String,
     },
-    /// Passwordless sign-in: creates the session. On an unverified account
+    /// Passwordless sign-in: creates the session, or its ticket if the
+    /// account has a second factor. On an unverified account
     /// it also marks the address verified (the code proved ownership),
     /// drops the password and revokes every session: whoever set that
     /// password had not proven the address (account pre-hijacking).
@@ -180,6 +181,15 @@ pub struct KeptPassword {
     pub session: Option<NewSession>,
 }
 
+/// What a right first factor was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// The session.
+    Session,
+    /// The account has a second factor: the session's ticket for it.
+    SecondStep,
+}
+
 /// What consuming a code did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consumed {
@@ -187,8 +197,12 @@ pub enum Consumed {
     /// or it expired: nothing was applied.
     Lost,
     /// The code is spent and its effect applied; for `MarkVerified`,
-    /// whether the account kept its password.
-    Applied { password_kept: bool },
+    /// whether the account kept its password; for `SignIn`, what the
+    /// sign-in was given.
+    Applied {
+        password_kept: bool,
+        admitted: Option<Admitted>,
+    },
 }
 
 #[allow(async_fn_in_trait)]
@@ -218,8 +232,9 @@ pub trait AccountStore {
     /// replaces the hash with `rehash`, creates `session` and forgets the
     /// address's failed sign-ins (`address_hash`), only if the account's
     /// hash is still `verified_hash`, the one the password was checked
-    /// against. `false`, changing nothing, if a reset (or anything else)
-    /// changed it since.
+    /// against. `None`, changing nothing, if a reset (or anything else)
+    /// changed it since. An account with a second factor gets
+    /// `session.ticket` filed instead of the session.
     async fn after_password_login(
         &self,
         user_id: &str,
@@ -227,7 +242,7 @@ pub trait AccountStore {
         rehash: Option<&str>,
         session: &NewSession,
         address_hash: &str,
-    ) -> ApiResult<bool>;
+    ) -> ApiResult<Option<Admitted>>;
     /// Replaces the digest (and id) of the address's pending verification
     /// code with `renewed`'s, keeping its expiry and attempts, only while
     /// the code is live and not spent and the account still unverified

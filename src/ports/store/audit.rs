@@ -19,6 +19,10 @@ pub struct Stats {
     /// Apps' sends over the last 24 hours: gone out, to test recipients,
     /// and refused by reason (the problem code, or `prefix_limited`).
     pub sends_24h: SendStats,
+    /// Sign-ins over the last 24 hours by how they ended: `password`,
+    /// `login` (an emailed code), `verify_email` (a sign-up's own
+    /// browser), `totp` and `recovery_code` (a second step).
+    pub sign_ins_24h: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -32,6 +36,8 @@ pub struct SendStats {
 pub struct UserStats {
     pub total: u64,
     pub verified: u64,
+    /// Accounts with an authenticator app on.
+    pub with_totp: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! What the flows need from the database, as small traits by capability:
 //! accounts and their codes, sessions, apps and their keys,
 //! delivery, the operator's audit trail, OpenID Connect clients and the
-//! grants made to them. `Store` is all of them. D1
+//! grants made to them, second factors. `Store` is all of them. D1
 //! implements each in its own file under `edge::d1`; every multi-step
 //! change is one atomic call here.
 
@@ -12,6 +12,7 @@ mod apps;
 mod audit;
 mod clients;
 mod delivery;
+mod factors;
 mod grants;
 mod sessions;
 
@@ -20,12 +21,20 @@ pub use apps::*;
 pub use audit::*;
 pub use clients::*;
 pub use delivery::*;
+pub use factors::*;
 pub use grants::*;
 pub use sessions::*;
 
 /// Everything the flows need from the database.
 pub trait Store:
-    AccountStore + SessionStore + AppStore + DeliveryStore + AuditStore + ClientStore + GrantStore
+    AccountStore
+    + SessionStore
+    + AppStore
+    + DeliveryStore
+    + AuditStore
+    + ClientStore
+    + GrantStore
+    + FactorStore
 {
 }
 
@@ -37,6 +46,7 @@ impl<T> Store for T where
         + AuditStore
         + ClientStore
         + GrantStore
+        + FactorStore
 {
 }
 

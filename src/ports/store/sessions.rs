@@ -1,6 +1,6 @@
 //! Sessions: the pages' browser sessions and the apps' bearer tokens.
 
-use super::User;
+use super::{NewTicket, User};
 use crate::domain::session::{Audience, Presented};
 use crate::error::ApiResult;
 
@@ -11,8 +11,13 @@ pub struct NewSession {
     pub expires_at: u64,
     pub issued_to: Audience,
     /// How the sign-in was made, as an ID token's `amr` says it (RFC 8176):
-    /// `pwd` for a password, `otp` for an emailed code.
-    pub amr: &'static str,
+    /// `pwd` for a password, `otp` for an emailed code; space-separated
+    /// when a second factor was proven too (`pwd otp mfa`).
+    pub amr: String,
+    /// For a first factor: the ticket filed instead of the session if the
+    /// account has a second factor, decided in the transaction that would
+    /// create the session (`None` for a sign-in already complete).
+    pub ticket: Option<NewTicket>,
 }
 
 #[allow(async_fn_in_trait)]

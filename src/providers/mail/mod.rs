@@ -108,8 +108,9 @@ pub fn code_message(to: &str, rendered: RenderedMail, idempotency_key: String) -
     }
 }
 
-/// Sent instead of a code when someone registers an address: the owner
-/// learns of it, the requester learns nothing.
+/// What an account's owner is told by mail: instead of a code when
+/// someone registers the address (the owner learns of it, the requester
+/// learns nothing), and of every change to the account's second factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     /// The address already has a verified account.
@@ -118,6 +119,14 @@ pub enum Notice {
     /// code, and keeps its password: a code for this one could verify a
     /// password the owner never chose (account pre-hijacking).
     RegistrationPending,
+    /// An authenticator app now guards the account.
+    TotpEnabled,
+    /// The account's authenticator app was turned off.
+    TotpDisabled,
+    /// A recovery code signed in; this many are left.
+    RecoveryCodeUsed { left: u32 },
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesReplaced,
 }
 
 /// `app` is the `APP_NAME` the notice is signed with.
@@ -137,6 +146,38 @@ pub fn notice_message(app: &str, to: &str, notice: Notice, idempotency_key: Stri
                 format!("Someone asked to create an account on {app} with this email address, but an earlier sign-up for it is still waiting for its verification code. Nothing was changed and no new code was sent."),
                 "You can still enter the code from that email. Because two sign-ups asked for this address, it keeps a password only if you enter it in the browser you first signed up in (or an app sends your password with it); otherwise your address is verified with no password, and you choose one with \"Forgot your password?\".".into(),
                 "If you didn't ask for any of this, ignore this email.".into(),
+            ],
+        ),
+        Notice::TotpEnabled => (
+            format!("Two-step sign-in is on for your {app} account"),
+            [
+                format!("An authenticator app now gives the second step of every sign-in to your {app} account."),
+                "Keep your recovery codes somewhere safe: each one signs you in once if you lose the app.".into(),
+                "If you didn't do this, reset your password now and contact support: someone signed in to your account.".into(),
+            ],
+        ),
+        Notice::TotpDisabled => (
+            format!("Two-step sign-in was turned off on your {app} account"),
+            [
+                format!("The authenticator app no longer guards your {app} account, and its recovery codes no longer work."),
+                "Signing in now takes only your password or an emailed code.".into(),
+                "If you didn't do this, reset your password now and contact support.".into(),
+            ],
+        ),
+        Notice::RecoveryCodeUsed { left } => (
+            format!("A recovery code signed in to your {app} account"),
+            [
+                format!("One of your recovery codes was just used to sign in to your {app} account. {left} of them are left."),
+                "If you lost your authenticator app, set it up again from your account page, which also gives you new recovery codes.".into(),
+                "If you didn't do this, reset your password now and contact support: someone has your password and a recovery code.".into(),
+            ],
+        ),
+        Notice::RecoveryCodesReplaced => (
+            format!("New recovery codes for your {app} account"),
+            [
+                format!("New recovery codes were made for your {app} account; the old ones no longer work."),
+                "Keep the new ones somewhere safe: each one signs you in once if you lose your authenticator app.".into(),
+                "If you didn't do this, reset your password now and contact support.".into(),
             ],
         ),
     };
@@ -196,9 +237,18 @@ mod tests {
 
     #[test]
     fn notices_have_no_code() {
-        for notice in [Notice::AccountExists, Notice::RegistrationPending] {
+        for notice in [
+            Notice::AccountExists,
+            Notice::RegistrationPending,
+            Notice::TotpEnabled,
+            Notice::TotpDisabled,
+            Notice::RecoveryCodeUsed { left: 9 },
+            Notice::RecoveryCodesReplaced,
+        ] {
             let m = notice_message("Acme", "a@example.com", notice, "k".into());
-            assert!(!m.text.chars().any(|c| c.is_ascii_digit()));
+            // The one number a notice may carry: the recovery codes left.
+            let text = m.text.replace("9 of them", "");
+            assert!(!text.chars().any(|c| c.is_ascii_digit()), "{text}");
             assert!(m.text.contains("Acme") && m.subject.contains("Acme"));
         }
     }
