@@ -330,3 +330,31 @@ def test_a_recovery_code_on_the_pages_and_without_javascript(provider, mail, bro
         page.click("#totp-off button")
         page.wait_for_url("**/auth/account?notice=totp_off")
         expect(page.locator("#totp-status")).to_contain_text("Off")
+
+
+def test_the_cron_deletes_expired_tickets_and_enrolments_never_confirmed(app, mail, verified_user):
+    email, password, _, _ = with_totp(app, mail)
+    ticket = first_step(app, email, password)
+    other, other_password = verified_user
+    enrol(app, login(app, other, other_password, SECRETS_SEEN))
+    # Past their time: the ticket's 5 minutes, the pending secret's day.
+    app.sql(command="UPDATE mfa_tickets SET expires_at = 1000 WHERE user_id = "
+                    f"(SELECT id FROM users WHERE email = '{email}')")
+    app.sql(command="UPDATE totp_factors SET created_at = 1000 WHERE user_id = "
+                    f"(SELECT id FROM users WHERE email = '{other}')")
+    problem(app.login_mfa(ticket, "123456"), 401, "invalid_mfa_token")
+    app.scheduled()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        db = app.db()
+        left = (db.execute("SELECT COUNT(*) FROM mfa_tickets t JOIN users u ON u.id = t.user_id WHERE u.email = ?",
+                           (email,)).fetchone()[0],
+                db.execute("SELECT COUNT(*) FROM totp_factors f JOIN users u ON u.id = f.user_id WHERE u.email = ?",
+                           (other,)).fetchone()[0])
+        if left == (0, 0):
+            break
+        time.sleep(0.2)
+    assert left == (0, 0)
+    # The confirmed one stays.
+    assert app.db().execute("SELECT COUNT(*) FROM totp_factors f JOIN users u ON u.id = f.user_id"
+                            " WHERE u.email = ? AND confirmed_at IS NOT NULL", (email,)).fetchone()[0] == 1

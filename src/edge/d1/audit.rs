@@ -49,6 +49,9 @@ const SIGN_INS: &str = "SELECT purpose, COUNT(*) AS n FROM auth_events
 
 const DAY: u64 = 86_400;
 
+/// How long an authenticator app set up and never confirmed is kept.
+const PENDING_TOTP_SECS: u64 = DAY;
+
 #[derive(Deserialize)]
 struct OutcomeCount {
     outcome: String,
@@ -239,6 +242,18 @@ impl AuditStore for D1Store {
                             AND NOT EXISTS (SELECT 1 FROM oauth_grants g WHERE g.client_id = oidc_clients.id)",
                         &[number(clients_before)],
                     )?,
+                    self.stmt(
+                        OP,
+                        "DELETE FROM mfa_tickets WHERE expires_at <= ?1",
+                        &[number(now)],
+                    )?,
+                    // A secret nobody confirmed guards nothing; a day is
+                    // long enough to finish setting up an app.
+                    self.stmt(
+                        OP,
+                        "DELETE FROM totp_factors WHERE confirmed_at IS NULL AND created_at < ?1",
+                        &[number(now.saturating_sub(PENDING_TOTP_SECS))],
+                    )?,
                 ],
             )
             .await?;
@@ -250,6 +265,8 @@ impl AuditStore for D1Store {
             login_failures: r.changes(6)?,
             oauth_grants: r.changes(9)?,
             oidc_clients: r.changes(10)?,
+            mfa_tickets: r.changes(11)?,
+            pending_totp: r.changes(12)?,
         })
     }
 

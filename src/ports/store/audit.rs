@@ -52,6 +52,10 @@ pub struct Cleanup {
     pub oauth_grants: u64,
     /// Self-registered clients past `UNUSED_CLIENT_DAYS` with no grant.
     pub oidc_clients: u64,
+    /// Second-step tickets past their 5 minutes.
+    pub mfa_tickets: u64,
+    /// Authenticator apps set up and never confirmed, a day on.
+    pub pending_totp: u64,
 }
 
 /// One bucket of the admin chart: codes sent, verified and failed.
