@@ -47,6 +47,9 @@ pub enum ApiError {
     MfaTokenInvalid,
     /// Too many wrong second steps for the account: locked for a while.
     SecondFactorLocked { retry_after_secs: u64 },
+    /// Setting up a second factor needs a sign-in made in the last
+    /// minutes, not just a live session.
+    FreshSignInRequired,
     /// The account already has a confirmed authenticator app.
     TotpAlreadyEnabled,
     /// There is no authenticator app to confirm or remove.
@@ -182,7 +185,7 @@ impl ApiError {
             | Self::WrongCode { .. }
             | Self::ExpiredCode => 400,
             Self::InvalidCredentials | Self::Unauthorized | Self::MfaTokenInvalid => 401,
-            Self::MfaRequired { .. } => 403,
+            Self::MfaRequired { .. } | Self::FreshSignInRequired => 403,
             Self::TotpAlreadyEnabled | Self::TotpNotEnabled => 409,
             Self::ChannelNotAllowed(_)
             | Self::OriginNotAllowed
@@ -230,6 +233,7 @@ impl ApiError {
             Self::LoginLocked { .. } => "login_locked",
             Self::MfaRequired { .. } => "mfa_required",
             Self::MfaTokenInvalid => "invalid_mfa_token",
+            Self::FreshSignInRequired => "fresh_sign_in_required",
             Self::SecondFactorLocked { .. } => "second_factor_locked",
             Self::TotpAlreadyEnabled => "totp_already_enabled",
             Self::TotpNotEnabled => "totp_not_enabled",
@@ -272,6 +276,7 @@ impl ApiError {
             Self::LoginLocked { .. } => "Password sign-in locked",
             Self::MfaRequired { .. } => "Second step required",
             Self::MfaTokenInvalid => "Invalid MFA token",
+            Self::FreshSignInRequired => "Fresh sign-in required",
             Self::SecondFactorLocked { .. } => "Second step locked",
             Self::TotpAlreadyEnabled => "Authenticator app already on",
             Self::TotpNotEnabled => "No authenticator app",
@@ -332,7 +337,8 @@ impl ApiError {
             Self::InvalidCredentials => "The email or password is wrong. If the address was signed up and not verified yet, and the password was right, a new verification code has been mailed to it.".into(),
             Self::Unauthorized => "A valid bearer token is required.".into(),
             Self::MfaRequired { .. } => "The password or code was right and the account has a second factor: send a code from the authenticator app, or a recovery code, with `mfa_token` to POST /v1/login/mfa.".into(),
-            Self::MfaTokenInvalid => "The mfa_token is unknown, expired or used up: sign in again.".into(),
+            Self::MfaTokenInvalid => "The mfa_token is unknown, expired or was issued to the hosted pages: sign in again.".into(),
+            Self::FreshSignInRequired => "Setting up an authenticator app needs a sign-in from the last 10 minutes: sign in again, then use the new session.".into(),
             Self::SecondFactorLocked { retry_after_secs } => format!(
                 "Too many wrong second steps for this account. Try again in {retry_after_secs} seconds."
             ),
@@ -436,6 +442,7 @@ impl ApiError {
                 mfa_token: Redacted("ticket".into()),
             },
             ApiError::MfaTokenInvalid,
+            ApiError::FreshSignInRequired,
             ApiError::SecondFactorLocked {
                 retry_after_secs: 900,
             },

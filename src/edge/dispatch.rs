@@ -288,7 +288,9 @@ async fn public(
         }
         PublicRoute::LoginMfa => {
             let r = MfaLogin::parse(body)?;
-            let (session, mail) = svc.login_mfa(&r.mfa_token, &r.code, Audience::Api).await?;
+            let (session, mail) = svc
+                .login_mfa(&r.mfa_token.0, &r.code, Audience::Api)
+                .await?;
             deliver_later(call.ctx, &svc.mailer, mail);
             Ok(respond::json(200, &session_json(session)))
         }
@@ -317,6 +319,9 @@ async fn session(
             svc.logout(token, Presented::Bearer).await?;
             return Ok(respond::empty(204));
         }
+        // A live session is not enough to add a second factor: its
+        // sign-in must be recent.
+        SessionRoute::BeginTotp => svc.recently_signed_in(token, Presented::Bearer).await?,
         _ => svc.me(token, Presented::Bearer).await?,
     };
     let codes = |codes: Vec<RecoveryCode>| json!({"recovery_codes": codes.iter().map(RecoveryCode::shown).collect::<Vec<_>>()});

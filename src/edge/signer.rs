@@ -198,15 +198,30 @@ impl Sealer for WebCrypto {
             let subtle = subtle()?;
             let crypto_key = aes_key(&subtle, key).await?;
             let data: JsValue = Uint8Array::from(sealed).into();
-            // A tag that does not hold rejects the promise (OperationError).
-            Ok(call(
-                &subtle,
-                "decrypt",
-                &[aes_gcm(nonce, aad)?, crypto_key, data],
-            )
-            .await
-            .ok()
-            .map(|plain| Uint8Array::new(&plain).to_vec()))
+            // A tag that does not hold rejects the promise with an
+            // OperationError: no plaintext. Anything else is a failure.
+            let f: Function = Reflect::get(&subtle, &"decrypt".into())
+                .map_err(failed("decrypt"))?
+                .dyn_into()
+                .map_err(failed("decrypt"))?;
+            let args: Array = [aes_gcm(nonce, aad)?, crypto_key, data].iter().collect();
+            let promise: Promise = f
+                .apply(&subtle, &args)
+                .map_err(failed("decrypt"))?
+                .dyn_into()
+                .map_err(failed("decrypt"))?;
+            match JsFuture::from(promise).await {
+                Ok(plain) => Ok(Some(Uint8Array::new(&plain).to_vec())),
+                Err(e) => {
+                    let name = Reflect::get(&e, &"name".into())
+                        .ok()
+                        .and_then(|n| n.as_string());
+                    match name.as_deref() {
+                        Some("OperationError") => Ok(None),
+                        _ => Err(failed("decrypt")(e)),
+                    }
+                }
+            }
         })
     }
 }

@@ -19,6 +19,7 @@ use crate::domain::recovery_code::SecondFactor;
 use crate::domain::registrant::PasswordProof;
 use crate::domain::test_recipient::NewTestRecipient;
 use crate::domain::totp::TotpCode;
+use crate::error::Redacted;
 use crate::error::{ApiError, ApiResult};
 use crate::http::body::JsonBody;
 use crate::http::routes::{id_in, key_id, OIDC_CLIENT_PATH};
@@ -135,7 +136,8 @@ impl Login {
 /// `POST /v1/login/mfa`: a sign-in's second step.
 #[derive(Debug)]
 pub struct MfaLogin {
-    pub mfa_token: String,
+    /// `Debug` hides it.
+    pub mfa_token: Redacted,
     pub code: SecondFactor,
 }
 
@@ -151,7 +153,7 @@ impl MfaLogin {
             )));
         }
         Ok(Self {
-            mfa_token: mfa_token.to_owned(),
+            mfa_token: Redacted(mfa_token.to_owned()),
             code: second_factor(body)?,
         })
     }

@@ -169,6 +169,9 @@ pub fn sentence(e: &ApiError) -> String {
             if retry_after_secs.div_ceil(60) == 1 { "minute" } else { "minutes" }
         ),
         ApiError::TotpAlreadyEnabled => "An authenticator app is already set up.".into(),
+        ApiError::FreshSignInRequired => {
+            "For your safety, setting up an authenticator app needs a recent sign-in: sign out, sign in again, and set it up then.".into()
+        }
         ApiError::TotpNotEnabled => {
             "There is no authenticator app to confirm or turn off: set one up again.".into()
         }

@@ -7,7 +7,7 @@ use maud::{html, Markup};
 
 /// Every problem code, its title (as `ApiError::title` gives it) and what
 /// to do about it. A test checks this list against the error enum.
-pub const PROBLEMS: [(&str, &str, &str); 30] = [
+pub const PROBLEMS: [(&str, &str, &str); 31] = [
     ("invalid_request", "Invalid request", "A field or query parameter is missing or malformed. The detail names it; fix the request and send it again."),
     ("invalid_code", "Invalid code", "The code does not match, or no code is pending for this address (never sent, already used, or replaced by a newer one). When the code was simply wrong, `attempts_left` says how many guesses it still takes."),
     ("expired_code", "Expired code", "The code was right but is past its lifetime. Ask for a new one. Hand-off codes live 60 seconds."),
@@ -35,6 +35,7 @@ pub const PROBLEMS: [(&str, &str, &str); 30] = [
     ("mfa_required", "Second step required", "The password or emailed code was right, and the account has an authenticator app. No session was made: send `mfa_token` from this answer with a code from the app, or a recovery code, to POST /v1/login/mfa within 5 minutes. A wrong password never gets this answer."),
     ("invalid_mfa_token", "Invalid MFA token", "The `mfa_token` is unknown, older than 5 minutes, already used, used up by wrong codes, or was issued to the hosted pages rather than the API. Sign in again from the first step."),
     ("second_factor_locked", "Second step locked", "Too many wrong second-step codes for this account, from any sign-in: its second step is locked for the seconds in the Retry-After header, doubling with each further failure up to a day. Only someone who had the first factor could cause it."),
+    ("fresh_sign_in_required", "Fresh sign-in required", "Setting up an authenticator app takes a session signed in within the last 10 minutes (by password, emailed code, or both factors), so that a session token someone took long ago cannot put their own app on the account. Sign in again and use the new session."),
     ("totp_already_enabled", "Authenticator app already on", "The account already has a confirmed authenticator app. Turn it off (DELETE /v1/me/totp with a code) before setting up another."),
     ("totp_not_enabled", "No authenticator app", "There is no pending authenticator app to confirm (start with POST /v1/me/totp), or no confirmed one to turn off or make recovery codes for."),
     ("csrf_failed", "Form refused", "A form of the hosted pages came from another site, or without this browser's form token. Nothing was done: reload the page and submit it again."),

@@ -506,3 +506,24 @@ fn every_second_factor_event_is_in_the_audit_trail() {
     let _ = second(&w, &t, SecondFactor::Totp(wrong_code(&w, &secret)));
     assert!(w.events().contains(&("mfa_failed", "invalid_code")));
 }
+
+#[test]
+fn setting_it_up_needs_a_recent_sign_in() {
+    let w = World::new(&[]);
+    let ann = Email::parse("ann@example.com").unwrap();
+    block_on(async {
+        w.svc().register(&ann, &pw(RIGHT)).await.unwrap();
+        w.svc()
+            .verify_email(&ann, &w.last_code(), &PasswordProof::None)
+            .await
+            .unwrap();
+    });
+    let token = w.login_token(&ann, &pw(RIGHT));
+    let fresh = block_on(w.svc().recently_signed_in(Some(&token), Presented::Bearer));
+    assert_eq!(fresh.unwrap().email, "ann@example.com");
+    w.advance(super::second_factor::FRESH_SIGN_IN_SECS + 1);
+    let stale = block_on(w.svc().recently_signed_in(Some(&token), Presented::Bearer));
+    assert_eq!(stale.unwrap_err(), ApiError::FreshSignInRequired);
+    let none = block_on(w.svc().recently_signed_in(Some("nope"), Presented::Bearer));
+    assert_eq!(none.unwrap_err(), ApiError::Unauthorized);
+}

@@ -13,7 +13,7 @@ use crate::domain::oauth::{
 };
 use crate::domain::oidc_client::{Client, ClientSecret};
 use crate::domain::pkce::CodeVerifier;
-use crate::domain::session::{token_hash, Token};
+use crate::domain::session::{token_hash, Presented, Token};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
 use crate::ports::limits::Counters;
@@ -164,10 +164,11 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
         if request.consent && consent == Consent::NotAsked {
             let user = self
                 .store
-                .browser_session_since(
+                .session_since(
                     &token_hash(session_token),
                     self.clock.now(),
                     signed_in_since,
+                    Presented::Cookie,
                 )
                 .await?;
             return Ok(match user {

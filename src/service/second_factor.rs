@@ -13,7 +13,7 @@ use crate::domain::audit::{outcome, Event, EventKind};
 use crate::domain::code::CORE_SCOPE;
 use crate::domain::recovery_code::{RecoveryCode, SecondFactor};
 use crate::domain::sealed::Sealed;
-use crate::domain::session::{token_hash, Audience};
+use crate::domain::session::{token_hash, Audience, Presented};
 use crate::domain::totp::{TotpCode, TotpSecret};
 use crate::error::{ApiError, ApiResult};
 use crate::ports::clock::Clock;
@@ -25,11 +25,22 @@ use crate::providers::text::Texter;
 /// How long a second step's ticket lives: time to open the app and type.
 pub const TICKET_TTL_SECS: u64 = 300;
 
-/// A pending authenticator, as the person scans or types it.
-#[derive(Debug)]
+/// How recent the sign-in of a session that sets up an authenticator app
+/// must be: a session token taken long ago cannot put its taker's app on
+/// the account (which a password reset would not remove).
+pub const FRESH_SIGN_IN_SECS: u64 = 600;
+
+/// A pending authenticator, as the person scans or types it. `Debug`
+/// hides the URI, which holds the secret.
 pub struct TotpEnrolment {
     pub secret: TotpSecret,
     pub otpauth_uri: String,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrolment(<redacted>)")
+    }
 }
 
 /// The associated data a secret is sealed with: its account, so a sealed
@@ -93,6 +104,26 @@ impl<S: Store, K: Counters, M: Mailer, T: Texter, C: Clock> Service<'_, S, K, M,
             notice,
             format!("notice-{id}"),
         ))
+    }
+
+    /// The account of the session `token` if its sign-in is at most
+    /// `FRESH_SIGN_IN_SECS` old: 403 `fresh_sign_in_required` if older,
+    /// 401 if it is no session.
+    pub async fn recently_signed_in(&self, token: Option<&str>, by: Presented) -> ApiResult<User> {
+        let token = token.ok_or(ApiError::Unauthorized)?;
+        let now = self.clock.now();
+        let since = now.saturating_sub(FRESH_SIGN_IN_SECS);
+        match self
+            .store
+            .session_since(&token_hash(token), now, since, by)
+            .await?
+        {
+            Some(user) => Ok(user),
+            None => {
+                self.me(Some(token), by).await?;
+                Err(ApiError::FreshSignInRequired)
+            }
+        }
     }
 
     /// The account's second factors, for its page and `/v1/me`.

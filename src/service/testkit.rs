@@ -1043,20 +1043,18 @@ impl SessionStore for &MemoryStore {
         Ok(self.users.borrow().values().find(|u| &u.id == uid).cloned())
     }
 
-    async fn browser_session_since(
+    async fn session_since(
         &self,
         hash: &str,
         now: u64,
         since: u64,
+        by: Presented,
     ) -> ApiResult<Option<User>> {
-        let _call = self
-            .faults
-            .call(Resource::D1, "browser_session_since")
-            .await?;
+        let _call = self.faults.call(Resource::D1, "session_since").await?;
         let signed_in = self.sign_ins.borrow().get(hash).map(|(at, _)| *at);
         let sessions = self.sessions.borrow();
         let live = |(_, exp, to): &&(String, u64, String)| {
-            *exp > now && Presented::Cookie.accepts(to) && signed_in.is_some_and(|at| at >= since)
+            *exp > now && by.accepts(to) && signed_in.is_some_and(|at| at >= since)
         };
         let Some((uid, ..)) = sessions.get(hash).filter(live) else {
             return Ok(None);

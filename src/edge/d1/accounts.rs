@@ -553,7 +553,8 @@ impl AccountStore for D1Store {
                             &format!(
                                 "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, issued_to, amr)
                                  SELECT ?5, id, ?2, ?6, ?7, ?8 FROM users
-                                 WHERE changes() = 1 AND email = ?3 AND password_hash = ?4 AND verified = 1 AND {CODE_LIVE}"
+                                 WHERE changes() = 1 AND email = ?3 AND password_hash = ?4 AND verified = 1 AND {CODE_LIVE}
+                                   AND NOT EXISTS (SELECT 1 FROM totp_factors f WHERE f.user_id = users.id AND f.confirmed_at IS NOT NULL)"
                             ),
                             &with(&[
                                 text(email.as_str()),

@@ -314,11 +314,17 @@ impl FactorStore for D1Store {
         )?;
         // The account's count, while the ticket's guess was within its own.
         let mut args = budget_args(now, budget).to_vec();
-        args.extend([text(ticket_hash), number(max_attempts.into())]);
+        args.extend([
+            text(ticket_hash),
+            number(max_attempts.into()),
+            text(issued_to),
+        ]);
+        // Only a ticket of this caller's kind counts: another's counts
+        // nothing, on the ticket or on the account.
         let count = count_failure(
             self,
             OP,
-            "(SELECT user_id FROM mfa_tickets WHERE token_hash = ?4 AND expires_at > ?1 AND attempts <= ?5)",
+            "(SELECT user_id FROM mfa_tickets WHERE token_hash = ?4 AND expires_at > ?1 AND attempts <= ?5 AND issued_to = ?6)",
             &args,
         )?;
         let read = self.stmt(

@@ -39,23 +39,19 @@ impl SessionStore for D1Store {
             .map(User::from))
     }
 
-    async fn browser_session_since(
+    async fn session_since(
         &self,
         token_hash: &str,
         now: u64,
         since: u64,
+        by: Presented,
     ) -> ApiResult<Option<User>> {
         let sql = format!("{SESSION_USER} AND s.created_at >= ?4");
         Ok(self
             .read_first::<UserRow>(
-                "browser_session_since",
+                "session_since",
                 &sql,
-                &[
-                    text(token_hash),
-                    number(now),
-                    presented(Presented::Cookie),
-                    number(since),
-                ],
+                &[text(token_hash), number(now), presented(by), number(since)],
             )
             .await?
             .map(User::from))

@@ -127,11 +127,23 @@ impl Page<'_, '_> {
             })
         };
         match path {
-            factors::TOTP_SETUP_PATH => match self.svc.begin_totp(&user).await {
-                Ok(e) => self.setup_page(&e, 200, None),
-                Err(e) if shown_here(&e) => self.account_with(&user, &e).await,
-                Err(e) => Err(e),
-            },
+            factors::TOTP_SETUP_PATH => {
+                // A live cookie is not enough: the sign-in must be recent.
+                let token = self.cookie(SESSION_COOKIE);
+                let result = match self
+                    .svc
+                    .recently_signed_in(token.as_deref(), Presented::Cookie)
+                    .await
+                {
+                    Ok(user) => self.svc.begin_totp(&user).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(e) => self.setup_page(&e, 200, None),
+                    Err(e) if shown_here(&e) => self.account_with(&user, &e).await,
+                    Err(e) => Err(e),
+                }
+            }
             factors::TOTP_CONFIRM_PATH => {
                 let result = match app_code() {
                     Ok(code) => self.svc.confirm_totp(&user, &code).await,
@@ -198,6 +210,7 @@ fn shown_here(e: &ApiError) -> bool {
         || matches!(
             e,
             ApiError::SecondFactorLocked { .. }
+                | ApiError::FreshSignInRequired
                 | ApiError::TotpAlreadyEnabled
                 | ApiError::TotpNotEnabled
         )

@@ -30,13 +30,16 @@ pub trait SessionStore {
         now: u64,
         presented: Presented,
     ) -> ApiResult<Option<User>>;
-    /// The account of the live browser session `token_hash` when its
-    /// sign-in was made at `since` or later (`prompt=login`, `max_age`).
-    async fn browser_session_since(
+    /// The account of the live session `token_hash`, presented as
+    /// `presented` allows, when its sign-in was made at `since` or later
+    /// (`prompt=login`, `max_age`, a fresh sign-in before a change of the
+    /// second factor).
+    async fn session_since(
         &self,
         token_hash: &str,
         now: u64,
         since: u64,
+        presented: Presented,
     ) -> ApiResult<Option<User>>;
     /// Ends the session, if it may be `presented` that way; returns its
     /// account's address, `None` if there was no such session.
